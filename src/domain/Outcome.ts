@@ -1,0 +1,34 @@
+import type { OrderId } from "./Ids.ts"
+
+/**
+ * What the sale decided for one purchase attempt. Only `Accepted` reserves a unit,
+ * and it reaches a caller only after the order is committed.
+ */
+export type Outcome =
+  | { readonly _tag: "Accepted"; readonly orderId: OrderId }
+  | { readonly _tag: "AlreadyPurchased"; readonly orderId: OrderId }
+  | { readonly _tag: "SoldOut" }
+  | { readonly _tag: "NotStarted"; readonly startsAt: number }
+  | { readonly _tag: "Ended" }
+  | { readonly _tag: "Cancelled" }
+
+export type OutcomeTag = Outcome["_tag"]
+
+export const outcomeTags: ReadonlyArray<OutcomeTag> = [
+  "Accepted",
+  "AlreadyPurchased",
+  "SoldOut",
+  "NotStarted",
+  "Ended",
+  "Cancelled"
+]
+
+// The column value recorded in purchase_attempts for each outcome.
+export const attemptReason: Record<OutcomeTag, string> = {
+  Accepted: "accepted",
+  AlreadyPurchased: "already_purchased",
+  SoldOut: "sold_out",
+  NotStarted: "not_started",
+  Ended: "ended",
+  Cancelled: "cancelled"
+}

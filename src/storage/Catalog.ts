@@ -1,0 +1,84 @@
+import { Context, Effect, Layer } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
+import type { ProductId, SaleId, UserId } from "../domain/Ids.ts"
+
+export interface NewSale {
+  readonly productId: ProductId
+  readonly priceCents: number
+  readonly stock: number
+  readonly startsAt: number
+  readonly endsAt: number
+}
+
+/** Users, products and sales: everything but the orders, which only a sale's owner writes. */
+export class Catalog extends Context.Service<
+  Catalog,
+  {
+    /** The user with this email, created on first sight. */
+    readonly userByEmail: (email: string) => Effect.Effect<UserId, SqlError.SqlError>
+    /** Creates one user per email (existing ones are kept) and returns all their ids, in order. */
+    readonly usersByEmail: (emails: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<UserId>, SqlError.SqlError>
+    readonly createProduct: (name: string, description: string) => Effect.Effect<ProductId, SqlError.SqlError>
+    /** Creates the sale and its stock row in one transaction. */
+    readonly createSale: (sale: NewSale) => Effect.Effect<SaleId, SqlError.SqlError>
+    /** Marks the sale cancelled; true when it existed and was not cancelled yet. */
+    readonly cancelSale: (saleId: SaleId) => Effect.Effect<boolean, SqlError.SqlError>
+  }
+>()("mincommerce/storage/Catalog") {
+  static readonly layer = Layer.effect(
+    Catalog,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+
+      const usersByEmail = Effect.fn("Catalog.usersByEmail")(function* (emails: ReadonlyArray<string>) {
+        const rows = yield* sql<{ id: UserId }>`
+          WITH input AS (
+            SELECT email, ordinality FROM unnest(${emails}::text[]) WITH ORDINALITY AS e (email, ordinality)
+          ), inserted AS (
+            INSERT INTO users (email) SELECT email FROM input ON CONFLICT (email) DO NOTHING RETURNING id, email
+          )
+          SELECT coalesce(i.id, u.id) AS id
+          FROM input
+          LEFT JOIN inserted i ON i.email = input.email
+          LEFT JOIN users u ON u.email = input.email
+          ORDER BY input.ordinality`
+        return rows.map((row) => row.id)
+      })
+
+      const userByEmail = Effect.fn("Catalog.userByEmail")(function* (email: string) {
+        const [id] = yield* usersByEmail([email])
+        if (id === undefined) return yield* Effect.die(new Error("user upsert returned no row"))
+        return id
+      })
+
+      const createProduct = Effect.fn("Catalog.createProduct")(function* (name: string, description: string) {
+        const rows = yield* sql<{ id: ProductId }>`
+          INSERT INTO products (name, description) VALUES (${name}, ${description}) RETURNING id`
+        return rows[0]!.id
+      })
+
+      const createSale = Effect.fn("Catalog.createSale")(
+        function* (sale: NewSale) {
+          const rows = yield* sql<{ id: SaleId }>`
+            INSERT INTO flash_sales (product_id, price_cents, starts_at, ends_at)
+            VALUES (${sale.productId}, ${sale.priceCents},
+                    to_timestamp(${sale.startsAt} / 1000.0), to_timestamp(${sale.endsAt} / 1000.0))
+            RETURNING id`
+          const saleId = rows[0]!.id
+          yield* sql`INSERT INTO stocks (sale_id, total, available) VALUES (${saleId}, ${sale.stock}, ${sale.stock})`
+          return saleId
+        },
+        sql.withTransaction
+      )
+
+      const cancelSale = Effect.fn("Catalog.cancelSale")(function* (saleId: SaleId) {
+        const rows = yield* sql`
+          UPDATE flash_sales SET status = 'cancelled', updated_at = now()
+          WHERE id = ${saleId} AND status <> 'cancelled' RETURNING id`
+        return rows.length > 0
+      })
+
+      return Catalog.of({ userByEmail, usersByEmail, createProduct, createSale, cancelSale })
+    })
+  )
+}

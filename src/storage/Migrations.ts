@@ -1,0 +1,75 @@
+import { NodeServices } from "@effect/platform-node"
+import * as PgMigrator from "@effect/sql-pg/PgMigrator"
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+
+const schema = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE users (
+      id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+      email text NOT NULL UNIQUE CHECK (length(email) BETWEEN 3 AND 254),
+      created_at timestamptz NOT NULL DEFAULT now()
+    )`
+  yield* sql`
+    CREATE TABLE products (
+      id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+      name text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+      description text NOT NULL DEFAULT '',
+      created_at timestamptz NOT NULL DEFAULT now(),
+      updated_at timestamptz NOT NULL DEFAULT now()
+    )`
+  yield* sql`
+    CREATE TABLE flash_sales (
+      id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+      product_id uuid NOT NULL REFERENCES products (id),
+      price_cents integer NOT NULL CHECK (price_cents >= 0),
+      starts_at timestamptz NOT NULL,
+      ends_at timestamptz NOT NULL,
+      status text NOT NULL DEFAULT 'scheduled' CHECK (status IN ('scheduled', 'cancelled')),
+      sold_out_at timestamptz,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      updated_at timestamptz NOT NULL DEFAULT now(),
+      CHECK (ends_at > starts_at)
+    )`
+  yield* sql`CREATE INDEX flash_sales_window ON flash_sales (starts_at, ends_at)`
+  yield* sql`CREATE INDEX flash_sales_product ON flash_sales (product_id)`
+  // One stock row per sale. It also carries the owner epoch: every batch commit checks the
+  // epoch and takes the units in the same UPDATE, so a fenced owner can take nothing (I4).
+  yield* sql`
+    CREATE TABLE stocks (
+      sale_id uuid PRIMARY KEY REFERENCES flash_sales (id),
+      total integer NOT NULL CHECK (total >= 0),
+      available integer NOT NULL CHECK (available >= 0),
+      owner_epoch integer NOT NULL DEFAULT 0,
+      updated_at timestamptz NOT NULL DEFAULT now(),
+      CHECK (available <= total)
+    )`
+  yield* sql`
+    CREATE TABLE orders (
+      id uuid PRIMARY KEY,
+      sale_id uuid NOT NULL REFERENCES flash_sales (id),
+      user_id uuid NOT NULL REFERENCES users (id),
+      price_cents integer NOT NULL,
+      owner_epoch integer NOT NULL,
+      created_at timestamptz NOT NULL,
+      UNIQUE (sale_id, user_id)
+    )`
+  yield* sql`CREATE INDEX orders_user ON orders (user_id)`
+  yield* sql`
+    CREATE TABLE purchase_attempts (
+      id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      sale_id uuid NOT NULL REFERENCES flash_sales (id),
+      user_id uuid NOT NULL,
+      outcome text NOT NULL,
+      attempted_at timestamptz NOT NULL
+    )`
+  yield* sql`CREATE INDEX purchase_attempts_sale ON purchase_attempts (sale_id, outcome)`
+})
+
+/** Brings the schema up to date; a node serves nothing before this has run. */
+export const Migrations = {
+  layer: PgMigrator.layer({
+    loader: PgMigrator.fromRecord({ "0001_schema": schema })
+  }).pipe(Layer.provide(NodeServices.layer))
+}

@@ -1,0 +1,177 @@
+import { Context, Effect, Layer } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
+import { SaleNotFound, StaleEpoch } from "../domain/Errors.ts"
+import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
+
+/** A sale as PostgreSQL has it: what an owner rebuilds its state from (invariant I5). */
+export interface SaleSnapshot {
+  readonly saleId: SaleId
+  readonly total: number
+  /** The stock row's counter; always `total - buyers.size` (checked on load). */
+  readonly available: number
+  readonly startsAt: number
+  readonly endsAt: number
+  readonly cancelled: boolean
+  /** Every committed order of the sale, by buyer. */
+  readonly buyers: ReadonlyMap<UserId, OrderId>
+}
+
+export interface Claim {
+  /** The fencing token this owner passes to every commit. */
+  readonly epoch: number
+  readonly snapshot: SaleSnapshot
+}
+
+export interface OrderToCommit {
+  readonly orderId: OrderId
+  readonly userId: UserId
+  readonly at: number
+}
+
+export interface AttemptRecord {
+  readonly userId: UserId
+  /** A value of `attemptReason`. */
+  readonly outcome: string
+  readonly at: number
+}
+
+export interface Batch {
+  readonly saleId: SaleId
+  readonly epoch: number
+  readonly orders: ReadonlyArray<OrderToCommit>
+  readonly attempts: ReadonlyArray<AttemptRecord>
+}
+
+/**
+ * The orders of a sale, written only by its owner. Knows nothing of actors: it mints
+ * epochs, loads snapshots and commits batches, each in one transaction.
+ */
+export class OrderStore extends Context.Service<
+  OrderStore,
+  {
+    /**
+     * Becomes the sale's writer: mints a new epoch on the stock row (fencing every earlier
+     * owner), then reads back the committed state under it.
+     */
+    readonly claim: (saleId: SaleId) => Effect.Effect<Claim, SaleNotFound | SqlError.SqlError>
+    /** The committed state, without claiming anything. */
+    readonly load: (saleId: SaleId) => Effect.Effect<SaleSnapshot, SaleNotFound | SqlError.SqlError>
+    /**
+     * One transaction: check the epoch and take the units on the stock row, insert every
+     * order, record every attempt. A stale epoch rolls the whole batch back.
+     */
+    readonly commit: (batch: Batch) => Effect.Effect<void, StaleEpoch | SqlError.SqlError>
+    /** Which of these orders are committed: settles a commit whose outcome was lost. */
+    readonly committedOf: (
+      saleId: SaleId,
+      orderIds: ReadonlyArray<OrderId>
+    ) => Effect.Effect<ReadonlySet<OrderId>, SqlError.SqlError>
+  }
+>()("mincommerce/storage/OrderStore") {
+  static readonly layer = Layer.effect(
+    OrderStore,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+
+      const readSnapshot = Effect.fnUntraced(function* (saleId: SaleId) {
+        const sales = yield* sql<{
+          total: number
+          available: number
+          startsAt: number
+          endsAt: number
+          cancelled: boolean
+        }>`
+          SELECT s.total, s.available,
+                 (extract(epoch FROM f.starts_at) * 1000)::float8 AS "startsAt",
+                 (extract(epoch FROM f.ends_at) * 1000)::float8 AS "endsAt",
+                 f.status = 'cancelled' AS cancelled
+          FROM flash_sales f JOIN stocks s ON s.sale_id = f.id
+          WHERE f.id = ${saleId}`
+        const sale = sales[0]
+        if (sale === undefined) return yield* new SaleNotFound({ saleId })
+        const rows = yield* sql<{ userId: UserId; orderId: OrderId }>`
+          SELECT user_id AS "userId", id AS "orderId" FROM orders WHERE sale_id = ${saleId}`
+        const buyers = new Map<UserId, OrderId>()
+        for (const row of rows) buyers.set(row.userId, row.orderId)
+        if (sale.available !== sale.total - buyers.size) {
+          return yield* Effect.die(
+            new Error(
+              `sale ${saleId}: stock row says ${sale.available} available, orders say ${sale.total - buyers.size}`
+            )
+          )
+        }
+        return { saleId, ...sale, buyers } satisfies SaleSnapshot
+      })
+
+      const claim = Effect.fn("OrderStore.claim")(function* (saleId: SaleId) {
+        const minted = yield* sql<{ epoch: number }>`
+          UPDATE stocks SET owner_epoch = owner_epoch + 1, updated_at = now()
+          WHERE sale_id = ${saleId} RETURNING owner_epoch AS epoch`
+        const epoch = minted[0]?.epoch
+        if (epoch === undefined) return yield* new SaleNotFound({ saleId })
+        // Read after minting: any commit of an older owner has finished or will be fenced,
+        // so nothing can be committed that this snapshot misses.
+        const snapshot = yield* readSnapshot(saleId)
+        return { epoch, snapshot }
+      })
+
+      const load = Effect.fn("OrderStore.load")(function* (saleId: SaleId) {
+        return yield* readSnapshot(saleId)
+      })
+
+      const commit = Effect.fnUntraced(function* (batch: Batch) {
+        const taken = batch.orders.length
+        const fenced = yield* sql<{ available: number }>`
+          UPDATE stocks SET available = available - ${taken}, updated_at = now()
+          WHERE sale_id = ${batch.saleId} AND owner_epoch = ${batch.epoch} AND available >= ${taken}
+          RETURNING available`
+        const after = fenced[0]
+        if (after === undefined) {
+          const current = yield* sql<{ epoch: number; available: number }>`
+            SELECT owner_epoch AS epoch, available FROM stocks WHERE sale_id = ${batch.saleId}`
+          if (current[0]?.epoch === batch.epoch) {
+            return yield* Effect.die(
+              new Error(`sale ${batch.saleId}: batch of ${taken} exceeds ${current[0].available} available`)
+            )
+          }
+          return yield* new StaleEpoch({ saleId: batch.saleId, epoch: batch.epoch })
+        }
+        if (taken > 0) {
+          const ids = batch.orders.map((o) => o.orderId)
+          const users = batch.orders.map((o) => o.userId)
+          const times = batch.orders.map((o) => o.at)
+          yield* sql`
+            INSERT INTO orders (id, sale_id, user_id, price_cents, owner_epoch, created_at)
+            SELECT o.id, f.id, o.user_id, f.price_cents, ${batch.epoch}, to_timestamp(o.at / 1000.0)
+            FROM unnest(${ids}::uuid[], ${users}::uuid[], ${times}::float8[]) AS o (id, user_id, at)
+            CROSS JOIN flash_sales f WHERE f.id = ${batch.saleId}`
+          if (after.available === 0) {
+            yield* sql`
+              UPDATE flash_sales SET sold_out_at = now()
+              WHERE id = ${batch.saleId} AND sold_out_at IS NULL`
+          }
+        }
+        if (batch.attempts.length > 0) {
+          const users = batch.attempts.map((a) => a.userId)
+          const outcomes = batch.attempts.map((a) => a.outcome)
+          const times = batch.attempts.map((a) => a.at)
+          yield* sql`
+            INSERT INTO purchase_attempts (sale_id, user_id, outcome, attempted_at)
+            SELECT ${batch.saleId}, a.user_id, a.outcome, to_timestamp(a.at / 1000.0)
+            FROM unnest(${users}::uuid[], ${outcomes}::text[], ${times}::float8[]) AS a (user_id, outcome, at)`
+        }
+      }, sql.withTransaction)
+
+      const committedOf = Effect.fn("OrderStore.committedOf")(function* (
+        saleId: SaleId,
+        orderIds: ReadonlyArray<OrderId>
+      ) {
+        const rows = yield* sql<{ id: OrderId }>`
+          SELECT id FROM orders WHERE sale_id = ${saleId} AND id = ANY(${orderIds}::uuid[])`
+        return new Set(rows.map((row) => row.id))
+      })
+
+      return OrderStore.of({ claim, load, commit, committedOf })
+    })
+  )
+}
