@@ -35,6 +35,20 @@ export interface AttemptRecord {
   readonly at: number
 }
 
+/**
+ * Proof that a batch is durably committed. Only `OrderStore.commit` makes one, and a
+ * purchase can be answered "accepted" only by presenting it.
+ */
+export class CommitReceipt {
+  readonly saleId: SaleId
+  /** The orders known to be in PostgreSQL. */
+  readonly orderIds: ReadonlySet<OrderId>
+  constructor(saleId: SaleId, orderIds: ReadonlySet<OrderId>) {
+    this.saleId = saleId
+    this.orderIds = orderIds
+  }
+}
+
 export interface Batch {
   readonly saleId: SaleId
   readonly epoch: number
@@ -60,12 +74,16 @@ export class OrderStore extends Context.Service<
      * One transaction: check the epoch and take the units on the stock row, insert every
      * order, record every attempt. A stale epoch rolls the whole batch back.
      */
-    readonly commit: (batch: Batch) => Effect.Effect<void, StaleEpoch | SqlError.SqlError>
-    /** Which of these orders are committed: settles a commit whose outcome was lost. */
+    readonly commit: (batch: Batch) => Effect.Effect<CommitReceipt, StaleEpoch | SqlError.SqlError>
+    /**
+     * Which of these orders are committed: settles a commit whose outcome was lost. It
+     * first locks the stock row, so a commit of ours still in flight on a broken connection
+     * has finished (or aborted) before the orders are looked up.
+     */
     readonly committedOf: (
       saleId: SaleId,
       orderIds: ReadonlyArray<OrderId>
-    ) => Effect.Effect<ReadonlySet<OrderId>, SqlError.SqlError>
+    ) => Effect.Effect<CommitReceipt, SqlError.SqlError>
   }
 >()("mincommerce/storage/OrderStore") {
   static readonly layer = Layer.effect(
@@ -136,8 +154,8 @@ export class OrderStore extends Context.Service<
           }
           return yield* new StaleEpoch({ saleId: batch.saleId, epoch: batch.epoch })
         }
+        const ids = batch.orders.map((o) => o.orderId)
         if (taken > 0) {
-          const ids = batch.orders.map((o) => o.orderId)
           const users = batch.orders.map((o) => o.userId)
           const times = batch.orders.map((o) => o.at)
           yield* sql`
@@ -160,16 +178,18 @@ export class OrderStore extends Context.Service<
             SELECT ${batch.saleId}, a.user_id, a.outcome, to_timestamp(a.at / 1000.0)
             FROM unnest(${users}::uuid[], ${outcomes}::text[], ${times}::float8[]) AS a (user_id, outcome, at)`
         }
+        return new CommitReceipt(batch.saleId, new Set(ids))
       }, sql.withTransaction)
 
-      const committedOf = Effect.fn("OrderStore.committedOf")(function* (
-        saleId: SaleId,
-        orderIds: ReadonlyArray<OrderId>
-      ) {
-        const rows = yield* sql<{ id: OrderId }>`
+      const committedOf = Effect.fn("OrderStore.committedOf")(
+        function* (saleId: SaleId, orderIds: ReadonlyArray<OrderId>) {
+          yield* sql`SELECT 1 FROM stocks WHERE sale_id = ${saleId} FOR UPDATE`
+          const rows = yield* sql<{ id: OrderId }>`
           SELECT id FROM orders WHERE sale_id = ${saleId} AND id = ANY(${orderIds}::uuid[])`
-        return new Set(rows.map((row) => row.id))
-      })
+          return new CommitReceipt(saleId, new Set(rows.map((row) => row.id)))
+        },
+        sql.withTransaction
+      )
 
       return OrderStore.of({ claim, load, commit, committedOf })
     })

@@ -1,0 +1,296 @@
+import { Cause, Clock, Deferred, Effect, Exit, Queue, Schedule, type Scope } from "effect"
+import { randomUUID } from "node:crypto"
+import { Overloaded, PurchaseUnavailable } from "../domain/Errors.ts"
+import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
+import { attemptReason, type Outcome } from "../domain/Outcome.ts"
+import {
+  OrderStore,
+  type AttemptRecord,
+  type Claim,
+  type CommitReceipt,
+  type OrderToCommit
+} from "../storage/OrderStore.ts"
+import * as Sale from "./SaleState.ts"
+
+export type Accepted = Extract<Outcome, { _tag: "Accepted" }>
+export type Rejection = Exclude<Outcome, Accepted>
+
+/** Why an actor stopped: asked to (drained and flushed), or fenced by a newer owner. */
+export type StopReason = "stopped" | "fenced" | "failed"
+
+export interface SaleView {
+  readonly saleId: SaleId
+  readonly epoch: number
+  readonly total: number
+  readonly remaining: number
+  readonly startsAt: number
+  readonly endsAt: number
+  readonly status: Sale.SaleStatus
+  readonly mailboxDepth: number
+}
+
+/** A completed commit, for metrics: how many orders and attempts, and how long it took. */
+export interface CommitReport {
+  readonly orders: number
+  readonly attempts: number
+  readonly millis: number
+}
+
+export interface ActorOptions {
+  readonly mailboxCapacity: number
+  readonly maxBatchSize: number
+  /** Seconds a caller is told to wait before retrying an overloaded or unavailable sale. */
+  readonly retryAfterSeconds?: number
+  /** Called after every successful commit, on the writer fiber: keep it cheap. */
+  readonly onCommit?: (report: CommitReport) => void
+}
+
+/**
+ * One sale's single writer. Purchases enter a bounded mailbox; one fiber takes them in
+ * order and decides each in memory; accepted orders are staged for a second fiber that
+ * commits everything staged in one transaction whenever the previous commit returns.
+ */
+export interface SaleActor {
+  readonly saleId: SaleId
+  readonly epoch: number
+  /** Answers after the decision, and for an accepted order only after its COMMIT. */
+  readonly purchase: (userId: UserId) => Effect.Effect<Outcome, Overloaded | PurchaseUnavailable>
+  readonly cancel: Effect.Effect<void>
+  readonly view: (now: number) => SaleView
+  /** Stops taking purchases, decides what is queued, commits what is staged, then ends. */
+  readonly stop: Effect.Effect<StopReason>
+  /** Completes when the actor has stopped, for whatever reason. */
+  readonly stopped: Effect.Effect<StopReason>
+}
+
+interface Envelope {
+  readonly userId: UserId
+  readonly orderId: OrderId
+  readonly resume: (answer: Effect.Effect<Outcome, PurchaseUnavailable>) => void
+}
+
+/** One decided attempt on its way to the writer: its audit record, and a waiting buyer if accepted. */
+interface Staged {
+  readonly attempt: AttemptRecord
+  readonly order: OrderToCommit | undefined
+  readonly envelope: Envelope | undefined
+}
+
+// The only two ways a buyer is answered. An acceptance needs the commit's receipt, so no
+// code path can say "purchased" for an order that is not in PostgreSQL (invariant I3).
+const answerRejection = (envelope: Envelope, outcome: Rejection) => envelope.resume(Effect.succeed(outcome))
+const answerAccepted = (envelope: Envelope, receipt: CommitReceipt) => {
+  if (!receipt.orderIds.has(envelope.orderId)) throw new Error("answered an order the receipt does not hold")
+  envelope.resume(Effect.succeed({ _tag: "Accepted", orderId: envelope.orderId }))
+}
+
+// How long a writer keeps trying to learn whether a broken commit went through before the
+// actor gives up and stops (its reservations stay held, so giving up can only undersell).
+const settleSchedule = Schedule.spaced("200 millis").pipe(Schedule.upTo({ duration: "30 seconds" }))
+
+export const make = Effect.fnUntraced(function* (
+  claim: Claim,
+  options: ActorOptions
+): Effect.fn.Return<SaleActor, never, OrderStore | Scope.Scope> {
+  const store = yield* OrderStore
+  const scope = yield* Effect.scope
+  const saleId = claim.snapshot.saleId
+  const epoch = claim.epoch
+  const retryAfterSeconds = options.retryAfterSeconds ?? 1
+
+  let state = Sale.initialState(claim.snapshot)
+  // Set once the actor must refuse work: fenced by a newer owner, or unable to reach the database.
+  let halted: "fenced" | "failed" | undefined
+  let stopping = false
+  const stopped = yield* Deferred.make<StopReason>()
+  const mailbox = yield* Queue.dropping<Envelope, Cause.Done>(options.mailboxCapacity)
+  // Bounded: when the database falls behind, the decider waits, the mailbox fills, and
+  // buyers get 503s instead of the node queueing without limit.
+  const staging = yield* Queue.bounded<Staged, Cause.Done>(Math.max(options.maxBatchSize * 4, 1024))
+  // Audit records of a batch that failed, carried into the next one so none is lost.
+  let carried: Array<AttemptRecord> = []
+
+  const unavailable = (reason: "commit_failed" | "fenced" | "stopping") =>
+    new PurchaseUnavailable({ saleId, reason, retryAfterSeconds })
+
+  const refuse = (envelope: Envelope) =>
+    envelope.resume(Effect.fail(unavailable(halted === "fenced" ? "fenced" : "stopping")))
+
+  const halt = (reason: "fenced" | "failed") => {
+    halted = reason
+    Queue.endUnsafe(mailbox)
+  }
+
+  const decideAll = (envelopes: ReadonlyArray<Envelope>, now: number): Array<Staged> => {
+    const staged = new Array<Staged>(envelopes.length)
+    for (let i = 0; i < envelopes.length; i++) {
+      const envelope = envelopes[i]!
+      if (halted !== undefined) {
+        refuse(envelope)
+        continue
+      }
+      const [next, outcome] = Sale.decide(state, { userId: envelope.userId, orderId: envelope.orderId, now })
+      state = next
+      const attempt: AttemptRecord = { userId: envelope.userId, outcome: attemptReason[outcome._tag], at: now }
+      if (outcome._tag === "Accepted") {
+        staged[i] = { attempt, order: { orderId: outcome.orderId, userId: envelope.userId, at: now }, envelope }
+      } else {
+        answerRejection(envelope, outcome)
+        staged[i] = { attempt, order: undefined, envelope: undefined }
+      }
+    }
+    return halted !== undefined ? [] : staged
+  }
+
+  const decider = Effect.gen(function* () {
+    while (true) {
+      const envelopes = yield* Queue.takeAll(mailbox)
+      const now = yield* Clock.currentTimeMillis
+      yield* Queue.offerAll(staging, decideAll(envelopes, now))
+    }
+  }).pipe(
+    Effect.catchIf(Cause.isDone, () => Effect.void),
+    Effect.ensuring(Queue.end(staging))
+  )
+
+  /** A commit that did not answer: find out what PostgreSQL has, then answer accordingly. */
+  const settle = Effect.fnUntraced(function* (batch: ReadonlyArray<Staged>, cause: Cause.Cause<unknown>) {
+    const pending = batch.filter((s) => s.envelope !== undefined)
+    const receipt = yield* store
+      .committedOf(
+        saleId,
+        pending.map((s) => s.order!.orderId)
+      )
+      .pipe(
+        // A connection killed mid-query surfaces as a defect; here it is just another try.
+        Effect.catchCause((failure) => Effect.fail(failure)),
+        Effect.retry(settleSchedule),
+        Effect.option
+      )
+    if (receipt._tag === "None") {
+      yield* Effect.logError("commit outcome unknown and database unreachable; stopping the sale's actor", {
+        saleId,
+        cause: Cause.pretty(cause)
+      })
+      for (const s of pending) s.envelope!.resume(Effect.fail(unavailable("commit_failed")))
+      return halt("failed")
+    }
+    yield* Effect.logWarning("batch commit failed; settled against PostgreSQL", {
+      saleId,
+      orders: pending.length,
+      committed: receipt.value.orderIds.size
+    })
+    const attempts = new Array<AttemptRecord>()
+    for (const s of batch) {
+      if (s.envelope === undefined) {
+        attempts.push(s.attempt)
+      } else if (receipt.value.orderIds.has(s.envelope.orderId)) {
+        answerAccepted(s.envelope, receipt.value)
+      } else {
+        state = Sale.release(state, s.envelope.userId, s.envelope.orderId)
+        attempts.push({ ...s.attempt, outcome: "commit_failed" })
+        s.envelope.resume(Effect.fail(unavailable("commit_failed")))
+      }
+    }
+    carried = carried.concat(attempts)
+  })
+
+  const fence = (batch: ReadonlyArray<Staged>) =>
+    Effect.gen(function* () {
+      halt("fenced")
+      for (const s of batch) if (s.envelope !== undefined) refuse(s.envelope)
+      yield* Effect.logWarning("fenced: another owner holds a newer epoch; stopping", { saleId, epoch })
+    })
+
+  const commitBatch = Effect.fnUntraced(function* (batch: ReadonlyArray<Staged>) {
+    if (halted !== undefined) {
+      for (const s of batch) if (s.envelope !== undefined) refuse(s.envelope)
+      return
+    }
+    const orders: Array<OrderToCommit> = []
+    const attempts = carried
+    carried = []
+    for (const s of batch) {
+      attempts.push(s.attempt)
+      if (s.order !== undefined) orders.push(s.order)
+    }
+    const started = yield* Clock.currentTimeMillis
+    const exit = yield* Effect.exit(store.commit({ saleId, epoch, orders, attempts }))
+    if (Exit.isSuccess(exit)) {
+      for (const s of batch) if (s.envelope !== undefined) answerAccepted(s.envelope, exit.value)
+      const finished = yield* Clock.currentTimeMillis
+      options.onCommit?.({ orders: orders.length, attempts: attempts.length, millis: finished - started })
+      return
+    }
+    const stale = exit.cause.reasons.some((r) => Cause.isFailReason(r) && r.error._tag === "StaleEpoch")
+    if (stale) return yield* fence(batch)
+    carried = attempts.filter((a) => a.outcome !== "accepted")
+    yield* settle(batch, exit.cause)
+  })
+
+  // Stopping, for any reason, is the same drain: the mailbox is closed, the decider answers
+  // or stages what was queued and closes the staging queue, and the writer commits (or,
+  // once halted, refuses) everything staged. No buyer is left without an answer.
+  // Whatever goes wrong in a commit, its buyers are answered: a bug must not leave them waiting.
+  const commitOrHalt = (batch: ReadonlyArray<Staged>) =>
+    commitBatch(batch).pipe(
+      Effect.catchCause((cause) =>
+        Effect.gen(function* () {
+          yield* Effect.logError("sale actor failed; stopping", { saleId, cause: Cause.pretty(cause) })
+          halt("failed")
+          for (const s of batch) if (s.envelope !== undefined) refuse(s.envelope)
+        })
+      )
+    )
+
+  const writer = Effect.gen(function* () {
+    while (true) {
+      const batch = yield* Queue.takeBetween(staging, 1, options.maxBatchSize)
+      yield* commitOrHalt(batch)
+    }
+  }).pipe(
+    Effect.catchIf(Cause.isDone, () => Effect.void),
+    Effect.andThen(Effect.suspend(() => Deferred.succeed(stopped, halted ?? "stopped")))
+  )
+
+  yield* Effect.forkIn(decider, scope)
+  yield* Effect.forkIn(writer, scope)
+
+  const stop = Effect.suspend(() => {
+    stopping = true
+    Queue.endUnsafe(mailbox)
+    return Deferred.await(stopped)
+  })
+  // Added after the fibers, so it runs before they are interrupted: closing the scope drains.
+  yield* Effect.addFinalizer(() => stop)
+
+  const purchase = (userId: UserId) =>
+    Effect.callback<Outcome, Overloaded | PurchaseUnavailable>((resume) => {
+      const envelope: Envelope = { userId, orderId: randomUUID() as OrderId, resume }
+      if (Queue.offerUnsafe(mailbox, envelope)) return
+      if (stopping || halted !== undefined) refuse(envelope)
+      else resume(Effect.fail(new Overloaded({ saleId, retryAfterSeconds })))
+    })
+
+  const actor: SaleActor = {
+    saleId,
+    epoch,
+    purchase,
+    cancel: Effect.sync(() => {
+      state = Sale.cancel(state)
+    }),
+    view: (now) => ({
+      saleId,
+      epoch,
+      total: state.total,
+      remaining: state.remaining,
+      startsAt: state.startsAt,
+      endsAt: state.endsAt,
+      status: Sale.statusAt(state, now),
+      mailboxDepth: Queue.sizeUnsafe(mailbox)
+    }),
+    stop,
+    stopped: Deferred.await(stopped)
+  }
+  return actor
+})

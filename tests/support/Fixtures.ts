@@ -1,0 +1,38 @@
+import { Effect } from "effect"
+import { randomBytes } from "node:crypto"
+import type { SaleId, UserId } from "../../src/domain/Ids.ts"
+import { Catalog } from "../../src/storage/Catalog.ts"
+
+/** `count` distinct users, created in one statement. */
+export const makeUsers = (count: number) =>
+  Effect.gen(function* () {
+    const catalog = yield* Catalog
+    const tag = randomBytes(4).toString("hex")
+    return yield* catalog.usersByEmail(Array.from({ length: count }, (_, i) => `buyer-${tag}-${i}@example.test`))
+  })
+
+/** A sale of `stock` units that started a minute ago and ends in an hour, unless told otherwise. */
+export const makeSale = (stock: number, window: { readonly startsAt?: number; readonly endsAt?: number } = {}) =>
+  Effect.gen(function* () {
+    const catalog = yield* Catalog
+    const productId = yield* catalog.createProduct("Limited sneaker", "A test product")
+    const now = Date.now()
+    const saleId: SaleId = yield* catalog.createSale({
+      productId,
+      priceCents: 12_900,
+      stock,
+      startsAt: window.startsAt ?? now - 60_000,
+      endsAt: window.endsAt ?? now + 3_600_000
+    })
+    return saleId
+  })
+
+/** Every user twice, in a shuffled order: the same buyer pressing "Buy" again mid-sale. */
+export const twiceShuffled = (users: ReadonlyArray<UserId>): Array<UserId> => {
+  const attempts = [...users, ...users]
+  for (let i = attempts.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[attempts[i], attempts[j]] = [attempts[j]!, attempts[i]!]
+  }
+  return attempts
+}
