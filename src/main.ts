@@ -1,0 +1,27 @@
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { SaleRegistry } from "./actors/SaleRegistry.ts"
+import { DemoSale } from "./Demo.ts"
+import * as Settings from "./Settings.ts"
+import { Catalog } from "./storage/Catalog.ts"
+import { Database } from "./storage/Database.ts"
+import { OrderStore } from "./storage/OrderStore.ts"
+
+// The whole wiring of a node, read top to bottom: storage, then the sale actors on it.
+const Storage = Layer.mergeAll(OrderStore.layer, Catalog.layer).pipe(Layer.provideMerge(Database.fromEnv))
+
+const Actors = Layer.unwrap(
+  Effect.gen(function* () {
+    const settings = yield* Settings.actorSettings
+    return SaleRegistry.make({ ...settings, idleMillis: settings.idleSeconds * 1_000 })
+  })
+)
+
+const Node = Layer.mergeAll(Actors, DemoSale).pipe(
+  Layer.provideMerge(Storage),
+  Layer.tap(() => Effect.logInfo("MinCommerce node ready"))
+)
+
+// runMain interrupts on SIGINT/SIGTERM; closing the layers drains every actor and flushes
+// every staged batch before the database connection goes.
+NodeRuntime.runMain(Layer.launch(Node))
