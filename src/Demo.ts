@@ -25,6 +25,10 @@ export const DemoSale = Layer.effectDiscard(
       startsAt,
       endsAt: startsAt + 3_600_000
     })
-    yield* Effect.logInfo("demo sale created", { saleId, startsAt: new Date(startsAt).toISOString(), stock: 1_000 })
+    yield* Effect.logInfo("demo sale created", {
+      saleId,
+      startsAt: new Date(startsAt).toISOString(),
+      stock: 1_000
+    })
   })
 )

@@ -131,9 +131,17 @@ export const make = Effect.fnUntraced(function* (
       }
       const [next, outcome] = Sale.decide(state, { userId: envelope.userId, orderId: envelope.orderId, now })
       state = next
-      const attempt: AttemptRecord = { userId: envelope.userId, outcome: attemptReason[outcome._tag], at: now }
+      const attempt: AttemptRecord = {
+        userId: envelope.userId,
+        outcome: attemptReason[outcome._tag],
+        at: now
+      }
       if (outcome._tag === "Accepted") {
-        staged[i] = { attempt, order: { orderId: outcome.orderId, userId: envelope.userId, at: now }, envelope }
+        staged[i] = {
+          attempt,
+          order: { orderId: outcome.orderId, userId: envelope.userId, at: now },
+          envelope
+        }
       } else {
         answerRejection(envelope, outcome)
         staged[i] = { attempt, order: undefined, envelope: undefined }

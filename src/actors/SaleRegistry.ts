@@ -70,7 +70,9 @@ export class SaleRegistry extends Context.Service<
           yield* Effect.forkIn(
             actor.stopped.pipe(
               Effect.tap((reason) =>
-                reason === "stopped" ? Effect.void : Effect.logWarning("sale actor stopped", { saleId, reason })
+                reason === "stopped"
+                  ? Effect.void
+                  : Effect.logWarning("sale actor stopped", { saleId, reason })
               ),
               Effect.andThen(
                 Effect.suspend(() => {
@@ -141,7 +143,8 @@ export class SaleRegistry extends Context.Service<
           purchase,
           actor,
           running: (saleId) => entries.get(saleId)?.actor,
-          runningSales: () => [...entries.entries()].filter(([, e]) => e.actor !== undefined).map(([id]) => id),
+          runningSales: () =>
+            [...entries.entries()].filter(([, e]) => e.actor !== undefined).map(([id]) => id),
           stop
         })
       })

@@ -70,7 +70,10 @@ export const decide = (state: SaleState, command: Purchase): readonly [SaleState
   if (command.now >= state.endsAt) return [state, { _tag: "Ended" }]
   if (state.remaining === 0) return [state, { _tag: "SoldOut" }]
   state.buyers.set(command.userId, command.orderId)
-  return [{ ...state, remaining: state.remaining - 1 }, { _tag: "Accepted", orderId: command.orderId }]
+  return [
+    { ...state, remaining: state.remaining - 1 },
+    { _tag: "Accepted", orderId: command.orderId }
+  ]
 }
 
 /**
@@ -83,4 +86,5 @@ export const release = (state: SaleState, userId: UserId, orderId: OrderId): Sal
   return { ...state, remaining: state.remaining + 1 }
 }
 
-export const cancel = (state: SaleState): SaleState => (state.cancelled ? state : { ...state, cancelled: true })
+export const cancel = (state: SaleState): SaleState =>
+  state.cancelled ? state : { ...state, cancelled: true }

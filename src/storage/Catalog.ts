@@ -17,7 +17,9 @@ export class Catalog extends Context.Service<
     /** The user with this email, created on first sight. */
     readonly userByEmail: (email: string) => Effect.Effect<UserId, SqlError.SqlError>
     /** Creates one user per email (existing ones are kept) and returns all their ids, in order. */
-    readonly usersByEmail: (emails: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<UserId>, SqlError.SqlError>
+    readonly usersByEmail: (
+      emails: ReadonlyArray<string>
+    ) => Effect.Effect<ReadonlyArray<UserId>, SqlError.SqlError>
     readonly createProduct: (name: string, description: string) => Effect.Effect<ProductId, SqlError.SqlError>
     /** Creates the sale and its stock row in one transaction. */
     readonly createSale: (sale: NewSale) => Effect.Effect<SaleId, SqlError.SqlError>
@@ -57,19 +59,16 @@ export class Catalog extends Context.Service<
         return rows[0]!.id
       })
 
-      const createSale = Effect.fn("Catalog.createSale")(
-        function* (sale: NewSale) {
-          const rows = yield* sql<{ id: SaleId }>`
+      const createSale = Effect.fn("Catalog.createSale")(function* (sale: NewSale) {
+        const rows = yield* sql<{ id: SaleId }>`
             INSERT INTO flash_sales (product_id, price_cents, starts_at, ends_at)
             VALUES (${sale.productId}, ${sale.priceCents},
                     to_timestamp(${sale.startsAt} / 1000.0), to_timestamp(${sale.endsAt} / 1000.0))
             RETURNING id`
-          const saleId = rows[0]!.id
-          yield* sql`INSERT INTO stocks (sale_id, total, available) VALUES (${saleId}, ${sale.stock}, ${sale.stock})`
-          return saleId
-        },
-        sql.withTransaction
-      )
+        const saleId = rows[0]!.id
+        yield* sql`INSERT INTO stocks (sale_id, total, available) VALUES (${saleId}, ${sale.stock}, ${sale.stock})`
+        return saleId
+      }, sql.withTransaction)
 
       const cancelSale = Effect.fn("Catalog.cancelSale")(function* (saleId: SaleId) {
         const rows = yield* sql`

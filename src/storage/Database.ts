@@ -22,7 +22,11 @@ export class Database extends Context.Service<
   /** A PostgreSQL server at `url`. */
   static readonly server = (url: Redacted.Redacted, options: { readonly maxConnections?: number } = {}) =>
     Layer.succeed(Database, Database.of({ mode: "server", location: describeUrl(Redacted.value(url)) })).pipe(
-      Layer.merge(Migrations.layer.pipe(Layer.provideMerge(PgClient.layer({ url, maxConnections: options.maxConnections ?? 10 }))))
+      Layer.merge(
+        Migrations.layer.pipe(
+          Layer.provideMerge(PgClient.layer({ url, maxConnections: options.maxConnections ?? 10 }))
+        )
+      )
     )
 
   /**

@@ -181,15 +181,15 @@ export class OrderStore extends Context.Service<
         return new CommitReceipt(batch.saleId, new Set(ids))
       }, sql.withTransaction)
 
-      const committedOf = Effect.fn("OrderStore.committedOf")(
-        function* (saleId: SaleId, orderIds: ReadonlyArray<OrderId>) {
-          yield* sql`SELECT 1 FROM stocks WHERE sale_id = ${saleId} FOR UPDATE`
-          const rows = yield* sql<{ id: OrderId }>`
+      const committedOf = Effect.fn("OrderStore.committedOf")(function* (
+        saleId: SaleId,
+        orderIds: ReadonlyArray<OrderId>
+      ) {
+        yield* sql`SELECT 1 FROM stocks WHERE sale_id = ${saleId} FOR UPDATE`
+        const rows = yield* sql<{ id: OrderId }>`
           SELECT id FROM orders WHERE sale_id = ${saleId} AND id = ANY(${orderIds}::uuid[])`
-          return new CommitReceipt(saleId, new Set(rows.map((row) => row.id)))
-        },
-        sql.withTransaction
-      )
+        return new CommitReceipt(saleId, new Set(rows.map((row) => row.id)))
+      }, sql.withTransaction)
 
       return OrderStore.of({ claim, load, commit, committedOf })
     })

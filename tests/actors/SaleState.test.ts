@@ -13,7 +13,10 @@ type Step =
   | { readonly kind: "cancel" }
 
 const step: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ kind: fc.constant("purchase" as const), user: fc.nat(40), now: fc.nat(300) }) },
+  {
+    weight: 8,
+    arbitrary: fc.record({ kind: fc.constant("purchase" as const), user: fc.nat(40), now: fc.nat(300) })
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("release" as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("cancel" as const) }) }
 )
@@ -30,14 +33,25 @@ describe("decide", () => {
   it("keeps I1, I2 and remaining + accepted = stock after every step of any sequence", () => {
     fc.assert(
       fc.property(fc.nat(12), fc.array(step, { maxLength: 200 }), (total, steps) => {
-        let state = Sale.initialState({ saleId, total, startsAt: 100, endsAt: 200, cancelled: false, buyers: new Map() })
+        let state = Sale.initialState({
+          saleId,
+          total,
+          startsAt: 100,
+          endsAt: 200,
+          cancelled: false,
+          buyers: new Map()
+        })
         // A model of what should have happened, kept apart from the state under test.
         const accepted = new Map<UserId, OrderId>()
         let cancelled = false
         steps.forEach((s, i) => {
           if (s.kind === "purchase") {
             const before = state.remaining
-            const [next, outcome] = Sale.decide(state, { userId: user(s.user), orderId: order(i), now: s.now })
+            const [next, outcome] = Sale.decide(state, {
+              userId: user(s.user),
+              orderId: order(i),
+              now: s.now
+            })
             state = next
             const mine = accepted.get(user(s.user))
             if (mine !== undefined) expect(outcome).toEqual({ _tag: "AlreadyPurchased", orderId: mine })
@@ -69,7 +83,14 @@ describe("decide", () => {
   })
 
   it("ignores a release that does not match the reservation", () => {
-    let state = Sale.initialState({ saleId, total: 1, startsAt: 0, endsAt: 10, cancelled: false, buyers: new Map() })
+    let state = Sale.initialState({
+      saleId,
+      total: 1,
+      startsAt: 0,
+      endsAt: 10,
+      cancelled: false,
+      buyers: new Map()
+    })
     ;[state] = Sale.decide(state, { userId: user(1), orderId: order(1), now: 5 })
     state = Sale.release(state, user(1), order(2))
     state = Sale.release(state, user(2), order(1))
@@ -78,7 +99,14 @@ describe("decide", () => {
   })
 
   it("reports the status a sale is in at a given time", () => {
-    const state = Sale.initialState({ saleId, total: 1, startsAt: 10, endsAt: 20, cancelled: false, buyers: new Map() })
+    const state = Sale.initialState({
+      saleId,
+      total: 1,
+      startsAt: 10,
+      endsAt: 20,
+      cancelled: false,
+      buyers: new Map()
+    })
     expect(Sale.statusAt(state, 5)).toBe("upcoming")
     expect(Sale.statusAt(state, 10)).toBe("active")
     expect(Sale.statusAt(state, 20)).toBe("ended")
@@ -92,6 +120,8 @@ describe("decide", () => {
       [user(1), order(1)],
       [user(2), order(2)]
     ])
-    expect(() => Sale.initialState({ saleId, total: 1, startsAt: 0, endsAt: 1, cancelled: false, buyers })).toThrow()
+    expect(() =>
+      Sale.initialState({ saleId, total: 1, startsAt: 0, endsAt: 1, cancelled: false, buyers })
+    ).toThrow()
   })
 })

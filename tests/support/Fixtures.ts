@@ -8,11 +8,16 @@ export const makeUsers = (count: number) =>
   Effect.gen(function* () {
     const catalog = yield* Catalog
     const tag = randomBytes(4).toString("hex")
-    return yield* catalog.usersByEmail(Array.from({ length: count }, (_, i) => `buyer-${tag}-${i}@example.test`))
+    return yield* catalog.usersByEmail(
+      Array.from({ length: count }, (_, i) => `buyer-${tag}-${i}@example.test`)
+    )
   })
 
 /** A sale of `stock` units that started a minute ago and ends in an hour, unless told otherwise. */
-export const makeSale = (stock: number, window: { readonly startsAt?: number; readonly endsAt?: number } = {}) =>
+export const makeSale = (
+  stock: number,
+  window: { readonly startsAt?: number; readonly endsAt?: number } = {}
+) =>
   Effect.gen(function* () {
     const catalog = yield* Catalog
     const productId = yield* catalog.createProduct("Limited sneaker", "A test product")

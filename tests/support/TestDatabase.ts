@@ -26,7 +26,8 @@ export const freshServerDatabase = Effect.acquireRelease(
     url.pathname = `/${name}`
     return { name, url: url.toString() }
   }),
-  ({ name }) => withAdmin((sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.orDie)
+  ({ name }) =>
+    withAdmin((sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.orDie)
 )
 
 const withAdmin = <A, E>(f: (sql: PgClient.PgClient) => Effect.Effect<A, E>) =>

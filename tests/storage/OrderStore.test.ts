@@ -1,0 +1,149 @@
+import { assert, layer } from "@effect/vitest"
+import { Cause, Effect, Exit, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import type { OrderId, UserId } from "../../src/domain/Ids.ts"
+import { Audit } from "../../src/storage/Audit.ts"
+import { Catalog } from "../../src/storage/Catalog.ts"
+import { OrderStore } from "../../src/storage/OrderStore.ts"
+import { makeSale, makeUsers } from "../support/Fixtures.ts"
+import { TestDatabase, testDatabaseMode } from "../support/TestDatabase.ts"
+
+const Storage = Layer.mergeAll(Catalog.layer, OrderStore.layer, Audit.layer).pipe(
+  Layer.provideMerge(TestDatabase.layer)
+)
+
+const newOrder = (userId: UserId) => ({ orderId: crypto.randomUUID() as OrderId, userId, at: Date.now() })
+
+layer(Storage, { timeout: 60_000, excludeTestServices: true })(
+  `order store on ${testDatabaseMode} PostgreSQL`,
+  (it) => {
+    it.effect("commits a batch in one transaction: orders, stock, attempts, sell-out time", () =>
+      Effect.gen(function* () {
+        const store = yield* OrderStore
+        const audit = yield* Audit
+        const sql = yield* SqlClient.SqlClient
+        const users = yield* makeUsers(3)
+        const saleId = yield* makeSale(2)
+        const { epoch } = yield* store.claim(saleId)
+        const orders = users.slice(0, 2).map(newOrder)
+        const receipt = yield* store.commit({
+          saleId,
+          epoch,
+          orders,
+          attempts: [
+            ...orders.map((o) => ({ userId: o.userId, outcome: "accepted", at: o.at })),
+            { userId: users[2]!, outcome: "sold_out", at: Date.now() }
+          ]
+        })
+        assert.deepStrictEqual([...receipt.orderIds].sort(), orders.map((o) => o.orderId).sort())
+        const record = yield* audit.read(saleId)
+        assert.strictEqual(record.available, 0)
+        assert.deepStrictEqual(
+          [...record.orders.entries()].sort(),
+          orders.map((o) => [o.orderId, o.userId] as [OrderId, UserId]).sort()
+        )
+        const attempts = yield* sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId}`
+        assert.strictEqual(attempts[0]!.n, 3)
+        const sale = yield* sql<{ soldOut: boolean }>`
+          SELECT sold_out_at IS NOT NULL AS "soldOut" FROM flash_sales WHERE id = ${saleId}`
+        assert.isTrue(sale[0]!.soldOut)
+      })
+    )
+
+    it.effect("rolls a whole batch back when one order breaks a constraint", () =>
+      Effect.gen(function* () {
+        const store = yield* OrderStore
+        const audit = yield* Audit
+        const [buyer] = yield* makeUsers(1)
+        const saleId = yield* makeSale(5)
+        const { epoch } = yield* store.claim(saleId)
+        // The same buyer twice: UNIQUE (sale_id, user_id) is the backstop for I2.
+        const exit = yield* Effect.exit(
+          store.commit({ saleId, epoch, orders: [newOrder(buyer!), newOrder(buyer!)], attempts: [] })
+        )
+        assert.isTrue(Exit.isFailure(exit))
+        const record = yield* audit.read(saleId)
+        assert.strictEqual(record.orders.size, 0)
+        assert.strictEqual(record.available, 5)
+      })
+    )
+
+    it.effect("rejects a batch carrying an older epoch, writing nothing (I4)", () =>
+      Effect.gen(function* () {
+        const store = yield* OrderStore
+        const audit = yield* Audit
+        const sql = yield* SqlClient.SqlClient
+        const [buyer] = yield* makeUsers(1)
+        const saleId = yield* makeSale(10)
+        const old = yield* store.claim(saleId)
+        const current = yield* store.claim(saleId)
+        assert.isAbove(current.epoch, old.epoch)
+        const stale = yield* Effect.exit(
+          store.commit({
+            saleId,
+            epoch: old.epoch,
+            orders: [newOrder(buyer!)],
+            attempts: [{ userId: buyer!, outcome: "accepted", at: Date.now() }]
+          })
+        )
+        assert.isTrue(Exit.isFailure(stale))
+        if (Exit.isFailure(stale)) {
+          const error = Cause.findErrorOption(stale.cause)
+          assert.strictEqual(error._tag === "Some" ? error.value._tag : "none", "StaleEpoch")
+        }
+        const record = yield* audit.read(saleId)
+        assert.strictEqual(record.orders.size, 0)
+        assert.strictEqual(record.available, 10)
+        const attempts = yield* sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId}`
+        assert.strictEqual(attempts[0]!.n, 0)
+      })
+    )
+
+    it.effect("loads what is committed and tells which orders of a batch made it", () =>
+      Effect.gen(function* () {
+        const store = yield* OrderStore
+        const users = yield* makeUsers(2)
+        const saleId = yield* makeSale(4)
+        const { epoch } = yield* store.claim(saleId)
+        const committed = newOrder(users[0]!)
+        yield* store.commit({ saleId, epoch, orders: [committed], attempts: [] })
+        const snapshot = yield* store.load(saleId)
+        assert.strictEqual(snapshot.available, 3)
+        assert.strictEqual(snapshot.buyers.get(users[0]!), committed.orderId)
+        const missing = crypto.randomUUID() as OrderId
+        const receipt = yield* store.committedOf(saleId, [committed.orderId, missing])
+        assert.isTrue(receipt.orderIds.has(committed.orderId))
+        assert.isFalse(receipt.orderIds.has(missing))
+      })
+    )
+
+    it.effect("fails to claim or load a sale that does not exist", () =>
+      Effect.gen(function* () {
+        const store = yield* OrderStore
+        const unknown = crypto.randomUUID() as never
+        const claimed = yield* Effect.flip(store.claim(unknown))
+        assert.strictEqual(claimed._tag, "SaleNotFound")
+        const loaded = yield* Effect.flip(store.load(unknown))
+        assert.strictEqual(loaded._tag, "SaleNotFound")
+      })
+    )
+
+    it.effect("creates each user once, whatever the order of emails", () =>
+      Effect.gen(function* () {
+        const catalog = yield* Catalog
+        const first = yield* catalog.usersByEmail(["ann@example.test", "bob@example.test"])
+        const again = yield* catalog.usersByEmail([
+          "bob@example.test",
+          "cid@example.test",
+          "ann@example.test"
+        ])
+        assert.strictEqual(again[0], first[1])
+        assert.strictEqual(again[2], first[0])
+        assert.notInclude(first, again[1])
+        assert.strictEqual(yield* catalog.userByEmail("ann@example.test"), first[0])
+      })
+    )
+  }
+)
