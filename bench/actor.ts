@@ -200,7 +200,7 @@ const measureRowLock = Effect.gen(function* () {
 
 const program = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  const version = (yield* sql<{ v: string }>`SHOW server_version`)[0]?.v ?? "?"
+  const version = (yield* sql<{ v: string }>`SELECT current_setting('server_version') AS v`)[0]?.v ?? "?"
   const cpu = cpus()
   line(`MinCommerce bench:actor${quick ? " (quick)" : ""}`)
   line(`machine: ${cpu.length} x ${cpu[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB`)
