@@ -1,4 +1,4 @@
-import { Config } from "effect"
+import { ByteSize, Config } from "effect"
 
 /**
  * Every setting a node reads from its environment, with the defaults that make a bare
@@ -14,3 +14,16 @@ export const actorSettings = Config.all({
 })
 
 export type ActorSettings = Config.Success<typeof actorSettings>
+
+export const httpSettings = Config.all({
+  port: Config.Port("PORT").pipe(Config.withDefault(3000)),
+  host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
+  maxBodyBytes: Config.ByteSize("MAX_BODY_BYTES").pipe(Config.withDefault(ByteSize.kibibytes(16)))
+})
+
+export const authSettings = Config.all({
+  /** Unset: a secret is generated once and kept in DATA_DIR. */
+  jwtSecret: Config.option(Config.Redacted("JWT_SECRET")),
+  adminEmails: Config.String("ADMIN_EMAILS").pipe(Config.withDefault("admin@example.com")),
+  tokenTtlSeconds: Config.Int("TOKEN_TTL_SECONDS").pipe(Config.withDefault(86_400))
+})

@@ -2,12 +2,13 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { SaleRegistry } from "./actors/SaleRegistry.ts"
 import { DemoSale } from "./Demo.ts"
+import { HttpServerLive } from "./http/Server.ts"
 import * as Settings from "./Settings.ts"
 import { Catalog } from "./storage/Catalog.ts"
 import { Database } from "./storage/Database.ts"
 import { OrderStore } from "./storage/OrderStore.ts"
 
-// The whole wiring of a node, read top to bottom: storage, then the sale actors on it.
+// The whole wiring of a node, read top to bottom: storage, the sale actors on it, HTTP on top.
 const Storage = Layer.mergeAll(OrderStore.layer, Catalog.layer).pipe(Layer.provideMerge(Database.fromEnv))
 
 const Actors = Layer.unwrap(
@@ -17,9 +18,9 @@ const Actors = Layer.unwrap(
   })
 )
 
-const Node = Layer.mergeAll(Actors, DemoSale).pipe(
-  Layer.provideMerge(Storage),
-  Layer.tap(() => Effect.logInfo("MinCommerce node ready"))
+const Node = HttpServerLive.pipe(
+  Layer.provideMerge(Layer.mergeAll(Actors, DemoSale)),
+  Layer.provideMerge(Storage)
 )
 
 // runMain interrupts on SIGINT/SIGTERM; closing the layers drains every actor and flushes

@@ -50,7 +50,10 @@ export const initialState = (sale: {
   return { ...sale, remaining: sale.total - sale.buyers.size, buyers: new Map(sale.buyers) }
 }
 
-export const statusAt = (state: SaleState, now: number): SaleStatus => {
+export const statusAt = (
+  state: Pick<SaleState, "cancelled" | "startsAt" | "endsAt" | "remaining">,
+  now: number
+): SaleStatus => {
   if (state.cancelled) return "cancelled"
   if (now < state.startsAt) return "upcoming"
   if (now >= state.endsAt) return "ended"

@@ -2,6 +2,18 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import type { ProductId, SaleId, UserId } from "../domain/Ids.ts"
 
+/** A sale as stored, with its stock row. */
+export interface SaleRow {
+  readonly saleId: SaleId
+  readonly productName: string
+  readonly priceCents: number
+  readonly startsAt: number
+  readonly endsAt: number
+  readonly cancelled: boolean
+  readonly total: number
+  readonly available: number
+}
+
 export interface NewSale {
   readonly productId: ProductId
   readonly priceCents: number
@@ -23,6 +35,9 @@ export class Catalog extends Context.Service<
     readonly createProduct: (name: string, description: string) => Effect.Effect<ProductId, SqlError.SqlError>
     /** Creates the sale and its stock row in one transaction. */
     readonly createSale: (sale: NewSale) => Effect.Effect<SaleId, SqlError.SqlError>
+    readonly sale: (saleId: SaleId) => Effect.Effect<SaleRow | undefined, SqlError.SqlError>
+    /** Every sale, newest start first. */
+    readonly sales: () => Effect.Effect<ReadonlyArray<SaleRow>, SqlError.SqlError>
     /** Marks the sale cancelled; true when it existed and was not cancelled yet. */
     readonly cancelSale: (saleId: SaleId) => Effect.Effect<boolean, SqlError.SqlError>
   }
@@ -77,7 +92,28 @@ export class Catalog extends Context.Service<
         return rows.length > 0
       })
 
-      return Catalog.of({ userByEmail, usersByEmail, createProduct, createSale, cancelSale })
+      const saleColumns = sql`
+        f.id AS "saleId", p.name AS "productName", f.price_cents AS "priceCents",
+        (extract(epoch FROM f.starts_at) * 1000)::float8 AS "startsAt",
+        (extract(epoch FROM f.ends_at) * 1000)::float8 AS "endsAt",
+        f.status = 'cancelled' AS cancelled, s.total, s.available`
+
+      const sale = Effect.fn("Catalog.sale")(function* (saleId: SaleId) {
+        const rows = yield* sql<SaleRow>`
+          SELECT ${saleColumns}
+          FROM flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id
+          WHERE f.id = ${saleId}`
+        return rows[0]
+      })
+
+      const sales = Effect.fn("Catalog.sales")(function* () {
+        return yield* sql<SaleRow>`
+          SELECT ${saleColumns}
+          FROM flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id
+          ORDER BY f.starts_at DESC LIMIT 500`
+      })
+
+      return Catalog.of({ userByEmail, usersByEmail, createProduct, createSale, cancelSale, sale, sales })
     })
   )
 }

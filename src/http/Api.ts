@@ -1,0 +1,158 @@
+import { Context, Schema } from "effect"
+import {
+  HttpApi,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  HttpApiMiddleware,
+  HttpApiSchema,
+  HttpApiSecurity,
+  OpenApi
+} from "effect/http-api"
+import { OrderId, SaleId, UserId } from "../domain/Ids.ts"
+
+/**
+ * The HTTP surface, stated once: every path, schema and error. Handlers, OpenAPI and the
+ * typed client used by the tests all derive from it.
+ */
+
+// Every error answers `{ error: { code, message, details? } }` with a stable code.
+const ErrorBody = Schema.Struct({
+  code: Schema.String,
+  message: Schema.String,
+  details: Schema.optional(Schema.Unknown)
+})
+type ErrorBody = typeof ErrorBody.Type
+
+export class BadRequest extends Schema.TaggedError<BadRequest>()(
+  "BadRequest",
+  { error: ErrorBody },
+  { httpApiStatus: 400 }
+) {}
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
+  "Unauthorized",
+  { error: ErrorBody },
+  { httpApiStatus: 401 }
+) {}
+export class Forbidden extends Schema.TaggedError<Forbidden>()(
+  "Forbidden",
+  { error: ErrorBody },
+  { httpApiStatus: 403 }
+) {}
+export class NotFound extends Schema.TaggedError<NotFound>()(
+  "NotFound",
+  { error: ErrorBody },
+  { httpApiStatus: 404 }
+) {}
+export class Conflict extends Schema.TaggedError<Conflict>()(
+  "Conflict",
+  { error: ErrorBody },
+  { httpApiStatus: 409 }
+) {}
+export class Unavailable extends Schema.TaggedError<Unavailable>()(
+  "Unavailable",
+  { error: ErrorBody },
+  { httpApiStatus: 503 }
+) {}
+
+export const apiError = <E>(make: new (fields: { readonly error: ErrorBody }) => E, error: ErrorBody): E =>
+  new make({ error })
+
+export class CurrentUser extends Context.Service<
+  CurrentUser,
+  { readonly userId: UserId; readonly email: string; readonly admin: boolean }
+>()("mincommerce/http/CurrentUser") {}
+
+/** Bearer JWT from `POST /api/auth/login`; the user of a purchase always comes from here. */
+export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: CurrentUser }>()(
+  "mincommerce/http/Authentication",
+  { security: { bearer: HttpApiSecurity.bearer }, error: Unauthorized }
+) {}
+
+export const SaleStatus = Schema.Literals(["upcoming", "active", "sold_out", "ended", "cancelled"])
+
+export const SaleView = Schema.Struct({
+  saleId: SaleId,
+  productName: Schema.String,
+  priceCents: Schema.Int,
+  startsAt: Schema.String,
+  endsAt: Schema.String,
+  status: SaleStatus,
+  total: Schema.Int,
+  remaining: Schema.Int
+})
+
+/** 201: a new order, committed. */
+export const Purchased = Schema.Struct({
+  orderId: OrderId,
+  saleId: SaleId,
+  status: Schema.Literal("purchased"),
+  alreadyPurchased: Schema.Literal(false)
+}).pipe(HttpApiSchema.status(201))
+
+/** 200: this buyer had bought already; the existing order, not a second one (retries are safe). */
+export const AlreadyPurchased = Schema.Struct({
+  orderId: OrderId,
+  saleId: SaleId,
+  status: Schema.Literal("purchased"),
+  alreadyPurchased: Schema.Literal(true)
+})
+
+const Email = Schema.String.check(Schema.isTrimmed(), Schema.isMinLength(3), Schema.isMaxLength(254)).check(
+  Schema.isPattern(/^[^@\s]+@[^@\s]+$/)
+)
+
+export class AuthGroup extends HttpApiGroup.make("auth").add(
+  HttpApiEndpoint.post("login", "/api/auth/login", {
+    payload: Schema.Struct({ email: Email }),
+    success: Schema.Struct({
+      token: Schema.String,
+      userId: UserId,
+      email: Schema.String,
+      admin: Schema.Boolean
+    }),
+    error: BadRequest
+  })
+) {}
+
+export class SalesGroup extends HttpApiGroup.make("sales")
+  .add(
+    HttpApiEndpoint.get("list", "/api/sales", { success: Schema.Array(SaleView) }),
+    HttpApiEndpoint.get("get", "/api/sales/:saleId", {
+      params: { saleId: SaleId },
+      success: SaleView,
+      error: [NotFound, BadRequest]
+    })
+  )
+  .annotateMerge(OpenApi.annotations({ title: "Sales" })) {}
+
+export class PurchaseGroup extends HttpApiGroup.make("purchase")
+  .add(
+    HttpApiEndpoint.post("purchase", "/api/sales/:saleId/purchases", {
+      params: { saleId: SaleId },
+      success: [Purchased, AlreadyPurchased],
+      error: [NotFound, Conflict, Unavailable, BadRequest]
+    })
+  )
+  .middleware(Authentication) {}
+
+export class HealthGroup extends HttpApiGroup.make("health").add(
+  HttpApiEndpoint.get("health", "/api/health", {
+    success: Schema.Struct({ status: Schema.Literal("ok"), database: Schema.String })
+  }),
+  HttpApiEndpoint.get("live", "/api/health/live", {
+    success: Schema.Struct({ status: Schema.Literal("ok") })
+  }),
+  HttpApiEndpoint.get("ready", "/api/health/ready", {
+    success: Schema.Struct({ status: Schema.Literal("ready") }),
+    error: Unavailable
+  })
+) {}
+
+export class Api extends HttpApi.make("mincommerce")
+  .add(AuthGroup)
+  .add(SalesGroup)
+  .add(PurchaseGroup)
+  .add(HealthGroup)
+  .annotateMerge(
+    OpenApi.annotations({ title: "MinCommerce", description: "Flash-sale purchases, one actor per sale" })
+  ) {}

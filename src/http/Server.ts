@@ -1,0 +1,126 @@
+import { NodeHttpServer } from "@effect/platform-node"
+import { Cause, Effect, Layer, Predicate } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { randomUUID } from "node:crypto"
+import { createServer } from "node:http"
+import * as Settings from "../Settings.ts"
+import { Api } from "./Api.ts"
+import { ApiHandlers } from "./Handlers.ts"
+import { Tokens } from "./Tokens.ts"
+
+// The headers Helmet sets by default, on every response.
+const securityHeaders: Record<string, string> = {
+  "content-security-policy":
+    "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests",
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-resource-policy": "same-origin",
+  "origin-agent-cluster": "?1",
+  "referrer-policy": "no-referrer",
+  "strict-transport-security": "max-age=31536000; includeSubDomains",
+  "x-content-type-options": "nosniff",
+  "x-dns-prefetch-control": "off",
+  "x-download-options": "noopen",
+  "x-frame-options": "SAMEORIGIN",
+  "x-permitted-cross-domain-policies": "none",
+  "x-xss-protection": "0"
+}
+
+const sane = /^[A-Za-z0-9._-]{1,64}$/
+
+const errorResponse = (status: number, code: string, message: string, details?: unknown) =>
+  HttpServerResponse.jsonUnsafe(
+    { error: details === undefined ? { code, message } : { code, message, details } },
+    { status }
+  )
+
+// "Expected a UUID\n  at [\"saleId\"]" -> ["saleId"]
+const fieldPath = (message: string): ReadonlyArray<unknown> | undefined => {
+  const at = /\bat (\[.*\])\s*$/m.exec(message)
+  if (at?.[1] === undefined) return undefined
+  try {
+    return JSON.parse(at[1]) as ReadonlyArray<unknown>
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The framework's own failures (unknown route, undecodable params or body, body over the
+ * limit) answered in the API's error shape instead of an empty body; undefined for others.
+ */
+const requestFailure = (cause: Cause.Cause<unknown>): HttpServerResponse.HttpServerResponse | undefined => {
+  for (const reason of cause.reasons) {
+    const error: unknown = Cause.isFailReason(reason)
+      ? reason.error
+      : Cause.isDieReason(reason)
+        ? reason.defect
+        : undefined
+    if (!Predicate.hasProperty(error, "_tag")) continue
+    if (error._tag === "HttpApiSchemaError" && Predicate.hasProperty(error, "kind")) {
+      const schemaError = Predicate.hasProperty(error, "cause") ? error.cause : undefined
+      const message = Predicate.hasProperty(schemaError, "message")
+        ? String(schemaError.message)
+        : "invalid input"
+      const detail = message.split("\n")[0] ?? message
+      return errorResponse(400, "invalid_request", `Invalid ${String(error.kind).toLowerCase()}: ${detail}`, {
+        in: String(error.kind).toLowerCase(),
+        path: fieldPath(message) ?? []
+      })
+    }
+    if (error._tag === "HttpServerError" && Predicate.hasProperty(error, "reason")) {
+      const inner = error.reason
+      if (Predicate.hasProperty(inner, "_tag") && inner._tag === "RouteNotFound")
+        return errorResponse(404, "not_found", "No such resource")
+      if (Predicate.hasProperty(inner, "_tag") && inner._tag === "RequestParseError") {
+        return /maxBytes/.test(String(Predicate.hasProperty(inner, "cause") ? inner.cause : ""))
+          ? errorResponse(413, "payload_too_large", "The request body is over the size limit")
+          : errorResponse(400, "invalid_request", "The request could not be read")
+      }
+    }
+  }
+  return undefined
+}
+
+/**
+ * Around every request: a request id (echoed when the caller sent a sane one), the security
+ * headers, `Retry-After` on 503, and the JSON error shape for answers the framework makes
+ * with an empty body (unknown path, undecodable input).
+ */
+const edge = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const incoming = request.headers["x-request-id"]
+    const requestId = incoming !== undefined && sane.test(incoming) ? incoming : randomUUID()
+    let response = yield* app.pipe(
+      Effect.catchCause((cause) => {
+        const answer = requestFailure(cause)
+        return answer === undefined ? Effect.failCause(cause) : Effect.succeed(answer)
+      })
+    )
+    if (response.status === 503 && response.headers["retry-after"] === undefined) {
+      response = HttpServerResponse.setHeader(response, "retry-after", "1")
+    }
+    return HttpServerResponse.setHeaders(response, { ...securityHeaders, "x-request-id": requestId })
+  })
+
+export const ApiRoutes = Layer.mergeAll(
+  HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }),
+  HttpApiScalar.layer(Api, { path: "/docs" }),
+  HttpRouter.middleware(edge, { global: true })
+).pipe(Layer.provide(ApiHandlers), Layer.provide(Tokens.layer))
+
+/** Serves the API on PORT/HOST; slow clients are cut off in seconds, bodies are capped. */
+export const HttpServerLive = Layer.unwrap(
+  Effect.gen(function* () {
+    const { port, host, maxBodyBytes } = yield* Settings.httpSettings
+    const server = createServer()
+    server.headersTimeout = 5_000
+    server.requestTimeout = 10_000
+    server.keepAliveTimeout = 5_000
+    return HttpRouter.serve(ApiRoutes, { disableLogger: true }).pipe(
+      Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, maxBodyBytes)),
+      Layer.provide(NodeHttpServer.layer(() => server, { port, host }))
+    )
+  })
+)
