@@ -1,5 +1,5 @@
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Effect, Layer, Predicate } from "effect"
+import { type ByteSize, Cause, Effect, Layer, Predicate } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { randomUUID } from "node:crypto"
@@ -108,7 +108,13 @@ export const ApiRoutes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   HttpRouter.middleware(edge, { global: true })
-).pipe(Layer.provide(ApiHandlers), Layer.provide(Tokens.layer))
+).pipe(Layer.provide(ApiHandlers))
+
+/** The API on an HTTP server, with request bodies capped at `maxBodyBytes`. */
+export const serveApi = (maxBodyBytes: ByteSize.ByteSize) =>
+  HttpRouter.serve(ApiRoutes, { disableLogger: true }).pipe(
+    Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, maxBodyBytes))
+  )
 
 /** Serves the API on PORT/HOST; slow clients are cut off in seconds, bodies are capped. */
 export const HttpServerLive = Layer.unwrap(
@@ -118,9 +124,9 @@ export const HttpServerLive = Layer.unwrap(
     server.headersTimeout = 5_000
     server.requestTimeout = 10_000
     server.keepAliveTimeout = 5_000
-    return HttpRouter.serve(ApiRoutes, { disableLogger: true }).pipe(
-      Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, maxBodyBytes)),
-      Layer.provide(NodeHttpServer.layer(() => server, { port, host }))
+    return serveApi(maxBodyBytes).pipe(
+      Layer.provide(NodeHttpServer.layer(() => server, { port, host })),
+      Layer.provide(Tokens.layer)
     )
   })
 )

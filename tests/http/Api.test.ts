@@ -1,0 +1,229 @@
+import { NodeHttpServer } from "@effect/platform-node"
+import { assert, layer } from "@effect/vitest"
+import { ByteSize, Effect, Layer } from "effect"
+import { HttpServer } from "effect/http"
+import { SqlClient } from "effect/sql"
+import { SignJWT } from "jose"
+import { createServer } from "node:http"
+import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
+import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
+import { serveApi } from "../../src/http/Server.ts"
+import { Tokens } from "../../src/http/Tokens.ts"
+import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
+import { Catalog } from "../../src/storage/Catalog.ts"
+import { OrderStore } from "../../src/storage/OrderStore.ts"
+import { makeSale } from "../support/Fixtures.ts"
+import { TestDatabase } from "../support/TestDatabase.ts"
+
+const secret = new TextEncoder().encode("a test secret, long enough for HS256 use")
+const admin = "admin@example.test"
+
+const Node = serveApi(ByteSize.kibibytes(16)).pipe(
+  Layer.provide(Layer.succeed(Tokens, Tokens.make({ secret, admins: new Set([admin]), ttlSeconds: 600 }))),
+  Layer.provide(SaleRegistry.make({ mailboxCapacity: 10_000, maxBatchSize: 2_000, idleMillis: 60_000 })),
+  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+  Layer.provideMerge(Layer.mergeAll(Catalog.layer, OrderStore.layer, Audit.layer)),
+  Layer.provideMerge(TestDatabase.layer)
+)
+
+const baseUrl = Effect.map(HttpServer.HttpServer, (server) =>
+  server.address._tag === "InetAddressV4" || server.address._tag === "InetAddressV6"
+    ? `http://127.0.0.1:${server.address.port}`
+    : ""
+)
+
+interface Answer {
+  readonly status: number
+  readonly headers: Headers
+  readonly body: any
+}
+
+const call = (method: string, path: string, options: { token?: string; body?: string } = {}) =>
+  Effect.flatMap(baseUrl, (url) =>
+    Effect.promise(async (): Promise<Answer> => {
+      const headers: Record<string, string> = { "content-type": "application/json" }
+      if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
+      const response = await fetch(url + path, { method, headers, body: options.body ?? null })
+      const text = await response.text()
+      return {
+        status: response.status,
+        headers: response.headers,
+        body: text === "" ? undefined : JSON.parse(text)
+      }
+    })
+  )
+
+const login = (email: string) =>
+  Effect.map(call("POST", "/api/auth/login", { body: JSON.stringify({ email }) }), (answer) => {
+    assert.strictEqual(answer.status, 200)
+    return answer.body as { token: string; userId: UserId; admin: boolean }
+  })
+
+const orderCount = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  return (yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM orders`)[0]!.n
+})
+
+const expectError = (answer: Answer, status: number, code: string) => {
+  assert.strictEqual(answer.status, status, JSON.stringify(answer.body))
+  assert.strictEqual(answer.body?.error?.code, code)
+  assert.isString(answer.body.error.message)
+}
+
+layer(Node, { timeout: 120_000, excludeTestServices: true })("HTTP API over loopback", (it) => {
+  it.effect("signs in, buys once, and answers a retry with the same order", () =>
+    Effect.gen(function* () {
+      const saleId = yield* makeSale(5)
+      const ann = yield* login("ann@example.test")
+      assert.isFalse(ann.admin)
+      const bought = yield* call("POST", `/api/sales/${saleId}/purchases`, { token: ann.token })
+      assert.strictEqual(bought.status, 201)
+      assert.strictEqual(bought.body.status, "purchased")
+      assert.isFalse(bought.body.alreadyPurchased)
+      const again = yield* call("POST", `/api/sales/${saleId}/purchases`, { token: ann.token })
+      assert.strictEqual(again.status, 200)
+      assert.isTrue(again.body.alreadyPurchased)
+      assert.strictEqual(again.body.orderId, bought.body.orderId)
+      const sale = yield* call("GET", `/api/sales/${saleId}`)
+      assert.strictEqual(sale.status, 200)
+      assert.strictEqual(sale.body.remaining, 4)
+      assert.strictEqual(sale.body.status, "active")
+      const listed = yield* call("GET", "/api/sales")
+      assert.isTrue((listed.body as Array<{ saleId: string }>).some((s) => s.saleId === saleId))
+      assert.isTrue((yield* login(admin)).admin)
+    })
+  )
+
+  it.effect("answers sold out, not started and unknown sales with their codes", () =>
+    Effect.gen(function* () {
+      const soldOut = yield* makeSale(0)
+      const later = yield* makeSale(10, { startsAt: Date.now() + 3_600_000, endsAt: Date.now() + 7_200_000 })
+      const bob = yield* login("bob@example.test")
+      expectError(
+        yield* call("POST", `/api/sales/${soldOut}/purchases`, { token: bob.token }),
+        409,
+        "sold_out"
+      )
+      const early = yield* call("POST", `/api/sales/${later}/purchases`, { token: bob.token })
+      expectError(early, 409, "sale_not_active")
+      assert.strictEqual(early.body.error.details.reason, "not_started")
+      const unknown = "7f1c2a5e-0000-4000-8000-000000000000"
+      expectError(
+        yield* call("POST", `/api/sales/${unknown}/purchases`, { token: bob.token }),
+        404,
+        "sale_not_found"
+      )
+      expectError(yield* call("GET", `/api/sales/${unknown}`), 404, "sale_not_found")
+      expectError(yield* call("GET", "/api/nothing-here"), 404, "not_found")
+    })
+  )
+
+  it.effect("rejects bad input with a 4xx naming the problem, and writes nothing", () =>
+    Effect.gen(function* () {
+      const saleId = yield* makeSale(10)
+      const cid = yield* login("cid@example.test")
+      const before = yield* orderCount
+
+      const badId = yield* call("POST", "/api/sales/not-a-uuid/purchases", { token: cid.token })
+      expectError(badId, 400, "invalid_request")
+      assert.deepStrictEqual(badId.body.error.details.path, ["saleId"])
+
+      expectError(yield* call("POST", "/api/auth/login", { body: '{"email":' }), 400, "invalid_request")
+      const wrongType = yield* call("POST", "/api/auth/login", { body: '{"email":5}' })
+      expectError(wrongType, 400, "invalid_request")
+      assert.deepStrictEqual(wrongType.body.error.details.path, ["email"])
+      const missing = yield* call("POST", "/api/auth/login", { body: "{}" })
+      expectError(missing, 400, "invalid_request")
+      assert.deepStrictEqual(missing.body.error.details.path, ["email"])
+      const huge = JSON.stringify({ email: "x".repeat(40_000) + "@example.test" })
+      expectError(yield* call("POST", "/api/auth/login", { body: huge }), 413, "payload_too_large")
+
+      expectError(yield* call("POST", `/api/sales/${saleId}/purchases`), 401, "unauthorized")
+      const tampered = cid.token.slice(0, -3) + (cid.token.endsWith("aaa") ? "bbb" : "aaa")
+      expectError(
+        yield* call("POST", `/api/sales/${saleId}/purchases`, { token: tampered }),
+        401,
+        "unauthorized"
+      )
+      const expired = yield* Effect.promise(() =>
+        new SignJWT({ email: "cid@example.test", admin: false })
+          .setProtectedHeader({ alg: "HS256" })
+          .setSubject(cid.userId)
+          .setIssuedAt(Math.floor(Date.now() / 1000) - 7_200)
+          .setExpirationTime(Math.floor(Date.now() / 1000) - 3_600)
+          .sign(secret)
+      )
+      expectError(
+        yield* call("POST", `/api/sales/${saleId}/purchases`, { token: expired }),
+        401,
+        "unauthorized"
+      )
+      const forged = yield* Effect.promise(() =>
+        new SignJWT({ email: "cid@example.test", admin: true })
+          .setProtectedHeader({ alg: "HS256" })
+          .setSubject(cid.userId)
+          .setExpirationTime("1h")
+          .sign(new TextEncoder().encode("somebody else's secret, also long enough"))
+      )
+      expectError(
+        yield* call("POST", `/api/sales/${saleId}/purchases`, { token: forged }),
+        401,
+        "unauthorized"
+      )
+
+      assert.strictEqual(yield* orderCount, before)
+    })
+  )
+
+  it.effect("puts security headers and a request id on every answer, errors included", () =>
+    Effect.gen(function* () {
+      for (const answer of [yield* call("GET", "/api/health"), yield* call("GET", "/api/nothing-here")]) {
+        assert.strictEqual(answer.headers.get("x-content-type-options"), "nosniff")
+        assert.strictEqual(answer.headers.get("x-frame-options"), "SAMEORIGIN")
+        assert.isNotNull(answer.headers.get("content-security-policy"))
+        assert.match(answer.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/)
+      }
+      const echoed = yield* Effect.flatMap(baseUrl, (url) =>
+        Effect.promise(() => fetch(`${url}/api/health/live`, { headers: { "x-request-id": "trace-42" } }))
+      )
+      assert.strictEqual(echoed.headers.get("x-request-id"), "trace-42")
+      const health = yield* call("GET", "/api/health")
+      assert.strictEqual(health.body.status, "ok")
+      assert.strictEqual((yield* call("GET", "/api/health/ready")).body.status, "ready")
+      assert.strictEqual((yield* call("GET", "/api/health/live")).status, 200)
+    })
+  )
+
+  it.effect("sells exactly the stock to 2,000 concurrent signed-in buyers over HTTP", () =>
+    Effect.gen(function* () {
+      const saleId: SaleId = yield* makeSale(300)
+      const buyers = yield* Effect.forEach(
+        Array.from({ length: 2_000 }, (_, i) => `crowd-${i}@example.test`),
+        login,
+        { concurrency: 50 }
+      )
+      const answers = yield* Effect.forEach(
+        buyers,
+        (buyer) =>
+          Effect.map(call("POST", `/api/sales/${saleId}/purchases`, { token: buyer.token }), (answer) => ({
+            buyer,
+            answer
+          })),
+        { concurrency: 200 }
+      )
+      const confirmed = new Map<OrderId, UserId>()
+      const statuses: Record<number, number> = {}
+      for (const { buyer, answer } of answers) {
+        statuses[answer.status] = (statuses[answer.status] ?? 0) + 1
+        if (answer.status === 201) confirmed.set(answer.body.orderId, buyer.userId)
+      }
+      assert.strictEqual(statuses[201], 300, JSON.stringify(statuses))
+      assert.strictEqual(statuses[409], 1_700)
+      const audit = yield* Audit
+      const report = checkInvariants(yield* audit.read(saleId), confirmed)
+      assert.strictEqual(report.committed, 300)
+      assert.strictEqual(violations(report), 0)
+      assert.strictEqual(report.unconfirmedRows, 0)
+    })
+  )
+})
