@@ -6,10 +6,13 @@ import { HttpServerLive } from "./http/Server.ts"
 import * as Settings from "./Settings.ts"
 import { Catalog } from "./storage/Catalog.ts"
 import { Database } from "./storage/Database.ts"
+import { OrderQueries } from "./storage/OrderQueries.ts"
 import { OrderStore } from "./storage/OrderStore.ts"
 
 // The whole wiring of a node, read top to bottom: storage, the sale actors on it, HTTP on top.
-const Storage = Layer.mergeAll(OrderStore.layer, Catalog.layer).pipe(Layer.provideMerge(Database.fromEnv))
+const Storage = Layer.mergeAll(OrderStore.layer, OrderQueries.layer, Catalog.layer).pipe(
+  Layer.provideMerge(Database.fromEnv)
+)
 
 const Actors = Layer.unwrap(
   Effect.gen(function* () {

@@ -101,6 +101,19 @@ const Email = Schema.String.check(Schema.isTrimmed(), Schema.isMinLength(3), Sch
   Schema.isPattern(/^[^@\s]+@[^@\s]+$/)
 )
 
+export const OrderView = Schema.Struct({
+  orderId: OrderId,
+  saleId: SaleId,
+  priceCents: Schema.Int,
+  createdAt: Schema.String
+})
+
+export const MyPurchase = Schema.Struct({
+  saleId: SaleId,
+  purchased: Schema.Boolean,
+  order: Schema.NullOr(OrderView)
+})
+
 export class AuthGroup extends HttpApiGroup.make("auth").add(
   HttpApiEndpoint.post("login", "/api/auth/login", {
     payload: Schema.Struct({ email: Email }),
@@ -125,12 +138,44 @@ export class SalesGroup extends HttpApiGroup.make("sales")
   )
   .annotateMerge(OpenApi.annotations({ title: "Sales" })) {}
 
+/** The seed's contract, kept: the "current" sale is the running one, else the next. */
+export class CurrentSaleGroup extends HttpApiGroup.make("currentSale")
+  .add(
+    HttpApiEndpoint.get("status", "/api/flash-sale/status", { success: SaleView, error: NotFound }),
+    HttpApiEndpoint.get("stats", "/api/flash-sale/stats", {
+      success: Schema.Struct({
+        saleId: SaleId,
+        status: SaleStatus,
+        total: Schema.Int,
+        sold: Schema.Int,
+        remaining: Schema.Int
+      }),
+      error: NotFound
+    })
+  )
+  .annotateMerge(OpenApi.annotations({ title: "Current sale (seed contract)" })) {}
+
 export class PurchaseGroup extends HttpApiGroup.make("purchase")
   .add(
     HttpApiEndpoint.post("purchase", "/api/sales/:saleId/purchases", {
       params: { saleId: SaleId },
       success: [Purchased, AlreadyPurchased],
       error: [NotFound, Conflict, Unavailable, BadRequest]
+    }),
+    HttpApiEndpoint.get("mine", "/api/sales/:saleId/purchases/me", {
+      params: { saleId: SaleId },
+      success: MyPurchase,
+      error: [NotFound, BadRequest]
+    }),
+    HttpApiEndpoint.post("attempt", "/api/purchase/attempt", {
+      success: [Purchased, AlreadyPurchased],
+      error: [NotFound, Conflict, Unavailable]
+    }),
+    HttpApiEndpoint.get("status", "/api/purchase/status", { success: MyPurchase, error: NotFound }),
+    HttpApiEndpoint.get("ofUser", "/api/purchase/user/:userId", {
+      params: { userId: UserId },
+      success: Schema.Array(OrderView),
+      error: [Forbidden, BadRequest]
     })
   )
   .middleware(Authentication) {}
@@ -151,6 +196,7 @@ export class HealthGroup extends HttpApiGroup.make("health").add(
 export class Api extends HttpApi.make("mincommerce")
   .add(AuthGroup)
   .add(SalesGroup)
+  .add(CurrentSaleGroup)
   .add(PurchaseGroup)
   .add(HealthGroup)
   .annotateMerge(

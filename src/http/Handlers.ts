@@ -16,6 +16,7 @@ import {
   Unauthorized,
   Unavailable
 } from "./Api.ts"
+import { PurchaseHandlers } from "./PurchaseHandlers.ts"
 import { Tokens } from "./Tokens.ts"
 
 const saleNotFound = (saleId: string) =>
@@ -54,26 +55,33 @@ export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
   })
 )
 
+/** A sale for the API: the owner's memory is the freshest view of a running sale, else the stock row. */
+const presentSale = (registry: SaleRegistry["Service"], row: SaleRow) => {
+  const now = Date.now()
+  const running = registry.running(row.saleId)?.view(now)
+  const remaining = running?.remaining ?? row.available
+  return {
+    saleId: row.saleId,
+    productName: row.productName,
+    priceCents: row.priceCents,
+    startsAt: new Date(row.startsAt).toISOString(),
+    endsAt: new Date(row.endsAt).toISOString(),
+    status: running?.status ?? statusAt({ ...row, remaining }, now),
+    total: row.total,
+    remaining
+  }
+}
+
+const noCurrentSale = apiError(NotFound, {
+  code: "no_current_sale",
+  message: "No sale is running or upcoming"
+})
+
 export const SalesHandlers = HttpApiBuilder.group(Api, "sales", (handlers) =>
   Effect.gen(function* () {
     const catalog = yield* Catalog
     const registry = yield* SaleRegistry
-    // The owner's memory is the freshest view of a running sale; otherwise the stock row.
-    const present = (row: SaleRow) => {
-      const now = Date.now()
-      const running = registry.running(row.saleId)?.view(now)
-      const remaining = running?.remaining ?? row.available
-      return {
-        saleId: row.saleId,
-        productName: row.productName,
-        priceCents: row.priceCents,
-        startsAt: new Date(row.startsAt).toISOString(),
-        endsAt: new Date(row.endsAt).toISOString(),
-        status: running?.status ?? statusAt({ ...row, remaining }, now),
-        total: row.total,
-        remaining
-      }
-    }
+    const present = (row: SaleRow) => presentSale(registry, row)
     return handlers
       .handle("list", () =>
         catalog.sales().pipe(
@@ -91,61 +99,24 @@ export const SalesHandlers = HttpApiBuilder.group(Api, "sales", (handlers) =>
   })
 )
 
-export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers) =>
+export const CurrentSaleHandlers = HttpApiBuilder.group(Api, "currentSale", (handlers) =>
   Effect.gen(function* () {
+    const catalog = yield* Catalog
     const registry = yield* SaleRegistry
-    const purchase = Effect.fnUntraced(function* (saleId: SaleId) {
-      const user = yield* CurrentUser
-      const outcome = yield* registry.purchase(saleId, user.userId).pipe(
-        Effect.catchTags({
-          SaleNotFound: () => Effect.fail(saleNotFound(saleId)),
-          Overloaded: (e) =>
-            Effect.fail(
-              apiError(Unavailable, {
-                code: "overloaded",
-                message: "Too many buyers at once; try again shortly",
-                details: { retryAfterSeconds: e.retryAfterSeconds }
-              })
-            ),
-          PurchaseUnavailable: (e) =>
-            Effect.fail(
-              apiError(Unavailable, {
-                code: "unavailable",
-                message: "The purchase was not completed; it is safe to try again",
-                details: { reason: e.reason, retryAfterSeconds: e.retryAfterSeconds }
-              })
-            ),
-          SqlError: (e) => Effect.die(e)
-        })
+    const current = Effect.flatMap(catalog.currentSale().pipe(Effect.orDie), (row) =>
+      row === undefined ? Effect.fail(noCurrentSale) : Effect.succeed(presentSale(registry, row))
+    )
+    return handlers
+      .handle("status", () => current)
+      .handle("stats", () =>
+        Effect.map(current, (sale) => ({
+          saleId: sale.saleId,
+          status: sale.status,
+          total: sale.total,
+          sold: sale.total - sale.remaining,
+          remaining: sale.remaining
+        }))
       )
-      switch (outcome._tag) {
-        case "Accepted":
-          return { orderId: outcome.orderId, saleId, status: "purchased", alreadyPurchased: false } as const
-        case "AlreadyPurchased":
-          return { orderId: outcome.orderId, saleId, status: "purchased", alreadyPurchased: true } as const
-        case "SoldOut":
-          return yield* apiError(Conflict, { code: "sold_out", message: "Every unit is sold" })
-        case "NotStarted":
-          return yield* apiError(Conflict, {
-            code: "sale_not_active",
-            message: "The sale has not started",
-            details: { reason: "not_started", startsAt: new Date(outcome.startsAt).toISOString() }
-          })
-        case "Ended":
-          return yield* apiError(Conflict, {
-            code: "sale_not_active",
-            message: "The sale is over",
-            details: { reason: "ended" }
-          })
-        case "Cancelled":
-          return yield* apiError(Conflict, {
-            code: "sale_not_active",
-            message: "The sale was cancelled",
-            details: { reason: "cancelled" }
-          })
-      }
-    })
-    return handlers.handle("purchase", ({ params }) => purchase(params.saleId))
   })
 )
 
@@ -173,6 +144,10 @@ export const HealthHandlers = HttpApiBuilder.group(Api, "health", (handlers) =>
   })
 )
 
-export const ApiHandlers = Layer.mergeAll(AuthHandlers, SalesHandlers, PurchaseHandlers, HealthHandlers).pipe(
-  Layer.provide(AuthenticationLive)
-)
+export const ApiHandlers = Layer.mergeAll(
+  AuthHandlers,
+  SalesHandlers,
+  CurrentSaleHandlers,
+  PurchaseHandlers,
+  HealthHandlers
+).pipe(Layer.provide(AuthenticationLive))

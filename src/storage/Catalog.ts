@@ -36,6 +36,8 @@ export class Catalog extends Context.Service<
     /** Creates the sale and its stock row in one transaction. */
     readonly createSale: (sale: NewSale) => Effect.Effect<SaleId, SqlError.SqlError>
     readonly sale: (saleId: SaleId) => Effect.Effect<SaleRow | undefined, SqlError.SqlError>
+    /** The sale running now, else the next one to start (the seed API's "current" sale). */
+    readonly currentSale: () => Effect.Effect<SaleRow | undefined, SqlError.SqlError>
     /** Every sale, newest start first. */
     readonly sales: () => Effect.Effect<ReadonlyArray<SaleRow>, SqlError.SqlError>
     /** Marks the sale cancelled; true when it existed and was not cancelled yet. */
@@ -113,7 +115,26 @@ export class Catalog extends Context.Service<
           ORDER BY f.starts_at DESC LIMIT 500`
       })
 
-      return Catalog.of({ userByEmail, usersByEmail, createProduct, createSale, cancelSale, sale, sales })
+      const currentSale = Effect.fn("Catalog.currentSale")(function* () {
+        const rows = yield* sql<SaleRow>`
+          SELECT ${saleColumns}
+          FROM flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id
+          WHERE f.status = 'scheduled' AND f.ends_at > now()
+          ORDER BY f.starts_at <= now() DESC, f.starts_at
+          LIMIT 1`
+        return rows[0]
+      })
+
+      return Catalog.of({
+        userByEmail,
+        usersByEmail,
+        createProduct,
+        createSale,
+        cancelSale,
+        sale,
+        sales,
+        currentSale
+      })
     })
   )
 }

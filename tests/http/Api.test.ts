@@ -11,6 +11,7 @@ import { serveApi } from "../../src/http/Server.ts"
 import { Tokens } from "../../src/http/Tokens.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
+import { OrderQueries } from "../../src/storage/OrderQueries.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
 import { makeSale } from "../support/Fixtures.ts"
 import { TestDatabase } from "../support/TestDatabase.ts"
@@ -22,7 +23,7 @@ const Node = serveApi(ByteSize.kibibytes(16)).pipe(
   Layer.provide(Layer.succeed(Tokens, Tokens.make({ secret, admins: new Set([admin]), ttlSeconds: 600 }))),
   Layer.provide(SaleRegistry.make({ mailboxCapacity: 10_000, maxBatchSize: 2_000, idleMillis: 60_000 })),
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-  Layer.provideMerge(Layer.mergeAll(Catalog.layer, OrderStore.layer, Audit.layer)),
+  Layer.provideMerge(Layer.mergeAll(Catalog.layer, OrderStore.layer, OrderQueries.layer, Audit.layer)),
   Layer.provideMerge(TestDatabase.layer)
 )
 
@@ -173,6 +174,59 @@ layer(Node, { timeout: 120_000, excludeTestServices: true })("HTTP API over loop
       )
 
       assert.strictEqual(yield* orderCount, before)
+    })
+  )
+
+  it.effect("keeps the seed's contract for the current sale, and guards each buyer's orders", () =>
+    Effect.gen(function* () {
+      // Started before every other sale of this database, so it is the current one.
+      const saleId = yield* makeSale(3, { startsAt: Date.now() - 86_400_000 })
+      const dee = yield* login("dee@example.test")
+      const eve = yield* login("eve@example.test")
+      const boss = yield* login(admin)
+
+      const status = yield* call("GET", "/api/flash-sale/status")
+      assert.strictEqual(status.status, 200)
+      assert.strictEqual(status.body.saleId, saleId)
+      assert.strictEqual(status.body.status, "active")
+
+      const before = yield* call("GET", "/api/purchase/status", { token: dee.token })
+      assert.deepStrictEqual(
+        [before.body.saleId, before.body.purchased, before.body.order],
+        [saleId, false, null]
+      )
+      const attempt = yield* call("POST", "/api/purchase/attempt", { token: dee.token })
+      assert.strictEqual(attempt.status, 201)
+      assert.strictEqual(attempt.body.saleId, saleId)
+      const after = yield* call("GET", "/api/purchase/status", { token: dee.token })
+      assert.isTrue(after.body.purchased)
+      assert.strictEqual(after.body.order.orderId, attempt.body.orderId)
+      const me = yield* call("GET", `/api/sales/${saleId}/purchases/me`, { token: dee.token })
+      assert.strictEqual(me.body.order.orderId, attempt.body.orderId)
+
+      const stats = yield* call("GET", "/api/flash-sale/stats")
+      assert.deepStrictEqual([stats.body.total, stats.body.sold, stats.body.remaining], [3, 1, 2])
+
+      const own = yield* call("GET", `/api/purchase/user/${dee.userId}`, { token: dee.token })
+      assert.strictEqual(own.status, 200)
+      assert.deepStrictEqual(
+        (own.body as Array<{ orderId: string }>).map((o) => o.orderId),
+        [attempt.body.orderId]
+      )
+      expectError(
+        yield* call("GET", `/api/purchase/user/${dee.userId}`, { token: eve.token }),
+        403,
+        "forbidden"
+      )
+      const asAdmin = yield* call("GET", `/api/purchase/user/${dee.userId}`, { token: boss.token })
+      assert.strictEqual(asAdmin.status, 200)
+      assert.strictEqual(asAdmin.body.length, 1)
+      expectError(yield* call("GET", `/api/purchase/user/${dee.userId}`), 401, "unauthorized")
+      expectError(
+        yield* call("GET", "/api/purchase/user/nope", { token: boss.token }),
+        400,
+        "invalid_request"
+      )
     })
   )
 

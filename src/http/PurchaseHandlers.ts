@@ -1,0 +1,114 @@
+import { Effect } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import { SaleRegistry } from "../actors/SaleRegistry.ts"
+import type { SaleId, UserId } from "../domain/Ids.ts"
+import { Catalog } from "../storage/Catalog.ts"
+import { OrderQueries, type OrderRow } from "../storage/OrderQueries.ts"
+import { Api, apiError, Conflict, CurrentUser, Forbidden, NotFound, Unavailable } from "./Api.ts"
+
+const saleNotFound = (saleId: string) =>
+  apiError(NotFound, { code: "sale_not_found", message: "No such sale", details: { saleId } })
+
+const orderView = (order: OrderRow) => ({
+  orderId: order.orderId,
+  saleId: order.saleId,
+  priceCents: order.priceCents,
+  createdAt: new Date(order.createdAt).toISOString()
+})
+
+export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers) =>
+  Effect.gen(function* () {
+    const registry = yield* SaleRegistry
+    const catalog = yield* Catalog
+    const orders = yield* OrderQueries
+
+    // The hot path: the user comes from the verified token, the decision from the sale's
+    // actor; no log line, no extra database round trip.
+    const purchase = Effect.fnUntraced(function* (saleId: SaleId) {
+      const user = yield* CurrentUser
+      const outcome = yield* registry.purchase(saleId, user.userId).pipe(
+        Effect.catchTags({
+          SaleNotFound: () => Effect.fail(saleNotFound(saleId)),
+          Overloaded: (e) =>
+            Effect.fail(
+              apiError(Unavailable, {
+                code: "overloaded",
+                message: "Too many buyers at once; try again shortly",
+                details: { retryAfterSeconds: e.retryAfterSeconds }
+              })
+            ),
+          PurchaseUnavailable: (e) =>
+            Effect.fail(
+              apiError(Unavailable, {
+                code: "unavailable",
+                message: "The purchase was not completed; it is safe to try again",
+                details: { reason: e.reason, retryAfterSeconds: e.retryAfterSeconds }
+              })
+            ),
+          SqlError: (e) => Effect.die(e)
+        })
+      )
+      switch (outcome._tag) {
+        case "Accepted":
+          return { orderId: outcome.orderId, saleId, status: "purchased", alreadyPurchased: false } as const
+        case "AlreadyPurchased":
+          return { orderId: outcome.orderId, saleId, status: "purchased", alreadyPurchased: true } as const
+        case "SoldOut":
+          return yield* apiError(Conflict, { code: "sold_out", message: "Every unit is sold" })
+        case "NotStarted":
+          return yield* apiError(Conflict, {
+            code: "sale_not_active",
+            message: "The sale has not started",
+            details: { reason: "not_started", startsAt: new Date(outcome.startsAt).toISOString() }
+          })
+        case "Ended":
+          return yield* apiError(Conflict, {
+            code: "sale_not_active",
+            message: "The sale is over",
+            details: { reason: "ended" }
+          })
+        case "Cancelled":
+          return yield* apiError(Conflict, {
+            code: "sale_not_active",
+            message: "The sale was cancelled",
+            details: { reason: "cancelled" }
+          })
+      }
+    })
+
+    const currentSaleId = Effect.flatMap(catalog.currentSale().pipe(Effect.orDie), (row) =>
+      row === undefined
+        ? Effect.fail(
+            apiError(NotFound, { code: "no_current_sale", message: "No sale is running or upcoming" })
+          )
+        : Effect.succeed(row.saleId)
+    )
+
+    const mine = Effect.fnUntraced(function* (saleId: SaleId) {
+      const user = yield* CurrentUser
+      const order = yield* orders.inSale(saleId, user.userId).pipe(Effect.orDie)
+      return { saleId, purchased: order !== undefined, order: order === undefined ? null : orderView(order) }
+    })
+
+    const ofUser = Effect.fnUntraced(function* (userId: UserId) {
+      const user = yield* CurrentUser
+      if (user.userId !== userId && !user.admin) {
+        return yield* apiError(Forbidden, { code: "forbidden", message: "These orders are not yours" })
+      }
+      return (yield* orders.ofUser(userId).pipe(Effect.orDie)).map(orderView)
+    })
+
+    return handlers
+      .handle("purchase", ({ params }) => purchase(params.saleId))
+      .handle("attempt", () => Effect.flatMap(currentSaleId, purchase))
+      .handle("mine", ({ params }) =>
+        Effect.gen(function* () {
+          const sale = yield* catalog.sale(params.saleId).pipe(Effect.orDie)
+          if (sale === undefined) return yield* saleNotFound(params.saleId)
+          return yield* mine(params.saleId)
+        })
+      )
+      .handle("status", () => Effect.flatMap(currentSaleId, mine))
+      .handle("ofUser", ({ params }) => ofUser(params.userId))
+  })
+)
