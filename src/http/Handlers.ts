@@ -3,19 +3,9 @@ import { HttpApiBuilder } from "effect/http-api"
 import { SqlClient } from "effect/sql"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import { statusAt } from "../actors/SaleState.ts"
-import type { SaleId } from "../domain/Ids.ts"
 import { Catalog, type SaleRow } from "../storage/Catalog.ts"
 import { Database } from "../storage/Database.ts"
-import {
-  Api,
-  apiError,
-  Authentication,
-  Conflict,
-  CurrentUser,
-  NotFound,
-  Unauthorized,
-  Unavailable
-} from "./Api.ts"
+import { Api, apiError, Authentication, CurrentUser, NotFound, Unauthorized, Unavailable } from "./Api.ts"
 import { PurchaseHandlers } from "./PurchaseHandlers.ts"
 import { Tokens } from "./Tokens.ts"
 
