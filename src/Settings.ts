@@ -27,3 +27,8 @@ export const authSettings = Config.all({
   adminEmails: Config.String("ADMIN_EMAILS").pipe(Config.withDefault("admin@example.com")),
   tokenTtlSeconds: Config.Int("TOKEN_TTL_SECONDS").pipe(Config.withDefault(86_400))
 })
+
+export const logSettings = Config.all({
+  level: Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info")),
+  format: Config.Literals(["json", "pretty"], "LOG_FORMAT").pipe(Config.withDefault("json"))
+})

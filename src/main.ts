@@ -1,5 +1,5 @@
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Logger, References } from "effect"
 import { SaleRegistry } from "./actors/SaleRegistry.ts"
 import { DemoSale } from "./Demo.ts"
 import { HttpServerLive } from "./http/Server.ts"
@@ -26,6 +26,17 @@ const Node = HttpServerLive.pipe(
   Layer.provideMerge(Storage)
 )
 
+// Structured JSON lines by default; LOG_FORMAT=pretty for reading by eye.
+const Logging = Layer.unwrap(
+  Effect.gen(function* () {
+    const { level, format } = yield* Settings.logSettings
+    return Layer.mergeAll(
+      Logger.layer([format === "json" ? Logger.consoleJson : Logger.consolePretty()]),
+      Layer.succeed(References.MinimumLogLevel, level)
+    )
+  })
+)
+
 // runMain interrupts on SIGINT/SIGTERM; closing the layers drains every actor and flushes
 // every staged batch before the database connection goes.
-NodeRuntime.runMain(Layer.launch(Node))
+NodeRuntime.runMain(Layer.launch(Node.pipe(Layer.provide(Logging))))
