@@ -1,4 +1,4 @@
-import { ByteSize, Config } from "effect"
+import { ByteSize, Config, Schema } from "effect"
 
 /**
  * Every setting a node reads from its environment, with the defaults that make a bare
@@ -16,7 +16,15 @@ export const actorSettings = Config.all({
 export type ActorSettings = Config.Success<typeof actorSettings>
 
 export const httpSettings = Config.all({
-  port: Config.Port("PORT").pipe(Config.withDefault(3000)),
+  // 0 asks the system for a free port (the log line says which).
+  port: Config.schema(
+    Schema.FiniteFromString.check(
+      Schema.isInt(),
+      Schema.isGreaterThanOrEqualTo(0),
+      Schema.isLessThanOrEqualTo(65_535)
+    ),
+    "PORT"
+  ).pipe(Config.withDefault(3000)),
   host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
   maxBodyBytes: Config.ByteSize("MAX_BODY_BYTES").pipe(Config.withDefault(ByteSize.kibibytes(16)))
 })

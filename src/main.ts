@@ -1,5 +1,5 @@
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Logger, References } from "effect"
+import { Cause, Effect, Exit, Layer, Logger, References } from "effect"
 import { SaleRegistry } from "./actors/SaleRegistry.ts"
 import { DemoSale } from "./Demo.ts"
 import { HttpServerLive } from "./http/Server.ts"
@@ -38,5 +38,8 @@ const Logging = Layer.unwrap(
 )
 
 // runMain interrupts on SIGINT/SIGTERM; closing the layers drains every actor and flushes
-// every staged batch before the database connection goes.
-NodeRuntime.runMain(Layer.launch(Node.pipe(Layer.provide(Logging))))
+// every staged batch before the database connection goes. A shutdown asked for by a signal
+// that drained cleanly exits 0.
+NodeRuntime.runMain(Layer.launch(Node.pipe(Layer.provide(Logging))), {
+  teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
+})

@@ -1,0 +1,125 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Redacted } from "effect"
+import { spawn } from "node:child_process"
+import type { OrderId, UserId } from "../../src/domain/Ids.ts"
+import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
+import { Catalog } from "../../src/storage/Catalog.ts"
+import { Database } from "../../src/storage/Database.ts"
+import { makeSale } from "../support/Fixtures.ts"
+import { freshServerDatabase } from "../support/TestDatabase.ts"
+
+/** A real node process on its own database; resolves with its URL once it listens. */
+const startNode = (databaseUrl: string) =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly url: string; readonly exited: Promise<number | null>; readonly pid: number }>(
+      (resume) => {
+        const child = spawn(process.execPath, ["src/main.ts"], {
+          env: { ...process.env, DATABASE_URL: databaseUrl, PORT: "0", JWT_SECRET: "shutdown test secret" },
+          stdio: ["ignore", "pipe", "inherit"]
+        })
+        const exited = new Promise<number | null>((done) =>
+          child.on("exit", (code) => {
+            resume(Effect.die(new Error(`the node exited with ${code} before listening`)))
+            done(code)
+          })
+        )
+        let output = ""
+        child.stdout.on("data", (chunk: Buffer) => {
+          output += chunk.toString()
+          const listening = /Listening on (http:\/\/[0-9.:]+)/.exec(output)
+          if (listening?.[1] !== undefined)
+            resume(Effect.succeed({ url: listening[1], exited, pid: child.pid! }))
+        })
+      }
+    ),
+    ({ pid, exited }) =>
+      Effect.promise(() => {
+        try {
+          process.kill(pid, "SIGKILL")
+        } catch {
+          // already gone
+        }
+        return exited
+      })
+  )
+
+describe("graceful shutdown", () => {
+  it.live(
+    "SIGTERM mid-sale: the node exits 0 and every purchase answered 201 is in PostgreSQL",
+    () =>
+      Effect.gen(function* () {
+        const { url: databaseUrl } = yield* freshServerDatabase
+        const storage = yield* Layer.build(
+          Layer.mergeAll(Catalog.layer, Audit.layer).pipe(
+            Layer.provideMerge(Database.server(Redacted.make(databaseUrl)))
+          )
+        )
+        const saleId = yield* makeSale(400).pipe(Effect.provideContext(storage))
+        const node = yield* startNode(databaseUrl)
+
+        const post = (path: string, body?: unknown, token?: string) =>
+          fetch(node.url + path, {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              ...(token === undefined ? {} : { authorization: `Bearer ${token}` })
+            },
+            body: body === undefined ? null : JSON.stringify(body)
+          })
+        const buyers = yield* Effect.forEach(
+          Array.from({ length: 800 }, (_, i) => `leaver-${i}@example.test`),
+          (email) =>
+            Effect.promise(async () => {
+              const answer = (await (await post("/api/auth/login", { email })).json()) as {
+                token: string
+                userId: UserId
+              }
+              return answer
+            }),
+          { concurrency: 50 }
+        )
+
+        const confirmed = new Map<OrderId, UserId>()
+        let answered = 0
+        let unknown = 0
+        let signalled = false
+        yield* Effect.forEach(
+          buyers,
+          (buyer) =>
+            Effect.promise(async () => {
+              try {
+                const response = await post(`/api/sales/${saleId}/purchases`, undefined, buyer.token)
+                const body = (await response.json()) as { orderId?: OrderId }
+                if (response.status === 201 && body.orderId !== undefined)
+                  confirmed.set(body.orderId, buyer.userId)
+                if (response.status >= 500) unknown++
+              } catch {
+                unknown++ // the connection went away: the outcome is unknown, not failed
+              }
+              answered++
+              if (answered === 150 && !signalled) {
+                signalled = true
+                process.kill(node.pid, "SIGTERM")
+              }
+            }),
+          { concurrency: 100, discard: true }
+        )
+        const code = yield* Effect.promise(() => node.exited)
+        assert.strictEqual(code, 0)
+        assert.isTrue(signalled)
+        assert.isAbove(confirmed.size, 0)
+
+        const record = yield* Effect.provideContext(
+          Effect.flatMap(Audit, (audit) => audit.read(saleId)),
+          storage
+        )
+        const report = checkInvariants(record, confirmed)
+        console.log(
+          `SIGTERM after 150 answers: ${confirmed.size} confirmed, ${unknown} unknown, ` +
+            `${report.committed} committed, ${report.oversold} oversold, ${report.lostConfirmed} lost`
+        )
+        assert.strictEqual(violations(report), 0)
+      }).pipe(Effect.scoped),
+    120_000
+  )
+})
