@@ -1,4 +1,4 @@
-import { ByteSize, Config, Schema } from "effect"
+import { ByteSize, Config, Duration, Schema } from "effect"
 
 /**
  * Every setting a node reads from its environment, with the defaults that make a bare
@@ -39,4 +39,11 @@ export const authSettings = Config.all({
 export const logSettings = Config.all({
   level: Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info")),
   format: Config.Literals(["json", "pretty"], "LOG_FORMAT").pipe(Config.withDefault("json"))
+})
+
+/** Token buckets refilled over `window`; 0 turns a limit off. */
+export const limitSettings = Config.all({
+  perUser: Config.Int("RATE_LIMIT_PER_USER").pipe(Config.withDefault(20)),
+  perAddress: Config.Int("RATE_LIMIT_PER_ADDRESS").pipe(Config.withDefault(0)),
+  window: Config.Duration("RATE_LIMIT_WINDOW").pipe(Config.withDefault(Duration.seconds(10)))
 })

@@ -48,6 +48,11 @@ export class Conflict extends Schema.TaggedError<Conflict>()(
   { error: ErrorBody },
   { httpApiStatus: 409 }
 ) {}
+export class TooManyRequests extends Schema.TaggedError<TooManyRequests>()(
+  "TooManyRequests",
+  { error: ErrorBody },
+  { httpApiStatus: 429 }
+) {}
 export class Unavailable extends Schema.TaggedError<Unavailable>()(
   "Unavailable",
   { error: ErrorBody },
@@ -123,7 +128,7 @@ export class AuthGroup extends HttpApiGroup.make("auth").add(
       email: Schema.String,
       admin: Schema.Boolean
     }),
-    error: BadRequest
+    error: [BadRequest, TooManyRequests]
   })
 ) {}
 
@@ -160,7 +165,7 @@ export class PurchaseGroup extends HttpApiGroup.make("purchase")
     HttpApiEndpoint.post("purchase", "/api/sales/:saleId/purchases", {
       params: { saleId: SaleId },
       success: [Purchased, AlreadyPurchased],
-      error: [NotFound, Conflict, Unavailable, BadRequest]
+      error: [NotFound, Conflict, Unavailable, TooManyRequests, BadRequest]
     }),
     HttpApiEndpoint.get("mine", "/api/sales/:saleId/purchases/me", {
       params: { saleId: SaleId },
@@ -169,7 +174,7 @@ export class PurchaseGroup extends HttpApiGroup.make("purchase")
     }),
     HttpApiEndpoint.post("attempt", "/api/purchase/attempt", {
       success: [Purchased, AlreadyPurchased],
-      error: [NotFound, Conflict, Unavailable]
+      error: [NotFound, Conflict, Unavailable, TooManyRequests]
     }),
     HttpApiEndpoint.get("status", "/api/purchase/status", { success: MyPurchase, error: NotFound }),
     HttpApiEndpoint.get("ofUser", "/api/purchase/user/:userId", {

@@ -7,6 +7,7 @@ import { Catalog, type SaleRow } from "../storage/Catalog.ts"
 import { Database } from "../storage/Database.ts"
 import { Api, apiError, Authentication, CurrentUser, NotFound, Unauthorized, Unavailable } from "./Api.ts"
 import { PurchaseHandlers } from "./PurchaseHandlers.ts"
+import { Limits } from "./Limits.ts"
 import { Tokens } from "./Tokens.ts"
 
 const saleNotFound = (saleId: string) =>
@@ -34,13 +35,15 @@ export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
   Effect.gen(function* () {
     const catalog = yield* Catalog
     const tokens = yield* Tokens
+    const limits = yield* Limits
     return handlers.handle("login", ({ payload }) =>
       Effect.gen(function* () {
+        yield* limits.take()
         const email = payload.email.toLowerCase()
         const userId = yield* catalog.userByEmail(email)
         const { token, admin } = yield* tokens.issue(userId, email)
         return { token, userId, email, admin }
-      }).pipe(Effect.orDie)
+      }).pipe(Effect.catchTag("SqlError", Effect.die))
     )
   })
 )

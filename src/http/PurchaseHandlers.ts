@@ -4,6 +4,7 @@ import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import type { SaleId, UserId } from "../domain/Ids.ts"
 import { Catalog } from "../storage/Catalog.ts"
 import { OrderQueries, type OrderRow } from "../storage/OrderQueries.ts"
+import { Limits } from "./Limits.ts"
 import { Api, apiError, Conflict, CurrentUser, Forbidden, NotFound, Unavailable } from "./Api.ts"
 
 const saleNotFound = (saleId: string) =>
@@ -21,11 +22,13 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
     const registry = yield* SaleRegistry
     const catalog = yield* Catalog
     const orders = yield* OrderQueries
+    const limits = yield* Limits
 
     // The hot path: the user comes from the verified token, the decision from the sale's
     // actor; no log line, no extra database round trip.
     const purchase = Effect.fnUntraced(function* (saleId: SaleId) {
       const user = yield* CurrentUser
+      yield* limits.take(user.userId)
       const outcome = yield* registry.purchase(saleId, user.userId).pipe(
         Effect.catchTags({
           SaleNotFound: () => Effect.fail(saleNotFound(saleId)),

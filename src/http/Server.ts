@@ -7,6 +7,7 @@ import { createServer } from "node:http"
 import * as Settings from "../Settings.ts"
 import { Api } from "./Api.ts"
 import { ApiHandlers } from "./Handlers.ts"
+import { Limits } from "./Limits.ts"
 import { Tokens } from "./Tokens.ts"
 
 // The headers Helmet sets by default, on every response.
@@ -42,6 +43,23 @@ const fieldPath = (message: string): ReadonlyArray<unknown> | undefined => {
     return JSON.parse(at[1]) as ReadonlyArray<unknown>
   } catch {
     return undefined
+  }
+}
+
+// Overload answers carry `details.retryAfterSeconds`; the header repeats it for clients and proxies.
+const retryAfterSeconds = (response: HttpServerResponse.HttpServerResponse): number => {
+  if (response.body._tag !== "Uint8Array") return 1
+  try {
+    const body: unknown = JSON.parse(new TextDecoder().decode(response.body.body))
+    const seconds =
+      Predicate.hasProperty(body, "error") && Predicate.hasProperty(body.error, "details")
+        ? Predicate.hasProperty(body.error.details, "retryAfterSeconds")
+          ? body.error.details.retryAfterSeconds
+          : 1
+        : 1
+    return typeof seconds === "number" && seconds >= 1 ? Math.ceil(seconds) : 1
+  } catch {
+    return 1
   }
 }
 
@@ -98,8 +116,11 @@ const edge = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E,
         return answer === undefined ? Effect.failCause(cause) : Effect.succeed(answer)
       })
     )
-    if (response.status === 503 && response.headers["retry-after"] === undefined) {
-      response = HttpServerResponse.setHeader(response, "retry-after", "1")
+    if (
+      (response.status === 503 || response.status === 429) &&
+      response.headers["retry-after"] === undefined
+    ) {
+      response = HttpServerResponse.setHeader(response, "retry-after", String(retryAfterSeconds(response)))
     }
     return HttpServerResponse.setHeaders(response, { ...securityHeaders, "x-request-id": requestId })
   })
@@ -126,7 +147,8 @@ export const HttpServerLive = Layer.unwrap(
     server.keepAliveTimeout = 5_000
     return serveApi(maxBodyBytes).pipe(
       Layer.provide(NodeHttpServer.layer(() => server, { port, host })),
-      Layer.provide(Tokens.layer)
+      Layer.provide(Tokens.layer),
+      Layer.provide(Limits.layer)
     )
   })
 )

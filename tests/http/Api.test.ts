@@ -8,6 +8,7 @@ import { createServer } from "node:http"
 import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { serveApi } from "../../src/http/Server.ts"
+import { Limits } from "../../src/http/Limits.ts"
 import { Tokens } from "../../src/http/Tokens.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
@@ -21,6 +22,8 @@ const admin = "admin@example.test"
 
 const Node = serveApi(ByteSize.kibibytes(16)).pipe(
   Layer.provide(Layer.succeed(Tokens, Tokens.make({ secret, admins: new Set([admin]), ttlSeconds: 600 }))),
+  // Per user only: every test buyer shares one loopback address.
+  Layer.provide(Limits.make({ perUser: 5, perAddress: 0, window: "10 seconds" })),
   Layer.provide(SaleRegistry.make({ mailboxCapacity: 10_000, maxBatchSize: 2_000, idleMillis: 60_000 })),
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
   Layer.provideMerge(Layer.mergeAll(Catalog.layer, OrderStore.layer, OrderQueries.layer, Audit.layer)),
@@ -226,6 +229,29 @@ layer(Node, { timeout: 120_000, excludeTestServices: true })("HTTP API over loop
         yield* call("GET", "/api/purchase/user/nope", { token: boss.token }),
         400,
         "invalid_request"
+      )
+    })
+  )
+
+  it.effect("answers a buyer who keeps pressing Buy with 429 and Retry-After, writing nothing more", () =>
+    Effect.gen(function* () {
+      const saleId = yield* makeSale(10, { startsAt: Date.now() + 3_600_000, endsAt: Date.now() + 7_200_000 })
+      const fay = yield* login("fay@example.test")
+      const answers = []
+      for (let i = 0; i < 8; i++)
+        answers.push(yield* call("POST", `/api/sales/${saleId}/purchases`, { token: fay.token }))
+      assert.deepStrictEqual(
+        answers.map((a) => a.status),
+        [409, 409, 409, 409, 409, 429, 429, 429]
+      )
+      const limited = answers[5]!
+      expectError(limited, 429, "rate_limited")
+      assert.isAtLeast(Number(limited.headers.get("retry-after")), 1)
+      // Another buyer is not held back by fay's bucket.
+      const gus = yield* login("gus@example.test")
+      assert.strictEqual(
+        (yield* call("POST", `/api/sales/${saleId}/purchases`, { token: gus.token })).status,
+        409
       )
     })
   )
