@@ -2,6 +2,7 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Effect, Exit, Layer, Logger, References } from "effect"
 import { SaleRegistry } from "./actors/SaleRegistry.ts"
 import { DemoSale } from "./Demo.ts"
+import { recordCommit } from "./http/Metrics.ts"
 import { HttpServerLive } from "./http/Server.ts"
 import * as Settings from "./Settings.ts"
 import { Catalog } from "./storage/Catalog.ts"
@@ -17,7 +18,11 @@ const Storage = Layer.mergeAll(OrderStore.layer, OrderQueries.layer, Catalog.lay
 const Actors = Layer.unwrap(
   Effect.gen(function* () {
     const settings = yield* Settings.actorSettings
-    return SaleRegistry.make({ ...settings, idleMillis: settings.idleSeconds * 1_000 })
+    return SaleRegistry.make({
+      ...settings,
+      idleMillis: settings.idleSeconds * 1_000,
+      onCommit: recordCommit
+    })
   })
 )
 

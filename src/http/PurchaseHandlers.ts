@@ -5,6 +5,7 @@ import type { SaleId, UserId } from "../domain/Ids.ts"
 import { Catalog } from "../storage/Catalog.ts"
 import { OrderQueries, type OrderRow } from "../storage/OrderQueries.ts"
 import { Limits } from "./Limits.ts"
+import { countOutcome } from "./Metrics.ts"
 import { Api, apiError, Conflict, CurrentUser, Forbidden, NotFound, Unavailable } from "./Api.ts"
 
 const saleNotFound = (saleId: string) =>
@@ -51,6 +52,7 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
           SqlError: (e) => Effect.die(e)
         })
       )
+      yield* countOutcome(outcome._tag)
       switch (outcome._tag) {
         case "Accepted":
           return { orderId: outcome.orderId, saleId, status: "purchased", alreadyPurchased: false } as const

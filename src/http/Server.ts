@@ -8,6 +8,7 @@ import * as Settings from "../Settings.ts"
 import { Api } from "./Api.ts"
 import { ApiHandlers } from "./Handlers.ts"
 import { Limits } from "./Limits.ts"
+import { countRequest, MetricsRoute } from "./Metrics.ts"
 import { Tokens } from "./Tokens.ts"
 
 // The headers Helmet sets by default, on every response.
@@ -122,12 +123,14 @@ const edge = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E,
     ) {
       response = HttpServerResponse.setHeader(response, "retry-after", String(retryAfterSeconds(response)))
     }
+    yield* countRequest(request.method, request.url, response.status)
     return HttpServerResponse.setHeaders(response, { ...securityHeaders, "x-request-id": requestId })
   })
 
 export const ApiRoutes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }),
   HttpApiScalar.layer(Api, { path: "/docs" }),
+  MetricsRoute,
   HttpRouter.middleware(edge, { global: true })
 ).pipe(Layer.provide(ApiHandlers))
 

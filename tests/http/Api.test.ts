@@ -9,6 +9,7 @@ import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { serveApi } from "../../src/http/Server.ts"
 import { Limits } from "../../src/http/Limits.ts"
+import { recordCommit } from "../../src/http/Metrics.ts"
 import { Tokens } from "../../src/http/Tokens.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
@@ -24,7 +25,14 @@ const Node = serveApi(ByteSize.kibibytes(16)).pipe(
   Layer.provide(Layer.succeed(Tokens, Tokens.make({ secret, admins: new Set([admin]), ttlSeconds: 600 }))),
   // Per user only: every test buyer shares one loopback address.
   Layer.provide(Limits.make({ perUser: 5, perAddress: 0, window: "10 seconds" })),
-  Layer.provide(SaleRegistry.make({ mailboxCapacity: 10_000, maxBatchSize: 2_000, idleMillis: 60_000 })),
+  Layer.provide(
+    SaleRegistry.make({
+      mailboxCapacity: 10_000,
+      maxBatchSize: 2_000,
+      idleMillis: 60_000,
+      onCommit: recordCommit
+    })
+  ),
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
   Layer.provideMerge(Layer.mergeAll(Catalog.layer, OrderStore.layer, OrderQueries.layer, Audit.layer)),
   Layer.provideMerge(TestDatabase.layer)
@@ -253,6 +261,32 @@ layer(Node, { timeout: 120_000, excludeTestServices: true })("HTTP API over loop
         (yield* call("POST", `/api/sales/${saleId}/purchases`, { token: gus.token })).status,
         409
       )
+    })
+  )
+
+  it.effect("exposes Prometheus metrics: requests, outcomes, commits, owned sales", () =>
+    Effect.gen(function* () {
+      const saleId = yield* makeSale(1)
+      const hal = yield* login("hal@example.test")
+      const ida = yield* login("ida@example.test")
+      assert.strictEqual(
+        (yield* call("POST", `/api/sales/${saleId}/purchases`, { token: hal.token })).status,
+        201
+      )
+      assert.strictEqual(
+        (yield* call("POST", `/api/sales/${saleId}/purchases`, { token: ida.token })).status,
+        409
+      )
+      const text = yield* Effect.flatMap(baseUrl, (url) =>
+        Effect.promise(() => fetch(`${url}/metrics`).then((r) => r.text()))
+      )
+      assert.match(text, /mincommerce_purchase_outcomes_total\{[^}]*outcome="Accepted"[^}]*\} [1-9]/)
+      assert.match(text, /mincommerce_purchase_outcomes_total\{[^}]*outcome="SoldOut"[^}]*\} [1-9]/)
+      assert.match(text, /mincommerce_http_requests_total\{[^}]*route="\/api\/sales\/:id\/purchases"[^}]*\}/)
+      assert.match(text, /mincommerce_commit_batch_orders_count(\{[^}]*\})? [1-9]/)
+      assert.match(text, /mincommerce_commit_seconds_bucket/)
+      assert.match(text, /mincommerce_owned_sales(\{[^}]*\})? [1-9]/)
+      assert.match(text, /mincommerce_mailbox_depth/)
     })
   )
 

@@ -1,0 +1,70 @@
+import { Effect, Layer, Metric } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
+import { PrometheusMetrics } from "effect/observability"
+import { SaleRegistry } from "../actors/SaleRegistry.ts"
+import type { CommitReport } from "../actors/SaleActor.ts"
+
+/** What a node exposes at GET /metrics, in Prometheus text. */
+
+const requests = Metric.counter("mincommerce_http_requests_total", {
+  description: "HTTP requests by method, route and status"
+})
+const outcomes = Metric.counter("mincommerce_purchase_outcomes_total", {
+  description: "Purchase attempts answered, by outcome"
+})
+const batchSize = Metric.histogram("mincommerce_commit_batch_orders", {
+  description: "Orders per group commit",
+  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 14 })
+})
+const commitSeconds = Metric.histogram("mincommerce_commit_seconds", {
+  description: "Group commit latency",
+  boundaries: Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 14 })
+})
+const mailboxDepth = Metric.gauge("mincommerce_mailbox_depth", {
+  description: "Purchases queued in the mailboxes of this node's sale actors"
+})
+const ownedSales = Metric.gauge("mincommerce_owned_sales", {
+  description: "Sales whose actor runs on this node"
+})
+
+// Ids in paths become ":id", so a route is one series however many sales there are.
+const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi
+
+export const countRequest = (method: string, url: string, status: number) =>
+  Metric.update(
+    Metric.withAttributes(requests, {
+      method,
+      route: (url.split("?")[0] ?? url).replace(uuid, ":id"),
+      status: String(status)
+    }),
+    1
+  )
+
+export const countOutcome = (outcome: string) =>
+  Metric.update(Metric.withAttributes(outcomes, { outcome }), 1)
+
+/** For the registry's `onCommit`: runs on the writer fiber once per batch. */
+export const recordCommit = (report: CommitReport): void => {
+  if (report.orders > 0) Effect.runSync(Metric.update(batchSize, report.orders))
+  Effect.runSync(Metric.update(commitSeconds, report.millis / 1_000))
+}
+
+export const MetricsRoute = Layer.unwrap(
+  Effect.map(SaleRegistry, (registry) =>
+    HttpRouter.add(
+      "GET",
+      "/metrics",
+      Effect.gen(function* () {
+        const now = Date.now()
+        const running = registry.runningSales()
+        let depth = 0
+        for (const saleId of running) depth += registry.running(saleId)?.view(now).mailboxDepth ?? 0
+        yield* Metric.update(mailboxDepth, depth)
+        yield* Metric.update(ownedSales, running.length)
+        return HttpServerResponse.text(yield* PrometheusMetrics.format(), {
+          contentType: "text/plain; version=0.0.4"
+        })
+      })
+    )
+  )
+)
