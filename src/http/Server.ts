@@ -9,6 +9,7 @@ import { Api } from "./Api.ts"
 import { ApiHandlers } from "./Handlers.ts"
 import { Limits } from "./Limits.ts"
 import { countRequest, MetricsRoute } from "./Metrics.ts"
+import { SaleEventsRoute } from "./SaleEvents.ts"
 import { Tokens } from "./Tokens.ts"
 
 // The headers Helmet sets by default, on every response.
@@ -131,6 +132,7 @@ export const ApiRoutes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   MetricsRoute,
+  SaleEventsRoute,
   HttpRouter.middleware(edge, { global: true })
 ).pipe(Layer.provide(ApiHandlers))
 

@@ -3,6 +3,7 @@ import { assert, layer } from "@effect/vitest"
 import { ByteSize, Effect, Layer } from "effect"
 import { HttpServer } from "effect/http"
 import { SqlClient } from "effect/sql"
+import { createParser } from "eventsource-parser"
 import { SignJWT } from "jose"
 import { createServer } from "node:http"
 import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
@@ -287,6 +288,51 @@ layer(Node, { timeout: 120_000, excludeTestServices: true })("HTTP API over loop
       assert.match(text, /mincommerce_commit_seconds_bucket/)
       assert.match(text, /mincommerce_owned_sales(\{[^}]*\})? [1-9]/)
       assert.match(text, /mincommerce_mailbox_depth/)
+    })
+  )
+
+  it.effect("streams a sale's remaining stock falling to sold out as Server-Sent Events", () =>
+    Effect.gen(function* () {
+      const saleId = yield* makeSale(3)
+      const url = yield* baseUrl
+      const buyers = yield* Effect.forEach(["jo", "kim", "lee", "max"], (name) =>
+        login(`${name}@example.test`)
+      )
+      const events: Array<{ status: string; remaining: number }> = []
+      const abort = new AbortController()
+      const response = yield* Effect.promise(() =>
+        fetch(`${url}/api/sales/${saleId}/events`, { signal: abort.signal })
+      )
+      assert.strictEqual(response.status, 200)
+      assert.match(response.headers.get("content-type") ?? "", /text\/event-stream/)
+      const parser = createParser({ onEvent: (event) => events.push(JSON.parse(event.data)) })
+      const reader = response.body!.getReader()
+      const decoder = new TextDecoder()
+      const reading = (async () => {
+        while (!events.some((e) => e.status === "sold_out")) {
+          const chunk = await reader.read()
+          if (chunk.done) return
+          parser.feed(decoder.decode(chunk.value, { stream: true }))
+        }
+      })()
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 300)))
+      for (const buyer of buyers) {
+        yield* call("POST", `/api/sales/${saleId}/purchases`, { token: buyer.token })
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 250)))
+      }
+      yield* Effect.promise(() =>
+        Promise.race([reading, new Promise((resolve) => setTimeout(resolve, 5_000))])
+      )
+      abort.abort()
+      assert.deepStrictEqual(events[0], { saleId, status: "active", total: 3, remaining: 3 } as never)
+      const remaining = events.map((e) => e.remaining)
+      assert.deepStrictEqual(
+        remaining,
+        [...remaining].sort((a, b) => b - a),
+        "remaining never goes up"
+      )
+      assert.includeMembers(remaining, [3, 2, 1, 0])
+      assert.strictEqual(events.at(-1)!.status, "sold_out")
     })
   )
 
