@@ -8,7 +8,7 @@ import {
   HttpApiSecurity,
   OpenApi
 } from "effect/http-api"
-import { OrderId, SaleId, UserId } from "../domain/Ids.ts"
+import { OrderId, ProductId, SaleId, UserId } from "../domain/Ids.ts"
 
 /**
  * The HTTP surface, stated once: every path, schema and error. Handlers, OpenAPI and the
@@ -185,6 +185,78 @@ export class PurchaseGroup extends HttpApiGroup.make("purchase")
   )
   .middleware(Authentication) {}
 
+const Stock = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(10_000_000))
+const Price = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(100_000_000))
+/** An instant as an ISO-8601 string, e.g. "2026-12-01T10:00:00Z". */
+const Instant = Schema.String.check(Schema.isMaxLength(40))
+
+export const SaleStats = Schema.Struct({
+  saleId: SaleId,
+  status: SaleStatus,
+  total: Schema.Int,
+  remaining: Schema.Int,
+  attempts: Schema.Int,
+  byOutcome: Schema.Record(Schema.String, Schema.Int),
+  committed: Schema.Int,
+  soldOutAt: Schema.NullOr(Schema.String),
+  recentPurchasesPerSecond: Schema.Number
+})
+
+/** Admin role only: a signed-in non-admin gets 403. */
+export class AdminGroup extends HttpApiGroup.make("admin")
+  .add(
+    HttpApiEndpoint.post("createProduct", "/api/admin/products", {
+      payload: Schema.Struct({
+        name: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200)),
+        description: Schema.optional(Schema.String.check(Schema.isMaxLength(2_000)))
+      }),
+      success: Schema.Struct({ productId: ProductId }).pipe(HttpApiSchema.status(201)),
+      error: [Forbidden, BadRequest]
+    }),
+    HttpApiEndpoint.patch("updateProduct", "/api/admin/products/:productId", {
+      params: { productId: ProductId },
+      payload: Schema.Struct({
+        name: Schema.optional(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200))),
+        description: Schema.optional(Schema.String.check(Schema.isMaxLength(2_000)))
+      }),
+      success: Schema.Struct({ productId: ProductId }),
+      error: [Forbidden, NotFound, BadRequest]
+    }),
+    HttpApiEndpoint.post("createSale", "/api/admin/sales", {
+      payload: Schema.Struct({
+        productId: ProductId,
+        priceCents: Price,
+        stock: Stock,
+        startsAt: Instant,
+        endsAt: Instant
+      }),
+      success: SaleView.pipe(HttpApiSchema.status(201)),
+      error: [Forbidden, NotFound, BadRequest]
+    }),
+    HttpApiEndpoint.patch("updateSale", "/api/admin/sales/:saleId", {
+      params: { saleId: SaleId },
+      payload: Schema.Struct({
+        priceCents: Schema.optional(Price),
+        stock: Schema.optional(Stock),
+        startsAt: Schema.optional(Instant),
+        endsAt: Schema.optional(Instant)
+      }),
+      success: SaleView,
+      error: [Forbidden, NotFound, Conflict, BadRequest]
+    }),
+    HttpApiEndpoint.post("cancelSale", "/api/admin/sales/:saleId/cancel", {
+      params: { saleId: SaleId },
+      success: SaleView,
+      error: [Forbidden, NotFound, BadRequest]
+    }),
+    HttpApiEndpoint.get("saleStats", "/api/admin/sales/:saleId/stats", {
+      params: { saleId: SaleId },
+      success: SaleStats,
+      error: [Forbidden, NotFound, BadRequest]
+    })
+  )
+  .middleware(Authentication) {}
+
 export class HealthGroup extends HttpApiGroup.make("health").add(
   HttpApiEndpoint.get("health", "/api/health", {
     success: Schema.Struct({ status: Schema.Literal("ok"), database: Schema.String })
@@ -203,6 +275,7 @@ export class Api extends HttpApi.make("mincommerce")
   .add(SalesGroup)
   .add(CurrentSaleGroup)
   .add(PurchaseGroup)
+  .add(AdminGroup)
   .add(HealthGroup)
   .annotateMerge(
     OpenApi.annotations({ title: "MinCommerce", description: "Flash-sale purchases, one actor per sale" })

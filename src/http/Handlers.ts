@@ -6,7 +6,9 @@ import { statusAt } from "../actors/SaleState.ts"
 import { Catalog, type SaleRow } from "../storage/Catalog.ts"
 import { Database } from "../storage/Database.ts"
 import { Api, apiError, Authentication, CurrentUser, NotFound, Unauthorized, Unavailable } from "./Api.ts"
+import { AdminHandlers } from "./AdminHandlers.ts"
 import { PurchaseHandlers } from "./PurchaseHandlers.ts"
+import { presentSale } from "./SaleView.ts"
 import { Limits } from "./Limits.ts"
 import { Tokens } from "./Tokens.ts"
 
@@ -47,23 +49,6 @@ export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
     )
   })
 )
-
-/** A sale for the API: the owner's memory is the freshest view of a running sale, else the stock row. */
-const presentSale = (registry: SaleRegistry["Service"], row: SaleRow) => {
-  const now = Date.now()
-  const running = registry.running(row.saleId)?.view(now)
-  const remaining = running?.remaining ?? row.available
-  return {
-    saleId: row.saleId,
-    productName: row.productName,
-    priceCents: row.priceCents,
-    startsAt: new Date(row.startsAt).toISOString(),
-    endsAt: new Date(row.endsAt).toISOString(),
-    status: running?.status ?? statusAt({ ...row, remaining }, now),
-    total: row.total,
-    remaining
-  }
-}
 
 const noCurrentSale = apiError(NotFound, {
   code: "no_current_sale",
@@ -142,5 +127,6 @@ export const ApiHandlers = Layer.mergeAll(
   SalesHandlers,
   CurrentSaleHandlers,
   PurchaseHandlers,
+  AdminHandlers,
   HealthHandlers
 ).pipe(Layer.provide(AuthenticationLive))

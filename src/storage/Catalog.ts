@@ -14,6 +14,22 @@ export interface SaleRow {
   readonly available: number
 }
 
+export interface SaleChanges {
+  readonly priceCents?: number | undefined
+  readonly stock?: number | undefined
+  readonly startsAt?: number | undefined
+  readonly endsAt?: number | undefined
+}
+
+export interface SaleStats {
+  readonly attempts: number
+  readonly byOutcome: Readonly<Record<string, number>>
+  readonly committed: number
+  readonly soldOutAt: number | null
+  /** Orders committed over the last ten seconds, per second. */
+  readonly recentPerSecond: number
+}
+
 export interface NewSale {
   readonly productId: ProductId
   readonly priceCents: number
@@ -40,6 +56,19 @@ export class Catalog extends Context.Service<
     readonly currentSale: () => Effect.Effect<SaleRow | undefined, SqlError.SqlError>
     /** Every sale, newest start first. */
     readonly sales: () => Effect.Effect<ReadonlyArray<SaleRow>, SqlError.SqlError>
+    readonly updateProduct: (
+      productId: ProductId,
+      changes: { readonly name?: string | undefined; readonly description?: string | undefined }
+    ) => Effect.Effect<boolean, SqlError.SqlError>
+    /**
+     * Changes a sale that has not started (schedule, price, stock). "missing" when there is no
+     * such sale, "started" when it is running, over or cancelled: then nothing changes.
+     */
+    readonly updateSale: (
+      saleId: SaleId,
+      changes: SaleChanges
+    ) => Effect.Effect<"updated" | "missing" | "started", SqlError.SqlError>
+    readonly saleStats: (saleId: SaleId) => Effect.Effect<SaleStats, SqlError.SqlError>
     /** Marks the sale cancelled; true when it existed and was not cancelled yet. */
     readonly cancelSale: (saleId: SaleId) => Effect.Effect<boolean, SqlError.SqlError>
   }
@@ -125,7 +154,63 @@ export class Catalog extends Context.Service<
         return rows[0]
       })
 
+      const updateProduct = Effect.fn("Catalog.updateProduct")(function* (
+        productId: ProductId,
+        changes: { readonly name?: string | undefined; readonly description?: string | undefined }
+      ) {
+        const rows = yield* sql`
+          UPDATE products SET name = coalesce(${changes.name ?? null}, name),
+                 description = coalesce(${changes.description ?? null}, description), updated_at = now()
+          WHERE id = ${productId} RETURNING id`
+        return rows.length > 0
+      })
+
+      const updateSale = Effect.fn("Catalog.updateSale")(function* (saleId: SaleId, changes: SaleChanges) {
+        const current = yield* sql<{ upcoming: boolean }>`
+            SELECT status = 'scheduled' AND starts_at > now() AS upcoming
+            FROM flash_sales WHERE id = ${saleId} FOR UPDATE`
+        if (current[0] === undefined) return "missing" as const
+        if (!current[0].upcoming) return "started" as const
+        const toTime = (ms: number | undefined) => (ms === undefined ? null : ms / 1_000)
+        yield* sql`
+            UPDATE flash_sales SET
+              price_cents = coalesce(${changes.priceCents ?? null}::int, price_cents),
+              starts_at = coalesce(to_timestamp(${toTime(changes.startsAt)}::float8), starts_at),
+              ends_at = coalesce(to_timestamp(${toTime(changes.endsAt)}::float8), ends_at),
+              updated_at = now()
+            WHERE id = ${saleId}`
+        if (changes.stock !== undefined) {
+          // Nobody can have bought before the start, so the whole stock is still available.
+          yield* sql`
+              UPDATE stocks SET total = ${changes.stock}, available = ${changes.stock}, updated_at = now()
+              WHERE sale_id = ${saleId}`
+        }
+        return "updated" as const
+      }, sql.withTransaction)
+
+      const saleStats = Effect.fn("Catalog.saleStats")(function* (saleId: SaleId) {
+        const outcomes = yield* sql<{ outcome: string; n: number }>`
+          SELECT outcome, count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId} GROUP BY outcome`
+        const orders = yield* sql<{ committed: number; recent: number; soldOutAt: number | null }>`
+          SELECT count(*)::int AS committed,
+                 count(*) FILTER (WHERE o.created_at > now() - interval '10 seconds')::int AS recent,
+                 (SELECT (extract(epoch FROM sold_out_at) * 1000)::float8 FROM flash_sales WHERE id = ${saleId})
+                   AS "soldOutAt"
+          FROM orders o WHERE o.sale_id = ${saleId}`
+        const byOutcome = Object.fromEntries(outcomes.map((row) => [row.outcome, row.n]))
+        return {
+          attempts: outcomes.reduce((sum, row) => sum + row.n, 0),
+          byOutcome,
+          committed: orders[0]?.committed ?? 0,
+          soldOutAt: orders[0]?.soldOutAt ?? null,
+          recentPerSecond: (orders[0]?.recent ?? 0) / 10
+        }
+      })
+
       return Catalog.of({
+        updateProduct,
+        updateSale,
+        saleStats,
         userByEmail,
         usersByEmail,
         createProduct,

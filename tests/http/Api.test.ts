@@ -26,7 +26,7 @@ const Node = serveApi(ByteSize.kibibytes(16)).pipe(
   Layer.provide(Layer.succeed(Tokens, Tokens.make({ secret, admins: new Set([admin]), ttlSeconds: 600 }))),
   // Per user only: every test buyer shares one loopback address.
   Layer.provide(Limits.make({ perUser: 5, perAddress: 0, window: "10 seconds" })),
-  Layer.provide(
+  Layer.provideMerge(
     SaleRegistry.make({
       mailboxCapacity: 10_000,
       maxBatchSize: 2_000,
@@ -333,6 +333,96 @@ layer(Node, { timeout: 120_000, excludeTestServices: true })("HTTP API over loop
       )
       assert.includeMembers(remaining, [3, 2, 1, 0])
       assert.strictEqual(events.at(-1)!.status, "sold_out")
+    })
+  )
+
+  it.effect("lets an admin create, reschedule, restock, cancel and watch sales; nobody else", () =>
+    Effect.gen(function* () {
+      const boss = yield* login(admin)
+      const joe = yield* login("joe@example.test")
+      const inAnHour = new Date(Date.now() + 3_600_000).toISOString()
+      const inTwoHours = new Date(Date.now() + 7_200_000).toISOString()
+
+      const denied = yield* call("POST", "/api/admin/products", { token: joe.token, body: '{"name":"x"}' })
+      expectError(denied, 403, "forbidden")
+      expectError(yield* call("POST", "/api/admin/products", { body: '{"name":"x"}' }), 401, "unauthorized")
+
+      const product = yield* call("POST", "/api/admin/products", {
+        token: boss.token,
+        body: JSON.stringify({ name: "Console", description: "Limited edition" })
+      })
+      assert.strictEqual(product.status, 201)
+      const renamed = yield* call("PATCH", `/api/admin/products/${product.body.productId}`, {
+        token: boss.token,
+        body: JSON.stringify({ name: "Console X" })
+      })
+      assert.strictEqual(renamed.status, 200)
+
+      const badWindow = yield* call("POST", "/api/admin/sales", {
+        token: boss.token,
+        body: JSON.stringify({
+          productId: product.body.productId,
+          priceCents: 49_900,
+          stock: 5,
+          startsAt: inTwoHours,
+          endsAt: inAnHour
+        })
+      })
+      expectError(badWindow, 400, "invalid_request")
+      const created = yield* call("POST", "/api/admin/sales", {
+        token: boss.token,
+        body: JSON.stringify({
+          productId: product.body.productId,
+          priceCents: 49_900,
+          stock: 5,
+          startsAt: inAnHour,
+          endsAt: inTwoHours
+        })
+      })
+      assert.strictEqual(created.status, 201, JSON.stringify(created.body))
+      assert.deepStrictEqual(
+        [created.body.status, created.body.total, created.body.productName],
+        ["upcoming", 5, "Console X"]
+      )
+      const saleId = created.body.saleId as string
+
+      // Restock and bring forward to now: the sale opens with the new stock.
+      const now = new Date(Date.now() - 1_000).toISOString()
+      const changed = yield* call("PATCH", `/api/admin/sales/${saleId}`, {
+        token: boss.token,
+        body: JSON.stringify({ stock: 2, startsAt: now })
+      })
+      assert.strictEqual(changed.status, 200, JSON.stringify(changed.body))
+      assert.deepStrictEqual(
+        [changed.body.status, changed.body.total, changed.body.remaining],
+        ["active", 2, 2]
+      )
+      const bought = yield* call("POST", `/api/sales/${saleId}/purchases`, { token: joe.token })
+      assert.strictEqual(bought.status, 201)
+      const late = yield* call("PATCH", `/api/admin/sales/${saleId}`, {
+        token: boss.token,
+        body: '{"stock":10}'
+      })
+      expectError(late, 409, "sale_started")
+
+      const cancelled = yield* call("POST", `/api/admin/sales/${saleId}/cancel`, { token: boss.token })
+      assert.strictEqual(cancelled.body.status, "cancelled")
+      const kay = yield* login("kay@example.test")
+      const refused = yield* call("POST", `/api/sales/${saleId}/purchases`, { token: kay.token })
+      expectError(refused, 409, "sale_not_active")
+      assert.strictEqual(refused.body.error.details.reason, "cancelled")
+
+      yield* Effect.flatMap(SaleRegistry, (registry) => registry.stop(saleId as SaleId)) // flush the audit records
+      const stats = yield* call("GET", `/api/admin/sales/${saleId}/stats`, { token: boss.token })
+      assert.strictEqual(stats.status, 200)
+      assert.strictEqual(stats.body.committed, 1)
+      assert.strictEqual(stats.body.byOutcome.accepted, 1)
+      assert.strictEqual(stats.body.byOutcome.cancelled, 1)
+      expectError(
+        yield* call("GET", `/api/admin/sales/${saleId}/stats`, { token: joe.token }),
+        403,
+        "forbidden"
+      )
     })
   )
 

@@ -1,0 +1,20 @@
+import type { SaleRegistry } from "../actors/SaleRegistry.ts"
+import { statusAt } from "../actors/SaleState.ts"
+import type { SaleRow } from "../storage/Catalog.ts"
+
+/** A sale for the API: the owner's memory is the freshest view of a running sale, else the stock row. */
+export const presentSale = (registry: SaleRegistry["Service"], row: SaleRow) => {
+  const now = Date.now()
+  const running = registry.running(row.saleId)?.view(now)
+  const remaining = running?.remaining ?? row.available
+  return {
+    saleId: row.saleId,
+    productName: row.productName,
+    priceCents: row.priceCents,
+    startsAt: new Date(row.startsAt).toISOString(),
+    endsAt: new Date(row.endsAt).toISOString(),
+    status: running?.status ?? statusAt({ ...row, remaining }, now),
+    total: row.total,
+    remaining
+  }
+}
