@@ -1,6 +1,6 @@
 import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { jwtVerify, SignJWT } from "jose"
-import { randomBytes } from "node:crypto"
+import { createSecretKey, randomBytes } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { UserId } from "../domain/Ids.ts"
@@ -28,8 +28,10 @@ export class Tokens extends Context.Service<
     readonly secret: Uint8Array
     readonly admins: ReadonlySet<string>
     readonly ttlSeconds: number
-  }) =>
-    Tokens.of({
+  }) => {
+    // Imported once: handing jose raw bytes would import the key again on every request.
+    const key = createSecretKey(options.secret)
+    return Tokens.of({
       issue: (userId, email) =>
         Effect.promise(async () => {
           const admin = options.admins.has(email.toLowerCase())
@@ -38,12 +40,12 @@ export class Tokens extends Context.Service<
             .setSubject(userId)
             .setIssuedAt()
             .setExpirationTime(`${options.ttlSeconds}s`)
-            .sign(options.secret)
+            .sign(key)
           return { token, admin }
         }),
       verify: (token) =>
         Effect.promise(() =>
-          jwtVerify(token, options.secret, { algorithms: ["HS256"] }).then(
+          jwtVerify(token, key, { algorithms: ["HS256"] }).then(
             ({ payload }) =>
               Option.map(decodeClaims(payload), (claims) => ({
                 userId: claims.sub,
@@ -54,6 +56,7 @@ export class Tokens extends Context.Service<
           )
         )
     })
+  }
 
   static readonly layer = Layer.effect(
     Tokens,
