@@ -3,12 +3,10 @@ import { HttpApiBuilder } from "effect/http-api"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import type { SaleId } from "../domain/Ids.ts"
 import { Catalog } from "../storage/Catalog.ts"
-import { Api, apiError, BadRequest, Conflict, CurrentUser, Forbidden, NotFound } from "./Api.ts"
+import { Api, apiError, saleNotFound, BadRequest, Conflict, CurrentUser, Forbidden, NotFound } from "./Api.ts"
 import { presentSale } from "./SaleView.ts"
 
 const forbidden = apiError(Forbidden, { code: "forbidden", message: "Admins only" })
-const saleNotFound = (saleId: string) =>
-  apiError(NotFound, { code: "sale_not_found", message: "No such sale", details: { saleId } })
 
 const requireAdmin = Effect.flatMap(CurrentUser, (user) =>
   user.admin ? Effect.void : Effect.fail(forbidden)

@@ -62,6 +62,12 @@ export class Unavailable extends Schema.TaggedError<Unavailable>()(
 export const apiError = <E>(make: new (fields: { readonly error: ErrorBody }) => E, error: ErrorBody): E =>
   new make({ error })
 
+export const saleNotFound = (saleId: string) =>
+  apiError(NotFound, { code: "sale_not_found", message: "No such sale", details: { saleId } })
+
+export const noCurrentSale = () =>
+  apiError(NotFound, { code: "no_current_sale", message: "No sale is running or upcoming" })
+
 export class CurrentUser extends Context.Service<
   CurrentUser,
   { readonly userId: UserId; readonly email: string; readonly admin: boolean }

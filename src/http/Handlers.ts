@@ -4,15 +4,21 @@ import { SqlClient } from "effect/sql"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import { Catalog, type SaleRow } from "../storage/Catalog.ts"
 import { Database } from "../storage/Database.ts"
-import { Api, apiError, Authentication, CurrentUser, NotFound, Unauthorized, Unavailable } from "./Api.ts"
+import {
+  Api,
+  apiError,
+  noCurrentSale,
+  saleNotFound,
+  Authentication,
+  CurrentUser,
+  Unauthorized,
+  Unavailable
+} from "./Api.ts"
 import { AdminHandlers } from "./AdminHandlers.ts"
 import { PurchaseHandlers } from "./PurchaseHandlers.ts"
 import { presentSale } from "./SaleView.ts"
 import { Limits } from "./Limits.ts"
 import { Tokens } from "./Tokens.ts"
-
-const saleNotFound = (saleId: string) =>
-  apiError(NotFound, { code: "sale_not_found", message: "No such sale", details: { saleId } })
 
 export const AuthenticationLive = Layer.effect(
   Authentication,
@@ -49,11 +55,6 @@ export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
   })
 )
 
-const noCurrentSale = apiError(NotFound, {
-  code: "no_current_sale",
-  message: "No sale is running or upcoming"
-})
-
 export const SalesHandlers = HttpApiBuilder.group(Api, "sales", (handlers) =>
   Effect.gen(function* () {
     const catalog = yield* Catalog
@@ -81,7 +82,7 @@ export const CurrentSaleHandlers = HttpApiBuilder.group(Api, "currentSale", (han
     const catalog = yield* Catalog
     const registry = yield* SaleRegistry
     const current = Effect.flatMap(catalog.currentSale().pipe(Effect.orDie), (row) =>
-      row === undefined ? Effect.fail(noCurrentSale) : Effect.succeed(presentSale(registry, row))
+      row === undefined ? Effect.fail(noCurrentSale()) : Effect.succeed(presentSale(registry, row))
     )
     return handlers
       .handle("status", () => current)

@@ -6,10 +6,16 @@ import { Catalog } from "../storage/Catalog.ts"
 import { OrderQueries, type OrderRow } from "../storage/OrderQueries.ts"
 import { Limits } from "./Limits.ts"
 import { countOutcome } from "./Metrics.ts"
-import { Api, apiError, Conflict, CurrentUser, Forbidden, NotFound, Unavailable } from "./Api.ts"
-
-const saleNotFound = (saleId: string) =>
-  apiError(NotFound, { code: "sale_not_found", message: "No such sale", details: { saleId } })
+import {
+  Api,
+  apiError,
+  noCurrentSale,
+  saleNotFound,
+  Conflict,
+  CurrentUser,
+  Forbidden,
+  Unavailable
+} from "./Api.ts"
 
 const orderView = (order: OrderRow) => ({
   orderId: order.orderId,
@@ -82,11 +88,7 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
     })
 
     const currentSaleId = Effect.flatMap(catalog.currentSale().pipe(Effect.orDie), (row) =>
-      row === undefined
-        ? Effect.fail(
-            apiError(NotFound, { code: "no_current_sale", message: "No sale is running or upcoming" })
-          )
-        : Effect.succeed(row.saleId)
+      row === undefined ? Effect.fail(noCurrentSale()) : Effect.succeed(row.saleId)
     )
 
     const mine = Effect.fnUntraced(function* (saleId: SaleId) {
