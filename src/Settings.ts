@@ -26,7 +26,17 @@ export const httpSettings = Config.all({
     "PORT"
   ).pipe(Config.withDefault(3000)),
   host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
-  maxBodyBytes: Config.ByteSize("MAX_BODY_BYTES").pipe(Config.withDefault(ByteSize.kibibytes(16)))
+  maxBodyBytes: Config.ByteSize("MAX_BODY_BYTES").pipe(Config.withDefault(ByteSize.kibibytes(16))),
+  /** Origins allowed to call the API from a browser (comma-separated); none by default. */
+  corsOrigins: Config.String("CORS_ORIGINS").pipe(
+    Config.withDefault(""),
+    Config.map((origins) =>
+      origins
+        .split(",")
+        .map((origin) => origin.trim())
+        .filter((origin) => origin.length > 0)
+    )
+  )
 })
 
 export const authSettings = Config.all({

@@ -136,21 +136,30 @@ export const ApiRoutes = Layer.mergeAll(
   HttpRouter.middleware(edge, { global: true })
 ).pipe(Layer.provide(ApiHandlers))
 
-/** The API on an HTTP server, with request bodies capped at `maxBodyBytes`. */
-export const serveApi = (maxBodyBytes: ByteSize.ByteSize) =>
-  HttpRouter.serve(ApiRoutes, { disableLogger: true }).pipe(
-    Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, maxBodyBytes))
-  )
+/**
+ * The API on an HTTP server, with request bodies capped at `maxBodyBytes`. Browsers on other
+ * origins may call it only when their origin is listed in `corsOrigins`.
+ */
+export const serveApi = (options: {
+  readonly maxBodyBytes: ByteSize.ByteSize
+  readonly corsOrigins: ReadonlyArray<string>
+}) =>
+  HttpRouter.serve(
+    options.corsOrigins.length === 0
+      ? ApiRoutes
+      : Layer.merge(ApiRoutes, HttpRouter.cors({ allowedOrigins: options.corsOrigins, maxAge: 600 })),
+    { disableLogger: true }
+  ).pipe(Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, options.maxBodyBytes)))
 
 /** Serves the API on PORT/HOST; slow clients are cut off in seconds, bodies are capped. */
 export const HttpServerLive = Layer.unwrap(
   Effect.gen(function* () {
-    const { port, host, maxBodyBytes } = yield* Settings.httpSettings
+    const { port, host, maxBodyBytes, corsOrigins } = yield* Settings.httpSettings
     const server = createServer()
     server.headersTimeout = 5_000
     server.requestTimeout = 10_000
     server.keepAliveTimeout = 5_000
-    return serveApi(maxBodyBytes).pipe(
+    return serveApi({ maxBodyBytes, corsOrigins }).pipe(
       Layer.provide(NodeHttpServer.layer(() => server, { port, host })),
       Layer.provide(Tokens.layer),
       Layer.provide(Limits.layer)

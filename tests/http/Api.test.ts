@@ -22,7 +22,7 @@ import { TestDatabase } from "../support/TestDatabase.ts"
 const secret = new TextEncoder().encode("a test secret, long enough for HS256 use")
 const admin = "admin@example.test"
 
-const Node = serveApi(ByteSize.kibibytes(16)).pipe(
+const Node = serveApi({ maxBodyBytes: ByteSize.kibibytes(16), corsOrigins: ["https://shop.example"] }).pipe(
   Layer.provide(Layer.succeed(Tokens, Tokens.make({ secret, admins: new Set([admin]), ttlSeconds: 600 }))),
   // Per user only: every test buyer shares one loopback address.
   Layer.provide(Limits.make({ perUser: 5, perAddress: 0, window: "10 seconds" })),
@@ -423,6 +423,24 @@ layer(Node, { timeout: 120_000, excludeTestServices: true })("HTTP API over loop
         403,
         "forbidden"
       )
+    })
+  )
+
+  it.effect("lets only the configured origins call the API from a browser", () =>
+    Effect.gen(function* () {
+      const url = yield* baseUrl
+      const preflight = (origin: string) =>
+        Effect.promise(() =>
+          fetch(`${url}/api/sales`, {
+            method: "OPTIONS",
+            headers: { origin, "access-control-request-method": "POST" }
+          })
+        )
+      const allowed = yield* preflight("https://shop.example")
+      assert.strictEqual(allowed.headers.get("access-control-allow-origin"), "https://shop.example")
+      const other = yield* preflight("https://elsewhere.example")
+      assert.notStrictEqual(other.headers.get("access-control-allow-origin"), "https://elsewhere.example")
+      assert.notStrictEqual(other.headers.get("access-control-allow-origin"), "*")
     })
   )
 
