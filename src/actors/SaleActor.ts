@@ -6,6 +6,7 @@ import { attemptReason, type Outcome } from "../domain/Outcome.ts"
 import {
   OrderStore,
   type AttemptRecord,
+  type Batch,
   type Claim,
   type CommitReceipt,
   type OrderToCommit
@@ -161,46 +162,48 @@ export const make = Effect.fnUntraced(function* (
     Effect.ensuring(Queue.end(staging))
   )
 
-  /** A commit that did not answer: find out what PostgreSQL has, then answer accordingly. */
-  const settle = Effect.fnUntraced(function* (batch: ReadonlyArray<Staged>, cause: Cause.Cause<unknown>) {
-    const pending = batch.filter((s) => s.envelope !== undefined)
-    const receipt = yield* store
-      .committedOf(
-        saleId,
-        pending.map((s) => s.order!.orderId)
-      )
-      .pipe(
-        // A connection killed mid-query surfaces as a defect; here it is just another try.
-        Effect.catchCause((failure) => Effect.fail(failure)),
-        Effect.retry(settleSchedule),
-        Effect.option
-      )
-    if (receipt._tag === "None") {
+  /**
+   * A commit that did not answer: ask PostgreSQL whether that transaction went through. If it
+   * did, its buyers are answered "accepted" and its audit records are in; if not, the units
+   * go back and every record of the batch waits for the next commit, once.
+   */
+  const settle = Effect.fnUntraced(function* (
+    batch: ReadonlyArray<Staged>,
+    sent: Batch,
+    cause: Cause.Cause<unknown>
+  ) {
+    const outcome = yield* store.outcomeOf(sent).pipe(
+      // A connection killed mid-query surfaces as a defect; here it is just another try.
+      Effect.catchCause((failure) => Effect.fail(failure)),
+      Effect.retry(settleSchedule),
+      Effect.option
+    )
+    if (outcome._tag === "None") {
       yield* Effect.logError("commit outcome unknown and database unreachable; stopping the sale's actor", {
         saleId,
         cause: Cause.pretty(cause)
       })
-      for (const s of pending) s.envelope!.resume(Effect.fail(unavailable("commit_failed")))
+      for (const s of batch)
+        if (s.envelope !== undefined) s.envelope.resume(Effect.fail(unavailable("commit_failed")))
       return halt("failed")
     }
+    const receipt = outcome.value
     yield* Effect.logWarning("batch commit failed; settled against PostgreSQL", {
       saleId,
-      orders: pending.length,
-      committed: receipt.value.orderIds.size
+      orders: sent.orders.length,
+      committed: receipt !== undefined
     })
-    const attempts = new Array<AttemptRecord>()
-    for (const s of batch) {
-      if (s.envelope === undefined) {
-        attempts.push(s.attempt)
-      } else if (receipt.value.orderIds.has(s.envelope.orderId)) {
-        answerAccepted(s.envelope, receipt.value)
-      } else {
-        state = Sale.release(state, s.envelope.userId, s.envelope.orderId)
-        attempts.push({ ...s.attempt, outcome: "commit_failed" })
-        s.envelope.resume(Effect.fail(unavailable("commit_failed")))
-      }
+    if (receipt !== undefined) {
+      for (const s of batch) if (s.envelope !== undefined) answerAccepted(s.envelope, receipt)
+      return
     }
-    carried = carried.concat(attempts)
+    for (const s of batch) {
+      if (s.envelope === undefined) continue
+      state = Sale.release(state, s.envelope.userId, s.envelope.orderId)
+      s.envelope.resume(Effect.fail(unavailable("commit_failed")))
+    }
+    // Only this batch's records can say "accepted"; those orders were not stored.
+    carried = sent.attempts.map((a) => (a.outcome === "accepted" ? { ...a, outcome: "commit_failed" } : a))
   })
 
   const fence = (batch: ReadonlyArray<Staged>) =>
@@ -222,8 +225,9 @@ export const make = Effect.fnUntraced(function* (
       attempts.push(s.attempt)
       if (s.order !== undefined) orders.push(s.order)
     }
+    const sent: Batch = { batchId: randomUUID(), saleId, epoch, orders, attempts }
     const started = yield* Clock.currentTimeMillis
-    const exit = yield* Effect.exit(store.commit({ saleId, epoch, orders, attempts }))
+    const exit = yield* Effect.exit(store.commit(sent))
     if (Exit.isSuccess(exit)) {
       for (const s of batch) if (s.envelope !== undefined) answerAccepted(s.envelope, exit.value)
       const finished = yield* Clock.currentTimeMillis
@@ -232,13 +236,9 @@ export const make = Effect.fnUntraced(function* (
     }
     const stale = exit.cause.reasons.some((r) => Cause.isFailReason(r) && r.error._tag === "StaleEpoch")
     if (stale) return yield* fence(batch)
-    carried = attempts.filter((a) => a.outcome !== "accepted")
-    yield* settle(batch, exit.cause)
+    yield* settle(batch, sent, exit.cause)
   })
 
-  // Stopping, for any reason, is the same drain: the mailbox is closed, the decider answers
-  // or stages what was queued and closes the staging queue, and the writer commits (or,
-  // once halted, refuses) everything staged. No buyer is left without an answer.
   // Whatever goes wrong in a commit, its buyers are answered: a bug must not leave them waiting.
   const commitOrHalt = (batch: ReadonlyArray<Staged>) =>
     commitBatch(batch).pipe(
@@ -251,6 +251,9 @@ export const make = Effect.fnUntraced(function* (
       )
     )
 
+  // Stopping, for any reason, is the same drain: the mailbox is closed, the decider answers
+  // or stages what was queued and closes the staging queue, and the writer commits (or,
+  // once halted, refuses) everything staged. No buyer is left without an answer.
   const writer = Effect.gen(function* () {
     while (true) {
       const batch = yield* Queue.takeBetween(staging, 1, options.maxBatchSize)

@@ -70,9 +70,16 @@ const schema = Effect.gen(function* () {
   yield* sql`CREATE INDEX purchase_attempts_sale ON purchase_attempts (sale_id, outcome)`
 })
 
+// Each batch commit stamps its id on the stock row, so an owner whose commit lost its reply
+// can tell exactly whether that transaction went through, even a batch with no orders.
+const batchStamp = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE stocks ADD COLUMN last_batch uuid`
+})
+
 /** Brings the schema up to date; a node serves nothing before this has run. */
 export const Migrations = {
   layer: PgMigrator.layer({
-    loader: PgMigrator.fromRecord({ "0001_schema": schema })
+    loader: PgMigrator.fromRecord({ "0001_schema": schema, "0002_batch_stamp": batchStamp })
   }).pipe(Layer.provide(NodeServices.layer))
 }

@@ -50,6 +50,8 @@ export class CommitReceipt {
 }
 
 export interface Batch {
+  /** A fresh UUID per commit attempt: stamped on the stock row by the transaction. */
+  readonly batchId: string
   readonly saleId: SaleId
   readonly epoch: number
   readonly orders: ReadonlyArray<OrderToCommit>
@@ -76,14 +78,11 @@ export class OrderStore extends Context.Service<
      */
     readonly commit: (batch: Batch) => Effect.Effect<CommitReceipt, StaleEpoch | SqlError.SqlError>
     /**
-     * Which of these orders are committed: settles a commit whose outcome was lost. It
-     * first locks the stock row, so a commit of ours still in flight on a broken connection
-     * has finished (or aborted) before the orders are looked up.
+     * Whether a batch whose commit lost its reply went through: its receipt, or undefined.
+     * It first locks the stock row, so a commit of ours still in flight on a broken
+     * connection has finished (or aborted) before the stamp is read.
      */
-    readonly committedOf: (
-      saleId: SaleId,
-      orderIds: ReadonlyArray<OrderId>
-    ) => Effect.Effect<CommitReceipt, SqlError.SqlError>
+    readonly outcomeOf: (batch: Batch) => Effect.Effect<CommitReceipt | undefined, SqlError.SqlError>
   }
 >()("mincommerce/storage/OrderStore") {
   static readonly layer = Layer.effect(
@@ -140,7 +139,7 @@ export class OrderStore extends Context.Service<
       const commit = Effect.fnUntraced(function* (batch: Batch) {
         const taken = batch.orders.length
         const fenced = yield* sql<{ available: number }>`
-          UPDATE stocks SET available = available - ${taken}, updated_at = now()
+          UPDATE stocks SET available = available - ${taken}, last_batch = ${batch.batchId}, updated_at = now()
           WHERE sale_id = ${batch.saleId} AND owner_epoch = ${batch.epoch} AND available >= ${taken}
           RETURNING available`
         const after = fenced[0]
@@ -181,17 +180,15 @@ export class OrderStore extends Context.Service<
         return new CommitReceipt(batch.saleId, new Set(ids))
       }, sql.withTransaction)
 
-      const committedOf = Effect.fn("OrderStore.committedOf")(function* (
-        saleId: SaleId,
-        orderIds: ReadonlyArray<OrderId>
-      ) {
-        yield* sql`SELECT 1 FROM stocks WHERE sale_id = ${saleId} FOR UPDATE`
-        const rows = yield* sql<{ id: OrderId }>`
-          SELECT id FROM orders WHERE sale_id = ${saleId} AND id = ANY(${orderIds}::uuid[])`
-        return new CommitReceipt(saleId, new Set(rows.map((row) => row.id)))
+      const outcomeOf = Effect.fn("OrderStore.outcomeOf")(function* (batch: Batch) {
+        const rows = yield* sql<{ lastBatch: string | null }>`
+            SELECT last_batch AS "lastBatch" FROM stocks WHERE sale_id = ${batch.saleId} FOR UPDATE`
+        return rows[0]?.lastBatch === batch.batchId
+          ? new CommitReceipt(batch.saleId, new Set(batch.orders.map((o) => o.orderId)))
+          : undefined
       }, sql.withTransaction)
 
-      return OrderStore.of({ claim, load, commit, committedOf })
+      return OrderStore.of({ claim, load, commit, outcomeOf })
     })
   )
 }

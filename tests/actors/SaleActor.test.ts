@@ -251,6 +251,20 @@ layer(Storage, { timeout: 120_000, excludeTestServices: true })(
           // Every buyer with a row was told so in the end.
           assert.strictEqual(report.unconfirmedRows, 0)
           assert.strictEqual(final.size, users.length)
+
+          // Every decision is audited exactly once, failed commits included: after a flush
+          // the audit log holds one row per answered decision, and the failed ones as such.
+          yield* registry.stop(saleId)
+          const decided = replies.filter(([, reply]) => Exit.isSuccess(reply)).length + commitFailures
+          const audited = yield* sql<{ outcome: string; n: number }>`
+            SELECT outcome, count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId} GROUP BY outcome`
+          const byOutcome = Object.fromEntries(audited.map((row) => [row.outcome, row.n]))
+          assert.strictEqual(
+            audited.reduce((sum, row) => sum + row.n, 0),
+            decided
+          )
+          assert.strictEqual(byOutcome.accepted, 1_000)
+          assert.strictEqual(byOutcome.commit_failed, commitFailures)
         }).pipe(withRegistry())
       )
     }

@@ -27,6 +27,7 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         const { epoch } = yield* store.claim(saleId)
         const orders = users.slice(0, 2).map(newOrder)
         const receipt = yield* store.commit({
+          batchId: crypto.randomUUID(),
           saleId,
           epoch,
           orders,
@@ -60,7 +61,13 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         const { epoch } = yield* store.claim(saleId)
         // The same buyer twice: UNIQUE (sale_id, user_id) is the backstop for I2.
         const exit = yield* Effect.exit(
-          store.commit({ saleId, epoch, orders: [newOrder(buyer!), newOrder(buyer!)], attempts: [] })
+          store.commit({
+            batchId: crypto.randomUUID(),
+            saleId,
+            epoch,
+            orders: [newOrder(buyer!), newOrder(buyer!)],
+            attempts: []
+          })
         )
         assert.isTrue(Exit.isFailure(exit))
         const record = yield* audit.read(saleId)
@@ -81,6 +88,7 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         assert.isAbove(current.epoch, old.epoch)
         const stale = yield* Effect.exit(
           store.commit({
+            batchId: crypto.randomUUID(),
             saleId,
             epoch: old.epoch,
             orders: [newOrder(buyer!)],
@@ -101,21 +109,24 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
       })
     )
 
-    it.effect("loads what is committed and tells which orders of a batch made it", () =>
+    it.effect("loads what is committed and tells whether a batch made it", () =>
       Effect.gen(function* () {
         const store = yield* OrderStore
         const users = yield* makeUsers(2)
         const saleId = yield* makeSale(4)
         const { epoch } = yield* store.claim(saleId)
         const committed = newOrder(users[0]!)
-        yield* store.commit({ saleId, epoch, orders: [committed], attempts: [] })
+        const batch = { batchId: crypto.randomUUID(), saleId, epoch, orders: [committed], attempts: [] }
+        yield* store.commit(batch)
         const snapshot = yield* store.load(saleId)
         assert.strictEqual(snapshot.available, 3)
         assert.strictEqual(snapshot.buyers.get(users[0]!), committed.orderId)
-        const missing = crypto.randomUUID() as OrderId
-        const receipt = yield* store.committedOf(saleId, [committed.orderId, missing])
-        assert.isTrue(receipt.orderIds.has(committed.orderId))
-        assert.isFalse(receipt.orderIds.has(missing))
+        const receipt = yield* store.outcomeOf(batch)
+        assert.isTrue(receipt?.orderIds.has(committed.orderId))
+        // A batch whose transaction never committed, with or without orders, has no receipt.
+        const lost = { ...batch, batchId: crypto.randomUUID(), orders: [newOrder(users[1]!)] }
+        assert.isUndefined(yield* store.outcomeOf(lost))
+        assert.isUndefined(yield* store.outcomeOf({ ...lost, orders: [] }))
       })
     )
 
