@@ -3,6 +3,7 @@ import { HttpRouter, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import type { CommitReport } from "../actors/SaleActor.ts"
+import { outcomeTags, type OutcomeTag } from "../domain/Outcome.ts"
 
 /** What a node exposes at GET /metrics, in Prometheus text. */
 
@@ -40,8 +41,12 @@ export const countRequest = (method: string, url: string, status: number) =>
     1
   )
 
-export const countOutcome = (outcome: string) =>
-  Metric.update(Metric.withAttributes(outcomes, { outcome }), 1)
+// One series per outcome, made once: counting a purchase allocates nothing.
+const outcomeSeries = new Map(
+  outcomeTags.map((outcome) => [outcome, Metric.withAttributes(outcomes, { outcome })] as const)
+)
+
+export const countOutcome = (outcome: OutcomeTag) => Metric.update(outcomeSeries.get(outcome)!, 1)
 
 /** For the registry's `onCommit`: runs on the writer fiber once per batch. */
 export const recordCommit = (report: CommitReport): void => {

@@ -123,6 +123,7 @@ export class Catalog extends Context.Service<
         return rows.length > 0
       })
 
+      const saleFrom = sql`flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id`
       const saleColumns = sql`
         f.id AS "saleId", p.name AS "productName", f.price_cents AS "priceCents",
         (extract(epoch FROM f.starts_at) * 1000)::float8 AS "startsAt",
@@ -132,7 +133,7 @@ export class Catalog extends Context.Service<
       const sale = Effect.fn("Catalog.sale")(function* (saleId: SaleId) {
         const rows = yield* sql<SaleRow>`
           SELECT ${saleColumns}
-          FROM flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id
+          FROM ${saleFrom}
           WHERE f.id = ${saleId}`
         return rows[0]
       })
@@ -140,14 +141,14 @@ export class Catalog extends Context.Service<
       const sales = Effect.fn("Catalog.sales")(function* () {
         return yield* sql<SaleRow>`
           SELECT ${saleColumns}
-          FROM flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id
+          FROM ${saleFrom}
           ORDER BY f.starts_at DESC LIMIT 500`
       })
 
       const currentSale = Effect.fn("Catalog.currentSale")(function* () {
         const rows = yield* sql<SaleRow>`
           SELECT ${saleColumns}
-          FROM flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id
+          FROM ${saleFrom}
           WHERE f.status = 'scheduled' AND f.ends_at > now()
           ORDER BY f.starts_at <= now() DESC, f.starts_at
           LIMIT 1`
@@ -180,10 +181,17 @@ export class Catalog extends Context.Service<
               updated_at = now()
             WHERE id = ${saleId}`
         if (changes.stock !== undefined) {
-          // Nobody can have bought before the start, so the whole stock is still available.
-          yield* sql`
-              UPDATE stocks SET total = ${changes.stock}, available = ${changes.stock}, updated_at = now()
-              WHERE sale_id = ${saleId}`
+          // Nobody buys before the start, but the stock row stays the arbiter: units already
+          // taken stay taken, never handed out a second time.
+          const restocked = yield* sql`
+              UPDATE stocks SET total = ${changes.stock},
+                     available = ${changes.stock} - (total - available), updated_at = now()
+              WHERE sale_id = ${saleId} AND ${changes.stock} >= total - available
+              RETURNING sale_id`
+          if (restocked.length === 0) {
+            // Rolls the whole change back: units were taken before the start.
+            return yield* Effect.die(new Error(`sale ${saleId}: units taken before the start`))
+          }
         }
         return "updated" as const
       }, sql.withTransaction)
