@@ -2,7 +2,8 @@
  * `npm run bench:http`: purchases over HTTP against the real service, and in the same run,
  * with the same load generator (autocannon) and bodies, a bare node:http server that parses
  * the body and answers a fixed JSON (the ceiling). Options: --quick, --buyers N, --stock N,
- * --duration S, --connections 64,256. Fails only when an invariant is broken.
+ * --duration S, --connections 64,256. Fails only when an invariant is broken. BENCH_NODE_ARGS
+ * passes flags to the node processes it starts (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
 import { NodeRuntime } from "@effect/platform-node"
 import autocannon from "autocannon"
@@ -39,7 +40,7 @@ const secret = "bench:http secret, shared with the node it starts"
 const serve = (script: string, env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.callback<{ readonly url: string; readonly kill: () => void }>((resume) => {
-      const child = spawn(process.execPath, [script], {
+      const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(" ") ?? []), script], {
         env: { ...process.env, ...env },
         stdio: ["ignore", "pipe", "inherit"]
       })
