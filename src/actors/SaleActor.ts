@@ -56,6 +56,11 @@ export interface SaleActor {
   readonly epoch: number
   /** Answers after the decision, and for an accepted order only after its COMMIT. */
   readonly purchase: (userId: UserId) => Effect.Effect<Outcome, Overloaded | PurchaseUnavailable>
+  /**
+   * `purchase` without a fiber, for the HTTP fast path: `reply` is called exactly once, at
+   * once with `Overloaded` when the mailbox is full, else when `purchase` would answer.
+   */
+  readonly offer: (userId: UserId, reply: (answer: Reply) => void) => void
   readonly cancel: Effect.Effect<void>
   readonly view: (now: number) => SaleView
   /** Stops taking purchases, decides what is queued, commits what is staged, then ends. */
@@ -64,10 +69,16 @@ export interface SaleActor {
   readonly stopped: Effect.Effect<StopReason>
 }
 
+/** What a purchase is answered with: the sale's decision, or a refusal to decide now. */
+export type Reply = Outcome | Overloaded | PurchaseUnavailable
+
+export const isRefusal = (reply: Reply): reply is Overloaded | PurchaseUnavailable =>
+  reply instanceof Overloaded || reply instanceof PurchaseUnavailable
+
 interface Envelope {
   readonly userId: UserId
   readonly orderId: OrderId
-  readonly resume: (answer: Effect.Effect<Outcome, PurchaseUnavailable>) => void
+  readonly resume: (answer: Outcome | PurchaseUnavailable) => void
 }
 
 /** One decided attempt on its way to the writer: its audit record, and a waiting buyer if accepted. */
@@ -79,10 +90,10 @@ interface Staged {
 
 // The only two ways a buyer is answered. An acceptance needs the commit's receipt, so no
 // code path can say "purchased" for an order that is not in PostgreSQL (invariant I3).
-const answerRejection = (envelope: Envelope, outcome: Rejection) => envelope.resume(Effect.succeed(outcome))
+const answerRejection = (envelope: Envelope, outcome: Rejection) => envelope.resume(outcome)
 const answerAccepted = (envelope: Envelope, receipt: CommitReceipt) => {
   if (!receipt.orderIds.has(envelope.orderId)) throw new Error("answered an order the receipt does not hold")
-  envelope.resume(Effect.succeed({ _tag: "Accepted", orderId: envelope.orderId }))
+  envelope.resume({ _tag: "Accepted", orderId: envelope.orderId })
 }
 
 // How long a writer keeps trying to learn whether a broken commit went through before the
@@ -115,7 +126,7 @@ export const make = Effect.fnUntraced(function* (
     new PurchaseUnavailable({ saleId, reason, retryAfterSeconds })
 
   const refuse = (envelope: Envelope) =>
-    envelope.resume(Effect.fail(unavailable(halted === "fenced" ? "fenced" : "stopping")))
+    envelope.resume(unavailable(halted === "fenced" ? "fenced" : "stopping"))
 
   const halt = (reason: "fenced" | "failed") => {
     halted = reason
@@ -183,8 +194,7 @@ export const make = Effect.fnUntraced(function* (
         saleId,
         cause: Cause.pretty(cause)
       })
-      for (const s of batch)
-        if (s.envelope !== undefined) s.envelope.resume(Effect.fail(unavailable("commit_failed")))
+      for (const s of batch) if (s.envelope !== undefined) s.envelope.resume(unavailable("commit_failed"))
       return halt("failed")
     }
     const receipt = outcome.value
@@ -200,7 +210,7 @@ export const make = Effect.fnUntraced(function* (
     for (const s of batch) {
       if (s.envelope === undefined) continue
       state = Sale.release(state, s.envelope.userId, s.envelope.orderId)
-      s.envelope.resume(Effect.fail(unavailable("commit_failed")))
+      s.envelope.resume(unavailable("commit_failed"))
     }
     // Only this batch's records can say "accepted"; those orders were not stored.
     carried = sent.attempts.map((a) => (a.outcome === "accepted" ? { ...a, outcome: "commit_failed" } : a))
@@ -275,18 +285,23 @@ export const make = Effect.fnUntraced(function* (
   // Added after the fibers, so it runs before they are interrupted: closing the scope drains.
   yield* Effect.addFinalizer(() => stop)
 
+  const offer = (userId: UserId, reply: (answer: Reply) => void) => {
+    const envelope: Envelope = { userId, orderId: randomUUID() as OrderId, resume: reply }
+    if (Queue.offerUnsafe(mailbox, envelope)) return
+    if (stopping || halted !== undefined) refuse(envelope)
+    else reply(new Overloaded({ saleId, retryAfterSeconds }))
+  }
+
   const purchase = (userId: UserId) =>
-    Effect.callback<Outcome, Overloaded | PurchaseUnavailable>((resume) => {
-      const envelope: Envelope = { userId, orderId: randomUUID() as OrderId, resume }
-      if (Queue.offerUnsafe(mailbox, envelope)) return
-      if (stopping || halted !== undefined) refuse(envelope)
-      else resume(Effect.fail(new Overloaded({ saleId, retryAfterSeconds })))
-    })
+    Effect.callback<Outcome, Overloaded | PurchaseUnavailable>((resume) =>
+      offer(userId, (answer) => resume(isRefusal(answer) ? Effect.fail(answer) : Effect.succeed(answer)))
+    )
 
   const actor: SaleActor = {
     saleId,
     epoch,
     purchase,
+    offer,
     cancel: Effect.sync(() => {
       state = Sale.cancel(state)
     }),

@@ -1,11 +1,13 @@
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { isRefusal, type Reply } from "../actors/SaleActor.ts"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import type { SaleId, UserId } from "../domain/Ids.ts"
 import { Catalog } from "../storage/Catalog.ts"
 import { OrderQueries, type OrderRow } from "../storage/OrderQueries.ts"
 import { Limits } from "./Limits.ts"
 import { countOutcome } from "./Metrics.ts"
+import { purchaseAnswer } from "./PurchaseAnswer.ts"
 import {
   Api,
   apiError,
@@ -36,55 +38,24 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
     const purchase = Effect.fnUntraced(function* (saleId: SaleId) {
       const user = yield* CurrentUser
       yield* limits.take(user.userId)
-      const outcome = yield* registry.purchase(saleId, user.userId).pipe(
+      const reply: Reply = yield* registry.purchase(saleId, user.userId).pipe(
         Effect.catchTags({
           SaleNotFound: () => Effect.fail(saleNotFound(saleId)),
-          Overloaded: (e) =>
-            Effect.fail(
-              apiError(Unavailable, {
-                code: "overloaded",
-                message: "Too many buyers at once; try again shortly",
-                details: { retryAfterSeconds: e.retryAfterSeconds }
-              })
-            ),
-          PurchaseUnavailable: (e) =>
-            Effect.fail(
-              apiError(Unavailable, {
-                code: "unavailable",
-                message: "The purchase was not completed; it is safe to try again",
-                details: { reason: e.reason, retryAfterSeconds: e.retryAfterSeconds }
-              })
-            ),
+          Overloaded: (refusal) => Effect.succeed(refusal),
+          PurchaseUnavailable: (refusal) => Effect.succeed(refusal),
           SqlError: (e) => Effect.die(e)
         })
       )
-      yield* countOutcome(outcome._tag)
-      switch (outcome._tag) {
-        case "Accepted":
-          return { orderId: outcome.orderId, saleId, status: "purchased", alreadyPurchased: false } as const
-        case "AlreadyPurchased":
-          return { orderId: outcome.orderId, saleId, status: "purchased", alreadyPurchased: true } as const
-        case "SoldOut":
-          return yield* apiError(Conflict, { code: "sold_out", message: "Every unit is sold" })
-        case "NotStarted":
-          return yield* apiError(Conflict, {
-            code: "sale_not_active",
-            message: "The sale has not started",
-            details: { reason: "not_started", startsAt: new Date(outcome.startsAt).toISOString() }
-          })
-        case "Ended":
-          return yield* apiError(Conflict, {
-            code: "sale_not_active",
-            message: "The sale is over",
-            details: { reason: "ended" }
-          })
-        case "Cancelled":
-          return yield* apiError(Conflict, {
-            code: "sale_not_active",
-            message: "The sale was cancelled",
-            details: { reason: "cancelled" }
-          })
+      if (!isRefusal(reply)) yield* countOutcome(reply._tag)
+      const answer = purchaseAnswer(saleId, reply)
+      if ("order" in answer) {
+        return answer.order.alreadyPurchased
+          ? { ...answer.order, alreadyPurchased: true as const }
+          : { ...answer.order, alreadyPurchased: false as const }
       }
+      return yield* answer.status === 409
+        ? apiError(Conflict, answer.error)
+        : apiError(Unavailable, answer.error)
     })
 
     const currentSaleId = Effect.flatMap(catalog.currentSale().pipe(Effect.orDie), (row) =>
