@@ -57,3 +57,24 @@ export const limitSettings = Config.all({
   perAddress: Config.Int("RATE_LIMIT_PER_ADDRESS").pipe(Config.withDefault(0)),
   window: Config.Duration("RATE_LIMIT_WINDOW").pipe(Config.withDefault(Duration.seconds(10)))
 })
+
+/**
+ * Ownership across nodes. Without REDIS_URL the node owns every sale itself; with it, sales
+ * are leased in Redis and purchases for a sale owned elsewhere are forwarded to its owner.
+ */
+export const clusterSettings = Config.all({
+  redisUrl: Config.option(Config.Redacted("REDIS_URL")),
+  /** Prefix of every Redis key and channel, so several clusters can share one Redis. */
+  redisPrefix: Config.String("REDIS_PREFIX").pipe(Config.withDefault("mincommerce:")),
+  /** Unset: a random id per process start. */
+  nodeId: Config.option(Config.String("NODE_ID")),
+  /** Where this node takes forwarded purchases; 0 asks the system for a free port. */
+  forwardPort: Config.Int("FORWARD_PORT").pipe(Config.withDefault(0)),
+  forwardHost: Config.String("FORWARD_HOST").pipe(Config.withDefault("127.0.0.1")),
+  /** A sale's lease (and a node's directory entry) lives this long unless renewed. */
+  leaseTtlMillis: Config.Int("LEASE_TTL_MS").pipe(Config.withDefault(3_000)),
+  /** A forwarded purchase not answered within this is reported unavailable (503). */
+  forwardTimeoutMillis: Config.Int("FORWARD_TIMEOUT_MS").pipe(Config.withDefault(5_000))
+})
+
+export type ClusterSettings = Config.Success<typeof clusterSettings>

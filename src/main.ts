@@ -1,6 +1,9 @@
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Effect, Exit, Layer, Logger, References } from "effect"
+import { Cause, Effect, Exit, Layer, Logger, Option, References } from "effect"
+import { randomUUID } from "node:crypto"
 import { SaleRegistry } from "./actors/SaleRegistry.ts"
+import { Ownership } from "./cluster/Ownership.ts"
+import { SaleRouter } from "./cluster/SaleRouter.ts"
 import { DemoSale } from "./Demo.ts"
 import { recordCommit } from "./http/Metrics.ts"
 import { HttpServerLive } from "./http/Server.ts"
@@ -26,7 +29,36 @@ const Actors = Layer.unwrap(
   })
 )
 
+// Without REDIS_URL this node owns every sale; with it, sales are leased in Redis and
+// purchases for a sale owned elsewhere are forwarded to the owner.
+const Cluster = Layer.unwrap(
+  Effect.gen(function* () {
+    const settings = yield* Settings.clusterSettings
+    const nodeId = Option.getOrElse(settings.nodeId, () => randomUUID().slice(0, 8))
+    if (Option.isNone(settings.redisUrl))
+      return SaleRouter.make().pipe(Layer.provide(Ownership.local(nodeId)))
+    yield* Effect.logInfo("cluster node", { nodeId, leaseTtlMillis: settings.leaseTtlMillis })
+    return SaleRouter.make({
+      forward: {
+        host: settings.forwardHost,
+        port: settings.forwardPort,
+        timeoutMillis: settings.forwardTimeoutMillis
+      }
+    }).pipe(
+      Layer.provide(
+        Ownership.redis({
+          url: settings.redisUrl.value,
+          prefix: settings.redisPrefix,
+          nodeId,
+          leaseTtlMillis: settings.leaseTtlMillis
+        })
+      )
+    )
+  })
+)
+
 const Node = HttpServerLive.pipe(
+  Layer.provideMerge(Cluster),
   Layer.provideMerge(Layer.mergeAll(Actors, DemoSale)),
   Layer.provideMerge(Storage)
 )

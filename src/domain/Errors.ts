@@ -26,6 +26,7 @@ export class Overloaded extends Schema.TaggedError<Overloaded>()("Overloaded", {
  */
 export class PurchaseUnavailable extends Schema.TaggedError<PurchaseUnavailable>()("PurchaseUnavailable", {
   saleId: Schema.String,
-  reason: Schema.Literals(["commit_failed", "fenced", "stopping"]),
+  // no_owner: the sale's owner is changing; owner_unreachable: a forwarded attempt got no answer.
+  reason: Schema.Literals(["commit_failed", "fenced", "stopping", "no_owner", "owner_unreachable"]),
   retryAfterSeconds: Schema.Number
 }) {}

@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { isRefusal, type Reply } from "../actors/SaleActor.ts"
-import { SaleRegistry } from "../actors/SaleRegistry.ts"
+import { SaleRouter } from "../cluster/SaleRouter.ts"
 import type { SaleId, UserId } from "../domain/Ids.ts"
 import { Catalog } from "../storage/Catalog.ts"
 import { OrderQueries, type OrderRow } from "../storage/OrderQueries.ts"
@@ -28,7 +28,7 @@ const orderView = (order: OrderRow) => ({
 
 export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers) =>
   Effect.gen(function* () {
-    const registry = yield* SaleRegistry
+    const router = yield* SaleRouter
     const catalog = yield* Catalog
     const orders = yield* OrderQueries
     const limits = yield* Limits
@@ -38,12 +38,11 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
     const purchase = Effect.fnUntraced(function* (saleId: SaleId) {
       const user = yield* CurrentUser
       yield* limits.take(user.userId)
-      const reply: Reply = yield* registry.purchase(saleId, user.userId).pipe(
+      const reply: Reply = yield* router.purchase(saleId, user.userId).pipe(
         Effect.catchTags({
           SaleNotFound: () => Effect.fail(saleNotFound(saleId)),
           Overloaded: (refusal) => Effect.succeed(refusal),
-          PurchaseUnavailable: (refusal) => Effect.succeed(refusal),
-          SqlError: (e) => Effect.die(e)
+          PurchaseUnavailable: (refusal) => Effect.succeed(refusal)
         })
       )
       if (!isRefusal(reply)) yield* countOutcome(reply._tag)

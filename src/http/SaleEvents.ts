@@ -1,6 +1,6 @@
 import { Effect, Layer, Schema, Stream } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
-import { SaleRegistry } from "../actors/SaleRegistry.ts"
+import { SaleRouter } from "../cluster/SaleRouter.ts"
 import { SaleId } from "../domain/Ids.ts"
 
 const decodeSaleId = Schema.decodeUnknownOption(SaleId)
@@ -15,7 +15,7 @@ const interval = "100 millis"
  * The first event is the current state; then one event per change, coalesced.
  */
 export const SaleEventsRoute = Layer.unwrap(
-  Effect.map(SaleRegistry, (registry) =>
+  Effect.map(SaleRouter, (router) =>
     HttpRouter.add(
       "GET",
       "/api/sales/:saleId/events",
@@ -34,23 +34,24 @@ export const SaleEventsRoute = Layer.unwrap(
             { status: 400 }
           )
         }
-        const found = yield* Effect.exit(registry.actor(saleId.value))
+        const found = yield* Effect.exit(router.snapshot(saleId.value))
         if (found._tag === "Failure") {
           return HttpServerResponse.jsonUnsafe(
             { error: { code: "sale_not_found", message: "No such sale", details: { saleId: saleId.value } } },
             { status: 404 }
           )
         }
+        // The owner's memory when this node owns the sale, else the committed stock row.
         const states = Stream.tick(interval).pipe(
-          Stream.map(() => {
-            const view = (registry.running(saleId.value) ?? found.value).view(Date.now())
-            return JSON.stringify({
+          Stream.mapEffect(() => router.snapshot(saleId.value).pipe(Effect.orElseSucceed(() => found.value))),
+          Stream.map((view) =>
+            JSON.stringify({
               saleId: view.saleId,
               status: view.status,
               total: view.total,
               remaining: view.remaining
             })
-          }),
+          ),
           Stream.changes,
           Stream.map((data) => encoder.encode(`event: sale\ndata: ${data}\n\n`))
         )

@@ -5,9 +5,11 @@ import { HttpServer } from "effect/http"
 import { SqlClient } from "effect/sql"
 import { createParser } from "eventsource-parser"
 import { SignJWT } from "jose"
-import { createServer } from "node:http"
 import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
+import { Ownership } from "../../src/cluster/Ownership.ts"
+import { SaleRouter } from "../../src/cluster/SaleRouter.ts"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
+import { createServerWith, FastPurchase } from "../../src/http/FastPurchase.ts"
 import { serveApi } from "../../src/http/Server.ts"
 import { Limits } from "../../src/http/Limits.ts"
 import { recordCommit } from "../../src/http/Metrics.ts"
@@ -22,10 +24,32 @@ import { TestDatabase } from "../support/TestDatabase.ts"
 const secret = new TextEncoder().encode("a test secret, long enough for HS256 use")
 const admin = "admin@example.test"
 
-const Node = serveApi({ maxBodyBytes: ByteSize.kibibytes(16), corsOrigins: ["https://shop.example"] }).pipe(
+// How many purchases the node:http fast path served (the rest went through the HttpApi).
+const fastServed = { count: 0 }
+
+const Served = Layer.unwrap(
+  Effect.map(FastPurchase, (fast) => {
+    const counted = FastPurchase.of({
+      handle: (request, response) => {
+        const served = fast.handle(request, response)
+        if (served) fastServed.count++
+        return served
+      }
+    })
+    return serveApi({ maxBodyBytes: ByteSize.kibibytes(16), corsOrigins: ["https://shop.example"] }).pipe(
+      Layer.provideMerge(
+        NodeHttpServer.layer(() => createServerWith(counted), { port: 0, host: "127.0.0.1" })
+      )
+    )
+  })
+)
+
+const Node = Served.pipe(
+  Layer.provide(FastPurchase.layerWith({ maxBodyBytes: 16 * 1024, corsEnabled: true })),
   Layer.provide(Layer.succeed(Tokens, Tokens.make({ secret, admins: new Set([admin]), ttlSeconds: 600 }))),
   // Per user only: every test buyer shares one loopback address.
   Layer.provide(Limits.make({ perUser: 5, perAddress: 0, window: "10 seconds" })),
+  Layer.provideMerge(SaleRouter.make().pipe(Layer.provide(Ownership.local("api-test")))),
   Layer.provideMerge(
     SaleRegistry.make({
       mailboxCapacity: 10_000,
@@ -34,7 +58,6 @@ const Node = serveApi({ maxBodyBytes: ByteSize.kibibytes(16), corsOrigins: ["htt
       onCommit: recordCommit
     })
   ),
-  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
   Layer.provideMerge(Layer.mergeAll(Catalog.layer, OrderStore.layer, OrderQueries.layer, Audit.layer)),
   Layer.provideMerge(TestDatabase.layer)
 )
@@ -52,10 +75,14 @@ interface Answer {
   readonly body: any
 }
 
-const call = (method: string, path: string, options: { token?: string; body?: string } = {}) =>
+const call = (
+  method: string,
+  path: string,
+  options: { token?: string; body?: string; headers?: Record<string, string> } = {}
+) =>
   Effect.flatMap(baseUrl, (url) =>
     Effect.promise(async (): Promise<Answer> => {
-      const headers: Record<string, string> = { "content-type": "application/json" }
+      const headers: Record<string, string> = { "content-type": "application/json", ...options.headers }
       if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
       const response = await fetch(url + path, { method, headers, body: options.body ?? null })
       const text = await response.text()
@@ -105,6 +132,68 @@ layer(Node, { timeout: 120_000, excludeTestServices: true })("HTTP API over loop
       const listed = yield* call("GET", "/api/sales")
       assert.isTrue((listed.body as Array<{ saleId: string }>).some((s) => s.saleId === saleId))
       assert.isTrue((yield* login(admin)).admin)
+    })
+  )
+
+  it.effect("answers a purchase alike on the node:http fast path and through the HttpApi handler", () =>
+    Effect.gen(function* () {
+      // A CORS request always takes the HttpApi route; the same request without an origin
+      // takes the fast path once the sale's actor runs on this node.
+      const viaApi = { origin: "https://shop.example" }
+      const saleId = yield* makeSale(2)
+      const later = yield* makeSale(5, { startsAt: Date.now() + 3_600_000, endsAt: Date.now() + 7_200_000 })
+      const [u1, u2, u3, u4] = yield* Effect.forEach(["fp1", "fp2", "fp3", "fp4"], (n) =>
+        login(`${n}@example.test`)
+      )
+      const path = `/api/sales/${saleId}/purchases`
+      const served = fastServed.count
+
+      const first = yield* call("POST", path, { token: u1!.token, headers: viaApi })
+      const second = yield* call("POST", path, { token: u2!.token })
+      assert.strictEqual(fastServed.count, served + 1, "the second purchase took the fast path")
+      assert.strictEqual(first.status, 201)
+      assert.strictEqual(second.status, 201)
+      assert.deepStrictEqual(Object.keys(second.body).sort(), Object.keys(first.body).sort())
+      assert.deepStrictEqual({ ...second.body, orderId: "" }, { ...first.body, orderId: "" })
+
+      // Retries, each answered by the other route than the one that took the order.
+      const again1 = yield* call("POST", path, { token: u1!.token })
+      const again2 = yield* call("POST", path, { token: u2!.token, headers: viaApi })
+      assert.strictEqual(again1.status, 200)
+      assert.strictEqual(again2.status, 200)
+      assert.deepStrictEqual(again1.body, { ...first.body, alreadyPurchased: true })
+      assert.deepStrictEqual(again2.body, { ...second.body, alreadyPurchased: true })
+
+      const soldOutApi = yield* call("POST", path, { token: u3!.token, headers: viaApi })
+      const soldOutFast = yield* call("POST", path, { token: u4!.token })
+      expectError(soldOutFast, 409, "sold_out")
+      assert.strictEqual(soldOutApi.status, soldOutFast.status)
+      assert.deepStrictEqual(soldOutFast.body, soldOutApi.body)
+
+      const laterPath = `/api/sales/${later}/purchases`
+      const earlyApi = yield* call("POST", laterPath, { token: u3!.token, headers: viaApi })
+      const earlyFast = yield* call("POST", laterPath, { token: u3!.token })
+      expectError(earlyFast, 409, "sale_not_active")
+      assert.deepStrictEqual(earlyFast.body, earlyApi.body)
+
+      // Same headers on both routes, apart from their values that are per request.
+      const names = (answer: Answer) =>
+        [...answer.headers.keys()]
+          .filter((name) => !["date", "access-control-allow-origin", "vary"].includes(name))
+          .sort()
+      assert.deepStrictEqual(names(soldOutFast), names(soldOutApi))
+      assert.strictEqual(fastServed.count, served + 4, "every request without an origin took the fast path")
+
+      const record = yield* Effect.flatMap(Audit, (audit) => audit.read(saleId))
+      const report = checkInvariants(
+        record,
+        new Map([
+          [first.body.orderId as OrderId, u1!.userId],
+          [second.body.orderId as OrderId, u2!.userId]
+        ])
+      )
+      assert.strictEqual(violations(report), 0)
+      assert.strictEqual(report.committed, 2)
     })
   )
 

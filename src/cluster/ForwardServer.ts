@@ -1,0 +1,73 @@
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net"
+import { encodeFrame, FrameReader, type ReplyCode } from "./Frames.ts"
+
+/** Decides one forwarded purchase and calls `reply` exactly once with its answer. */
+export type ForwardHandler = (
+  saleId: string,
+  userId: string,
+  reply: (code: ReplyCode, value: unknown) => void
+) => void
+
+export interface ForwardListener {
+  /** host:port other nodes connect to. */
+  readonly address: string
+  readonly close: () => Promise<void>
+}
+
+/**
+ * Takes forwarded purchases from other nodes. Each connection's answers are collected and
+ * written as one frame per turn of the event loop, so a batch in gives a batch out.
+ */
+export const listen = (host: string, port: number, handle: ForwardHandler): Promise<ForwardListener> =>
+  new Promise((resolve, reject) => {
+    const sockets = new Set<Socket>()
+    const server: Server = createServer({ noDelay: true }, (socket) => {
+      sockets.add(socket)
+      let replies: Array<unknown> = []
+      let flushing = false
+      const flush = () => {
+        flushing = false
+        if (replies.length === 0 || socket.destroyed) return
+        const frame = encodeFrame(replies)
+        replies = []
+        socket.write(frame)
+      }
+      const reader = new FrameReader((messages) => {
+        for (let i = 0; i + 2 < messages.length; i += 3) {
+          const requestId = messages[i]
+          handle(String(messages[i + 1]), String(messages[i + 2]), (code, value) => {
+            replies.push(requestId, code, value)
+            if (!flushing) {
+              flushing = true
+              setImmediate(flush)
+            }
+          })
+        }
+      })
+      socket.on("data", (chunk: Buffer) => {
+        try {
+          reader.push(chunk)
+        } catch {
+          socket.destroy()
+        }
+      })
+      socket.on("error", () => socket.destroy())
+      socket.on("close", () => sockets.delete(socket))
+    })
+    server.once("error", reject)
+    server.listen(port, host, () => {
+      const bound = server.address() as AddressInfo
+      resolve({
+        address: `${host}:${bound.port}`,
+        close: () =>
+          new Promise<void>((closed) => {
+            server.close(() => closed())
+            for (const socket of sockets) socket.end()
+            // A peer that does not hang up in time is cut off.
+            setTimeout(() => {
+              for (const socket of sockets) socket.destroy()
+            }, 1_000).unref()
+          })
+      })
+    })
+  })

@@ -1,0 +1,104 @@
+import { Packr } from "msgpackr"
+import type { OrderId } from "../domain/Ids.ts"
+import type { Outcome } from "../domain/Outcome.ts"
+
+/**
+ * The wire between nodes: length-prefixed msgpack frames (4-byte big-endian length, then
+ * the packed body). A frame carries many messages as one flat array, so everything queued
+ * for a peer in one turn of the event loop goes out in one write.
+ *
+ * Request frame: [requestId, saleId, userId, requestId, saleId, userId, …]
+ * Reply frame:   [requestId, code, value, requestId, code, value, …]
+ */
+
+/** What an owner answers for one forwarded purchase. */
+export const Reply = {
+  Accepted: 0,
+  AlreadyPurchased: 1,
+  SoldOut: 2,
+  NotStarted: 3,
+  Ended: 4,
+  Cancelled: 5,
+  SaleNotFound: 6,
+  /** value: seconds to wait */
+  Overloaded: 7,
+  /** value: the reason (a PurchaseUnavailable reason) */
+  Unavailable: 8,
+  /** This node does not own the sale (any more): look the owner up again. */
+  NotOwner: 9
+} as const
+export type ReplyCode = (typeof Reply)[keyof typeof Reply]
+
+const packr = new Packr({ useRecords: false, moreTypes: false })
+
+export const encodeFrame = (messages: ReadonlyArray<unknown>): Buffer => {
+  const body = packr.pack(messages)
+  const frame = Buffer.allocUnsafe(4 + body.length)
+  frame.writeUInt32BE(body.length, 0)
+  body.copy(frame, 4)
+  return frame
+}
+
+/** Largest frame accepted from a peer: a bound on what a broken or hostile peer can make us buffer. */
+const maxFrameBytes = 64 * 1024 * 1024
+
+/** Cuts a byte stream into frames and hands each decoded body to `onFrame`. */
+export class FrameReader {
+  private buffered: Buffer = Buffer.alloc(0)
+  private readonly onFrame: (messages: ReadonlyArray<unknown>) => void
+  constructor(onFrame: (messages: ReadonlyArray<unknown>) => void) {
+    this.onFrame = onFrame
+  }
+
+  push(chunk: Buffer): void {
+    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk])
+    let offset = 0
+    while (this.buffered.length - offset >= 4) {
+      const length = this.buffered.readUInt32BE(offset)
+      if (length > maxFrameBytes) throw new Error(`frame of ${length} bytes is over the limit`)
+      if (this.buffered.length - offset - 4 < length) break
+      const body = this.buffered.subarray(offset + 4, offset + 4 + length)
+      offset += 4 + length
+      this.onFrame(packr.unpack(body) as ReadonlyArray<unknown>)
+    }
+    this.buffered = offset === this.buffered.length ? Buffer.alloc(0) : this.buffered.subarray(offset)
+  }
+}
+
+/** An outcome as a reply code and value. */
+export const outcomeReply = (outcome: Outcome): readonly [ReplyCode, unknown] => {
+  switch (outcome._tag) {
+    case "Accepted":
+      return [Reply.Accepted, outcome.orderId]
+    case "AlreadyPurchased":
+      return [Reply.AlreadyPurchased, outcome.orderId]
+    case "SoldOut":
+      return [Reply.SoldOut, null]
+    case "NotStarted":
+      return [Reply.NotStarted, outcome.startsAt]
+    case "Ended":
+      return [Reply.Ended, null]
+    case "Cancelled":
+      return [Reply.Cancelled, null]
+  }
+}
+
+/** The outcome a reply carries, or undefined when the reply is an error code. */
+export const replyOutcome = (code: number, value: unknown): Outcome | undefined => {
+  switch (code) {
+    case Reply.Accepted:
+      return { _tag: "Accepted", orderId: value as OrderId }
+    case Reply.AlreadyPurchased:
+      return { _tag: "AlreadyPurchased", orderId: value as OrderId }
+    case Reply.SoldOut:
+      return { _tag: "SoldOut" }
+    case Reply.NotStarted:
+      return { _tag: "NotStarted", startsAt: Number(value) }
+    case Reply.Ended:
+      return { _tag: "Ended" }
+    case Reply.Cancelled:
+      return { _tag: "Cancelled" }
+    default:
+      return undefined
+  }
+}

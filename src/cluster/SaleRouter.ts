@@ -1,0 +1,295 @@
+import { Cause, Context, Deferred, Effect, Exit, Layer } from "effect"
+import type { SqlError } from "effect/sql"
+import { isRefusal, type Reply as ActorReply, type SaleActor } from "../actors/SaleActor.ts"
+import { statusAt, type SaleStatus } from "../actors/SaleState.ts"
+import { SaleRegistry } from "../actors/SaleRegistry.ts"
+import { Overloaded, PurchaseUnavailable, SaleNotFound } from "../domain/Errors.ts"
+import type { SaleId, UserId } from "../domain/Ids.ts"
+import type { Outcome } from "../domain/Outcome.ts"
+import { Catalog } from "../storage/Catalog.ts"
+import { Peers, type ForwardResult } from "./ForwardClient.ts"
+import * as ForwardServer from "./ForwardServer.ts"
+import { outcomeReply, Reply, replyOutcome, type ReplyCode } from "./Frames.ts"
+import { Ownership } from "./Ownership.ts"
+
+export interface RouterOptions {
+  /** Where other nodes send purchases for sales this node owns (undefined: no forwarding, one node). */
+  readonly forward?: { readonly host: string; readonly port: number; readonly timeoutMillis: number }
+  /** Seconds a caller is told to wait when the owner is changing or unreachable. */
+  readonly retryAfterSeconds?: number
+}
+
+/** A sale's public state, from its owner's memory here, else from the committed stock row. */
+export interface SaleSnapshot {
+  readonly saleId: SaleId
+  readonly status: SaleStatus
+  readonly total: number
+  readonly remaining: number
+}
+
+type PurchaseError = SaleNotFound | Overloaded | PurchaseUnavailable
+
+/**
+ * Sends each purchase to its sale's owner: this node's actor when it owns the sale, else the
+ * owning node over a persistent connection. A sale nobody owns is taken over on demand:
+ * lease first, then a fresh epoch in PostgreSQL and the committed state (SaleRegistry).
+ */
+export class SaleRouter extends Context.Service<
+  SaleRouter,
+  {
+    readonly purchase: (saleId: SaleId, userId: UserId) => Effect.Effect<Outcome, PurchaseError>
+    /** The sale's actor, only while this node owns the sale and the actor runs. */
+    readonly localActor: (saleId: SaleId) => SaleActor | undefined
+    /** The sale's current state for watchers (SSE): local memory, else the committed row. */
+    readonly snapshot: (saleId: SaleId) => Effect.Effect<SaleSnapshot, SaleNotFound>
+    /** host:port this node takes forwarded purchases on, if it does. */
+    readonly forwardAddress: string | undefined
+  }
+>()("mincommerce/cluster/SaleRouter") {
+  static readonly make = (options: RouterOptions = {}) =>
+    Layer.effect(
+      SaleRouter,
+      Effect.gen(function* () {
+        const ownership = yield* Ownership
+        const registry = yield* SaleRegistry
+        const catalog = yield* Catalog
+        const scope = yield* Effect.scope
+        const retryAfterSeconds = options.retryAfterSeconds ?? 1
+
+        /** Actors of sales this node owns right now. */
+        const owned = new Map<SaleId, SaleActor>()
+        /** Takeovers under way: lease, then epoch and state. Undefined: another node won. */
+        const starting = new Map<
+          SaleId,
+          Deferred.Deferred<SaleActor | undefined, SaleNotFound | SqlError.SqlError>
+        >()
+        let shuttingDown = false
+
+        const unavailable = (saleId: SaleId, reason: "no_owner" | "owner_unreachable" | "stopping") =>
+          new PurchaseUnavailable({ saleId, reason, retryAfterSeconds })
+
+        // A lost lease stops the actor at once; anything it commits from now on is checked
+        // against the epoch, so a newer owner makes it harmless.
+        ownership.onLost((saleId) => {
+          const actor = owned.get(saleId)
+          if (actor === undefined) return
+          owned.delete(saleId)
+          Effect.runFork(
+            Effect.logWarning("lease lost; stopping the sale's actor", { saleId, epoch: actor.epoch }).pipe(
+              Effect.andThen(actor.stop)
+            )
+          )
+        })
+
+        // When the actor ends (idle, fenced, failed, stopped), the lease goes back at once.
+        const watch = (saleId: SaleId, actor: SaleActor) =>
+          actor.stopped.pipe(
+            Effect.andThen(
+              Effect.suspend(() => {
+                if (owned.get(saleId) === actor) owned.delete(saleId)
+                // A newer actor of ours (or its takeover) keeps the lease.
+                return owned.has(saleId) || starting.has(saleId) ? Effect.void : ownership.release(saleId)
+              })
+            )
+          )
+
+        const claim = (saleId: SaleId) =>
+          Effect.gen(function* () {
+            const won = yield* ownership.acquire(saleId).pipe(Effect.orElseSucceed(() => false))
+            if (!won) return undefined
+            const actor = yield* registry.actor(saleId).pipe(Effect.tapError(() => ownership.release(saleId)))
+            owned.set(saleId, actor)
+            yield* Effect.forkIn(watch(saleId, actor), scope)
+            return actor
+          })
+
+        /** Becomes the sale's owner if nobody is; undefined when another node won the lease. */
+        const takeOver = (saleId: SaleId) =>
+          Effect.suspend(() => {
+            const actor = owned.get(saleId)
+            if (actor !== undefined) return Effect.succeed(actor)
+            const inFlight = starting.get(saleId)
+            if (inFlight !== undefined) return Deferred.await(inFlight)
+            const done = Deferred.makeUnsafe<SaleActor | undefined, SaleNotFound | SqlError.SqlError>()
+            starting.set(saleId, done)
+            return Effect.exit(claim(saleId)).pipe(
+              Effect.tap((exit) =>
+                Effect.suspend(() => {
+                  starting.delete(saleId)
+                  return Deferred.done(done, exit)
+                })
+              ),
+              Effect.andThen(Deferred.await(done))
+            )
+          })
+
+        const peers = options.forward === undefined ? undefined : new Peers(options.forward.timeoutMillis)
+
+        const forward = (saleId: SaleId, userId: UserId, address: string) =>
+          Effect.callback<ForwardResult>((resume) => {
+            peers!.to(address).send(saleId, userId, (result) => resume(Effect.succeed(result)))
+          })
+
+        const route = (
+          saleId: SaleId,
+          userId: UserId,
+          retried: boolean
+        ): Effect.Effect<Outcome, PurchaseError> =>
+          Effect.gen(function* () {
+            if (shuttingDown) return yield* unavailable(saleId, "stopping")
+            const known = ownership.cached(saleId)
+            const where =
+              known ??
+              (yield* ownership
+                .lookup(saleId)
+                .pipe(
+                  Effect.catchTag("DirectoryUnavailable", () => Effect.fail(unavailable(saleId, "no_owner")))
+                ))
+            if (where._tag !== "Remote") {
+              const actor = yield* takeOver(saleId).pipe(
+                Effect.catchTag("SqlError", () => Effect.fail(unavailable(saleId, "no_owner")))
+              )
+              if (actor !== undefined) return yield* actor.purchase(userId)
+              // Another node won the lease in the meantime: ask again, once.
+              ownership.forget(saleId)
+              if (retried) return yield* unavailable(saleId, "no_owner")
+              return yield* route(saleId, userId, true)
+            }
+            if (where.address === undefined || peers === undefined) {
+              ownership.forget(saleId)
+              return yield* unavailable(saleId, "no_owner")
+            }
+            const result = yield* forward(saleId, userId, where.address)
+            if (result._tag === "Reply") {
+              const outcome = replyOutcome(result.code, result.value)
+              if (outcome !== undefined) return outcome
+              switch (result.code) {
+                case Reply.SaleNotFound:
+                  return yield* new SaleNotFound({ saleId })
+                case Reply.Overloaded:
+                  return yield* new Overloaded({ saleId, retryAfterSeconds: Number(result.value) || 1 })
+                case Reply.Unavailable:
+                  return yield* new PurchaseUnavailable({
+                    saleId,
+                    reason: result.value as PurchaseUnavailable["reason"],
+                    retryAfterSeconds
+                  })
+              }
+              // Not the owner (any more): look the owner up again and retry, once.
+              ownership.forget(saleId)
+              if (retried) return yield* unavailable(saleId, "no_owner")
+              return yield* route(saleId, userId, true)
+            }
+            ownership.forget(saleId)
+            // The owner never saw it: safe to look again and retry, once. An unanswered
+            // message may have been decided: the caller is told the outcome is unknown.
+            if (result._tag === "NotSent" && !retried) return yield* route(saleId, userId, true)
+            return yield* unavailable(saleId, "owner_unreachable")
+          })
+
+        // The hot path: an owned sale goes straight to its actor, no lookup, no allocation.
+        const purchase = (saleId: SaleId, userId: UserId): Effect.Effect<Outcome, PurchaseError> => {
+          const actor = owned.get(saleId)
+          if (actor !== undefined) return actor.purchase(userId)
+          return route(saleId, userId, false)
+        }
+
+        const replyWith = (reply: (code: ReplyCode, value: unknown) => void, answer: ActorReply) => {
+          if (!isRefusal(answer)) {
+            const [code, value] = outcomeReply(answer)
+            return reply(code, value)
+          }
+          if (answer._tag === "Overloaded") return reply(Reply.Overloaded, answer.retryAfterSeconds)
+          return reply(Reply.Unavailable, answer.reason)
+        }
+
+        // Forwarded purchases: decided here only while this node owns the sale. An owned sale
+        // is offered to its actor without a fiber; the owner's decision rate is the ceiling.
+        const answerForwarded: ForwardServer.ForwardHandler = (saleId, userId, reply) => {
+          const sale = saleId as SaleId
+          if (shuttingDown) return reply(Reply.NotOwner, null)
+          const actor = owned.get(sale)
+          if (actor !== undefined) return actor.offer(userId as UserId, (answer) => replyWith(reply, answer))
+          const inFlight = starting.get(sale)
+          if (inFlight === undefined) return reply(Reply.NotOwner, null)
+          Effect.runCallback(Deferred.await(inFlight), {
+            onExit: (exit) => {
+              if (Exit.isSuccess(exit) && exit.value !== undefined)
+                return exit.value.offer(userId as UserId, (answer) => replyWith(reply, answer))
+              const failure = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
+              if (failure?._tag === "Some" && failure.value._tag === "SaleNotFound")
+                return reply(Reply.SaleNotFound, null)
+              reply(Reply.NotOwner, null)
+            }
+          })
+        }
+
+        let forwardAddress: string | undefined
+        if (options.forward !== undefined) {
+          const { host, port } = options.forward
+          const listener = yield* Effect.acquireRelease(
+            Effect.promise(() => ForwardServer.listen(host, port, answerForwarded)),
+            (listener) => Effect.promise(() => listener.close())
+          )
+          forwardAddress = listener.address
+          yield* ownership.advertise(listener.address)
+          yield* Effect.addFinalizer(() => Effect.sync(() => peers?.closeAll()))
+        }
+
+        // Planned shutdown: refuse new work, drain every owned actor (its buyers answered,
+        // its batch committed), then hand the leases back so another node takes over at once.
+        yield* Effect.addFinalizer(() =>
+          Effect.gen(function* () {
+            shuttingDown = true
+            const sales = [...owned.entries()]
+            owned.clear()
+            yield* Effect.forEach(
+              sales,
+              ([saleId, actor]) => Effect.andThen(actor.stop, ownership.release(saleId)),
+              { concurrency: "unbounded", discard: true }
+            )
+          })
+        )
+
+        // Watchers read the stock row at most this often per sale when the owner is elsewhere.
+        const rowCache = new Map<SaleId, { readonly at: number; readonly snapshot: SaleSnapshot }>()
+        const snapshot = (saleId: SaleId) =>
+          Effect.suspend(() => {
+            const now = Date.now()
+            const actor = owned.get(saleId) ?? registry.running(saleId)
+            if (actor !== undefined) {
+              const view = actor.view(now)
+              return Effect.succeed({
+                saleId,
+                status: view.status,
+                total: view.total,
+                remaining: view.remaining
+              })
+            }
+            const cached = rowCache.get(saleId)
+            if (cached !== undefined && now - cached.at < 250) return Effect.succeed(cached.snapshot)
+            return catalog.sale(saleId).pipe(
+              Effect.orDie,
+              Effect.flatMap((row) => {
+                if (row === undefined) return Effect.fail(new SaleNotFound({ saleId }))
+                const fresh: SaleSnapshot = {
+                  saleId,
+                  status: statusAt({ ...row, remaining: row.available }, now),
+                  total: row.total,
+                  remaining: row.available
+                }
+                rowCache.set(saleId, { at: now, snapshot: fresh })
+                return Effect.succeed(fresh)
+              })
+            )
+          })
+
+        return SaleRouter.of({
+          purchase,
+          localActor: (saleId) => owned.get(saleId),
+          snapshot,
+          forwardAddress
+        })
+      })
+    )
+}
