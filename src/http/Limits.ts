@@ -1,8 +1,16 @@
-import { Context, Duration, Effect, Layer } from "effect"
+import { Context, Duration, Effect, Layer, Option } from "effect"
+import { IncomingMessage } from "node:http"
 import { HttpServerRequest } from "effect/http"
 import { RateLimiter } from "effect/persistence"
 import * as Settings from "../Settings.ts"
 import { apiError, TooManyRequests } from "./Api.ts"
+
+// Node's request adapter leaves `remoteAddress` unset; the socket knows the peer.
+const addressOf = (request: HttpServerRequest.HttpServerRequest): string =>
+  Option.getOrElse(request.remoteAddress, () => {
+    const source: unknown = request.source
+    return source instanceof IncomingMessage ? (source.socket.remoteAddress ?? "unknown") : "unknown"
+  })
 
 /**
  * Token buckets per user and per client address, kept in this node's memory: a buyer or a
@@ -15,6 +23,8 @@ export class Limits extends Context.Service<
     readonly take: (
       userId?: string
     ) => Effect.Effect<void, TooManyRequests, HttpServerRequest.HttpServerRequest>
+    /** `take` for a caller known by address; it completes synchronously (memory buckets). */
+    readonly takeFor: (address: string, userId?: string) => Effect.Effect<void, TooManyRequests>
   }
 >()("mincommerce/http/Limits") {
   static readonly make = (options: {
@@ -56,14 +66,19 @@ export class Limits extends Context.Service<
                       : Effect.void
                   )
                 )
+        const takeFor = (address: string, userId?: string) =>
+          userId === undefined
+            ? bucket(`address:${address}`, options.perAddress)
+            : Effect.andThen(
+                bucket(`address:${address}`, options.perAddress),
+                bucket(`user:${userId}`, options.perUser)
+              )
         return Limits.of({
           take: (userId) =>
-            Effect.gen(function* () {
-              const request = yield* HttpServerRequest.HttpServerRequest
-              const address = request.remoteAddress._tag === "Some" ? request.remoteAddress.value : "unknown"
-              yield* bucket(`address:${address}`, options.perAddress)
-              if (userId !== undefined) yield* bucket(`user:${userId}`, options.perUser)
-            })
+            Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+              takeFor(addressOf(request), userId)
+            ),
+          takeFor
         })
       })
     ).pipe(Layer.provide(RateLimiter.layer.pipe(Layer.provide(RateLimiter.layerStoreMemory))))

@@ -1,4 +1,4 @@
-import { Effect, Layer, Metric } from "effect"
+import { Context, Effect, Layer, Metric } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
@@ -31,22 +31,33 @@ const ownedSales = Metric.gauge("mincommerce_owned_sales", {
 // Ids in paths become ":id", so a route is one series however many sales there are.
 const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi
 
-export const countRequest = (method: string, url: string, status: number) =>
-  Metric.update(
-    Metric.withAttributes(requests, {
-      method,
-      route: (url.split("?")[0] ?? url).replace(uuid, ":id"),
-      status: String(status)
-    }),
-    1
-  )
-
-// One series per outcome, made once: counting a purchase allocates nothing.
+// Series are made once per (method, route, status) and per outcome: counting allocates nothing.
+const requestSeries = new Map<string, Metric.Metric<number, unknown>>()
 const outcomeSeries = new Map(
   outcomeTags.map((outcome) => [outcome, Metric.withAttributes(outcomes, { outcome })] as const)
 )
+// Metrics live in the default registry, the one every fiber without an override reports to.
+const defaultContext = Context.empty()
 
-export const countOutcome = (outcome: OutcomeTag) => Metric.update(outcomeSeries.get(outcome)!, 1)
+/** Counts one answered request, outside any fiber (the purchase fast path counts this way). */
+export const countRequestUnsafe = (method: string, url: string, status: number): void => {
+  const route = (url.split("?")[0] ?? url).replace(uuid, ":id")
+  const key = `${method} ${route} ${status}`
+  let series = requestSeries.get(key)
+  if (series === undefined) {
+    series = Metric.withAttributes(requests, { method, route, status: String(status) })
+    requestSeries.set(key, series)
+  }
+  series.updateUnsafe(1, defaultContext)
+}
+
+export const countRequest = (method: string, url: string, status: number) =>
+  Effect.sync(() => countRequestUnsafe(method, url, status))
+
+export const countOutcomeUnsafe = (outcome: OutcomeTag): void =>
+  outcomeSeries.get(outcome)!.updateUnsafe(1, defaultContext)
+
+export const countOutcome = (outcome: OutcomeTag) => Effect.sync(() => countOutcomeUnsafe(outcome))
 
 /** For the registry's `onCommit`: runs on the writer fiber once per batch. */
 export const recordCommit = (report: CommitReport): void => {

@@ -16,9 +16,9 @@ export type PurchaseAnswer =
       }
     }
   | {
-      readonly status: 409 | 503
+      readonly status: 409 | 429 | 503
       readonly error: { readonly code: string; readonly message: string; readonly details?: unknown }
-      /** Seconds, for the `Retry-After` header of a 503. */
+      /** Seconds, for the `Retry-After` header of a 429 or 503. */
       readonly retryAfterSeconds?: number
     }
 

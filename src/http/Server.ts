@@ -2,34 +2,15 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { type ByteSize, Cause, Effect, Layer, Predicate } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
-import { randomUUID } from "node:crypto"
-import { createServer } from "node:http"
 import * as Settings from "../Settings.ts"
 import { Api } from "./Api.ts"
 import { ApiHandlers } from "./Handlers.ts"
+import { FastPurchase, createServerWith } from "./FastPurchase.ts"
 import { Limits } from "./Limits.ts"
+import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
 import { countRequest, MetricsRoute } from "./Metrics.ts"
 import { SaleEventsRoute } from "./SaleEvents.ts"
 import { Tokens } from "./Tokens.ts"
-
-// The headers Helmet sets by default, on every response.
-const securityHeaders: Record<string, string> = {
-  "content-security-policy":
-    "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests",
-  "cross-origin-opener-policy": "same-origin",
-  "cross-origin-resource-policy": "same-origin",
-  "origin-agent-cluster": "?1",
-  "referrer-policy": "no-referrer",
-  "strict-transport-security": "max-age=31536000; includeSubDomains",
-  "x-content-type-options": "nosniff",
-  "x-dns-prefetch-control": "off",
-  "x-download-options": "noopen",
-  "x-frame-options": "SAMEORIGIN",
-  "x-permitted-cross-domain-policies": "none",
-  "x-xss-protection": "0"
-}
-
-const sane = /^[A-Za-z0-9._-]{1,64}$/
 
 const errorResponse = (status: number, code: string, message: string, details?: unknown) =>
   HttpServerResponse.jsonUnsafe(
@@ -110,8 +91,7 @@ const requestFailure = (cause: Cause.Cause<unknown>): HttpServerResponse.HttpSer
 const edge = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const incoming = request.headers["x-request-id"]
-    const requestId = incoming !== undefined && sane.test(incoming) ? incoming : randomUUID()
+    const requestId = requestIdFor(request.headers["x-request-id"])
     let response = yield* app.pipe(
       Effect.catchCause((cause) => {
         const answer = requestFailure(cause)
@@ -151,18 +131,19 @@ export const serveApi = (options: {
     { disableLogger: true }
   ).pipe(Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, options.maxBodyBytes)))
 
-/** Serves the API on PORT/HOST; slow clients are cut off in seconds, bodies are capped. */
+/**
+ * Serves the API on PORT/HOST; slow clients are cut off in seconds, bodies are capped, and
+ * purchases take the fast path when they can.
+ */
 export const HttpServerLive = Layer.unwrap(
   Effect.gen(function* () {
     const { port, host, maxBodyBytes, corsOrigins } = yield* Settings.httpSettings
-    const server = createServer()
+    const server = createServerWith(yield* FastPurchase)
     server.headersTimeout = 5_000
     server.requestTimeout = 10_000
     server.keepAliveTimeout = 5_000
     return serveApi({ maxBodyBytes, corsOrigins }).pipe(
-      Layer.provide(NodeHttpServer.layer(() => server, { port, host })),
-      Layer.provide(Tokens.layer),
-      Layer.provide(Limits.layer)
+      Layer.provide(NodeHttpServer.layer(() => server, { port, host }))
     )
   })
-)
+).pipe(Layer.provide(FastPurchase.layer), Layer.provide(Layer.mergeAll(Tokens.layer, Limits.layer)))
