@@ -6,6 +6,8 @@ import { SqlClient } from "effect/sql"
 import { createParser } from "eventsource-parser"
 import { SignJWT } from "jose"
 import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
+import { Ownership } from "../../src/cluster/Ownership.ts"
+import { SaleRouter } from "../../src/cluster/SaleRouter.ts"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { createServerWith, FastPurchase } from "../../src/http/FastPurchase.ts"
 import { serveApi } from "../../src/http/Server.ts"
@@ -47,6 +49,7 @@ const Node = Served.pipe(
   Layer.provide(Layer.succeed(Tokens, Tokens.make({ secret, admins: new Set([admin]), ttlSeconds: 600 }))),
   // Per user only: every test buyer shares one loopback address.
   Layer.provide(Limits.make({ perUser: 5, perAddress: 0, window: "10 seconds" })),
+  Layer.provideMerge(SaleRouter.make().pipe(Layer.provide(Ownership.local("api-test")))),
   Layer.provideMerge(
     SaleRegistry.make({
       mailboxCapacity: 10_000,
