@@ -2,7 +2,7 @@ import { Cause, Context, Effect, Exit, Layer, Schema } from "effect"
 import { EventEmitter } from "node:events"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { isRefusal, type SaleActor } from "../actors/SaleActor.ts"
-import { SaleRegistry } from "../actors/SaleRegistry.ts"
+import { SaleRouter } from "../cluster/SaleRouter.ts"
 import { SaleId } from "../domain/Ids.ts"
 import * as Settings from "../Settings.ts"
 import { Limits } from "./Limits.ts"
@@ -19,7 +19,7 @@ const errorTag = { 409: "Conflict", 429: "TooManyRequests", 503: "Unavailable" }
 /**
  * The purchase endpoint (`POST /api/sales/:saleId/purchases`, as the HttpApi states it)
  * served straight from node:http when the request is the common, well-formed case: a
- * valid token, a sale whose actor runs on this node, a small body. Measured on this
+ * valid token, a sale this node owns and whose actor runs here, a small body. Measured on this
  * machine, the framework's own per-request layers cost more than the whole decision, and a
  * flash sale is almost nothing but this one request.
  *
@@ -119,12 +119,12 @@ export class FastPurchase extends Context.Service<
     Layer.effect(
       FastPurchase,
       Effect.gen(function* () {
-        const registry = yield* SaleRegistry
+        const router = yield* SaleRouter
         const tokens = yield* Tokens
         const limits = yield* Limits
         return FastPurchase.make({
           ...options,
-          localActor: registry.running,
+          localActor: router.localActor,
           verify: tokens.verifyUnsafe,
           limits
         })
