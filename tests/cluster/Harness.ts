@@ -1,0 +1,371 @@
+import { Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { Redis } from "ioredis"
+import { spawn, type ChildProcess } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { createServer } from "node:net"
+import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
+import { Tokens } from "../../src/http/Tokens.ts"
+import { Audit, checkInvariants, violations, type InvariantReport } from "../../src/storage/Audit.ts"
+import { Catalog } from "../../src/storage/Catalog.ts"
+import { Database } from "../../src/storage/Database.ts"
+import { makeSale, makeUsers } from "../support/Fixtures.ts"
+import { freshServerDatabase } from "../support/TestDatabase.ts"
+import { SqlClient } from "effect/sql"
+
+/**
+ * Several real node processes on loopback, one PostgreSQL database and one Redis key
+ * prefix per test: what the cluster tests and bench:cluster drive and then audit.
+ */
+
+const secret = "cluster test secret, long enough for HS256"
+
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+
+export const sleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis))
+
+/** Waits for `condition` to hold, checking every `every` ms; fails after `within` ms. */
+export const waitFor = async <A>(
+  what: string,
+  condition: () => Promise<A | undefined> | A | undefined,
+  within = 15_000,
+  every = 25
+): Promise<A> => {
+  const deadline = Date.now() + within
+  while (Date.now() < deadline) {
+    const value = await condition()
+    if (value !== undefined && value !== false) return value
+    await sleep(every)
+  }
+  throw new Error(`timed out after ${within} ms waiting for ${what}`)
+}
+
+export interface NodeProcess {
+  readonly nodeId: string
+  readonly url: string
+  readonly pid: number
+  readonly exited: Promise<number | null>
+  /** Every line the node wrote so far. */
+  readonly log: Array<string>
+  alive: boolean
+}
+
+export interface ClusterOptions {
+  readonly redisUrl?: string
+  readonly leaseTtlMillis?: number
+  readonly forwardTimeoutMillis?: number
+  readonly env?: Record<string, string>
+}
+
+/** A private redis-server on a free port, without persistence: a restart forgets everything. */
+export const privateRedis = async () => {
+  const port = await freePort()
+  let child: ChildProcess | undefined
+  const start = async () => {
+    child = spawn(
+      "redis-server",
+      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      {
+        stdio: "ignore"
+      }
+    )
+    const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => 50 })
+    probe.on("error", () => {})
+    await waitFor("redis to answer", async () => {
+      try {
+        await probe.connect()
+        return (await probe.ping()) === "PONG"
+      } catch {
+        return undefined
+      }
+    })
+    probe.disconnect()
+  }
+  const kill = async () => {
+    const running = child
+    if (running === undefined) return
+    const gone = new Promise((resolve) => running.once("exit", resolve))
+    running.kill("SIGKILL")
+    await gone
+    child = undefined
+  }
+  await start()
+  return { url: `redis://127.0.0.1:${port}`, port, start, kill }
+}
+
+export const sharedRedisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379"
+
+/**
+ * A test cluster: a fresh database with `saleStocks` sales and `buyers` users (with their
+ * tokens), then `nodes` node processes sharing it and one Redis key prefix.
+ */
+export const makeCluster = async (options: {
+  readonly nodes: number
+  readonly saleStocks: ReadonlyArray<number>
+  readonly buyers: number
+  readonly cluster?: ClusterOptions
+}) => {
+  const scope = Effect.runSync(Scope.make())
+  const run = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) =>
+    Effect.runPromise(Scope.provide(scope)(effect))
+  const { url: databaseUrl, name } = await run(freshServerDatabase)
+  const context = await run(
+    Layer.build(
+      Layer.mergeAll(Catalog.layer, Audit.layer).pipe(
+        Layer.provideMerge(Database.server(Redacted.make(databaseUrl), { maxConnections: 4 }))
+      )
+    )
+  )
+  const withStorage = <A, E>(effect: Effect.Effect<A, E, Catalog | Audit | SqlClient.SqlClient>) =>
+    Effect.runPromise(Effect.provideContext(effect, context))
+  // A paused node must not hold the stock row's lock for ever: PostgreSQL ends a session
+  // that sits idle inside a transaction, so the next owner's claim can go through.
+  await withStorage(
+    Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql.unsafe(`ALTER DATABASE ${name} SET idle_in_transaction_session_timeout = '1s'`)
+    )
+  )
+  const sales: Array<SaleId> = []
+  for (const stock of options.saleStocks) sales.push(await withStorage(makeSale(stock)))
+  const userIds = await withStorage(makeUsers(options.buyers))
+  const tokens = Tokens.make({
+    secret: new TextEncoder().encode(secret),
+    admins: new Set(),
+    ttlSeconds: 3_600
+  })
+  const users = await Promise.all(
+    userIds.map(async (userId) => ({
+      userId,
+      token: (await Effect.runPromise(tokens.issue(userId, `${userId}@example.test`))).token
+    }))
+  )
+
+  const prefix = `mincommerce-test-${randomBytes(4).toString("hex")}:`
+  const redisUrl = options.cluster?.redisUrl ?? sharedRedisUrl
+  const redis = new Redis(redisUrl, { retryStrategy: () => 50, maxRetriesPerRequest: 1 })
+  redis.on("error", () => {})
+
+  const nodes: Array<NodeProcess> = []
+  let counter = 0
+  const startNode = (): Promise<NodeProcess> =>
+    new Promise((resolve, reject) => {
+      const nodeId = `node-${++counter}`
+      const child = spawn(process.execPath, ["src/main.ts"], {
+        env: {
+          ...process.env,
+          DATABASE_URL: databaseUrl,
+          REDIS_URL: redisUrl,
+          REDIS_PREFIX: prefix,
+          NODE_ID: nodeId,
+          PORT: "0",
+          FORWARD_PORT: "0",
+          JWT_SECRET: secret,
+          LEASE_TTL_MS: String(options.cluster?.leaseTtlMillis ?? 2_000),
+          FORWARD_TIMEOUT_MS: String(options.cluster?.forwardTimeoutMillis ?? 1_000),
+          RATE_LIMIT_PER_USER: "0",
+          LOG_LEVEL: "Info",
+          ...options.cluster?.env
+        },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      const log: Array<string> = []
+      let pending = ""
+      const collect = (chunk: Buffer) => {
+        pending += chunk.toString()
+        const lines = pending.split("\n")
+        pending = lines.pop() ?? ""
+        log.push(...lines)
+        const listening = lines
+          .map((line) => /Listening on (http:\/\/[0-9.:]+)/.exec(line))
+          .find((m) => m !== null)
+        if (listening?.[1] !== undefined) {
+          const node: NodeProcess = { nodeId, url: listening[1], pid: child.pid!, exited, log, alive: true }
+          nodes.push(node)
+          resolve(node)
+        }
+      }
+      child.stdout!.on("data", collect)
+      child.stderr!.on("data", collect)
+      const exited = new Promise<number | null>((done) =>
+        child.on("exit", (code) => {
+          const node = nodes.find((n) => n.pid === child.pid)
+          if (node !== undefined) node.alive = false
+          reject(new Error(`${nodeId} exited with ${code} before listening:\n${log.join("\n")}`))
+          done(code)
+        })
+      )
+    })
+  for (let i = 0; i < options.nodes; i++) await startNode()
+
+  const signal = (node: NodeProcess, name: NodeJS.Signals) => {
+    try {
+      process.kill(node.pid, name)
+    } catch {
+      // already gone
+    }
+  }
+
+  return {
+    databaseUrl,
+    redisUrl,
+    prefix,
+    redis,
+    sales,
+    users,
+    nodes,
+    startNode,
+    signal,
+    /** The node id holding the sale's lease, or undefined. */
+    leaseHolder: async (saleId: SaleId): Promise<string | undefined> => {
+      try {
+        return (await redis.get(`${prefix}lease:${saleId}`)) ?? undefined
+      } catch {
+        return undefined
+      }
+    },
+    nodeById: (nodeId: string | undefined) => nodes.find((n) => n.nodeId === nodeId),
+    epoch: (saleId: SaleId) =>
+      withStorage(
+        Effect.map(
+          Effect.flatMap(
+            SqlClient.SqlClient,
+            (sql) => sql<{ epoch: number }>`SELECT owner_epoch AS epoch FROM stocks WHERE sale_id = ${saleId}`
+          ),
+          (rows) => rows[0]?.epoch ?? 0
+        )
+      ),
+    /** Checks PostgreSQL against the recorded history. */
+    audit: async (saleId: SaleId, history: History) => {
+      const record = await withStorage(Effect.flatMap(Audit, (audit) => audit.read(saleId)))
+      const report = checkInvariants(record, history.confirmed)
+      // No row for a buyer whose every attempt was definitely refused.
+      let rowsOfRefused = 0
+      for (const userId of record.orders.values()) if (history.definitelyRefused(userId)) rowsOfRefused++
+      return { ...report, rowsOfRefused, broken: violations(report) + rowsOfRefused }
+    },
+    close: async () => {
+      for (const node of nodes) {
+        signal(node, "SIGCONT")
+        signal(node, "SIGKILL")
+      }
+      await Promise.all(nodes.map((n) => n.exited))
+      try {
+        const keys = await redis.keys(`${prefix}*`)
+        if (keys.length > 0) await redis.del(...keys)
+      } catch {
+        // a private Redis may be gone already
+      }
+      redis.disconnect()
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }
+}
+
+export type Cluster = Awaited<ReturnType<typeof makeCluster>>
+
+export type Result = "ok" | "refused" | "unknown"
+
+/** Every attempt of every buyer, as ok (2xx with an order), refused (a 4xx) or unknown. */
+export class History {
+  readonly confirmed = new Map<OrderId, UserId>()
+  private readonly results = new Map<UserId, Array<Result>>()
+  ok = 0
+  refused = 0
+  unknown = 0
+  soldOut = 0
+
+  record(userId: UserId, result: Result, orderId?: OrderId) {
+    this[result]++
+    if (orderId !== undefined) this.confirmed.set(orderId, userId)
+    const list = this.results.get(userId)
+    if (list === undefined) this.results.set(userId, [result])
+    else list.push(result)
+  }
+
+  definitelyRefused(userId: UserId): boolean {
+    const list = this.results.get(userId)
+    return list !== undefined && list.every((r) => r === "refused")
+  }
+}
+
+export interface Buyer {
+  readonly userId: UserId
+  readonly token: string
+}
+
+/** One purchase attempt over HTTP, recorded in `history`; returns the HTTP status (0: no answer). */
+export const attempt = async (
+  baseUrl: string,
+  saleId: SaleId,
+  buyer: Buyer,
+  history: History,
+  timeoutMillis = 5_000
+): Promise<number> => {
+  try {
+    const response = await fetch(`${baseUrl}/api/sales/${saleId}/purchases`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${buyer.token}` },
+      signal: AbortSignal.timeout(timeoutMillis)
+    })
+    const body = (await response.json()) as { orderId?: OrderId; error?: { code: string } }
+    if (response.status < 300 && body.orderId !== undefined) history.record(buyer.userId, "ok", body.orderId)
+    else if (response.status >= 500) history.record(buyer.userId, "unknown")
+    else {
+      if (body.error?.code === "sold_out") history.soldOut++
+      history.record(buyer.userId, "refused")
+    }
+    return response.status
+  } catch {
+    history.record(buyer.userId, "unknown")
+    return 0
+  }
+}
+
+/**
+ * Buyers trying until they get a definite answer (a 2xx or a 409), as people do: each
+ * attempt goes to the next live node in turn; a 503 or no answer is tried again shortly,
+ * up to `deadline`. `afterAnswer` sees the count of answered attempts (to inject faults).
+ */
+export const drive = async (options: {
+  readonly targets: () => ReadonlyArray<string>
+  readonly saleId: SaleId
+  readonly buyers: ReadonlyArray<Buyer>
+  readonly history: History
+  readonly concurrency: number
+  readonly deadline?: number
+  readonly afterAnswer?: (answered: number) => void
+}) => {
+  let next = 0
+  let turn = 0
+  let answered = 0
+  const deadline = options.deadline ?? Date.now() + 60_000
+  const worker = async () => {
+    while (next < options.buyers.length) {
+      const buyer = options.buyers[next++]!
+      while (Date.now() < deadline) {
+        const targets = options.targets()
+        const status = await attempt(
+          targets[turn++ % targets.length]!,
+          options.saleId,
+          buyer,
+          options.history
+        )
+        options.afterAnswer?.(++answered)
+        if (status > 0 && status < 500) break
+        await sleep(100)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: options.concurrency }, worker))
+}
+
+export const formatReport = (report: InvariantReport & { rowsOfRefused: number }) =>
+  `${report.committed.toLocaleString("en-US")} committed, ${report.oversold} oversold, ` +
+  `${report.duplicateBuyers} duplicate buyers, ${report.lostConfirmed} lost, ${report.rowsOfRefused} rows of refused buyers`
