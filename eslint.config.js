@@ -1,4 +1,5 @@
 import eslint from "@eslint/js"
+import reactHooks from "eslint-plugin-react-hooks"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
@@ -10,5 +11,9 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "require-yield": "off"
     }
+  },
+  {
+    files: ["web/src/**/*.{ts,tsx}", "tests/web/**/*.{ts,tsx}"],
+    ...reactHooks.configs.flat.recommended
   }
 )

@@ -10,6 +10,7 @@ import { Limits } from "./Limits.ts"
 import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
 import { countRequest, MetricsRoute } from "./Metrics.ts"
 import { SaleEventsRoute } from "./SaleEvents.ts"
+import { StaticAssets } from "./StaticAssets.ts"
 import { Tokens } from "./Tokens.ts"
 
 const errorResponse = (status: number, code: string, message: string, details?: unknown) =>
@@ -113,6 +114,7 @@ export const ApiRoutes = Layer.mergeAll(
   HttpApiScalar.layer(Api, { path: "/docs" }),
   MetricsRoute,
   SaleEventsRoute,
+  StaticAssets,
   HttpRouter.middleware(edge, { global: true })
 ).pipe(Layer.provide(ApiHandlers))
 

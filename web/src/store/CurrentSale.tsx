@@ -1,0 +1,106 @@
+import { formatPrice, type Sale, type Session } from "../api.ts"
+import { Countdown } from "./Countdown.tsx"
+import { PurchaseMessage } from "./PurchaseMessage.tsx"
+import { StockBar } from "./StockBar.tsx"
+import { formatInstant, useNow } from "./time.ts"
+import { usePurchase } from "./usePurchase.ts"
+import { useSaleEvents } from "./useSaleEvents.ts"
+
+const statusWords: Record<Sale["status"], string> = {
+  upcoming: "Starts soon",
+  active: "On sale now",
+  sold_out: "Sold out",
+  ended: "Ended",
+  cancelled: "Cancelled"
+}
+
+/** The sale on now (or next): live stock, countdown, and the Buy button. */
+export function CurrentSale(props: {
+  readonly sale: Sale
+  readonly session: Session | undefined
+  readonly purchasedOrderId: string | undefined
+  readonly onPurchased: () => void
+  readonly onScheduleChange: () => void
+}) {
+  const { sale, session } = props
+  const { live, connected } = useSaleEvents(sale.saleId)
+  const now = useNow()
+  const { buy, busy, outcome, secondsLeft } = usePurchase(session?.token, sale.saleId, props.onPurchased)
+
+  const startsAt = Date.parse(sale.startsAt)
+  const endsAt = Date.parse(sale.endsAt)
+  const remaining = live?.remaining ?? sale.remaining
+  const total = live?.total ?? sale.total
+  // The live status follows the sale's clock on the node; the local clock decides in between.
+  const reported = live?.status ?? sale.status
+  const status: Sale["status"] =
+    reported === "cancelled" || reported === "sold_out" || (remaining === 0 && reported !== "upcoming")
+      ? reported === "cancelled"
+        ? "cancelled"
+        : "sold_out"
+      : now >= endsAt
+        ? "ended"
+        : now >= startsAt
+          ? "active"
+          : "upcoming"
+  const bought =
+    props.purchasedOrderId !== undefined ||
+    outcome?.kind === "purchased" ||
+    outcome?.kind === "already_purchased"
+
+  const disabledBecause =
+    session === undefined
+      ? "Sign in to buy"
+      : bought
+        ? "Purchased"
+        : status === "upcoming"
+          ? "Not started"
+          : status === "sold_out"
+            ? "Sold out"
+            : status === "ended"
+              ? "Ended"
+              : status === "cancelled"
+                ? "Cancelled"
+                : busy
+                  ? "Buying…"
+                  : undefined
+
+  return (
+    <article className="sale current" aria-labelledby="current-sale-name" data-testid="current-sale">
+      <header>
+        <p className={`badge ${status}`} data-testid="sale-status">
+          {statusWords[status]}
+        </p>
+        <h2 id="current-sale-name">{sale.productName}</h2>
+        <p className="price">{formatPrice(sale.priceCents)}</p>
+      </header>
+      <StockBar remaining={remaining} total={total} live={connected} />
+      <div className="when">
+        {status === "upcoming" ? (
+          <Countdown to={startsAt} label="Starts in" onElapsed={props.onScheduleChange} />
+        ) : status === "active" ? (
+          <Countdown to={endsAt} label="Ends in" onElapsed={props.onScheduleChange} />
+        ) : (
+          <p className="countdown">
+            <span>{status === "ended" ? "Ended" : "Started"}</span>{" "}
+            <time dateTime={status === "ended" ? sale.endsAt : sale.startsAt}>
+              {formatInstant(status === "ended" ? sale.endsAt : sale.startsAt)}
+            </time>
+          </p>
+        )}
+      </div>
+      <button type="button" className="buy" onClick={buy} disabled={disabledBecause !== undefined}>
+        {disabledBecause ?? `Buy for ${formatPrice(sale.priceCents)}`}
+      </button>
+      <PurchaseMessage
+        outcome={
+          outcome ??
+          (props.purchasedOrderId === undefined
+            ? undefined
+            : { kind: "already_purchased", orderId: props.purchasedOrderId })
+        }
+        secondsLeft={secondsLeft}
+      />
+    </article>
+  )
+}
