@@ -39,6 +39,7 @@ const Cluster = Layer.unwrap(
       return SaleRouter.make().pipe(Layer.provide(Ownership.local(nodeId)))
     yield* Effect.logInfo("cluster node", { nodeId, leaseTtlMillis: settings.leaseTtlMillis })
     return SaleRouter.make({
+      handoffOnSignal: true,
       forward: {
         host: settings.forwardHost,
         port: settings.forwardPort,

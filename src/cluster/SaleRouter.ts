@@ -15,6 +15,11 @@ import { Ownership } from "./Ownership.ts"
 export interface RouterOptions {
   /** Where other nodes send purchases for sales this node owns (undefined: no forwarding, one node). */
   readonly forward?: { readonly host: string; readonly port: number; readonly timeoutMillis: number }
+  /**
+   * Hand every sale over as soon as SIGTERM or SIGINT arrives, before the rest of the node
+   * shuts down (the node's entry point sets it; tests building a router in-process do not).
+   */
+  readonly handoffOnSignal?: boolean
   /** Seconds a caller is told to wait when the owner is changing or unreachable. */
   readonly retryAfterSeconds?: number
 }
@@ -136,7 +141,6 @@ export class SaleRouter extends Context.Service<
           retried: boolean
         ): Effect.Effect<Outcome, PurchaseError> =>
           Effect.gen(function* () {
-            if (shuttingDown) return yield* unavailable(saleId, "stopping")
             const known = ownership.cached(saleId)
             const where =
               known ??
@@ -146,6 +150,7 @@ export class SaleRouter extends Context.Service<
                   Effect.catchTag("DirectoryUnavailable", () => Effect.fail(unavailable(saleId, "no_owner")))
                 ))
             if (where._tag !== "Remote") {
+              if (shuttingDown) return yield* unavailable(saleId, "stopping")
               const actor = yield* takeOver(saleId).pipe(
                 Effect.catchTag("SqlError", () => Effect.fail(unavailable(saleId, "no_owner")))
               )
@@ -236,20 +241,41 @@ export class SaleRouter extends Context.Service<
           yield* Effect.addFinalizer(() => Effect.sync(() => peers?.closeAll()))
         }
 
-        // Planned shutdown: refuse new work, drain every owned actor (its buyers answered,
-        // its batch committed), then hand the leases back so another node takes over at once.
-        yield* Effect.addFinalizer(() =>
-          Effect.gen(function* () {
-            shuttingDown = true
-            const sales = [...owned.entries()]
-            owned.clear()
-            yield* Effect.forEach(
-              sales,
-              ([saleId, actor]) => Effect.andThen(actor.stop, ownership.release(saleId)),
-              { concurrency: "unbounded", discard: true }
-            )
-          })
-        )
+        // Planned shutdown: take no sale and no forwarded purchase any more, drain every owned
+        // actor (its buyers answered, its batch committed), then hand the leases back so
+        // another node takes over at once. Purchases arriving here meanwhile are forwarded.
+        let leaving: Promise<void> | undefined
+        const handoff = Effect.promise(() => {
+          leaving ??= Effect.runPromise(
+            Effect.gen(function* () {
+              shuttingDown = true
+              const sales = [...owned.entries()]
+              owned.clear()
+              yield* Effect.forEach(
+                sales,
+                ([saleId, actor]) => Effect.andThen(actor.stop, ownership.release(saleId)),
+                { concurrency: "unbounded", discard: true }
+              )
+            })
+          )
+          return leaving
+        })
+        yield* Effect.addFinalizer(() => handoff)
+        if (options.handoffOnSignal === true) {
+          // The HTTP server closes first and may wait for its connections; the sales need not.
+          const onSignal = () => void Effect.runFork(handoff)
+          yield* Effect.acquireRelease(
+            Effect.sync(() => {
+              process.once("SIGTERM", onSignal)
+              process.once("SIGINT", onSignal)
+            }),
+            () =>
+              Effect.sync(() => {
+                process.off("SIGTERM", onSignal)
+                process.off("SIGINT", onSignal)
+              })
+          )
+        }
 
         // Watchers read the stock row at most this often per sale when the owner is elsewhere.
         const rowCache = new Map<SaleId, { readonly at: number; readonly snapshot: SaleSnapshot }>()
