@@ -1,0 +1,66 @@
+import { assert, describe, it } from "@effect/vitest"
+import { drive, formatReport, History, makeCluster, privateRedis, waitFor } from "./Harness.ts"
+
+describe("Redis lost mid-sale", () => {
+  it("Redis killed and restarted empty: nodes re-acquire the sale under a new epoch, invariants hold", async () => {
+    const stock = 800
+    const redis = await privateRedis()
+    const cluster = await makeCluster({
+      nodes: 3,
+      saleStocks: [stock],
+      buyers: 1_300,
+      cluster: { redisUrl: redis.url, leaseTtlMillis: 2_000 }
+    })
+    try {
+      const saleId = cluster.sales[0]!
+      const history = new History()
+      const urls = cluster.nodes.map((n) => n.url)
+      let injected:
+        | Promise<{ at: number; owner: string; after: number; newOwner: string; epochs: [number, number] }>
+        | undefined
+      await drive({
+        targets: () => urls,
+        saleId,
+        buyers: cluster.users,
+        history,
+        concurrency: 40,
+        afterAnswer: () => {
+          if (injected !== undefined || history.ok < stock * 0.4) return
+          injected = (async () => {
+            const at = history.ok
+            const owner = (await cluster.leaseHolder(saleId))!
+            const before = await cluster.epoch(saleId)
+            const killedAt = Date.now()
+            await redis.kill()
+            await redis.start()
+            const newOwner = await waitFor(
+              "a node to re-acquire the sale",
+              () => cluster.leaseHolder(saleId),
+              20_000,
+              20
+            )
+            const after = Date.now() - killedAt
+            await waitFor("the new epoch", async () =>
+              (await cluster.epoch(saleId)) > before ? true : undefined
+            )
+            return { at, owner, after, newOwner, epochs: [before, await cluster.epoch(saleId)] }
+          })()
+        }
+      })
+      const restart = await injected!
+      const report = await cluster.audit(saleId, history)
+      console.log(
+        `Redis killed and restarted empty at ${Math.round((restart.at / stock) * 100)} % sold (owner ${restart.owner}): ` +
+          `${restart.newOwner} re-acquired after ${(restart.after / 1_000).toFixed(1)} s, ` +
+          `epoch ${restart.epochs[0]} -> ${restart.epochs[1]}; ${history.ok} ok, ${history.unknown} unknown attempts; ` +
+          formatReport(report)
+      )
+      assert.strictEqual(report.broken, 0)
+      assert.strictEqual(report.committed, stock)
+      assert.isAbove(restart.epochs[1], restart.epochs[0])
+    } finally {
+      await cluster.close()
+      await redis.kill()
+    }
+  }, 120_000)
+})
