@@ -1,4 +1,4 @@
-import { Cause, Clock, Deferred, Effect, Exit, Queue, Schedule, type Scope } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Queue, Schedule, Semaphore, type Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { Overloaded, PurchaseUnavailable } from "../domain/Errors.ts"
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
@@ -40,6 +40,8 @@ export interface CommitReport {
 export interface ActorOptions {
   readonly mailboxCapacity: number
   readonly maxBatchSize: number
+  /** Batches committing at once, each in its own transaction; 1 commits strictly one by one. */
+  readonly commitsInFlight?: number
   /** Seconds a caller is told to wait before retrying an overloaded or unavailable sale. */
   readonly retryAfterSeconds?: number
   /** Called after every successful commit, on the writer fiber: keep it cheap. */
@@ -213,7 +215,8 @@ export const make = Effect.fnUntraced(function* (
       s.envelope.resume(unavailable("commit_failed"))
     }
     // Only this batch's records can say "accepted"; those orders were not stored.
-    carried = sent.attempts.map((a) => (a.outcome === "accepted" ? { ...a, outcome: "commit_failed" } : a))
+    for (const a of sent.attempts)
+      carried.push(a.outcome === "accepted" ? { ...a, outcome: "commit_failed" } : a)
   })
 
   const fence = (batch: ReadonlyArray<Staged>) =>
@@ -264,13 +267,32 @@ export const make = Effect.fnUntraced(function* (
   // Stopping, for any reason, is the same drain: the mailbox is closed, the decider answers
   // or stages what was queued and closes the staging queue, and the writer commits (or,
   // once halted, refuses) everything staged. No buyer is left without an answer.
+  //
+  // Up to `commitsInFlight` batches commit at once (each on its own connection): while one
+  // waits for PostgreSQL, the next is built and sent, and the database's inserts overlap. A
+  // batch is taken only when a slot is free, so batches keep growing while all are busy.
+  const inFlight = options.commitsInFlight ?? 2
+  const slots = yield* Semaphore.make(inFlight)
   const writer = Effect.gen(function* () {
     while (true) {
-      const batch = yield* Queue.takeBetween(staging, 1, options.maxBatchSize)
-      yield* commitOrHalt(batch)
+      yield* Semaphore.take(slots, 1)
+      const batch = yield* Queue.takeBetween(staging, 1, options.maxBatchSize).pipe(
+        Effect.onError(() => Semaphore.release(slots, 1))
+      )
+      yield* Effect.forkIn(commitOrHalt(batch).pipe(Effect.ensuring(Semaphore.release(slots, 1))), scope)
     }
   }).pipe(
     Effect.catchIf(Cause.isDone, () => Effect.void),
+    // Every batch in flight is answered before the actor counts as stopped, and audit
+    // records carried from a failed batch get a commit of their own.
+    Effect.andThen(Semaphore.take(slots, inFlight)),
+    Effect.andThen(
+      Effect.whileLoop({
+        while: () => carried.length > 0 && halted === undefined,
+        body: () => commitOrHalt([]),
+        step: () => {}
+      })
+    ),
     Effect.andThen(Effect.suspend(() => Deferred.succeed(stopped, halted ?? "stopped")))
   )
 

@@ -77,9 +77,34 @@ const batchStamp = Effect.gen(function* () {
   yield* sql`ALTER TABLE stocks ADD COLUMN last_batch uuid`
 })
 
+// Orders are written only by the sale's owner, in fenced batches: the sale exists (the same
+// transaction takes the units from its stock row, which references it) and the buyer exists
+// (the id comes from a token signed when the user row was made; users are never deleted).
+// PostgreSQL checks a foreign key with a trigger per row, which costs as much as the rest of
+// the insert together (measured: 20 µs against 12 µs per order row), so orders carry none.
+//
+// Each committed batch also leaves its id in commit_batches, so an owner whose commit lost its
+// reply can tell whether it went through, even with two of its batches in flight at once.
+const pipelinedCommits = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE orders DROP CONSTRAINT orders_sale_id_fkey, DROP CONSTRAINT orders_user_id_fkey`
+  yield* sql`
+    CREATE TABLE commit_batches (
+      batch_id uuid PRIMARY KEY,
+      sale_id uuid NOT NULL REFERENCES flash_sales (id),
+      owner_epoch integer NOT NULL,
+      orders integer NOT NULL,
+      committed_at timestamptz NOT NULL DEFAULT now()
+    )`
+})
+
 /** Brings the schema up to date; a node serves nothing before this has run. */
 export const Migrations = {
   layer: PgMigrator.layer({
-    loader: PgMigrator.fromRecord({ "0001_schema": schema, "0002_batch_stamp": batchStamp })
+    loader: PgMigrator.fromRecord({
+      "0001_schema": schema,
+      "0002_batch_stamp": batchStamp,
+      "0003_pipelined_commits": pipelinedCommits
+    })
   }).pipe(Layer.provide(NodeServices.layer))
 }

@@ -50,7 +50,7 @@ export class CommitReceipt {
 }
 
 export interface Batch {
-  /** A fresh UUID per commit attempt: stamped on the stock row by the transaction. */
+  /** A fresh UUID per commit attempt: recorded in commit_batches by the transaction. */
   readonly batchId: string
   readonly saleId: SaleId
   readonly epoch: number
@@ -136,21 +136,14 @@ export class OrderStore extends Context.Service<
         return yield* readSnapshot(saleId)
       })
 
+      // The stock row is taken last, so two batches of one owner insert side by side and
+      // only queue for that row's lock at the very end. The epoch is read first, unlocked, to
+      // turn a stale owner away before it writes anything; the locking UPDATE is what decides.
       const commit = Effect.fnUntraced(function* (batch: Batch) {
         const taken = batch.orders.length
-        const fenced = yield* sql<{ available: number }>`
-          UPDATE stocks SET available = available - ${taken}, last_batch = ${batch.batchId}, updated_at = now()
-          WHERE sale_id = ${batch.saleId} AND owner_epoch = ${batch.epoch} AND available >= ${taken}
-          RETURNING available`
-        const after = fenced[0]
-        if (after === undefined) {
-          const current = yield* sql<{ epoch: number; available: number }>`
-            SELECT owner_epoch AS epoch, available FROM stocks WHERE sale_id = ${batch.saleId}`
-          if (current[0]?.epoch === batch.epoch) {
-            return yield* Effect.die(
-              new Error(`sale ${batch.saleId}: batch of ${taken} exceeds ${current[0].available} available`)
-            )
-          }
+        const current = yield* sql<{ epoch: number }>`
+          SELECT owner_epoch AS epoch FROM stocks WHERE sale_id = ${batch.saleId}`
+        if (current[0]?.epoch !== batch.epoch) {
           return yield* new StaleEpoch({ saleId: batch.saleId, epoch: batch.epoch })
         }
         const ids = batch.orders.map((o) => o.orderId)
@@ -162,11 +155,6 @@ export class OrderStore extends Context.Service<
             SELECT o.id, f.id, o.user_id, f.price_cents, ${batch.epoch}, to_timestamp(o.at / 1000.0)
             FROM unnest(${ids}::uuid[], ${users}::uuid[], ${times}::float8[]) AS o (id, user_id, at)
             CROSS JOIN flash_sales f WHERE f.id = ${batch.saleId}`
-          if (after.available === 0) {
-            yield* sql`
-              UPDATE flash_sales SET sold_out_at = now()
-              WHERE id = ${batch.saleId} AND sold_out_at IS NULL`
-          }
         }
         if (batch.attempts.length > 0) {
           const users = batch.attempts.map((a) => a.userId)
@@ -177,13 +165,38 @@ export class OrderStore extends Context.Service<
             SELECT ${batch.saleId}, a.user_id, a.outcome, to_timestamp(a.at / 1000.0)
             FROM unnest(${users}::uuid[], ${outcomes}::text[], ${times}::float8[]) AS a (user_id, outcome, at)`
         }
+        yield* sql`
+          INSERT INTO commit_batches (batch_id, sale_id, owner_epoch, orders)
+          VALUES (${batch.batchId}, ${batch.saleId}, ${batch.epoch}, ${taken})`
+        const fenced = yield* sql<{ available: number }>`
+          UPDATE stocks SET available = available - ${taken}, updated_at = now()
+          WHERE sale_id = ${batch.saleId} AND owner_epoch = ${batch.epoch} AND available >= ${taken}
+          RETURNING available`
+        const after = fenced[0]
+        if (after === undefined) {
+          const now = yield* sql<{ epoch: number; available: number }>`
+            SELECT owner_epoch AS epoch, available FROM stocks WHERE sale_id = ${batch.saleId}`
+          if (now[0]?.epoch === batch.epoch) {
+            return yield* Effect.die(
+              new Error(`sale ${batch.saleId}: batch of ${taken} exceeds ${now[0].available} available`)
+            )
+          }
+          return yield* new StaleEpoch({ saleId: batch.saleId, epoch: batch.epoch })
+        }
+        if (taken > 0 && after.available === 0) {
+          yield* sql`
+            UPDATE flash_sales SET sold_out_at = now()
+            WHERE id = ${batch.saleId} AND sold_out_at IS NULL`
+        }
         return new CommitReceipt(batch.saleId, new Set(ids))
       }, sql.withTransaction)
 
+      // A commit that reached COMMIT holds the stock row's lock until it ends: waiting for
+      // that lock first means the batch log below is final for this batch.
       const outcomeOf = Effect.fn("OrderStore.outcomeOf")(function* (batch: Batch) {
-        const rows = yield* sql<{ lastBatch: string | null }>`
-            SELECT last_batch AS "lastBatch" FROM stocks WHERE sale_id = ${batch.saleId} FOR UPDATE`
-        return rows[0]?.lastBatch === batch.batchId
+        yield* sql`SELECT 1 FROM stocks WHERE sale_id = ${batch.saleId} FOR UPDATE`
+        const rows = yield* sql`SELECT 1 FROM commit_batches WHERE batch_id = ${batch.batchId}`
+        return rows.length > 0
           ? new CommitReceipt(batch.saleId, new Set(batch.orders.map((o) => o.orderId)))
           : undefined
       }, sql.withTransaction)
