@@ -130,6 +130,40 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
       })
     )
 
+    it.effect("commits two batches of one owner side by side, and each is told apart afterwards", () =>
+      Effect.gen(function* () {
+        const store = yield* OrderStore
+        const audit = yield* Audit
+        const users = yield* makeUsers(600)
+        const saleId = yield* makeSale(500)
+        const { epoch } = yield* store.claim(saleId)
+        const batchOf = (buyers: ReadonlyArray<UserId>) => {
+          const orders = buyers.map(newOrder)
+          return {
+            batchId: crypto.randomUUID(),
+            saleId,
+            epoch,
+            orders,
+            attempts: orders.map((o) => ({ userId: o.userId, outcome: "accepted", at: o.at }))
+          }
+        }
+        const first = batchOf(users.slice(0, 250))
+        const second = batchOf(users.slice(250, 500))
+        yield* Effect.all([store.commit(first), store.commit(second)], { concurrency: 2 })
+        const record = yield* audit.read(saleId)
+        assert.strictEqual(record.available, 0)
+        assert.strictEqual(record.orders.size, 500)
+        assert.isDefined(yield* store.outcomeOf(first))
+        assert.isDefined(yield* store.outcomeOf(second))
+        // The stock row stays the arbiter: a third batch finds no unit left and writes nothing.
+        const third = batchOf(users.slice(500, 501))
+        const over = yield* Effect.exit(store.commit(third))
+        assert.isTrue(Exit.isFailure(over))
+        assert.isUndefined(yield* store.outcomeOf(third))
+        assert.strictEqual((yield* audit.read(saleId)).orders.size, 500)
+      })
+    )
+
     it.effect("fails to claim or load a sale that does not exist", () =>
       Effect.gen(function* () {
         const store = yield* OrderStore
