@@ -25,6 +25,8 @@ export const isStale = (): boolean => {
 }
 
 if (!process.argv.includes("--if-stale") || isStale()) {
+  // A production build even when started from a test run (vitest sets NODE_ENV=test).
+  process.env.NODE_ENV = "production"
   const { build } = await import("vite")
   await build({ configFile: join(web, "vite.config.ts"), logLevel: "warn" })
   console.log(`web app built into ${join(web, "dist")}`)

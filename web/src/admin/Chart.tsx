@@ -5,6 +5,8 @@ import "uplot/dist/uPlot.min.css"
 export interface Series {
   readonly label: string
   readonly color: string
+  /** Draws each reading as a dot joined across gaps: for sparse series (null where no data). */
+  readonly sparse?: boolean
 }
 
 /**
@@ -43,7 +45,13 @@ export function Chart(props: {
         ],
         series: [
           {},
-          ...props.series.map((s) => ({ label: s.label, stroke: s.color, width: 2, points: { show: false } }))
+          ...props.series.map((s) => ({
+            label: s.label,
+            stroke: s.color,
+            width: 2,
+            spanGaps: s.sparse === true,
+            points: { show: s.sparse === true, size: 5, fill: s.color }
+          }))
         ]
       },
       [[], ...props.series.map(() => [])],
@@ -66,7 +74,7 @@ export function Chart(props: {
   }, [props.times, props.values, seriesKey])
 
   return (
-    <figure className="chart" data-testid={props.testId}>
+    <figure className="chart" data-testid={props.testId} data-points={props.times.length}>
       <figcaption>{props.title}</figcaption>
       <div ref={box} role="img" aria-label={`${props.title} chart`} />
       {props.series.length < 2 ? null : (

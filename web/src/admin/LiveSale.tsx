@@ -129,7 +129,9 @@ export function LiveSale(props: { readonly session: Session; readonly sale: Sale
         </div>
         <div>
           <dt>Orders</dt>
-          <dd className="digits">{stats?.committed.toLocaleString("en-US") ?? "–"}</dd>
+          <dd className="digits" data-testid="live-orders">
+            {stats?.committed.toLocaleString("en-US") ?? "–"}
+          </dd>
         </div>
         <div>
           <dt>Attempts</dt>
@@ -169,7 +171,7 @@ export function LiveSale(props: { readonly session: Session; readonly sale: Sale
           title="Commit latency (mean, this node)"
           unit="ms"
           testId="chart-latency"
-          series={[{ label: "ms", color: "#d35400" }]}
+          series={[{ label: "ms", color: "#d35400", sparse: true }]}
           times={history.times}
           values={[history.latency]}
         />

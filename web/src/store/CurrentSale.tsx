@@ -48,22 +48,22 @@ export function CurrentSale(props: {
     outcome?.kind === "purchased" ||
     outcome?.kind === "already_purchased"
 
-  const disabledBecause =
-    session === undefined
-      ? "Sign in to buy"
-      : bought
-        ? "Purchased"
-        : status === "upcoming"
-          ? "Not started"
-          : status === "sold_out"
-            ? "Sold out"
-            : status === "ended"
-              ? "Ended"
-              : status === "cancelled"
-                ? "Cancelled"
-                : busy
-                  ? "Buying…"
-                  : undefined
+  // What the sale says comes first; then whether this visitor can buy.
+  const disabledBecause = bought
+    ? "Purchased"
+    : status === "upcoming"
+      ? "Not started"
+      : status === "sold_out"
+        ? "Sold out"
+        : status === "ended"
+          ? "Ended"
+          : status === "cancelled"
+            ? "Cancelled"
+            : session === undefined
+              ? "Sign in to buy"
+              : busy
+                ? "Buying…"
+                : undefined
 
   return (
     <article className="sale current" aria-labelledby="current-sale-name" data-testid="current-sale">

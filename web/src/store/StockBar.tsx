@@ -11,7 +11,11 @@ export function StockBar(props: {
   return (
     <div className="stock">
       <div className="stock-label">
-        <span data-testid="remaining" className="digits">
+        <span
+          data-testid="remaining"
+          className="digits remaining"
+          style={{ minWidth: `${props.total.toLocaleString("en-US").length}ch` }}
+        >
           {props.remaining.toLocaleString("en-US")}
         </span>{" "}
         of <span className="digits">{props.total.toLocaleString("en-US")}</span> left

@@ -1,0 +1,305 @@
+import { Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { mkdirSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import type { Browser, Page } from "playwright-core"
+import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import { Catalog } from "../../src/storage/Catalog.ts"
+import { Database } from "../../src/storage/Database.ts"
+import { freshServerDatabase } from "../support/TestDatabase.ts"
+import { launchBrowser, newVisitor } from "./support/Browser.ts"
+import { buildWebIfStale, startNode, type RunningNode } from "./support/Node.ts"
+
+/**
+ * The storefront and admin console in real Chromium, against a real node process on a fresh
+ * PostgreSQL database. Screenshots of each go to tests/e2e/screenshots (not committed).
+ */
+
+const screenshots = fileURLToPath(new URL("./screenshots", import.meta.url))
+// Every wait is bounded: a UI that never shows what it should fails the test in seconds.
+const wait = 15_000
+
+let scope: Scope.Closeable
+let node: RunningNode
+let browser: Browser
+
+const api = async <A>(method: string, path: string, body?: unknown, token?: string): Promise<A> => {
+  const response = await fetch(node.url + path, {
+    method,
+    headers: {
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` })
+    },
+    body: body === undefined ? null : JSON.stringify(body)
+  })
+  if (response.status >= 300)
+    throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`)
+  return (await response.json()) as A
+}
+
+const login = (email: string) => api<{ token: string; userId: string }>("POST", "/api/auth/login", { email })
+
+/** Signs in through the form, with the keyboard only. */
+const signIn = async (page: Page, email: string) => {
+  await page.getByLabel("Email").focus()
+  await page.keyboard.type(email)
+  await page.keyboard.press("Enter")
+  await page.getByTestId("signed-in-as").filter({ hasText: email }).waitFor({ timeout: wait })
+}
+
+const remaining = (page: Page, units: number) =>
+  page
+    .getByTestId("remaining")
+    .filter({ hasText: new RegExp(`^${units}$`) })
+    .waitFor({ timeout: wait })
+
+// Sums layout shifts (the Layout Instability API) so a test can check updates move nothing.
+const watchLayoutShift = `
+  window.__layoutShift = 0
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) if (!entry.hadRecentInput) window.__layoutShift += entry.value
+  }).observe({ type: "layout-shift", buffered: true })
+`
+
+beforeAll(async () => {
+  mkdirSync(screenshots, { recursive: true })
+  buildWebIfStale()
+  scope = await Effect.runPromise(Scope.make())
+  const { url } = await Effect.runPromise(Scope.provide(scope)(freshServerDatabase))
+  // A sale far ahead, made before the node starts: it keeps the node's demo sale away (a
+  // fresh node makes one only when nothing is scheduled) and fills the "Coming up" list.
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      const catalog = yield* Catalog
+      const productId = yield* catalog.createProduct("Walnut desk lamp", "Comes later")
+      const startsAt = Date.now() + 26 * 3_600_000
+      yield* catalog.createSale({
+        productId,
+        priceCents: 4_500,
+        stock: 300,
+        startsAt,
+        endsAt: startsAt + 3_600_000
+      })
+    }).pipe(
+      Effect.provide(
+        Catalog.layer.pipe(Layer.provideMerge(Database.server(Redacted.make(url), { maxConnections: 2 })))
+      ),
+      Effect.scoped
+    )
+  )
+  node = await startNode(url)
+  browser = await launchBrowser()
+}, 120_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await node?.stop()
+  if (scope !== undefined) await Effect.runPromise(Scope.close(scope, Exit.void))
+}, 60_000)
+
+describe("storefront in Chromium", () => {
+  it("a buyer waits for the start, buys and sees the order; another visitor sees the stock fall live to sold out", async () => {
+    const admin = await login("admin@example.com")
+    const { productId } = await api<{ productId: string }>(
+      "POST",
+      "/api/admin/products",
+      { name: "Trail runner, limited" },
+      admin.token
+    )
+    const startsAt = Date.now() + 5_000
+    const sale = await api<{ saleId: string }>(
+      "POST",
+      "/api/admin/sales",
+      {
+        productId,
+        priceCents: 12_900,
+        stock: 2,
+        startsAt: new Date(startsAt).toISOString(),
+        endsAt: new Date(startsAt + 3_600_000).toISOString()
+      },
+      admin.token
+    )
+
+    const watcherContext = await newVisitor(browser)
+    await watcherContext.addInitScript(watchLayoutShift)
+    const watcher = await watcherContext.newPage()
+    await watcher.goto(node.url + "/")
+    await remaining(watcher, 2)
+
+    const buyerContext = await newVisitor(browser)
+    const buyer = await buyerContext.newPage()
+    await buyer.goto(node.url + "/")
+    await signIn(buyer, "ann@example.com")
+    const card = buyer.getByTestId("current-sale")
+    await card.getByRole("heading", { name: "Trail runner, limited" }).waitFor({ timeout: wait })
+    await card.getByText("Starts in").waitFor({ timeout: wait })
+    const buy = card.getByRole("button", { name: /Buy for \$129\.00|Not started/ })
+    assert.isTrue(await buy.isDisabled(), "Buy is disabled before the start")
+    await buyer.getByTestId("upcoming").getByText("Walnut desk lamp").waitFor({ timeout: wait })
+
+    // The button comes alive at the start, without a reload.
+    const enabled = card.getByRole("button", { name: "Buy for $129.00" })
+    await enabled.waitFor({ timeout: wait })
+    await buyer.waitForFunction("!document.querySelector('button.buy').disabled", null, { timeout: wait })
+    assert.isAtLeast(Date.now(), startsAt - 1_000)
+    await watcher.evaluate("window.__layoutShift = 0")
+    await enabled.focus()
+    await buyer.keyboard.press("Enter")
+
+    const outcome = buyer.getByTestId("purchase-outcome").filter({ hasText: /Purchased! Your order id is / })
+    await outcome.waitFor({ timeout: wait })
+    const orderId = /order id is ([0-9a-f-]{36})/.exec((await outcome.textContent()) ?? "")?.[1]
+    assert.isDefined(orderId)
+    await card.getByRole("button", { name: "Purchased" }).waitFor({ timeout: wait })
+    await buyer.getByTestId("orders").locator(`[data-order-id="${orderId}"]`).waitFor({ timeout: wait })
+    await buyer.getByRole("heading", { name: "My orders" }).waitFor({ timeout: wait })
+
+    // The other visitor sees the stock fall, live, then sold out when a third buyer takes the last.
+    await remaining(watcher, 1)
+    const third = await login("carl@example.com")
+    await api("POST", `/api/sales/${sale.saleId}/purchases`, undefined, third.token)
+    await remaining(watcher, 0)
+    await watcher.getByTestId("sale-status").filter({ hasText: "Sold out" }).waitFor({ timeout: wait })
+    await watcher.getByRole("button", { name: "Sold out" }).waitFor({ timeout: wait })
+    const shift = Number(await watcher.evaluate("window.__layoutShift"))
+    assert.isBelow(shift, 0.001, "stock updates do not move the layout")
+
+    await buyer.reload()
+    await remaining(buyer, 0)
+    await buyer.screenshot({ path: `${screenshots}/storefront.png`, fullPage: true })
+
+    // A phone-sized screen: nothing wider than the viewport.
+    const phone = await newVisitor(browser, { width: 390, height: 844 })
+    const small = await phone.newPage()
+    await small.goto(node.url + "/")
+    await remaining(small, 0)
+    assert.isTrue(
+      Boolean(await small.evaluate("document.documentElement.scrollWidth <= window.innerWidth")),
+      "no sideways scrolling on a phone"
+    )
+    await small.screenshot({ path: `${screenshots}/storefront-phone.png`, fullPage: true })
+    await Promise.all([watcherContext.close(), buyerContext.close(), phone.close()])
+  }, 60_000)
+
+  it("a signed-in non-admin cannot reach the admin console", async () => {
+    const context = await newVisitor(browser)
+    const page = await context.newPage()
+    await page.goto(node.url + "/")
+    await signIn(page, "dora@example.com")
+    assert.strictEqual(await page.getByRole("link", { name: "Admin" }).count(), 0)
+    await page.goto(node.url + "/admin")
+    await page.getByTestId("admin-denied").getByText("is not an administrator").waitFor({ timeout: wait })
+    assert.strictEqual(await page.getByTestId("admin-console").count(), 0)
+    assert.strictEqual(await page.getByRole("button", { name: "Create sale" }).count(), 0)
+    // The API says the same whatever the page shows.
+    const dora = await login("dora@example.com")
+    const answer = await fetch(`${node.url}/api/admin/products`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${dora.token}` },
+      body: JSON.stringify({ name: "Not mine to sell" })
+    })
+    assert.strictEqual(answer.status, 403)
+    await context.close()
+  }, 30_000)
+
+  it("the admin creates a sale, reschedules it, watches a sale live, and the storefront lists it", async () => {
+    // A sale that a crowd will buy out while the admin watches.
+    const admin = await login("admin@example.com")
+    const { productId } = await api<{ productId: string }>(
+      "POST",
+      "/api/admin/products",
+      { name: "Rush hour tote" },
+      admin.token
+    )
+    const rush = await api<{ saleId: string }>(
+      "POST",
+      "/api/admin/sales",
+      {
+        productId,
+        priceCents: 2_500,
+        stock: 100,
+        startsAt: new Date(Date.now() + 1_000).toISOString(),
+        endsAt: new Date(Date.now() + 3_600_000).toISOString()
+      },
+      admin.token
+    )
+    const crowd: Array<string> = []
+    for (let batch = 0; batch < 6; batch++)
+      crowd.push(
+        ...(await Promise.all(
+          Array.from({ length: 25 }, (_, i) =>
+            login(`rush-${batch * 25 + i}@example.com`).then((u) => u.token)
+          )
+        ))
+      )
+
+    const context = await newVisitor(browser, { width: 1200, height: 1000 })
+    const page = await context.newPage()
+    await page.goto(node.url + "/")
+    await signIn(page, "admin@example.com")
+    await page.getByRole("link", { name: "Admin" }).click()
+    await page.getByTestId("admin-console").waitFor({ timeout: wait })
+
+    const iso = (millis: number) => new Date(millis).toISOString().slice(0, 19)
+    const startsAt = Date.now() + 2 * 3_600_000
+    await page.getByLabel("Product").fill("Ceramic pour-over set")
+    await page.getByLabel("Price (USD)").fill("35.50")
+    await page.getByLabel("Stock").fill("40")
+    await page.getByLabel("Starts").fill(iso(startsAt))
+    await page.getByLabel("Ends").fill(iso(startsAt + 3_600_000))
+    await page.getByRole("button", { name: "Create sale" }).click()
+    await page.getByText("Sale of “Ceramic pour-over set” created.").waitFor({ timeout: wait })
+    const row = page.getByTestId("admin-sales").getByRole("row").filter({ hasText: "Ceramic pour-over set" })
+    await row.getByText("40 / 40").waitFor({ timeout: wait })
+
+    // Reschedule an hour later, before the start.
+    await row.getByRole("button", { name: "Reschedule" }).click()
+    await page.getByLabel("New start of Ceramic pour-over set").fill(iso(startsAt + 3_600_000))
+    await page.getByLabel("New end of Ceramic pour-over set").fill(iso(startsAt + 7_200_000))
+    await row.getByRole("button", { name: "Save" }).click()
+    await page.getByText("Sale rescheduled.").waitFor({ timeout: wait })
+    const sales = await api<ReadonlyArray<{ productName: string; startsAt: string }>>("GET", "/api/sales")
+    const moved = sales.find((sale) => sale.productName === "Ceramic pour-over set")
+    assert.strictEqual(
+      moved?.startsAt,
+      new Date(Math.floor((startsAt + 3_600_000) / 1_000) * 1_000).toISOString()
+    )
+
+    // Watch the rush sale: figures and four live charts while 150 buyers take its 100 units.
+    const rushRow = page.getByTestId("admin-sales").getByRole("row").filter({ hasText: "Rush hour tote" })
+    await rushRow.getByRole("button", { name: "Watch" }).click()
+    const live = page.getByTestId("live-sale")
+    await live.getByRole("heading", { name: "Live: Rush hour tote" }).waitFor({ timeout: wait })
+    await live.getByTestId("live-remaining").filter({ hasText: "100 / 100" }).waitFor({ timeout: wait })
+    for (const chart of ["chart-remaining", "chart-rate", "chart-outcomes", "chart-latency"])
+      await live.getByTestId(chart).locator("canvas").waitFor({ timeout: wait })
+    await live.locator('[data-testid="chart-remaining"][data-points="2"]').waitFor({ timeout: wait })
+    let next = 0
+    const statuses: Array<number> = []
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < crowd.length) {
+          const token = crowd[next++]!
+          const response = await fetch(`${node.url}/api/sales/${rush.saleId}/purchases`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${token}` }
+          })
+          statuses.push(response.status)
+        }
+      })
+    )
+    assert.strictEqual(statuses.filter((status) => status === 201).length, 100)
+    await live.getByTestId("live-remaining").filter({ hasText: "0 / 100" }).waitFor({ timeout: wait })
+    await live.getByTestId("live-orders").filter({ hasText: /^100$/ }).waitFor({ timeout: wait })
+    // A few more readings, so the charts show the rush and its end.
+    const points = Number(await live.getByTestId("chart-remaining").getAttribute("data-points"))
+    await live
+      .locator(`[data-testid="chart-remaining"][data-points="${Math.min(120, points + 3)}"]`)
+      .waitFor({ timeout: wait })
+    await page.screenshot({ path: `${screenshots}/admin.png`, fullPage: true })
+
+    // The storefront lists the new sale among the coming ones.
+    await page.getByRole("link", { name: "Shop" }).click()
+    await page.getByTestId("upcoming").getByText("Ceramic pour-over set").waitFor({ timeout: wait })
+    await context.close()
+  }, 60_000)
+})
