@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { drive, formatReport, freePort, History, makeCluster, waitFor, type Cluster } from "./Harness.ts"
@@ -36,7 +36,8 @@ const startNginx = async (cluster: Cluster) => {
       "}"
     ].join("\n")
   )
-  const child = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], {
+  const nginx = existsSync("/usr/sbin/nginx") ? "/usr/sbin/nginx" : "nginx"
+  const child = spawn(nginx, ["-p", dir, "-c", join(dir, "nginx.conf")], {
     stdio: ["ignore", "ignore", "pipe"]
   })
   let errors = ""
