@@ -10,7 +10,7 @@ export function Countdown(props: {
   readonly label: string
   readonly onElapsed?: () => void
 }) {
-  const now = useNow()
+  const now = useNow(1_000, props.to)
   const left = props.to - now
   const elapsed = left <= 0
   const onElapsed = useRef(props.onElapsed)

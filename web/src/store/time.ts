@@ -1,18 +1,21 @@
 import { useEffect, useState } from "react"
 
-/** The current time, refreshed every `intervalMs` (aligned to the second by default). */
-export const useNow = (intervalMs = 1_000): number => {
+/**
+ * The current time, refreshed every `intervalMs`, just after the instants `alignTo + k·intervalMs`:
+ * a countdown to `alignTo` then changes its whole seconds on time, not up to a second late.
+ */
+export const useNow = (intervalMs = 1_000, alignTo = 0): number => {
   const [now, setNow] = useState(() => Date.now())
   useEffect(() => {
-    let timer: ReturnType<typeof setTimeout>
-    const tick = () => {
+    const delay = (current: number) =>
+      intervalMs - ((((current - alignTo) % intervalMs) + intervalMs) % intervalMs) + 2
+    let timer = setTimeout(function tick() {
       const current = Date.now()
       setNow(current)
-      timer = setTimeout(tick, intervalMs - (current % intervalMs) + 5)
-    }
-    timer = setTimeout(tick, intervalMs - (Date.now() % intervalMs) + 5)
+      timer = setTimeout(tick, delay(current))
+    }, delay(Date.now()))
     return () => clearTimeout(timer)
-  }, [intervalMs])
+  }, [intervalMs, alignTo])
   return now
 }
 

@@ -60,7 +60,7 @@ export const usePurchase = (
     return () => clearTimeout(timer)
   }, [retryAt, attempt])
 
-  const now = useNow(250)
+  const now = useNow(1_000, retryAt ?? 0)
   const secondsLeft = retryAt === undefined ? undefined : Math.max(0, Math.ceil((retryAt - now) / 1_000))
 
   const buy = useCallback(() => {
