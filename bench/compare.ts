@@ -32,6 +32,11 @@ import { consoleSummary, markdown, oursBroken } from "./report.ts"
 import type { BenchResult, DesignResult, Run } from "./summary.ts"
 import { benchSecret, signTokens } from "./tokens.ts"
 
+const usage = (message: string): never => {
+  console.error(`npm run bench: ${message}`)
+  process.exit(2)
+}
+
 const { values: args } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
@@ -48,7 +53,7 @@ const { values: args } = parseArgs({
 const quick = args.quick === true
 const positive = (name: string, text: string | undefined, fallback: number): number => {
   const value = Number(text ?? fallback)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} wants a positive number, got ${text}`)
+  if (!Number.isFinite(value) || value <= 0) usage(`--${name} wants a positive number, got ${text}`)
   return value
 }
 const settings = {
@@ -63,7 +68,7 @@ const settings = {
 const chosen = (args.designs ?? designIds.join(",")).split(",").map((id) => id.trim())
 for (const id of chosen) {
   if (!(designIds as ReadonlyArray<string>).includes(id)) {
-    throw new Error(`--designs: unknown design ${id} (known: ${designIds.join(", ")})`)
+    usage(`--designs: unknown design ${id} (known: ${designIds.join(", ")})`)
   }
 }
 const selected = designs.filter((design) => chosen.includes(design.id))
