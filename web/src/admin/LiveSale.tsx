@@ -105,7 +105,8 @@ export function LiveSale(props: { readonly session: Session; readonly sale: Sale
 
   const stats = history.last?.stats
   const latest = (values: ReadonlyArray<number | null>) => values.at(-1) ?? null
-  const latency = latest(history.latency)
+  // The latest reading that had commits: a quiet second has no latency to show.
+  const latency = history.latency.findLast((millis) => millis !== null) ?? null
   return (
     <section className="panel live-sale" aria-labelledby="live-title" data-testid="live-sale">
       <h2 id="live-title">Live: {props.sale.productName}</h2>

@@ -96,51 +96,53 @@ export function SalesTable(props: {
                       </td>
                     </>
                   )}
-                  <td className="actions">
-                    <button type="button" onClick={() => props.onWatch(sale.saleId)}>
-                      Watch
-                    </button>
-                    {sale.status !== "upcoming" ? null : edit === undefined ? (
-                      <>
-                        <button
-                          type="button"
-                          onClick={() =>
-                            setEditing({
-                              saleId: sale.saleId,
-                              startsAt: toLocalInput(Date.parse(sale.startsAt)),
-                              endsAt: toLocalInput(Date.parse(sale.endsAt))
-                            })
-                          }
-                        >
-                          Reschedule
-                        </button>
-                        <button
-                          type="button"
-                          className="danger"
-                          onClick={() => {
-                            if (confirm(`Cancel the sale of ${sale.productName}?`))
-                              void act(
-                                () => api.cancelSale(props.session.token, sale.saleId),
-                                "Sale cancelled."
-                              )
-                          }}
-                        >
-                          Cancel
-                        </button>
-                      </>
-                    ) : (
-                      <>
-                        <button
-                          type="button"
-                          onClick={() => reschedule(sale.saleId, edit.startsAt, edit.endsAt)}
-                        >
-                          Save
-                        </button>
-                        <button type="button" onClick={() => setEditing(undefined)}>
-                          Back
-                        </button>
-                      </>
-                    )}
+                  <td>
+                    <div className="actions">
+                      <button type="button" onClick={() => props.onWatch(sale.saleId)}>
+                        Watch
+                      </button>
+                      {sale.status !== "upcoming" ? null : edit === undefined ? (
+                        <>
+                          <button
+                            type="button"
+                            onClick={() =>
+                              setEditing({
+                                saleId: sale.saleId,
+                                startsAt: toLocalInput(Date.parse(sale.startsAt)),
+                                endsAt: toLocalInput(Date.parse(sale.endsAt))
+                              })
+                            }
+                          >
+                            Reschedule
+                          </button>
+                          <button
+                            type="button"
+                            className="danger"
+                            onClick={() => {
+                              if (confirm(`Cancel the sale of ${sale.productName}?`))
+                                void act(
+                                  () => api.cancelSale(props.session.token, sale.saleId),
+                                  "Sale cancelled."
+                                )
+                            }}
+                          >
+                            Cancel
+                          </button>
+                        </>
+                      ) : (
+                        <>
+                          <button
+                            type="button"
+                            onClick={() => reschedule(sale.saleId, edit.startsAt, edit.endsAt)}
+                          >
+                            Save
+                          </button>
+                          <button type="button" onClick={() => setEditing(undefined)}>
+                            Back
+                          </button>
+                        </>
+                      )}
+                    </div>
                   </td>
                 </tr>
               )
