@@ -41,7 +41,8 @@ export const chartSvg = async (result: BenchResult, connections: number): Promis
     scale: {
       domain: ["purchases/s", "requests/s", "p99 (ms)", "broken"],
       range: ["#2f6fb0", "#9ab8d8", "#e0a030", "#d62728"]
-    }
+    },
+    legend: { labelExpr: "datum.label === 'broken' ? 'invariant violated' : datum.label" }
   } as const
   const yAxis = {
     field: "design",
@@ -50,6 +51,8 @@ export const chartSvg = async (result: BenchResult, connections: number): Promis
     title: null,
     axis: { labelLimit: 320 }
   } as const
+  const height = 48 * order.length
+  const label = { type: "text", align: "left", dx: 3, fontSize: 10 } as const
   const spec: TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
@@ -60,28 +63,32 @@ export const chartSvg = async (result: BenchResult, connections: number): Promis
     hconcat: [
       {
         title: "Throughput (higher is better)",
-        width: 340,
-        height: { step: 44 },
+        width: 360,
+        height,
         transform: [{ filter: "datum.metric !== 'p99 (ms)'" }],
-        mark: { type: "bar" },
         encoding: {
           y: yAxis,
           yOffset: { field: "metric", sort: ["purchases/s", "requests/s"] },
-          x: { field: "value", type: "quantitative", title: "per second" },
-          color
-        }
+          x: { field: "value", type: "quantitative", title: "per second" }
+        },
+        layer: [
+          { mark: { type: "bar" }, encoding: { color } },
+          { mark: label, encoding: { text: { field: "value", type: "quantitative", format: ",.0f" } } }
+        ]
       },
       {
         title: "p99 latency (lower is better)",
-        width: 220,
-        height: { step: 44 },
+        width: 240,
+        height,
         transform: [{ filter: "datum.metric === 'p99 (ms)'" }],
-        mark: { type: "bar" },
         encoding: {
-          y: yAxis,
-          x: { field: "value", type: "quantitative", title: "ms" },
-          color
-        }
+          y: { ...yAxis, axis: null },
+          x: { field: "value", type: "quantitative", title: "ms" }
+        },
+        layer: [
+          { mark: { type: "bar", height: 20 }, encoding: { color } },
+          { mark: label, encoding: { text: { field: "value", type: "quantitative", format: ",.0f" } } }
+        ]
       }
     ],
     config: { font: "sans-serif", background: "white" }
