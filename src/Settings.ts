@@ -1,4 +1,5 @@
-import { ByteSize, Config, Duration, Schema } from "effect"
+import { ByteSize, Config, Data, Duration, Effect, Schema } from "effect"
+import { distance } from "fastest-levenshtein"
 
 /**
  * Every setting a node reads from its environment, with the defaults that make a bare
@@ -7,10 +8,15 @@ import { ByteSize, Config, Duration, Schema } from "effect"
 export const databaseUrl = Config.option(Config.Redacted("DATABASE_URL"))
 export const dataDir = Config.String("DATA_DIR").pipe(Config.withDefault(".data"))
 
+const positiveInt = (name: string) =>
+  Config.schema(Schema.FiniteFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)), name)
+
 export const actorSettings = Config.all({
-  mailboxCapacity: Config.Int("MAILBOX_CAPACITY").pipe(Config.withDefault(10_000)),
-  maxBatchSize: Config.Int("MAX_BATCH_SIZE").pipe(Config.withDefault(2_000)),
-  idleSeconds: Config.Int("ACTOR_IDLE_SECONDS").pipe(Config.withDefault(300))
+  mailboxCapacity: positiveInt("MAILBOX_CAPACITY").pipe(Config.withDefault(10_000)),
+  maxBatchSize: positiveInt("MAX_BATCH_SIZE").pipe(Config.withDefault(2_000)),
+  /** Group commits of one sale in flight at once, each in its own transaction. */
+  commitsInFlight: positiveInt("COMMITS_IN_FLIGHT").pipe(Config.withDefault(2)),
+  idleSeconds: positiveInt("ACTOR_IDLE_SECONDS").pipe(Config.withDefault(300))
 })
 
 export type ActorSettings = Config.Success<typeof actorSettings>
@@ -78,3 +84,95 @@ export const clusterSettings = Config.all({
 })
 
 export type ClusterSettings = Config.Success<typeof clusterSettings>
+
+/** Every variable a node reads; one that looks like a mistyped one of these stops the start. */
+export const settingNames: ReadonlyArray<string> = [
+  "DATABASE_URL",
+  "DATA_DIR",
+  "MAILBOX_CAPACITY",
+  "MAX_BATCH_SIZE",
+  "COMMITS_IN_FLIGHT",
+  "ACTOR_IDLE_SECONDS",
+  "PORT",
+  "HOST",
+  "MAX_BODY_BYTES",
+  "CORS_ORIGINS",
+  "JWT_SECRET",
+  "ADMIN_EMAILS",
+  "TOKEN_TTL_SECONDS",
+  "LOG_LEVEL",
+  "LOG_FORMAT",
+  "RATE_LIMIT_PER_USER",
+  "RATE_LIMIT_PER_ADDRESS",
+  "RATE_LIMIT_WINDOW",
+  "REDIS_URL",
+  "REDIS_PREFIX",
+  "NODE_ID",
+  "FORWARD_PORT",
+  "FORWARD_HOST",
+  "LEASE_TTL_MS",
+  "FORWARD_TIMEOUT_MS"
+]
+
+const everySetting: ReadonlyArray<Config.Config<unknown>> = [
+  databaseUrl,
+  dataDir,
+  actorSettings,
+  httpSettings,
+  authSettings,
+  logSettings,
+  limitSettings,
+  clusterSettings
+]
+
+/** Why a node refuses to start: each problem names the variable and what is wrong with it. */
+export class InvalidSettings extends Data.TaggedError("InvalidSettings")<{
+  readonly problems: ReadonlyArray<string>
+}> {
+  override get message() {
+    return `invalid settings:\n  ${this.problems.join("\n  ")}`
+  }
+}
+
+// "Expected a string representing a finite number\n  at [\"PORT\"]" -> PORT: Expected ...
+const describe = (message: string): string => {
+  const at = /\n\s*at \[(.*)\]\s*$/.exec(message)
+  const what = message.split("\n")[0] ?? message
+  if (at?.[1] === undefined) return what
+  const names = at[1].split(",").map((name) => name.trim().replace(/^"|"$/g, ""))
+  return `${names.join(".")}: ${what}`
+}
+
+/** Variables named like a setting but not one: the likely typo, with the setting it meant. */
+export const mistypedSettings = (
+  env: Readonly<Record<string, string | undefined>>
+): ReadonlyArray<string> => {
+  const known = new Set(settingNames)
+  const problems: Array<string> = []
+  for (const name of Object.keys(env)) {
+    if (known.has(name)) continue
+    // Short names collide by chance (HOME and HOST), so they must be one edit apart.
+    const meant = settingNames.find((setting) => {
+      const d = distance(name, setting)
+      return d > 0 && d <= (setting.length >= 8 ? 2 : 1)
+    })
+    if (meant !== undefined) problems.push(`${name}: not a setting; did you mean ${meant}?`)
+  }
+  return problems
+}
+
+/**
+ * Reads every setting once, before anything starts: a value that does not parse or a
+ * variable that looks like a mistyped setting fails the start with all problems listed.
+ */
+export const check = Effect.gen(function* () {
+  const problems = [...mistypedSettings(process.env)]
+  for (const config of everySetting) {
+    const read = yield* Effect.result(config)
+    if (read._tag === "Failure") {
+      const cause: unknown = read.failure.cause
+      problems.push(describe(cause instanceof Error ? cause.message : read.failure.message))
+    }
+  }
+  if (problems.length > 0) return yield* new InvalidSettings({ problems })
+})

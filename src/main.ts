@@ -75,9 +75,22 @@ const Logging = Layer.unwrap(
   })
 )
 
+// Settings are checked before anything starts: a bad one stops the node with one clear message.
+let refused = false
+const program = Settings.check.pipe(
+  Effect.andThen(Layer.launch(Node.pipe(Layer.provide(Logging)))),
+  Effect.catchTag("InvalidSettings", (error) =>
+    Effect.sync(() => {
+      refused = true
+      console.error(`MinCommerce cannot start: ${error.message}`)
+    })
+  )
+)
+
 // runMain interrupts on SIGINT/SIGTERM; closing the layers drains every actor and flushes
 // every staged batch before the database connection goes. A shutdown asked for by a signal
 // that drained cleanly exits 0.
-NodeRuntime.runMain(Layer.launch(Node.pipe(Layer.provide(Logging))), {
-  teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
+NodeRuntime.runMain(program, {
+  teardown: (exit, onExit) =>
+    onExit(!refused && (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) ? 0 : 1)
 })
