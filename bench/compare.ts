@@ -11,7 +11,7 @@
  * --connections 64,256, --duration S, --runs N, --warmup S, --docs.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Exit, Layer, Redacted } from "effect"
+import { Cause, Effect, Exit, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
@@ -169,7 +169,7 @@ const program = Effect.gen(function* () {
       return record
     })
 
-  const measure = (design: Design, running: Running) =>
+  const measure = (design: Design, running: Running, round: number) =>
     Effect.gen(function* () {
       const warmSale = yield* makeSale(settings.stock).pipe(inStorage)
       const warm = phaseProgress(`${design.title}, warm-up`, settings.warmupSeconds)
@@ -182,85 +182,96 @@ const program = Effect.gen(function* () {
         ticker: warm
       })
       warm.done(`${warmed.requests.toLocaleString("en-US")} requests (not counted)`)
-      const byConnections: Array<{ connections: number; runs: Array<Run> }> = []
+      const byConnections = new Map<number, Run>()
       for (const connections of settings.connections) {
-        const runs: Array<Run> = []
-        for (let i = 1; i <= settings.runs; i++) {
-          const saleId = yield* makeSale(settings.stock).pipe(inStorage)
-          const progress = phaseProgress(
-            `${design.title}, ${connections} conn., run ${i}/${settings.runs}`,
-            settings.seconds
-          )
-          const phase = yield* load({
-            urls: running.urls(saleId),
-            connections,
-            seconds: settings.seconds,
-            tokens,
-            users,
-            ticker: progress
-          })
-          let invariants
-          if (design.checked) {
-            const record = yield* settledRecord(saleId, running)
-            invariants = checkInvariants(record, phase.confirmed)
-          }
-          const soldOut = invariants !== undefined && invariants.committed >= settings.stock
-          runs.push({
-            seconds: phase.seconds,
-            requests: phase.requests,
-            requestsPerSecond: phase.requestsPerSecond,
-            purchasesPerSecond: phase.purchasesPerSecond,
-            purchased: phase.purchased,
-            p50: phase.p50,
-            p99: phase.p99,
-            p999: phase.p999,
-            outcomes: phase.outcomes,
-            sellOutSeconds: soldOut ? phase.lastPurchaseSeconds : undefined,
-            invariants
-          })
-          progress.done(
-            `${Math.round(phase.requestsPerSecond).toLocaleString("en-US")} req/s, ` +
-              (design.id === "ceiling"
-                ? ""
-                : `${Math.round(phase.purchasesPerSecond).toLocaleString("en-US")} purchases/s, `) +
-              `p99 ${phase.p99} ms` +
-              (invariants === undefined
-                ? ""
-                : `, ${invariants.committed.toLocaleString("en-US")} sold${soldOut ? ` (sold out after ${phase.lastPurchaseSeconds.toFixed(2)} s)` : ""}`)
-          )
+        const saleId = yield* makeSale(settings.stock).pipe(inStorage)
+        const progress = phaseProgress(
+          `${design.title}, ${connections} conn., run ${round}/${settings.runs}`,
+          settings.seconds
+        )
+        const phase = yield* load({
+          urls: running.urls(saleId),
+          connections,
+          seconds: settings.seconds,
+          tokens,
+          users,
+          ticker: progress
+        })
+        let invariants
+        if (design.checked) {
+          const record = yield* settledRecord(saleId, running)
+          invariants = checkInvariants(record, phase.confirmed)
         }
-        byConnections.push({ connections, runs })
+        const soldOut = invariants !== undefined && invariants.committed >= settings.stock
+        byConnections.set(connections, {
+          seconds: phase.seconds,
+          requests: phase.requests,
+          requestsPerSecond: phase.requestsPerSecond,
+          purchasesPerSecond: phase.purchasesPerSecond,
+          purchased: phase.purchased,
+          p50: phase.p50,
+          p99: phase.p99,
+          p999: phase.p999,
+          outcomes: phase.outcomes,
+          sellOutSeconds: soldOut ? phase.lastPurchaseSeconds : undefined,
+          invariants
+        })
+        progress.done(
+          `${Math.round(phase.requestsPerSecond).toLocaleString("en-US")} req/s, ` +
+            (design.id === "ceiling"
+              ? ""
+              : `${Math.round(phase.purchasesPerSecond).toLocaleString("en-US")} purchases/s, `) +
+            `p99 ${phase.p99} ms` +
+            (invariants === undefined
+              ? ""
+              : `, ${invariants.committed.toLocaleString("en-US")} sold${soldOut ? ` (sold out after ${phase.lastPurchaseSeconds.toFixed(2)} s)` : ""}`)
+        )
       }
       return byConnections
     })
 
-  const results: Array<DesignResult> = []
+  // Rounds: each counted run of every design, in turn, on freshly started servers, so a burst
+  // of other work on a shared machine lands on one run of several designs, not on every run of one.
+  const runs = new Map<Design, Map<number, Array<Run>>>()
+  const skipped = new Map<Design, string>()
+  const failed = new Map<Design, string>()
   for (const design of selected) {
-    const about = {
-      id: design.id,
-      title: design.title,
-      description: design.description,
-      ours: design.ours,
-      checked: design.checked
-    }
-    const skipped = design.unavailable()
-    if (skipped !== undefined) {
-      console.log(`\n${design.title}: ${skipped}`)
-      results.push({ ...about, skipped, byConnections: [] })
-      continue
-    }
-    console.log(`\n${design.title}`)
-    const exit = yield* Effect.exit(
-      Effect.scoped(Effect.flatMap(design.start(context), (running) => measure(design, running)))
-    )
-    if (Exit.isSuccess(exit)) {
-      results.push({ ...about, byConnections: exit.value })
-    } else {
-      const failed = String(exit.cause).split("\n")[0] ?? "failed"
-      console.log(`  failed: ${failed}`)
-      results.push({ ...about, failed, byConnections: [] })
+    const why = design.unavailable()
+    if (why !== undefined) skipped.set(design, why)
+    runs.set(design, new Map(settings.connections.map((connections) => [connections, []])))
+  }
+  for (let round = 1; round <= settings.runs; round++) {
+    for (const design of selected) {
+      if (skipped.has(design) || failed.has(design)) continue
+      console.log(`\n${design.title}${settings.runs > 1 ? `, round ${round}/${settings.runs}` : ""}`)
+      const exit = yield* Effect.exit(
+        Effect.scoped(Effect.flatMap(design.start(context), (running) => measure(design, running, round)))
+      )
+      if (Exit.isSuccess(exit)) {
+        for (const [connections, run] of exit.value) runs.get(design)?.get(connections)?.push(run)
+      } else {
+        const why = String(Cause.squash(exit.cause)).split("\n")[0] ?? "failed"
+        console.log(`  failed: ${why}`)
+        failed.set(design, why)
+      }
     }
   }
+  for (const [design, why] of skipped) console.log(`\n${design.title}: ${why}`)
+  const results: Array<DesignResult> = selected.map((design) => ({
+    id: design.id,
+    title: design.title,
+    description: design.description,
+    ours: design.ours,
+    checked: design.checked,
+    ...(skipped.has(design) ? { skipped: skipped.get(design)! } : {}),
+    ...(failed.has(design) ? { failed: failed.get(design)! } : {}),
+    byConnections: failed.has(design)
+      ? []
+      : [...(runs.get(design) ?? new Map<number, Array<Run>>())].map(([connections, list]) => ({
+          connections,
+          runs: list
+        }))
+  }))
   yield* dropRedisKeys(redisPrefix)
 
   const finishedAt = new Date().toISOString()

@@ -159,8 +159,9 @@ describe("ratios", () => {
       design("row-lock", [run(3, clean, clean, { purchasesPerSecond: 225 })]),
       design("ceiling", [run(3, [], [], { requestsPerSecond: 12_500, invariants: undefined })], false)
     ])
-    const { purchasesVsRowLock, requestsVsCeiling } = ratios(bench, ours, 256)
+    const { purchasesVsRowLock, purchasesVsCeiling, requestsVsCeiling } = ratios(bench, ours, 256)
     expect(purchasesVsRowLock).toBe(40)
+    expect(purchasesVsCeiling).toBe(0.72)
     expect(requestsVsCeiling).toBe(0.8)
   })
 })

@@ -1,0 +1,290 @@
+/**
+ * `npm run bench:cluster`: three real nodes on this machine (one PostgreSQL, one Redis).
+ *
+ * - one hot sale, requests spread over all three nodes (two thirds are forwarded to the owner)
+ * - 30 sales, requests spread over all nodes and sales
+ * - the owner's ingest ceiling for forwarded purchases, measured on its own: a client speaks
+ *   the node-to-node protocol straight to the owner, so no HTTP parsing happens on this path
+ * - handoff time on graceful shutdown and on kill -9 of the owner
+ *
+ * Prints figures; fails only when an invariant is broken. `-- --quick` for a smoke run.
+ */
+import autocannon from "autocannon"
+import { Redis } from "ioredis"
+import type { OrderId, SaleId, UserId } from "../src/domain/Ids.ts"
+import { PeerConnection } from "../src/cluster/ForwardClient.ts"
+import { Reply } from "../src/cluster/Frames.ts"
+import {
+  attempt,
+  History,
+  makeCluster,
+  sleep,
+  waitFor,
+  type Buyer,
+  type Cluster,
+  type NodeProcess
+} from "../tests/cluster/Harness.ts"
+
+const quick = process.argv.includes("--quick")
+const seconds = quick ? 3 : 10
+const connections = 64
+const manySales = 30
+const ingestMessages = quick ? 60_000 : 300_000
+const ingestUsers = quick ? 20_000 : 100_000
+const httpBuyers = quick ? 30_000 : 120_000
+const leaseTtlMillis = 3_000
+
+const number = (n: number) => Math.round(n).toLocaleString("en-US")
+let broken = 0
+
+const check = async (cluster: Cluster, saleId: SaleId, confirmed: Map<OrderId, UserId>) => {
+  const history = new History()
+  for (const [orderId, userId] of confirmed) history.record(userId, "ok", orderId)
+  // Requests still in flight when a phase ends are committed after it: audit once settled.
+  let report = await cluster.audit(saleId, history)
+  for (let i = 0; i < 50; i++) {
+    await sleep(100)
+    const again = await cluster.audit(saleId, history)
+    const settled = again.committed === report.committed && again.stockMismatch === 0
+    report = again
+    if (settled) break
+  }
+  broken += report.broken
+  if (report.broken > 0) console.log(`sale ${saleId}: ${JSON.stringify(report)}`)
+  return report
+}
+
+/** autocannon over `urls` for `seconds`; each request takes the next buyer and a path from `pathFor`. */
+const load = async (
+  urls: ReadonlyArray<string>,
+  buyers: ReadonlyArray<Buyer>,
+  pathFor: (i: number) => string
+) => {
+  let next = 0
+  let purchased = 0
+  const statuses: Record<string, number> = {}
+  const confirmed = new Map<string, Map<OrderId, UserId>>()
+  const result = await autocannon({
+    url: (urls.length === 1 ? urls[0]! : [...urls]) as string,
+    connections,
+    duration: seconds,
+    requests: [
+      {
+        method: "POST",
+        setupRequest: (request, context: { i?: number }) => {
+          const i = next++ % buyers.length
+          context.i = i
+          return {
+            ...request,
+            path: pathFor(i),
+            headers: { ...request.headers, authorization: `Bearer ${buyers[i]!.token}` }
+          }
+        },
+        onResponse: (status, body, context: { i?: number }) => {
+          statuses[status] = (statuses[status] ?? 0) + 1
+          if (status !== 201 && status !== 200) return
+          purchased++
+          const orderId = (JSON.parse(body) as { orderId?: OrderId }).orderId
+          const path = pathFor(context.i!)
+          let forPath = confirmed.get(path)
+          if (forPath === undefined) confirmed.set(path, (forPath = new Map()))
+          if (orderId !== undefined) forPath.set(orderId, buyers[context.i!]!.userId)
+        }
+      }
+    ]
+  })
+  return {
+    requestsPerSecond: result.requests.average,
+    purchasesPerSecond: purchased / seconds,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    statuses: { ...statuses, ...(result.errors > 0 ? { errors: result.errors } : {}) },
+    confirmed
+  }
+}
+
+/** Forwarded purchases sent straight to the owner over the node protocol, `window` in flight. */
+const ingest = async (address: string, saleId: SaleId, users: ReadonlyArray<UserId>, messages: number) => {
+  const connection = new PeerConnection(address, 30_000)
+  const window = 20_000
+  let sent = 0
+  let answered = 0
+  let decided = 0
+  let overloaded = 0
+  let other = 0
+  const started = performance.now()
+  await new Promise<void>((done) => {
+    const pump = () => {
+      const until = Math.min(messages, answered + window)
+      while (sent < until) {
+        connection.send(saleId, users[sent++ % users.length]!, (result) => {
+          answered++
+          if (result._tag === "Reply" && result.code <= Reply.Cancelled) decided++
+          else if (result._tag === "Reply" && result.code === Reply.Overloaded) overloaded++
+          else other++
+          if (answered === messages) done()
+          else if (sent - answered < window / 2) setImmediate(pump)
+        })
+      }
+    }
+    pump()
+  })
+  const elapsed = (performance.now() - started) / 1_000
+  connection.close()
+  return { decidedPerSecond: decided / elapsed, decided, overloaded, other, elapsed }
+}
+
+/** A trickle of purchases to the nodes other than `owner`, until stopped: what makes a new owner take over. */
+const trickle = (cluster: Cluster, saleId: SaleId, buyers: ReadonlyArray<Buyer>, avoid: NodeProcess) => {
+  let running = true
+  const history = new History()
+  const done = (async () => {
+    let i = 0
+    while (running && i < buyers.length) {
+      const targets = cluster.nodes.filter((n) => n.alive && n !== avoid)
+      await Promise.all(
+        Array.from({ length: 10 }, () =>
+          attempt(targets[i % targets.length]!.url, saleId, buyers[i++]!, history)
+        )
+      )
+      await sleep(5)
+    }
+  })()
+  return {
+    history,
+    stop: async () => {
+      running = false
+      await done
+    }
+  }
+}
+
+const handoff = async (
+  cluster: Cluster,
+  saleId: SaleId,
+  buyers: ReadonlyArray<Buyer>,
+  signal: NodeJS.Signals
+) => {
+  await attempt(cluster.nodes.find((n) => n.alive)!.url, saleId, buyers[0]!, new History())
+  const ownerId = (await waitFor("an owner", () => cluster.leaseHolder(saleId)))!
+  const owner = cluster.nodeById(ownerId)!
+  const traffic = trickle(cluster, saleId, buyers.slice(1), owner)
+  await sleep(500)
+  const at = Date.now()
+  cluster.signal(owner, signal)
+  await waitFor(
+    "a new owner",
+    async () => {
+      const holder = await cluster.leaseHolder(saleId)
+      return holder !== undefined && holder !== ownerId ? holder : undefined
+    },
+    20_000,
+    10
+  )
+  const took = Date.now() - at
+  await sleep(300)
+  await traffic.stop()
+  await owner.exited
+  const report = await check(cluster, saleId, traffic.history.confirmed)
+  return { took, report }
+}
+
+const cluster = await makeCluster({
+  nodes: 3,
+  saleStocks: [
+    1_000_000,
+    ...Array.from({ length: manySales }, () => 1_000_000),
+    quick ? 10_000 : 50_000,
+    10_000,
+    10_000
+  ],
+  buyers: Math.max(httpBuyers, ingestUsers),
+  cluster: {
+    leaseTtlMillis,
+    forwardTimeoutMillis: 5_000,
+    env: { MAX_BATCH_SIZE: "20000", MAILBOX_CAPACITY: "100000" }
+  }
+})
+const redis = new Redis(cluster.redisUrl)
+try {
+  const [hot, ...rest] = cluster.sales
+  const many = rest.slice(0, manySales)
+  const [ingestSale, gracefulSale, killSale] = rest.slice(manySales) as [SaleId, SaleId, SaleId]
+  const urls = cluster.nodes.map((n) => n.url)
+  const half = Math.floor(httpBuyers / 2)
+  console.log(
+    `bench:cluster: 3 nodes, lease TTL ${leaseTtlMillis / 1_000} s, ${connections} connections, ${seconds} s per phase`
+  )
+
+  const hotLoad = await load(urls, cluster.users.slice(0, half), () => `/api/sales/${hot}/purchases`)
+  const hotReport = await check(
+    cluster,
+    hot!,
+    hotLoad.confirmed.get(`/api/sales/${hot}/purchases`) ?? new Map()
+  )
+  console.log(
+    `one hot sale, requests over 3 nodes (2/3 forwarded): ${number(hotLoad.purchasesPerSecond)} purchases/s, ` +
+      `p50 ${hotLoad.p50} ms, p99 ${hotLoad.p99} ms; answers ${JSON.stringify(hotLoad.statuses)}; ` +
+      `${number(hotReport.committed)} committed, ${hotReport.broken} violations`
+  )
+
+  const manyLoad = await load(
+    urls,
+    cluster.users.slice(half, httpBuyers),
+    (i) => `/api/sales/${many[i % manySales]}/purchases`
+  )
+  let manyCommitted = 0
+  for (const saleId of many) {
+    const report = await check(
+      cluster,
+      saleId,
+      manyLoad.confirmed.get(`/api/sales/${saleId}/purchases`) ?? new Map()
+    )
+    manyCommitted += report.committed
+  }
+  const owners = new Map<string, number>()
+  for (const saleId of many) {
+    const owner = (await cluster.leaseHolder(saleId)) ?? "none"
+    owners.set(owner, (owners.get(owner) ?? 0) + 1)
+  }
+  console.log(
+    `${manySales} sales, requests over 3 nodes: ${number(manyLoad.purchasesPerSecond)} purchases/s, ` +
+      `p50 ${manyLoad.p50} ms, p99 ${manyLoad.p99} ms; owners ${JSON.stringify(Object.fromEntries(owners))}; ` +
+      `${number(manyCommitted)} committed, ${broken} violations so far`
+  )
+
+  // The ingest sale gets an owner through one HTTP purchase; then the protocol, straight to it.
+  await attempt(urls[0]!, ingestSale, cluster.users[0]!, new History())
+  const ingestOwner = (await cluster.leaseHolder(ingestSale))!
+  const address = (await redis.get(`${cluster.prefix}node:${ingestOwner}`))!
+  const ingestResult = await ingest(
+    address,
+    ingestSale,
+    cluster.users.slice(1, ingestUsers).map((b) => b.userId),
+    ingestMessages
+  )
+  const ingestReport = await check(cluster, ingestSale, new Map())
+  console.log(
+    `owner ingest (node protocol, no HTTP): ${number(ingestResult.decidedPerSecond)} forwarded purchases/s decided ` +
+      `(${number(ingestResult.decided)} in ${ingestResult.elapsed.toFixed(1)} s, ${number(ingestResult.overloaded)} overloaded, ` +
+      `${ingestResult.other} other; goal 200,000/s); ${number(ingestReport.committed)} committed, ${ingestReport.broken} violations`
+  )
+
+  const buyersLeft = cluster.users.slice(httpBuyers - 20_000)
+  const graceful = await handoff(cluster, gracefulSale, buyersLeft.slice(0, 10_000), "SIGTERM")
+  await cluster.startNode()
+  const killed = await handoff(cluster, killSale, buyersLeft.slice(10_000), "SIGKILL")
+  console.log(
+    `handoff: graceful shutdown ${(graceful.took / 1_000).toFixed(2)} s, kill -9 ${(killed.took / 1_000).toFixed(2)} s ` +
+      `(lease TTL ${leaseTtlMillis / 1_000} s); ${graceful.report.broken + killed.report.broken} violations`
+  )
+} finally {
+  redis.disconnect()
+  await cluster.close()
+}
+if (broken > 0) {
+  console.error(`bench:cluster: ${broken} invariant violations`)
+  process.exit(1)
+}
+console.log("bench:cluster: invariants hold (no oversell, no buyer twice, every 2xx in PostgreSQL)")
+process.exit(0)
