@@ -105,7 +105,8 @@ describe("storefront in Chromium", () => {
       { name: "Trail runner, limited" },
       admin.token
     )
-    const startsAt = Date.now() + 5_000
+    // Starts in a few seconds: time for two pages to load and show it before it opens.
+    const startsAt = Date.now() + 8_000
     const sale = await api<{ saleId: string }>(
       "POST",
       "/api/admin/sales",
@@ -119,12 +120,6 @@ describe("storefront in Chromium", () => {
       admin.token
     )
 
-    const watcherContext = await newVisitor(browser)
-    await watcherContext.addInitScript(watchLayoutShift)
-    const watcher = await watcherContext.newPage()
-    await watcher.goto(node.url + "/")
-    await remaining(watcher, 2)
-
     const buyerContext = await newVisitor(browser)
     const buyer = await buyerContext.newPage()
     await buyer.goto(node.url + "/")
@@ -132,9 +127,16 @@ describe("storefront in Chromium", () => {
     const card = buyer.getByTestId("current-sale")
     await card.getByRole("heading", { name: "Trail runner, limited" }).waitFor({ timeout: wait })
     await card.getByText("Starts in").waitFor({ timeout: wait })
-    const buy = card.getByRole("button", { name: /Buy for \$129\.00|Not started/ })
-    assert.isTrue(await buy.isDisabled(), "Buy is disabled before the start")
+    await card.getByRole("button", { name: "Not started" }).waitFor({ timeout: wait })
+    assert.isTrue(await card.getByRole("button", { name: "Not started" }).isDisabled())
+    assert.isBelow(Date.now(), startsAt, "the checks above ran before the start")
     await buyer.getByTestId("upcoming").getByText("Walnut desk lamp").waitFor({ timeout: wait })
+
+    const watcherContext = await newVisitor(browser)
+    await watcherContext.addInitScript(watchLayoutShift)
+    const watcher = await watcherContext.newPage()
+    await watcher.goto(node.url + "/")
+    await remaining(watcher, 2)
 
     // The button comes alive at the start, without a reload.
     const enabled = card.getByRole("button", { name: "Buy for $129.00" })

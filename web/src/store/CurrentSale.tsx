@@ -1,3 +1,4 @@
+import { useEffect, useRef } from "react"
 import { formatPrice, type Sale, type Session } from "../api.ts"
 import { Countdown } from "./Countdown.tsx"
 import { PurchaseMessage } from "./PurchaseMessage.tsx"
@@ -31,18 +32,25 @@ export function CurrentSale(props: {
   const endsAt = Date.parse(sale.endsAt)
   const remaining = live?.remaining ?? sale.remaining
   const total = live?.total ?? sale.total
-  // The live status follows the sale's clock on the node; the local clock decides in between.
-  const reported = live?.status ?? sale.status
-  const status: Sale["status"] =
-    reported === "cancelled" || reported === "sold_out" || (remaining === 0 && reported !== "upcoming")
-      ? reported === "cancelled"
-        ? "cancelled"
-        : "sold_out"
+  // The node decides when the sale opens and closes: its live status, once connected, is what
+  // the page shows. Until then (or without events) the list's status and the local clock do.
+  const byClock: Sale["status"] =
+    sale.status === "cancelled" || sale.status === "sold_out"
+      ? sale.status
       : now >= endsAt
         ? "ended"
         : now >= startsAt
           ? "active"
           : "upcoming"
+  const status: Sale["status"] = live?.status ?? byClock
+  // A change of status may come with a new schedule (a sale rescheduled): read the list again.
+  const scheduleChanged = useRef(props.onScheduleChange)
+  useEffect(() => {
+    scheduleChanged.current = props.onScheduleChange
+  })
+  useEffect(() => {
+    if (live?.status !== undefined) scheduleChanged.current()
+  }, [live?.status])
   const bought =
     props.purchasedOrderId !== undefined ||
     outcome?.kind === "purchased" ||
