@@ -1,72 +1,13 @@
-import { NodeHttpServer } from "@effect/platform-node"
 import { assert, layer } from "@effect/vitest"
-import { ByteSize, Effect, Layer } from "effect"
-import { HttpServer } from "effect/http"
+import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { createParser } from "eventsource-parser"
 import { SignJWT } from "jose"
 import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
-import { Ownership } from "../../src/cluster/Ownership.ts"
-import { SaleRouter } from "../../src/cluster/SaleRouter.ts"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
-import { createServerWith, FastPurchase } from "../../src/http/FastPurchase.ts"
-import { serveApi } from "../../src/http/Server.ts"
-import { Limits } from "../../src/http/Limits.ts"
-import { recordCommit } from "../../src/http/Metrics.ts"
-import { Tokens } from "../../src/http/Tokens.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
-import { Catalog } from "../../src/storage/Catalog.ts"
-import { OrderQueries } from "../../src/storage/OrderQueries.ts"
-import { OrderStore } from "../../src/storage/OrderStore.ts"
+import { admin, ApiNode, baseUrl, fastServed, secret } from "../support/ApiNode.ts"
 import { makeSale } from "../support/Fixtures.ts"
-import { TestDatabase } from "../support/TestDatabase.ts"
-
-const secret = new TextEncoder().encode("a test secret, long enough for HS256 use")
-const admin = "admin@example.test"
-
-// How many purchases the node:http fast path served (the rest went through the HttpApi).
-const fastServed = { count: 0 }
-
-const Served = Layer.unwrap(
-  Effect.map(FastPurchase, (fast) => {
-    const counted = FastPurchase.of({
-      handle: (request, response) => {
-        const served = fast.handle(request, response)
-        if (served) fastServed.count++
-        return served
-      }
-    })
-    return serveApi({ maxBodyBytes: ByteSize.kibibytes(16), corsOrigins: ["https://shop.example"] }).pipe(
-      Layer.provideMerge(
-        NodeHttpServer.layer(() => createServerWith(counted), { port: 0, host: "127.0.0.1" })
-      )
-    )
-  })
-)
-
-const Node = Served.pipe(
-  Layer.provide(FastPurchase.layerWith({ maxBodyBytes: 16 * 1024, corsEnabled: true })),
-  Layer.provide(Layer.succeed(Tokens, Tokens.make({ secret, admins: new Set([admin]), ttlSeconds: 600 }))),
-  // Per user only: every test buyer shares one loopback address.
-  Layer.provide(Limits.make({ perUser: 5, perAddress: 0, window: "10 seconds" })),
-  Layer.provideMerge(SaleRouter.make().pipe(Layer.provide(Ownership.local("api-test")))),
-  Layer.provideMerge(
-    SaleRegistry.make({
-      mailboxCapacity: 10_000,
-      maxBatchSize: 2_000,
-      idleMillis: 60_000,
-      onCommit: recordCommit
-    })
-  ),
-  Layer.provideMerge(Layer.mergeAll(Catalog.layer, OrderStore.layer, OrderQueries.layer, Audit.layer)),
-  Layer.provideMerge(TestDatabase.layer)
-)
-
-const baseUrl = Effect.map(HttpServer.HttpServer, (server) =>
-  server.address._tag === "InetAddressV4" || server.address._tag === "InetAddressV6"
-    ? `http://127.0.0.1:${server.address.port}`
-    : ""
-)
 
 interface Answer {
   readonly status: number
@@ -111,7 +52,7 @@ const expectError = (answer: Answer, status: number, code: string) => {
   assert.isString(answer.body.error.message)
 }
 
-layer(Node, { timeout: 120_000, excludeTestServices: true })("HTTP API over loopback", (it) => {
+layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("HTTP API over loopback", (it) => {
   it.effect("signs in, buys once, and answers a retry with the same order", () =>
     Effect.gen(function* () {
       const saleId = yield* makeSale(5)
