@@ -97,6 +97,32 @@ afterAll(async () => {
 }, 60_000)
 
 describe("storefront in Chromium", () => {
+  it("the node serves the app: revalidated index.html, year-long hashed assets, app paths, JSON 404 under /api", async () => {
+    const index = await fetch(node.url + "/")
+    assert.strictEqual(index.status, 200)
+    assert.strictEqual(index.headers.get("cache-control"), "no-cache")
+    assert.match(index.headers.get("content-security-policy") ?? "", /script-src 'self'/)
+    const html = await index.text()
+    assert.notMatch(html, /<script>/, "no inline script: the CSP would block it")
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1]
+    assert.isDefined(script)
+    const asset = await fetch(node.url + script)
+    assert.strictEqual(asset.status, 200)
+    assert.strictEqual(asset.headers.get("cache-control"), "public, max-age=31536000, immutable")
+    assert.match(asset.headers.get("content-type") ?? "", /javascript/)
+
+    const appPath = await fetch(node.url + "/admin", { headers: { accept: "text/html" } })
+    assert.strictEqual(appPath.status, 200)
+    assert.strictEqual(await appPath.text(), html)
+
+    const missingAsset = await fetch(node.url + "/assets/missing-0000.js")
+    assert.strictEqual(missingAsset.status, 404)
+    const unknownApi = await fetch(node.url + "/api/no-such-thing", { headers: { accept: "text/html" } })
+    assert.strictEqual(unknownApi.status, 404)
+    assert.deepStrictEqual(await unknownApi.json(), {
+      error: { code: "not_found", message: "No such resource" }
+    })
+  })
   it("a buyer waits for the start, buys and sees the order; another visitor sees the stock fall live to sold out", async () => {
     const admin = await login("admin@example.com")
     const { productId } = await api<{ productId: string }>(

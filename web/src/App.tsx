@@ -64,7 +64,11 @@ export function App() {
         {page === "admin" ? (
           <AdminConsole session={session} />
         ) : (
-          <Storefront key={session?.userId ?? "guest"} session={session} />
+          <Storefront
+            key={session?.userId ?? "guest"}
+            session={session}
+            onSignedOut={() => signIn(undefined)}
+          />
         )}
       </main>
     </>

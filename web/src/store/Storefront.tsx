@@ -1,5 +1,5 @@
-import { useCallback, useEffect, useState } from "react"
-import { api, type Order, type Sale, type Session } from "../api.ts"
+import { useCallback, useEffect, useRef, useState } from "react"
+import { api, ApiError, type Order, type Sale, type Session } from "../api.ts"
 import { CurrentSale } from "./CurrentSale.tsx"
 import { MyOrders } from "./MyOrders.tsx"
 import { useNow } from "./time.ts"
@@ -25,12 +25,19 @@ export const pickSales = (
 }
 
 /** The shop of one visitor; App keys it by user, so no state of one user outlives a sign-out. */
-export function Storefront(props: { readonly session: Session | undefined }) {
+export function Storefront(props: {
+  readonly session: Session | undefined
+  readonly onSignedOut: () => void
+}) {
   const { session } = props
   const [sales, setSales] = useState<ReadonlyArray<Sale> | undefined>(undefined)
   const [failed, setFailed] = useState(false)
   const [orders, setOrders] = useState<ReadonlyArray<Order>>([])
   const now = useNow()
+  const signedOut = useRef(props.onSignedOut)
+  useEffect(() => {
+    signedOut.current = props.onSignedOut
+  })
 
   const loadSales = useCallback(() => {
     api.sales().then(
@@ -44,7 +51,10 @@ export function Storefront(props: { readonly session: Session | undefined }) {
 
   const loadOrders = useCallback(() => {
     if (session === undefined) return
-    api.myOrders(session.token, session.userId).then(setOrders, () => undefined)
+    api.myOrders(session.token, session.userId).then(setOrders, (failure: unknown) => {
+      // A token the node no longer accepts (expired, or signed with another secret): sign in again.
+      if (failure instanceof ApiError && failure.status === 401) signedOut.current()
+    })
   }, [session])
 
   useEffect(() => {
