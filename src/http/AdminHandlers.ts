@@ -96,6 +96,9 @@ export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
           const current = yield* catalog.sale(params.saleId).pipe(Effect.orDie)
           if (current === undefined) return yield* saleNotFound(params.saleId)
           if ((endsAt ?? current.endsAt) <= (startsAt ?? current.startsAt)) return yield* badWindow
+          // An actor of this node holds the old schedule and stock: it drains and flushes its
+          // audit records first. The update then fences any owner elsewhere (Catalog.updateSale).
+          yield* registry.stop(params.saleId)
           const result = yield* catalog
             .updateSale(params.saleId, {
               priceCents: payload.priceCents,
@@ -111,8 +114,6 @@ export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
               message: "Only a sale that has not started can be changed"
             })
           }
-          // The actor holds the old schedule and stock in memory: let the next use reload it.
-          yield* registry.stop(params.saleId)
           return yield* saleView(params.saleId)
         })
       )
@@ -121,9 +122,14 @@ export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
           yield* requireAdmin
           const row = yield* catalog.sale(params.saleId).pipe(Effect.orDie)
           if (row === undefined) return yield* saleNotFound(params.saleId)
-          yield* catalog.cancelSale(params.saleId).pipe(Effect.orDie)
+          // Refused here at once, and what this node's actor decided is flushed; the cancel then
+          // fences any owner elsewhere, whose next commit fails and whose successor reloads.
           const running = registry.running(params.saleId)
-          if (running !== undefined) yield* running.cancel
+          if (running !== undefined) {
+            yield* running.cancel
+            yield* registry.stop(params.saleId)
+          }
+          yield* catalog.cancelSale(params.saleId).pipe(Effect.orDie)
           return yield* saleView(params.saleId)
         })
       )

@@ -97,7 +97,9 @@ const edge = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E,
       Effect.catchCause((cause) => {
         const answer = requestFailure(cause)
         return answer === undefined ? Effect.failCause(cause) : Effect.succeed(answer)
-      })
+      }),
+      // Whatever a handler logs names the request it served.
+      Effect.annotateLogs("requestId", requestId)
     )
     if (
       (response.status === 503 || response.status === 429) &&

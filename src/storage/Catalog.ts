@@ -116,12 +116,19 @@ export class Catalog extends Context.Service<
         return saleId
       }, sql.withTransaction)
 
+      // A sale's owner holds its schedule and stock in memory, possibly on another node.
+      // Changing them mints a new epoch, as a new owner would: the current owner's next
+      // commit is fenced, it stops, and whoever serves the sale next reloads it from here.
+      const fenceOwner = (saleId: SaleId) =>
+        sql`UPDATE stocks SET owner_epoch = owner_epoch + 1, updated_at = now() WHERE sale_id = ${saleId}`
+
       const cancelSale = Effect.fn("Catalog.cancelSale")(function* (saleId: SaleId) {
         const rows = yield* sql`
           UPDATE flash_sales SET status = 'cancelled', updated_at = now()
           WHERE id = ${saleId} AND status <> 'cancelled' RETURNING id`
+        if (rows.length > 0) yield* fenceOwner(saleId)
         return rows.length > 0
-      })
+      }, sql.withTransaction)
 
       const saleFrom = sql`flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id`
       const saleColumns = sql`
@@ -193,6 +200,7 @@ export class Catalog extends Context.Service<
             return yield* Effect.die(new Error(`sale ${saleId}: units taken before the start`))
           }
         }
+        yield* fenceOwner(saleId)
         return "updated" as const
       }, sql.withTransaction)
 

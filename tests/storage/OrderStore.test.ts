@@ -1,7 +1,7 @@
 import { assert, layer } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import type { OrderId, UserId } from "../../src/domain/Ids.ts"
+import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Audit } from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
@@ -161,6 +161,35 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         assert.isTrue(Exit.isFailure(over))
         assert.isUndefined(yield* store.outcomeOf(third))
         assert.strictEqual((yield* audit.read(saleId)).orders.size, 500)
+      })
+    )
+
+    it.effect("fences the sale's owner when an admin cancels it or changes it before the start", () =>
+      Effect.gen(function* () {
+        const store = yield* OrderStore
+        const catalog = yield* Catalog
+        const [buyer] = yield* makeUsers(1)
+        const batchFor = (saleId: SaleId, epoch: number) => ({
+          batchId: crypto.randomUUID(),
+          saleId,
+          epoch,
+          orders: [],
+          attempts: [{ userId: buyer!, outcome: "not_started", at: Date.now() }]
+        })
+        const later = yield* makeSale(5, { startsAt: Date.now() + 3_600_000, endsAt: Date.now() + 7_200_000 })
+        const before = yield* store.claim(later)
+        assert.strictEqual(yield* catalog.updateSale(later, { stock: 8 }), "updated")
+        const stale = yield* Effect.flip(store.commit(batchFor(later, before.epoch)))
+        assert.strictEqual(stale._tag, "StaleEpoch")
+        // The next owner sees the change.
+        const after = yield* store.claim(later)
+        assert.strictEqual(after.snapshot.total, 8)
+        yield* store.commit(batchFor(later, after.epoch))
+
+        assert.isTrue(yield* catalog.cancelSale(later))
+        const cancelled = yield* Effect.flip(store.commit(batchFor(later, after.epoch)))
+        assert.strictEqual(cancelled._tag, "StaleEpoch")
+        assert.isTrue((yield* store.claim(later)).snapshot.cancelled)
       })
     )
 
