@@ -42,26 +42,52 @@ export const encodeFrame = (messages: ReadonlyArray<unknown>): Buffer => {
 /** Largest frame accepted from a peer: a bound on what a broken or hostile peer can make us buffer. */
 const maxFrameBytes = 64 * 1024 * 1024
 
-/** Cuts a byte stream into frames and hands each decoded body to `onFrame`. */
+/**
+ * Cuts a byte stream into frames and hands each decoded body to `onFrame`. A large frame
+ * arrives in many chunks: they are kept apart and joined once, when the frame is complete.
+ */
 export class FrameReader {
-  private buffered: Buffer = Buffer.alloc(0)
+  private chunks: Array<Buffer> = []
+  private buffered = 0
+  /** Length of the frame being received, once its header is in. */
+  private needed = -1
   private readonly onFrame: (messages: ReadonlyArray<unknown>) => void
   constructor(onFrame: (messages: ReadonlyArray<unknown>) => void) {
     this.onFrame = onFrame
   }
 
   push(chunk: Buffer): void {
-    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk])
-    let offset = 0
-    while (this.buffered.length - offset >= 4) {
-      const length = this.buffered.readUInt32BE(offset)
-      if (length > maxFrameBytes) throw new Error(`frame of ${length} bytes is over the limit`)
-      if (this.buffered.length - offset - 4 < length) break
-      const body = this.buffered.subarray(offset + 4, offset + 4 + length)
-      offset += 4 + length
+    this.chunks.push(chunk)
+    this.buffered += chunk.length
+    while (true) {
+      if (this.needed < 0) {
+        if (this.buffered < 4) return
+        const head = this.take(4)
+        this.needed = head.readUInt32BE(0)
+        if (this.needed > maxFrameBytes) throw new Error(`frame of ${this.needed} bytes is over the limit`)
+      }
+      if (this.buffered < this.needed) return
+      const body = this.take(this.needed)
+      this.needed = -1
       this.onFrame(packr.unpack(body) as ReadonlyArray<unknown>)
     }
-    this.buffered = offset === this.buffered.length ? Buffer.alloc(0) : this.buffered.subarray(offset)
+  }
+
+  /** The next `length` bytes (all buffered), joined only when they span chunks. */
+  private take(length: number): Buffer {
+    const first = this.chunks[0]!
+    let taken: Buffer
+    if (first.length >= length) {
+      taken = first.subarray(0, length)
+      if (first.length === length) this.chunks.shift()
+      else this.chunks[0] = first.subarray(length)
+    } else {
+      const all = Buffer.concat(this.chunks, this.buffered)
+      taken = all.subarray(0, length)
+      this.chunks = all.length === length ? [] : [all.subarray(length)]
+    }
+    this.buffered -= length
+    return taken
   }
 }
 
