@@ -8,7 +8,8 @@
  *
  * Options: --quick (a smoke run of a few seconds per design), --designs a,b (of: mincommerce,
  * mincommerce-3, row-lock, advisory-lock, redis-decrement, ceiling), --stock N, --buyers N,
- * --connections 64,256, --duration S, --runs N, --warmup S, --docs.
+ * --connections 64,256, --duration S, --runs N, --warmup S, --pool N (connections in each
+ * baseline's pg pool, default 20), --docs.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Effect, Exit, Layer, Redacted } from "effect"
@@ -47,6 +48,7 @@ const { values: args } = parseArgs({
     duration: { type: "string" },
     runs: { type: "string" },
     warmup: { type: "string" },
+    pool: { type: "string" },
     docs: { type: "boolean", default: false }
   }
 })
@@ -63,7 +65,8 @@ const settings = {
   connections: (args.connections ?? "256").split(",").map((c) => positive("connections", c, 256)),
   seconds: positive("duration", args.duration, quick ? 3 : 10),
   runs: positive("runs", args.runs, quick ? 1 : 3),
-  warmupSeconds: positive("warmup", args.warmup, quick ? 1 : 3)
+  warmupSeconds: positive("warmup", args.warmup, quick ? 1 : 3),
+  poolSize: positive("pool", args.pool, 20)
 }
 const chosen = (args.designs ?? designIds.join(",")).split(",").map((id) => id.trim())
 for (const id of chosen) {
@@ -143,7 +146,7 @@ const program = Effect.gen(function* () {
   const tokens = signTokens(users)
   console.log(`${users.length.toLocaleString("en-US")} buyers signed in`)
   const redisPrefix = `bench:${randomBytes(4).toString("hex")}:`
-  const context = { databaseUrl, redisUrl, secret: benchSecret, redisPrefix }
+  const context = { databaseUrl, redisUrl, secret: benchSecret, redisPrefix, poolSize: settings.poolSize }
 
   const readRecord = (saleId: SaleId, running: Running) =>
     Effect.gen(function* () {

@@ -44,6 +44,8 @@ export interface StartContext {
   readonly secret: string
   /** Prefix of every Redis key this run writes; removed at the end. */
   readonly redisPrefix: string
+  /** Connections in each baseline's `pg` pool. */
+  readonly poolSize: number
 }
 
 const purchaseUrl = (base: string) => (saleId: SaleId) => `${base}/api/sales/${saleId}/purchases`
@@ -64,6 +66,7 @@ const baseline = (script: string) => (context: StartContext) =>
       JWT_SECRET: context.secret,
       REDIS_URL: context.redisUrl,
       REDIS_PREFIX: context.redisPrefix,
+      POOL_SIZE: String(context.poolSize),
       PORT: "0"
     }),
     (served): Running => ({ urls: (saleId) => [purchaseUrl(served.url)(saleId)] })

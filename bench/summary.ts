@@ -73,6 +73,8 @@ export interface BenchResult {
     readonly seconds: number
     readonly runs: number
     readonly warmupSeconds: number
+    /** Connections in each baseline's `pg` pool. */
+    readonly poolSize: number
   }
   readonly designs: ReadonlyArray<DesignResult>
 }

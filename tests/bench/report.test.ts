@@ -70,7 +70,8 @@ const result = (designs: ReadonlyArray<DesignResult>): BenchResult => ({
     connections: [256],
     seconds: 10,
     runs: 3,
-    warmupSeconds: 3
+    warmupSeconds: 3,
+    poolSize: 20
   },
   designs
 })
