@@ -1,5 +1,6 @@
-import { Effect } from "effect"
+import { Effect, Predicate } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import type { SqlError } from "effect/sql"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import type { SaleId } from "../domain/Ids.ts"
 import { Catalog } from "../storage/Catalog.ts"
@@ -26,6 +27,13 @@ const instant = (field: string, value: string | undefined) => {
         })
       )
 }
+
+// The driver's error (SQLSTATE 23503, foreign_key_violation) is the reason's cause; the
+// SqlError's own message says only that the query failed.
+const isForeignKeyViolation = (error: SqlError.SqlError) =>
+  error.reason._tag === "ConstraintError" &&
+  Predicate.hasProperty(error.reason.cause, "code") &&
+  error.reason.cause.code === "23503"
 
 const badWindow = apiError(BadRequest, {
   code: "invalid_request",
@@ -80,7 +88,7 @@ export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
             .pipe(
               Effect.catchTag("SqlError", (error) =>
                 // The only foreign key a valid payload can miss is the product's.
-                /foreign key/i.test(String(error.cause))
+                isForeignKeyViolation(error)
                   ? Effect.fail(apiError(NotFound, { code: "product_not_found", message: "No such product" }))
                   : Effect.die(error)
               )
