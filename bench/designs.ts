@@ -74,11 +74,13 @@ const baseline = (script: string) => (context: StartContext) =>
 
 /**
  * Three nodes need ownership leased in Redis (without it each would claim every sale and
- * fence the others). Known by the node's wiring reading REDIS_URL into a Redis ownership.
+ * fence the others). Known by the node's wiring (src/main.ts) reading the cluster settings into a Redis ownership.
  */
 const clusterOwnershipBuilt = (): boolean => {
   try {
-    return /Ownership\.redis\(/.test(readFileSync(new URL("../src/main.ts", import.meta.url), "utf8"))
+    return /Ownership\.redis\b|clusterSettings/.test(
+      readFileSync(new URL("../src/main.ts", import.meta.url), "utf8")
+    )
   } catch {
     return false
   }
