@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 import { SqlClient } from "effect/sql"
+import { SignJWT } from "jose"
 import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
 import type { OrderId, ProductId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import {
@@ -15,7 +16,15 @@ import {
   Unauthorized
 } from "../../src/http/Api.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
-import { admin, ApiNode, baseUrl, corsOrigin, fastServed, purchasesPerUser } from "../support/ApiNode.ts"
+import {
+  admin,
+  ApiNode,
+  baseUrl,
+  corsOrigin,
+  fastServed,
+  purchasesPerUser,
+  secret
+} from "../support/ApiNode.ts"
 import { makeSale } from "../support/Fixtures.ts"
 import { testDatabaseMode } from "../support/TestDatabase.ts"
 
@@ -387,17 +396,36 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
   )
 
   it.effect(
-    "every signed-in endpoint answers 401 without a token and with a tampered one, writing nothing",
+    "every signed-in endpoint answers 401 without a token or with a tampered, expired or forged one, writing nothing",
     () =>
       Effect.gen(function* () {
         const saleId = yield* makeSale(5)
         const tia = yield* signIn("tia@example.test")
         const tampered = tia.token.slice(0, -3) + (tia.token.endsWith("aaa") ? "bbb" : "aaa")
+        const now = Math.floor(Date.now() / 1000)
+        const claims = { email: tia.email, admin: true }
+        const expired = yield* Effect.promise(() =>
+          new SignJWT(claims)
+            .setProtectedHeader({ alg: "HS256" })
+            .setSubject(tia.userId)
+            .setIssuedAt(now - 7_200)
+            .setExpirationTime(now - 3_600)
+            .sign(secret)
+        )
+        const forged = yield* Effect.promise(() =>
+          new SignJWT(claims)
+            .setProtectedHeader({ alg: "HS256" })
+            .setSubject(tia.userId)
+            .setExpirationTime("1h")
+            .sign(new TextEncoder().encode("somebody else's secret, also long enough"))
+        )
         const product = "7f1c2a5e-0000-4000-8000-000000000002" as ProductId
         const before = [yield* allOrders, yield* allProducts, yield* allSales]
         for (const client of [
           yield* clientFor(),
           yield* clientFor({ token: tampered }),
+          yield* clientFor({ token: expired }),
+          yield* clientFor({ token: forged }),
           yield* clientFor({ token: "" })
         ]) {
           const unauthorized = "unauthorized"
@@ -583,6 +611,14 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         })
         assert.deepStrictEqual(yield* stockOf(saleId), { total: 5, available: 5 })
 
+        // A buyer early: the sale's actor now holds the first schedule and stock in memory.
+        const early = yield* failsWith(
+          wes.api.purchase.purchase({ params: { saleId } }),
+          Conflict,
+          "sale_not_active"
+        )
+        assert.deepStrictEqual(detailsOf(early), { reason: "not_started", startsAt: iso(startsAt) })
+
         // Before the start: reschedule, reprice, restock.
         const later = startsAt + 30 * 60_000
         const rescheduled = yield* boss.api.admin.updateSale({
@@ -679,8 +715,8 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         assert.strictEqual(stats.status, "cancelled")
         assert.strictEqual(stats.total, 2)
         assert.strictEqual(stats.remaining, 1)
-        assert.strictEqual(stats.attempts, 2)
-        assert.deepStrictEqual(stats.byOutcome, { accepted: 1, cancelled: 1 })
+        assert.strictEqual(stats.attempts, 3)
+        assert.deepStrictEqual(stats.byOutcome, { not_started: 1, accepted: 1, cancelled: 1 })
         assert.strictEqual(stats.committed, 1)
         assert.isNull(stats.soldOutAt)
         // One order, made in the last ten seconds, unless this machine stalled for that long.
