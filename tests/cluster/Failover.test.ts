@@ -73,7 +73,7 @@ describe("owner failures across three nodes", () => {
     } finally {
       await cluster.close()
     }
-  }, 120_000)
+  }, 240_000)
 
   it("zombie owner: paused past its lease, then resumed; the epoch check rejects whatever it tries", async () => {
     const cluster = await makeCluster({ nodes: 3, saleStocks: [stock], buyers, cluster: { leaseTtlMillis } })
@@ -139,7 +139,7 @@ describe("owner failures across three nodes", () => {
     } finally {
       await cluster.close()
     }
-  }, 120_000)
+  }, 240_000)
 
   it("graceful shutdown of the owner hands the sale over well under the lease TTL", async () => {
     const ttl = 5_000
@@ -189,5 +189,5 @@ describe("owner failures across three nodes", () => {
     } finally {
       await cluster.close()
     }
-  }, 120_000)
+  }, 240_000)
 })

@@ -2,7 +2,10 @@ import { Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { Redis } from "ioredis"
 import { spawn, type ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Tokens } from "../../src/http/Tokens.ts"
 import { Audit, checkInvariants, violations, type InvariantReport } from "../../src/storage/Audit.ts"
@@ -100,18 +103,78 @@ export const privateRedis = async () => {
   return { url: `redis://127.0.0.1:${port}`, port, start, kill }
 }
 
+/**
+ * One test cluster at a time on this machine: three node processes per test already fill two
+ * cores, and the failover tests measure time. Other test files keep running in parallel.
+ */
+const clusterLock = join(tmpdir(), "mincommerce-cluster-test.lock")
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+const takeClusterLock = async (): Promise<() => void> => {
+  const token = `${process.pid} ${randomBytes(6).toString("hex")}`
+  await waitFor(
+    "the other cluster tests to finish",
+    () => {
+      try {
+        mkdirSync(clusterLock)
+        writeFileSync(join(clusterLock, "owner"), token)
+        return true
+      } catch {
+        // Held: taken over only when its holder's process is gone.
+        try {
+          const holder = Number(readFileSync(join(clusterLock, "owner"), "utf8").split(" ")[0])
+          if (holder > 0 && !isAlive(holder)) rmSync(clusterLock, { recursive: true, force: true })
+        } catch {
+          // being written or removed right now
+        }
+        return undefined
+      }
+    },
+    200_000,
+    100
+  )
+  return () => {
+    try {
+      if (readFileSync(join(clusterLock, "owner"), "utf8") === token)
+        rmSync(clusterLock, { recursive: true, force: true })
+    } catch {
+      // already gone
+    }
+  }
+}
+
 export const sharedRedisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379"
 
 /**
  * A test cluster: a fresh database with `saleStocks` sales and `buyers` users (with their
  * tokens), then `nodes` node processes sharing it and one Redis key prefix.
  */
-export const makeCluster = async (options: {
+export interface ClusterSpec {
   readonly nodes: number
   readonly saleStocks: ReadonlyArray<number>
   readonly buyers: number
   readonly cluster?: ClusterOptions
-}) => {
+}
+
+export const makeCluster = async (options: ClusterSpec) => {
+  const unlock = await takeClusterLock()
+  try {
+    return await buildCluster(options, unlock)
+  } catch (error) {
+    unlock()
+    throw error
+  }
+}
+
+const buildCluster = async (options: ClusterSpec, unlock: () => void) => {
   const scope = Effect.runSync(Scope.make())
   const run = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) =>
     Effect.runPromise(Scope.provide(scope)(effect))
@@ -202,7 +265,14 @@ export const makeCluster = async (options: {
         })
       )
     })
-  for (let i = 0; i < options.nodes; i++) await startNode()
+  try {
+    for (let i = 0; i < options.nodes; i++) await startNode()
+  } catch (error) {
+    for (const node of nodes) process.kill(node.pid, "SIGKILL")
+    redis.disconnect()
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    throw error
+  }
 
   const signal = (node: NodeProcess, name: NodeJS.Signals) => {
     try {
@@ -264,6 +334,7 @@ export const makeCluster = async (options: {
       }
       redis.disconnect()
       await Effect.runPromise(Scope.close(scope, Exit.void))
+      unlock()
     }
   }
 }

@@ -33,5 +33,5 @@ describe("one hot sale over three nodes", () => {
     } finally {
       await cluster.close()
     }
-  }, 120_000)
+  }, 240_000)
 })

@@ -74,5 +74,5 @@ describe("many sales over three nodes", () => {
     } finally {
       await cluster.close()
     }
-  }, 120_000)
+  }, 240_000)
 })

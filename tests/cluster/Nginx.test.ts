@@ -121,5 +121,5 @@ describe("nginx in front of three nodes", () => {
       await nginx.stop()
       await cluster.close()
     }
-  }, 120_000)
+  }, 240_000)
 })

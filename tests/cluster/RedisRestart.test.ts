@@ -62,5 +62,5 @@ describe("Redis lost mid-sale", () => {
       await cluster.close()
       await redis.kill()
     }
-  }, 120_000)
+  }, 240_000)
 })
