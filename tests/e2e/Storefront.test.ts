@@ -235,7 +235,7 @@ describe("storefront in Chromium", () => {
     await context.close()
   }, 30_000)
 
-  it("the admin creates a sale, reschedules it, watches a sale live, and the storefront lists it", async () => {
+  it("the admin creates a sale that the storefront lists, reschedules and cancels it, and watches a sale live", async () => {
     // A sale that a crowd will buy out while the admin watches.
     const admin = await login("admin@example.com")
     const { productId } = await api<{ productId: string }>(
@@ -274,6 +274,8 @@ describe("storefront in Chromium", () => {
     await page.getByTestId("admin-console").waitFor({ timeout: wait })
 
     const iso = (millis: number) => new Date(millis).toISOString().slice(0, 19)
+    const rowOf = (product: string) =>
+      page.getByTestId("admin-sales").getByRole("row").filter({ hasText: product })
     const startsAt = Date.now() + 2 * 3_600_000
     await page.getByLabel("Product").fill("Ceramic pour-over set")
     await page.getByLabel("Price (USD)").fill("35.50")
@@ -334,6 +336,16 @@ describe("storefront in Chromium", () => {
     // The storefront lists the new sale among the coming ones.
     await page.getByRole("link", { name: "Shop" }).click()
     await page.getByTestId("upcoming").getByText("Ceramic pour-over set").waitFor({ timeout: wait })
+
+    // Cancelled before its start (after a confirmation), it leaves the storefront.
+    await page.getByRole("link", { name: "Admin" }).click()
+    page.once("dialog", (dialog) => void dialog.accept())
+    await rowOf("Ceramic pour-over set").getByRole("button", { name: "Cancel" }).click()
+    await page.getByText("Sale cancelled.").waitFor({ timeout: wait })
+    await rowOf("Ceramic pour-over set").getByText("cancelled").waitFor({ timeout: wait })
+    await page.getByRole("link", { name: "Shop" }).click()
+    await page.getByTestId("upcoming").getByText("Walnut desk lamp").waitFor({ timeout: wait })
+    assert.strictEqual(await page.getByTestId("upcoming").getByText("Ceramic pour-over set").count(), 0)
     await context.close()
   }, 60_000)
 })
