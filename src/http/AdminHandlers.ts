@@ -116,6 +116,12 @@ export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
             })
             .pipe(Effect.orDie)
           if (result === "missing") return yield* saleNotFound(params.saleId)
+          if (result === "cancelled") {
+            return yield* apiError(Conflict, {
+              code: "sale_cancelled",
+              message: "A cancelled sale cannot be changed"
+            })
+          }
           if (result === "started") {
             return yield* apiError(Conflict, {
               code: "sale_started",

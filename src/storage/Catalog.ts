@@ -67,7 +67,7 @@ export class Catalog extends Context.Service<
     readonly updateSale: (
       saleId: SaleId,
       changes: SaleChanges
-    ) => Effect.Effect<"updated" | "missing" | "started", SqlError.SqlError>
+    ) => Effect.Effect<"updated" | "missing" | "started" | "cancelled", SqlError.SqlError>
     readonly saleStats: (saleId: SaleId) => Effect.Effect<SaleStats, SqlError.SqlError>
     /** Marks the sale cancelled; true when it existed and was not cancelled yet. */
     readonly cancelSale: (saleId: SaleId) => Effect.Effect<boolean, SqlError.SqlError>
@@ -174,10 +174,11 @@ export class Catalog extends Context.Service<
       })
 
       const updateSale = Effect.fn("Catalog.updateSale")(function* (saleId: SaleId, changes: SaleChanges) {
-        const current = yield* sql<{ upcoming: boolean }>`
-            SELECT status = 'scheduled' AND starts_at > now() AS upcoming
+        const current = yield* sql<{ cancelled: boolean; upcoming: boolean }>`
+            SELECT status = 'cancelled' AS cancelled, starts_at > now() AS upcoming
             FROM flash_sales WHERE id = ${saleId} FOR UPDATE`
         if (current[0] === undefined) return "missing" as const
+        if (current[0].cancelled) return "cancelled" as const
         if (!current[0].upcoming) return "started" as const
         const toTime = (ms: number | undefined) => (ms === undefined ? null : ms / 1_000)
         yield* sql`

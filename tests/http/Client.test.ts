@@ -697,6 +697,11 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         )
         assert.deepStrictEqual(detailsOf(refused), { reason: "cancelled" })
         yield* failsWith(
+          boss.api.admin.updateSale({ params: { saleId }, payload: { stock: 3 } }),
+          Conflict,
+          "sale_cancelled"
+        )
+        yield* failsWith(
           boss.api.admin.cancelSale({ params: { saleId: unknownSale } }),
           NotFound,
           "sale_not_found"
