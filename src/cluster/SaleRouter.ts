@@ -49,6 +49,8 @@ export class SaleRouter extends Context.Service<
     readonly snapshot: (saleId: SaleId) => Effect.Effect<SaleSnapshot, SaleNotFound>
     /** host:port this node takes forwarded purchases on, if it does. */
     readonly forwardAddress: string | undefined
+    /** Whether this node can route purchases now (the ownership directory answers). */
+    readonly ready: Effect.Effect<boolean>
   }
 >()("mincommerce/cluster/SaleRouter") {
   static readonly make = (options: RouterOptions = {}) =>
@@ -205,6 +207,9 @@ export class SaleRouter extends Context.Service<
             return reply(code, value)
           }
           if (answer._tag === "Overloaded") return reply(Reply.Overloaded, answer.retryAfterSeconds)
+          // An actor stopping (lease lost, handed over, idle) or fenced is no owner any more:
+          // the sender looks the owner up again. Nothing was decided, so that is safe.
+          if (answer.reason === "stopping" || answer.reason === "fenced") return reply(Reply.NotOwner, null)
           return reply(Reply.Unavailable, answer.reason)
         }
 
@@ -314,7 +319,8 @@ export class SaleRouter extends Context.Service<
           purchase,
           localActor: (saleId) => owned.get(saleId),
           snapshot,
-          forwardAddress
+          forwardAddress,
+          ready: ownership.ready
         })
       })
     )
