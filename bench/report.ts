@@ -58,7 +58,7 @@ export const markdown = (result: BenchResult, chartFile: string | undefined): st
   out.push(
     `- Machine: ${machine.cores} × ${machine.cpu}, ${machine.memoryGiB.toFixed(1)} GiB; load average (1 min) ${machine.loadAverage.before.toFixed(2)} before, ${machine.loadAverage.after.toFixed(2)} after. Server, load generator, PostgreSQL and Redis share these cores.`,
     `- Versions: Node ${machine.node}, ${machine.postgres}, Redis ${machine.redis}.`,
-    `- Sale: ${int(settings.stock)} units, ${int(settings.buyers)} distinct signed-in buyers, each request a new buyer, all arriving at once on an open sale; autocannon in the bench process, ${settings.connections.join(" and ")} connections, ${settings.seconds} s per run, ${settings.runs} counted run(s) per design. Designs take turns: in each round every design's servers are started afresh, warmed up for ${settings.warmupSeconds} s on another sale (not counted), then measured on a fresh sale.`,
+    `- Sale: ${int(settings.stock)} units, ${int(settings.buyers)} distinct signed-in buyers, each request a new buyer, all arriving at once on an open sale; autocannon in the bench process, ${settings.connections.join(" and ")} connections, ${settings.seconds} s per run, ${settings.runs} counted run(s) per design. Designs take turns (each round starting one design later): in each round every design's servers are started afresh, warmed up for ${settings.warmupSeconds} s on another sale (not counted), then measured on a fresh sale.`,
     `- Figures are medians over the runs, with (min–max) when there are several. Purchases/s: 201 answers from the first request to the last 201 (while stock lasted). Ratios compare medians.`,
     ""
   )
