@@ -40,6 +40,8 @@ export class Ownership extends Context.Service<
     readonly advertise: (address: string) => Effect.Effect<void>
     /** Sales whose lease this node holds. */
     readonly held: () => ReadonlyArray<SaleId>
+    /** Whether ownership can be decided now: always alone, a prompt Redis answer with many. */
+    readonly ready: Effect.Effect<boolean>
   }
 >()("mincommerce/cluster/Ownership") {
   /** One node, no Redis: this node owns every sale it is asked about. */
@@ -62,7 +64,8 @@ export class Ownership extends Context.Service<
           }),
         onLost: () => {},
         advertise: () => Effect.void,
-        held: () => [...held]
+        held: () => [...held],
+        ready: Effect.succeed(true)
       })
     })
 
@@ -257,7 +260,12 @@ export class Ownership extends Context.Service<
                 Effect.orDie
               )
             }),
-          held: () => [...held.keys()]
+          held: () => [...held.keys()],
+          ready: call("ping", () => client.ping()).pipe(
+            Effect.timeout("1 second"),
+            Effect.as(true),
+            Effect.orElseSucceed(() => false)
+          )
         })
       })
     )

@@ -62,6 +62,10 @@ export class SaleRouter extends Context.Service<
         const catalog = yield* Catalog
         const scope = yield* Effect.scope
         const retryAfterSeconds = options.retryAfterSeconds ?? 1
+        // Work started from outside a fiber (a lost lease, a signal) runs with this node's
+        // services, its logger included.
+        const context = yield* Effect.context<never>()
+        const runFork = Effect.runForkWith(context)
 
         /** Actors of sales this node owns right now. */
         const owned = new Map<SaleId, SaleActor>()
@@ -81,7 +85,7 @@ export class SaleRouter extends Context.Service<
           const actor = owned.get(saleId)
           if (actor === undefined) return
           owned.delete(saleId)
-          Effect.runFork(
+          runFork(
             Effect.logWarning("lease lost; stopping the sale's actor", { saleId, epoch: actor.epoch }).pipe(
               Effect.andThen(actor.stop)
             )
@@ -251,7 +255,7 @@ export class SaleRouter extends Context.Service<
         // another node takes over at once. Purchases arriving here meanwhile are forwarded.
         let leaving: Promise<void> | undefined
         const handoff = Effect.promise(() => {
-          leaving ??= Effect.runPromise(
+          leaving ??= Effect.runPromiseWith(context)(
             Effect.gen(function* () {
               shuttingDown = true
               const sales = [...owned.entries()]
@@ -268,7 +272,7 @@ export class SaleRouter extends Context.Service<
         yield* Effect.addFinalizer(() => handoff)
         if (options.handoffOnSignal === true) {
           // The HTTP server closes first and may wait for its connections; the sales need not.
-          const onSignal = () => void Effect.runFork(handoff)
+          const onSignal = () => void runFork(handoff)
           yield* Effect.acquireRelease(
             Effect.sync(() => {
               process.once("SIGTERM", onSignal)

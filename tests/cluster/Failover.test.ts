@@ -70,6 +70,8 @@ describe("owner failures across three nodes", () => {
       assert.strictEqual(report.broken, 0)
       assert.strictEqual(report.committed, stock)
       assert.isBelow(kill.after, leaseTtlMillis + 1_000)
+      // Every failed forward was a clean 503 telling the buyer when to retry.
+      assert.strictEqual(history.withoutRetryAfter, 0)
     } finally {
       await cluster.close()
     }

@@ -351,6 +351,8 @@ export class History {
   refused = 0
   unknown = 0
   soldOut = 0
+  /** 503 answers without a Retry-After header: there should be none. */
+  withoutRetryAfter = 0
 
   record(userId: UserId, result: Result, orderId?: OrderId) {
     this[result]++
@@ -387,8 +389,10 @@ export const attempt = async (
     })
     const body = (await response.json()) as { orderId?: OrderId; error?: { code: string } }
     if (response.status < 300 && body.orderId !== undefined) history.record(buyer.userId, "ok", body.orderId)
-    else if (response.status >= 500) history.record(buyer.userId, "unknown")
-    else {
+    else if (response.status >= 500) {
+      if (response.status === 503 && response.headers.get("retry-after") === null) history.withoutRetryAfter++
+      history.record(buyer.userId, "unknown")
+    } else {
       if (body.error?.code === "sold_out") history.soldOut++
       history.record(buyer.userId, "refused")
     }
