@@ -2,6 +2,7 @@ import { Effect, Layer, Option, Redacted } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { SqlClient } from "effect/sql"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
+import { SaleRouter } from "../cluster/SaleRouter.ts"
 import { Catalog, type SaleRow } from "../storage/Catalog.ts"
 import { Database } from "../storage/Database.ts"
 import {
@@ -102,23 +103,38 @@ export const HealthHandlers = HttpApiBuilder.group(Api, "health", (handlers) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const database = yield* Database
+    const router = yield* SaleRouter
     const reachable = sql`SELECT 1`.pipe(
       Effect.timeout("2 seconds"),
       Effect.as(true),
       Effect.orElseSucceed(() => false)
     )
-    return handlers
-      .handle("health", () => Effect.succeed({ status: "ok" as const, database: database.mode }))
-      .handle("live", () => Effect.succeed({ status: "ok" as const }))
-      .handle("ready", () =>
-        Effect.flatMap(reachable, (ok) =>
-          ok
-            ? Effect.succeed({ status: "ready" as const })
-            : Effect.fail(
-                apiError(Unavailable, { code: "database_unreachable", message: "PostgreSQL does not answer" })
-              )
+    return (
+      handlers
+        .handle("health", () => Effect.succeed({ status: "ok" as const, database: database.mode }))
+        .handle("live", () => Effect.succeed({ status: "ok" as const }))
+        // The node serves only after its migrations ran, so answering at all says they did.
+        .handle("ready", () =>
+          Effect.gen(function* () {
+            const [databaseUp, ownershipUp] = yield* Effect.all([reachable, router.ready], { concurrency: 2 })
+            if (!databaseUp) {
+              return yield* apiError(Unavailable, {
+                code: "database_unreachable",
+                message: "PostgreSQL does not answer",
+                details: { retryAfterSeconds: 1 }
+              })
+            }
+            if (!ownershipUp) {
+              return yield* apiError(Unavailable, {
+                code: "ownership_unavailable",
+                message: "Redis does not answer: this node cannot tell who owns a sale",
+                details: { retryAfterSeconds: 1 }
+              })
+            }
+            return { status: "ready" as const }
+          })
         )
-      )
+    )
   })
 )
 
