@@ -20,7 +20,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, totalmem } from "node:os"
 import { parseArgs } from "node:util"
 import type { SaleId } from "../src/domain/Ids.ts"
-import { Audit, checkInvariants } from "../src/storage/Audit.ts"
+import { Audit } from "../src/storage/Audit.ts"
 import { Catalog } from "../src/storage/Catalog.ts"
 import { Database } from "../src/storage/Database.ts"
 import { makeSale, makeUsers } from "../tests/support/Fixtures.ts"
@@ -30,7 +30,7 @@ import { designIds, designs, type Design, type Running } from "./designs.ts"
 import { load } from "./load.ts"
 import { phaseProgress } from "./progress.ts"
 import { consoleSummary, markdown, oursBroken } from "./report.ts"
-import type { BenchResult, DesignResult, Run } from "./summary.ts"
+import { checkRun, type BenchResult, type DesignResult, type Run } from "./summary.ts"
 import { benchSecret, signTokens } from "./tokens.ts"
 
 const usage = (message: string): never => {
@@ -208,7 +208,7 @@ const program = Effect.gen(function* () {
         let invariants
         if (design.checked) {
           const record = yield* settledRecord(saleId, running)
-          invariants = checkInvariants(record, phase.confirmed)
+          invariants = checkRun(record, phase.confirmed, phase.refused)
         }
         const soldOut = invariants !== undefined && invariants.committed >= settings.stock
         byConnections.set(connections, {

@@ -16,6 +16,8 @@ export interface Phase {
   readonly outcomes: Record<string, number>
   /** Every 2xx answer with an order id: order id -> the buyer whose token was sent. */
   readonly confirmed: Map<OrderId, UserId>
+  /** Buyers answered a definite refusal (a 4xx other than 408). */
+  readonly refused: Set<UserId>
   readonly purchased: number
   /** Seconds from the start to the last 201. */
   readonly lastPurchaseSeconds: number
@@ -46,6 +48,7 @@ export const load = (options: {
     let purchased = 0
     const outcomes: Record<string, number> = {}
     const confirmed = new Map<OrderId, UserId>()
+    const refused = new Set<UserId>()
     const started = performance.now()
     let lastPurchase = started
     const ticks = setInterval(
@@ -76,6 +79,9 @@ export const load = (options: {
           onResponse: (status, body, context: { user?: number }) => {
             requests++
             outcomes[status] = (outcomes[status] ?? 0) + 1
+            if (status >= 400 && status <= 499 && status !== 408 && context.user !== undefined) {
+              refused.add(users[context.user]!)
+            }
             if (status < 200 || status > 299) return
             if (status === 201) {
               purchased++
@@ -108,6 +114,7 @@ export const load = (options: {
       p999: result.latency.p99_9,
       outcomes,
       confirmed,
+      refused,
       purchased,
       lastPurchaseSeconds
     }

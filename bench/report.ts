@@ -1,7 +1,14 @@
 /** The Markdown report and the terminal summary of a `npm run bench` result. */
-import { violations, type InvariantReport } from "../src/storage/Audit.ts"
 import type { Spread } from "./stats.ts"
-import { ratios, summaryAt, type BenchResult, type DesignResult, type Summary } from "./summary.ts"
+import {
+  ratios,
+  runViolations,
+  summaryAt,
+  type BenchResult,
+  type DesignResult,
+  type RunInvariants,
+  type Summary
+} from "./summary.ts"
 
 const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "–")
 const ms = (x: number) => (Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toFixed(1)) : "–")
@@ -14,10 +21,10 @@ const spreadOf = (s: Spread, format: (x: number) => string) =>
 const times = (x: number) => (Number.isFinite(x) ? `${x >= 10 ? x.toFixed(0) : x.toFixed(1)}×` : "–")
 const percent = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(0)} %` : "–")
 
-const invariantText = (report: InvariantReport | undefined) =>
+const invariantText = (report: RunInvariants | undefined) =>
   report === undefined
     ? "not checked (stores nothing)"
-    : `oversold ${report.oversold}, duplicate buyers ${report.duplicateBuyers}, 2xx without a row ${report.lostConfirmed}, stock row off ${report.stockMismatch}`
+    : `oversold ${report.oversold}, duplicate buyers ${report.duplicateBuyers}, 2xx without a row ${report.lostConfirmed}, stock row off ${report.stockMismatch}, rows for buyers told no ${report.refusedWithRow}`
 
 const sellOut = (summary: Summary) =>
   summary.soldOutRuns === 0
@@ -94,7 +101,7 @@ export const markdown = (result: BenchResult, chartFile: string | undefined): st
       if (design.checked) {
         const worst = summary.worst
         invariantRows.push(
-          `| ${design.title} | ${worst === undefined ? "–" : int(worst.committed)} | ${worst?.oversold ?? "–"} | ${worst?.duplicateBuyers ?? "–"} | ${worst?.lostConfirmed ?? "–"} | ${worst?.stockMismatch ?? "–"} | ${verdict(design, summary)} |`
+          `| ${design.title} | ${worst === undefined ? "–" : int(worst.committed)} | ${worst?.oversold ?? "–"} | ${worst?.duplicateBuyers ?? "–"} | ${worst?.lostConfirmed ?? "–"} | ${worst?.stockMismatch ?? "–"} | ${worst?.refusedWithRow ?? "–"} | ${verdict(design, summary)} |`
         )
       }
     }
@@ -106,8 +113,8 @@ export const markdown = (result: BenchResult, chartFile: string | undefined): st
     out.push("| design | outcomes |", "| --- | --- |", ...outcomeRows, "")
     out.push("Invariants read back from PostgreSQL after each run (worst run shown):", "")
     out.push(
-      "| design | committed orders | oversold units | duplicate buyers | 2xx without a row | stock of record off | verdict |",
-      "| --- | --: | --: | --: | --: | --: | --- |",
+      "| design | committed orders | oversold units | duplicate buyers | 2xx without a row | stock of record off | rows for buyers told no | verdict |",
+      "| --- | --: | --: | --: | --: | --: | --: | --- |",
       ...invariantRows,
       ""
     )
@@ -129,7 +136,7 @@ export const markdown = (result: BenchResult, chartFile: string | undefined): st
   }
   out.push(
     "",
-    `All baselines verify the same HS256 bearer token with the same library and claim schema as MinCommerce, check the sale id, refuse bodies over 16 KiB, check the sale's window (its row cached for at most a second), use a \`pg\` pool of ${settings.poolSize} connections, answer with MinCommerce's status codes and bodies, and write the same \`orders\` rows; none sleeps or retries. The invariant check is the one the tests use (\`checkInvariants\` in \`src/storage/Audit.ts\`): every 2xx answer's order id must be a row for that buyer, no buyer twice, no more orders than units, and the stock of record (PostgreSQL's stock row; Redis's counter for the Redis design) equal to units minus orders.`,
+    `All baselines verify the same HS256 bearer token with the same library and claim schema as MinCommerce, check the sale id, refuse bodies over 16 KiB, check the sale's window (its row cached for at most a second), use a \`pg\` pool of ${settings.poolSize} connections, answer with MinCommerce's status codes and bodies, and write the same \`orders\` rows; none sleeps or retries. The invariant check is the one the tests use (\`checkInvariants\` in \`src/storage/Audit.ts\`): every 2xx answer's order id must be a row for that buyer, no buyer twice, no more orders than units, and the stock of record (PostgreSQL's stock row; Redis's counter for the Redis design) equal to units minus orders; the bench adds that no buyer told no (a 4xx) has an order.`,
     ""
   )
   return out.join("\n")
@@ -175,7 +182,7 @@ export const oursBroken = (result: BenchResult): Array<string> =>
     if (!design.ours) return []
     if (design.failed !== undefined) return [`${design.title}: failed: ${design.failed}`]
     const broken = design.byConnections.flatMap((entry) =>
-      entry.runs.filter((run) => run.invariants !== undefined && violations(run.invariants) > 0)
+      entry.runs.filter((run) => run.invariants !== undefined && runViolations(run.invariants) > 0)
     )
     return broken.length > 0 ? [`${design.title}: ${invariantText(broken[0]!.invariants)}`] : []
   })

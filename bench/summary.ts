@@ -1,8 +1,31 @@
 /** What `npm run bench` measured, as written to the JSON file, and its per-design summaries. */
-import type { InvariantReport } from "../src/storage/Audit.ts"
-import { violations } from "../src/storage/Audit.ts"
+import type { OrderId, UserId } from "../src/domain/Ids.ts"
+import { checkInvariants, violations, type InvariantReport, type SaleRecord } from "../src/storage/Audit.ts"
 import type { DesignId } from "./designs.ts"
 import { median, ratio, spread, type Spread } from "./stats.ts"
+
+/** The service's invariants, and one only a load generator can see. */
+export interface RunInvariants extends InvariantReport {
+  /** Orders of buyers who were told no (a 4xx other than 408) and never told yes. */
+  readonly refusedWithRow: number
+}
+
+export const runViolations = (report: RunInvariants): number => violations(report) + report.refusedWithRow
+
+/**
+ * Checks a sale's rows against what the load generator was answered: order ids answered 2xx
+ * (order id -> buyer), and buyers answered a definite refusal.
+ */
+export const checkRun = (
+  record: SaleRecord,
+  confirmed: ReadonlyMap<OrderId, UserId>,
+  refused: ReadonlySet<UserId>
+): RunInvariants => {
+  const told = new Set(confirmed.values())
+  let refusedWithRow = 0
+  for (const userId of record.orders.values()) if (refused.has(userId) && !told.has(userId)) refusedWithRow++
+  return { ...checkInvariants(record, confirmed), refusedWithRow }
+}
 
 /** One counted run of one design at one connection count. */
 export interface Run {
@@ -18,7 +41,7 @@ export interface Run {
   /** Seconds from the first request to the last unit sold; undefined when stock remained. */
   readonly sellOutSeconds: number | undefined
   /** Read back from PostgreSQL after the run; undefined for the ceiling, which stores nothing. */
-  readonly invariants: InvariantReport | undefined
+  readonly invariants: RunInvariants | undefined
 }
 
 export interface Summary {
@@ -33,7 +56,7 @@ export interface Summary {
   /** Median count per outcome over the runs. */
   readonly outcomes: Record<string, number>
   /** Worst run for each invariant. */
-  readonly worst: InvariantReport | undefined
+  readonly worst: RunInvariants | undefined
   /** Invariant violations over all runs: a design with any is flagged. */
   readonly violations: number
 }
@@ -79,7 +102,7 @@ export interface BenchResult {
   readonly designs: ReadonlyArray<DesignResult>
 }
 
-const worstOf = (reports: ReadonlyArray<InvariantReport>): InvariantReport | undefined =>
+const worstOf = (reports: ReadonlyArray<RunInvariants>): RunInvariants | undefined =>
   reports.length === 0
     ? undefined
     : {
@@ -88,7 +111,8 @@ const worstOf = (reports: ReadonlyArray<InvariantReport>): InvariantReport | und
         duplicateBuyers: Math.max(...reports.map((r) => r.duplicateBuyers)),
         stockMismatch: Math.max(...reports.map((r) => r.stockMismatch)),
         lostConfirmed: Math.max(...reports.map((r) => r.lostConfirmed)),
-        unconfirmedRows: Math.max(...reports.map((r) => r.unconfirmedRows))
+        unconfirmedRows: Math.max(...reports.map((r) => r.unconfirmedRows)),
+        refusedWithRow: Math.max(...reports.map((r) => r.refusedWithRow))
       }
 
 export const summarize = (runs: ReadonlyArray<Run>): Summary => {
@@ -107,7 +131,7 @@ export const summarize = (runs: ReadonlyArray<Run>): Summary => {
       codes.map((code) => [code, median(runs.map((run) => run.outcomes[code] ?? 0))])
     ),
     worst: worstOf(reports),
-    violations: reports.reduce((sum, report) => sum + violations(report), 0)
+    violations: reports.reduce((sum, report) => sum + runViolations(report), 0)
   }
 }
 

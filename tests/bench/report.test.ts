@@ -1,8 +1,15 @@
 import { describe, expect, it } from "vitest"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
-import { checkInvariants, type SaleRecord } from "../../src/storage/Audit.ts"
+import type { SaleRecord } from "../../src/storage/Audit.ts"
 import { markdown, oursBroken } from "../../bench/report.ts"
-import { ratios, summarize, type BenchResult, type DesignResult, type Run } from "../../bench/summary.ts"
+import {
+  checkRun,
+  ratios,
+  summarize,
+  type BenchResult,
+  type DesignResult,
+  type Run
+} from "../../bench/summary.ts"
 
 const saleId = "00000000-0000-4000-8000-000000000001" as SaleId
 const user = (n: number) => `00000000-0000-4000-8000-${n.toString().padStart(12, "0")}` as UserId
@@ -13,7 +20,8 @@ const run = (
   stock: number,
   rows: ReadonlyArray<readonly [number, number]>,
   answered: ReadonlyArray<readonly [number, number]>,
-  figures: Partial<Run> = {}
+  figures: Partial<Run> = {},
+  refused: ReadonlyArray<number> = []
 ): Run => {
   const record: SaleRecord = {
     saleId,
@@ -32,7 +40,11 @@ const run = (
     p999: 30,
     outcomes: { 201: answered.length },
     sellOutSeconds: undefined,
-    invariants: checkInvariants(record, new Map(answered.map(([o, u]) => [order(o), user(u)]))),
+    invariants: checkRun(
+      record,
+      new Map(answered.map(([o, u]) => [order(o), user(u)])),
+      new Set(refused.map(user))
+    ),
     ...figures
   }
 }
@@ -146,6 +158,22 @@ describe("a history with a planted oversell and a planted lost 2xx", () => {
     ])
     expect(oursBroken(bench)).toEqual([])
     expect(markdown(bench, undefined)).toMatch(/\| redis-decrement \|.*🔴 \*\*VIOLATED\*\*/)
+  })
+})
+
+describe("a buyer told no who has an order anyway", () => {
+  it("is caught, unless the same buyer was also told yes", () => {
+    // Buyer 3 was answered 409 and never 2xx, yet has order 3; buyer 2 got a 409 on a retry after a 201.
+    const answered = [
+      [1, 1],
+      [2, 2]
+    ] as const
+    const refusedRun = run(5, clean, answered, {}, [2, 3])
+    expect(refusedRun.invariants?.refusedWithRow).toBe(1)
+    expect(summarize([refusedRun]).violations).toBe(1)
+    expect(oursBroken(result([design("mincommerce", [refusedRun])]))[0]).toContain(
+      "rows for buyers told no 1"
+    )
   })
 })
 
