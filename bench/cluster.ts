@@ -202,7 +202,7 @@ const cluster = await makeCluster({
   cluster: {
     leaseTtlMillis,
     forwardTimeoutMillis: 5_000,
-    env: { MAX_BATCH_SIZE: "20000", MAILBOX_CAPACITY: "100000" }
+    env: { MAILBOX_CAPACITY: "100000" }
   }
 })
 const redis = new Redis(cluster.redisUrl)

@@ -1,12 +1,13 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net"
 import { encodeFrame, FrameReader, type ReplyCode } from "./Frames.ts"
 
-/** Decides one forwarded purchase and calls `reply` exactly once with its answer. */
-export type ForwardHandler = (
-  saleId: string,
-  userId: string,
-  reply: (code: ReplyCode, value: unknown) => void
-) => void
+/** Where a connection's answers go: `send` once per request id, in any order. */
+export interface Replies {
+  readonly send: (requestId: unknown, code: ReplyCode, value: unknown) => void
+}
+
+/** Decides one forwarded purchase and answers it exactly once through `replies`. */
+export type ForwardHandler = (saleId: string, userId: string, requestId: unknown, replies: Replies) => void
 
 export interface ForwardListener {
   /** host:port other nodes connect to. */
@@ -23,26 +24,27 @@ export const listen = (host: string, port: number, handle: ForwardHandler): Prom
     const sockets = new Set<Socket>()
     const server: Server = createServer({ noDelay: true }, (socket) => {
       sockets.add(socket)
-      let replies: Array<unknown> = []
+      let pending: Array<unknown> = []
       let flushing = false
       const flush = () => {
         flushing = false
-        if (replies.length === 0 || socket.destroyed) return
-        const frame = encodeFrame(replies)
-        replies = []
+        if (pending.length === 0 || socket.destroyed) return
+        const frame = encodeFrame(pending)
+        pending = []
         socket.write(frame)
       }
-      const reader = new FrameReader((messages) => {
-        for (let i = 0; i + 2 < messages.length; i += 3) {
-          const requestId = messages[i]
-          handle(String(messages[i + 1]), String(messages[i + 2]), (code, value) => {
-            replies.push(requestId, code, value)
-            if (!flushing) {
-              flushing = true
-              setImmediate(flush)
-            }
-          })
+      const replies: Replies = {
+        send: (requestId, code, value) => {
+          pending.push(requestId, code, value)
+          if (!flushing) {
+            flushing = true
+            setImmediate(flush)
+          }
         }
+      }
+      const reader = new FrameReader((messages) => {
+        for (let i = 0; i + 2 < messages.length; i += 3)
+          handle(messages[i + 1] as string, messages[i + 2] as string, messages[i], replies)
       })
       socket.on("data", (chunk: Buffer) => {
         try {

@@ -9,7 +9,7 @@ import type { Outcome } from "../domain/Outcome.ts"
 import { Catalog } from "../storage/Catalog.ts"
 import { Peers, type ForwardResult } from "./ForwardClient.ts"
 import * as ForwardServer from "./ForwardServer.ts"
-import { outcomeReply, Reply, replyOutcome, type ReplyCode } from "./Frames.ts"
+import { outcomeReply, Reply, replyOutcome } from "./Frames.ts"
 import { Ownership } from "./Ownership.ts"
 
 export interface RouterOptions {
@@ -205,35 +205,38 @@ export class SaleRouter extends Context.Service<
           return route(saleId, userId, false)
         }
 
-        const replyWith = (reply: (code: ReplyCode, value: unknown) => void, answer: ActorReply) => {
+        const replyWith = (replies: ForwardServer.Replies, requestId: unknown, answer: ActorReply) => {
           if (!isRefusal(answer)) {
             const [code, value] = outcomeReply(answer)
-            return reply(code, value)
+            return replies.send(requestId, code, value)
           }
-          if (answer._tag === "Overloaded") return reply(Reply.Overloaded, answer.retryAfterSeconds)
+          if (answer._tag === "Overloaded")
+            return replies.send(requestId, Reply.Overloaded, answer.retryAfterSeconds)
           // An actor stopping (lease lost, handed over, idle) or fenced is no owner any more:
           // the sender looks the owner up again. Nothing was decided, so that is safe.
-          if (answer.reason === "stopping" || answer.reason === "fenced") return reply(Reply.NotOwner, null)
-          return reply(Reply.Unavailable, answer.reason)
+          if (answer.reason === "stopping" || answer.reason === "fenced")
+            return replies.send(requestId, Reply.NotOwner, null)
+          return replies.send(requestId, Reply.Unavailable, answer.reason)
         }
 
         // Forwarded purchases: decided here only while this node owns the sale. An owned sale
         // is offered to its actor without a fiber; the owner's decision rate is the ceiling.
-        const answerForwarded: ForwardServer.ForwardHandler = (saleId, userId, reply) => {
+        const answerForwarded: ForwardServer.ForwardHandler = (saleId, userId, requestId, replies) => {
           const sale = saleId as SaleId
-          if (shuttingDown) return reply(Reply.NotOwner, null)
+          if (shuttingDown) return replies.send(requestId, Reply.NotOwner, null)
           const actor = owned.get(sale)
-          if (actor !== undefined) return actor.offer(userId as UserId, (answer) => replyWith(reply, answer))
+          if (actor !== undefined)
+            return actor.offer(userId as UserId, (answer) => replyWith(replies, requestId, answer))
           const inFlight = starting.get(sale)
-          if (inFlight === undefined) return reply(Reply.NotOwner, null)
+          if (inFlight === undefined) return replies.send(requestId, Reply.NotOwner, null)
           Effect.runCallback(Deferred.await(inFlight), {
             onExit: (exit) => {
               if (Exit.isSuccess(exit) && exit.value !== undefined)
-                return exit.value.offer(userId as UserId, (answer) => replyWith(reply, answer))
+                return exit.value.offer(userId as UserId, (answer) => replyWith(replies, requestId, answer))
               const failure = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
               if (failure?._tag === "Some" && failure.value._tag === "SaleNotFound")
-                return reply(Reply.SaleNotFound, null)
-              reply(Reply.NotOwner, null)
+                return replies.send(requestId, Reply.SaleNotFound, null)
+              replies.send(requestId, Reply.NotOwner, null)
             }
           })
         }
