@@ -111,7 +111,8 @@ export class Ownership extends Context.Service<
             await redis.connect()
             return redis
           }),
-          (redis) => Effect.promise(() => redis.quit().catch(() => redis.disconnect()))
+          // Not QUIT: with Redis away it would wait for a reconnection that may never come.
+          (redis) => Effect.sync(() => redis.disconnect())
         )
 
         const leaseKey = (saleId: SaleId) => `${prefix}lease:${saleId}`
