@@ -45,6 +45,13 @@ export class SaleRouter extends Context.Service<
     readonly purchase: (saleId: SaleId, userId: UserId) => Effect.Effect<Outcome, PurchaseError>
     /** The sale's actor, only while this node owns the sale and the actor runs. */
     readonly localActor: (saleId: SaleId) => SaleActor | undefined
+    /**
+     * For a caller outside any fiber (the HTTP fast path): when the sale is owned by another
+     * node whose route is cached, forwards the purchase and returns true; `reply` is then
+     * called exactly once, as `SaleActor.offer` would. False, untouched, otherwise: use
+     * `purchase`.
+     */
+    readonly forwardUnsafe: (saleId: SaleId, userId: UserId, reply: (answer: ActorReply) => void) => boolean
     /** The sale's current state for watchers (SSE): local memory, else the committed row. */
     readonly snapshot: (saleId: SaleId) => Effect.Effect<SaleSnapshot, SaleNotFound>
     /** host:port this node takes forwarded purchases on, if it does. */
@@ -205,6 +212,53 @@ export class SaleRouter extends Context.Service<
           return route(saleId, userId, false)
         }
 
+        // `route` for a caller outside any fiber: its answer, with SaleNotFound (impossible for
+        // a sale that had an owner a moment ago) reported as a retryable refusal.
+        const routeUnsafe = (saleId: SaleId, userId: UserId, reply: (answer: ActorReply) => void) =>
+          Effect.runCallback(route(saleId, userId, true), {
+            onExit: (exit) => {
+              if (Exit.isSuccess(exit)) return reply(exit.value)
+              const failure = Cause.findErrorOption(exit.cause)
+              if (failure._tag === "Some" && failure.value._tag !== "SaleNotFound")
+                return reply(failure.value)
+              reply(unavailable(saleId, "no_owner"))
+            }
+          })
+
+        // The fast path's remote twin: a purchase for a sale owned elsewhere, whose route is
+        // cached, leaves in the next frame without a fiber. Anything but a decision or a clean
+        // refusal (not the owner any more, not sent) takes the full route, once.
+        const forwardUnsafe = (
+          saleId: SaleId,
+          userId: UserId,
+          reply: (answer: ActorReply) => void
+        ): boolean => {
+          if (peers === undefined || shuttingDown) return false
+          const where = ownership.cached(saleId)
+          if (where === undefined || where._tag !== "Remote" || where.address === undefined) return false
+          peers.to(where.address).send(saleId, userId, (result) => {
+            if (result._tag === "Reply") {
+              const outcome = replyOutcome(result.code, result.value)
+              if (outcome !== undefined) return reply(outcome)
+              if (result.code === Reply.Overloaded)
+                return reply(new Overloaded({ saleId, retryAfterSeconds: Number(result.value) || 1 }))
+              if (result.code === Reply.Unavailable)
+                return reply(
+                  new PurchaseUnavailable({
+                    saleId,
+                    reason: result.value as PurchaseUnavailable["reason"],
+                    retryAfterSeconds
+                  })
+                )
+            }
+            ownership.forget(saleId)
+            // An unanswered message may have been decided: its outcome is unknown, not retried.
+            if (result._tag === "NoAnswer") return reply(unavailable(saleId, "owner_unreachable"))
+            routeUnsafe(saleId, userId, reply)
+          })
+          return true
+        }
+
         const replyWith = (replies: ForwardServer.Replies, requestId: unknown, answer: ActorReply) => {
           if (!isRefusal(answer)) {
             const [code, value] = outcomeReply(answer)
@@ -325,6 +379,7 @@ export class SaleRouter extends Context.Service<
         return SaleRouter.of({
           purchase,
           localActor: (saleId) => owned.get(saleId),
+          forwardUnsafe,
           snapshot,
           forwardAddress,
           ready: ownership.ready
