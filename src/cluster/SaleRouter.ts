@@ -47,11 +47,12 @@ export class SaleRouter extends Context.Service<
     readonly localActor: (saleId: SaleId) => SaleActor | undefined
     /**
      * For a caller outside any fiber (the HTTP fast path): when the sale is owned by another
-     * node whose route is cached, forwards the purchase and returns true; `reply` is then
-     * called exactly once, as `SaleActor.offer` would. False, untouched, otherwise: use
-     * `purchase`.
+     * node whose route is cached, a function that forwards one purchase there and calls
+     * `reply` exactly once, as `SaleActor.offer` does; undefined otherwise (use `purchase`).
      */
-    readonly forwardUnsafe: (saleId: SaleId, userId: UserId, reply: (answer: ActorReply) => void) => boolean
+    readonly forwarderFor: (
+      saleId: SaleId
+    ) => ((userId: UserId, reply: (answer: ActorReply) => void) => void) | undefined
     /** The sale's current state for watchers (SSE): local memory, else the committed row. */
     readonly snapshot: (saleId: SaleId) => Effect.Effect<SaleSnapshot, SaleNotFound>
     /** host:port this node takes forwarded purchases on, if it does. */
@@ -225,38 +226,35 @@ export class SaleRouter extends Context.Service<
             }
           })
 
-        // The fast path's remote twin: a purchase for a sale owned elsewhere, whose route is
-        // cached, leaves in the next frame without a fiber. Anything but a decision or a clean
-        // refusal (not the owner any more, not sent) takes the full route, once.
-        const forwardUnsafe = (
-          saleId: SaleId,
-          userId: UserId,
-          reply: (answer: ActorReply) => void
-        ): boolean => {
-          if (peers === undefined || shuttingDown) return false
+        // The fast path's remote twin: a sale owned elsewhere whose route is cached is sent in
+        // the next frame without a fiber. Anything but a decision or a clean refusal (not the
+        // owner any more, not sent) takes the full route, once.
+        const forwarderFor = (saleId: SaleId) => {
+          if (peers === undefined || shuttingDown) return undefined
           const where = ownership.cached(saleId)
-          if (where === undefined || where._tag !== "Remote" || where.address === undefined) return false
-          peers.to(where.address).send(saleId, userId, (result) => {
-            if (result._tag === "Reply") {
-              const outcome = replyOutcome(result.code, result.value)
-              if (outcome !== undefined) return reply(outcome)
-              if (result.code === Reply.Overloaded)
-                return reply(new Overloaded({ saleId, retryAfterSeconds: Number(result.value) || 1 }))
-              if (result.code === Reply.Unavailable)
-                return reply(
-                  new PurchaseUnavailable({
-                    saleId,
-                    reason: result.value as PurchaseUnavailable["reason"],
-                    retryAfterSeconds
-                  })
-                )
-            }
-            ownership.forget(saleId)
-            // An unanswered message may have been decided: its outcome is unknown, not retried.
-            if (result._tag === "NoAnswer") return reply(unavailable(saleId, "owner_unreachable"))
-            routeUnsafe(saleId, userId, reply)
-          })
-          return true
+          if (where === undefined || where._tag !== "Remote" || where.address === undefined) return undefined
+          const connection = peers.to(where.address)
+          return (userId: UserId, reply: (answer: ActorReply) => void) =>
+            connection.send(saleId, userId, (result) => {
+              if (result._tag === "Reply") {
+                const outcome = replyOutcome(result.code, result.value)
+                if (outcome !== undefined) return reply(outcome)
+                if (result.code === Reply.Overloaded)
+                  return reply(new Overloaded({ saleId, retryAfterSeconds: Number(result.value) || 1 }))
+                if (result.code === Reply.Unavailable)
+                  return reply(
+                    new PurchaseUnavailable({
+                      saleId,
+                      reason: result.value as PurchaseUnavailable["reason"],
+                      retryAfterSeconds
+                    })
+                  )
+              }
+              ownership.forget(saleId)
+              // An unanswered message may have been decided: its outcome is unknown, not retried.
+              if (result._tag === "NoAnswer") return reply(unavailable(saleId, "owner_unreachable"))
+              routeUnsafe(saleId, userId, reply)
+            })
         }
 
         const replyWith = (replies: ForwardServer.Replies, requestId: unknown, answer: ActorReply) => {
@@ -379,7 +377,7 @@ export class SaleRouter extends Context.Service<
         return SaleRouter.of({
           purchase,
           localActor: (saleId) => owned.get(saleId),
-          forwardUnsafe,
+          forwarderFor,
           snapshot,
           forwardAddress,
           ready: ownership.ready
