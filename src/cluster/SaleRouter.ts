@@ -87,6 +87,29 @@ export class SaleRouter extends Context.Service<
         const unavailable = (saleId: SaleId, reason: "no_owner" | "owner_unreachable" | "stopping") =>
           new PurchaseUnavailable({ saleId, reason, retryAfterSeconds })
 
+        /** An owner's reply as this node's caller gets it; undefined for "not the owner". */
+        const answerOf = (
+          saleId: SaleId,
+          code: number,
+          value: unknown
+        ): ActorReply | SaleNotFound | undefined => {
+          const outcome = replyOutcome(code, value)
+          if (outcome !== undefined) return outcome
+          switch (code) {
+            case Reply.SaleNotFound:
+              return new SaleNotFound({ saleId })
+            case Reply.Overloaded:
+              return new Overloaded({ saleId, retryAfterSeconds: Number(value) || 1 })
+            case Reply.Unavailable:
+              return new PurchaseUnavailable({
+                saleId,
+                reason: value as PurchaseUnavailable["reason"],
+                retryAfterSeconds
+              })
+          }
+          return undefined
+        }
+
         // A lost lease stops the actor at once; anything it commits from now on is checked
         // against the epoch, so a newer owner makes it harmless.
         ownership.onLost((saleId) => {
@@ -180,20 +203,14 @@ export class SaleRouter extends Context.Service<
             }
             const result = yield* forward(saleId, userId, where.address)
             if (result._tag === "Reply") {
-              const outcome = replyOutcome(result.code, result.value)
-              if (outcome !== undefined) return outcome
-              switch (result.code) {
-                case Reply.SaleNotFound:
-                  return yield* new SaleNotFound({ saleId })
-                case Reply.Overloaded:
-                  return yield* new Overloaded({ saleId, retryAfterSeconds: Number(result.value) || 1 })
-                case Reply.Unavailable:
-                  return yield* new PurchaseUnavailable({
-                    saleId,
-                    reason: result.value as PurchaseUnavailable["reason"],
-                    retryAfterSeconds
-                  })
-              }
+              const answer = answerOf(saleId, result.code, result.value)
+              if (
+                answer instanceof SaleNotFound ||
+                answer instanceof Overloaded ||
+                answer instanceof PurchaseUnavailable
+              )
+                return yield* answer
+              if (answer !== undefined) return answer
               // Not the owner (any more): look the owner up again and retry, once.
               ownership.forget(saleId)
               if (retried) return yield* unavailable(saleId, "no_owner")
@@ -237,18 +254,9 @@ export class SaleRouter extends Context.Service<
           return (userId: UserId, reply: (answer: ActorReply) => void) =>
             connection.send(saleId, userId, (result) => {
               if (result._tag === "Reply") {
-                const outcome = replyOutcome(result.code, result.value)
-                if (outcome !== undefined) return reply(outcome)
-                if (result.code === Reply.Overloaded)
-                  return reply(new Overloaded({ saleId, retryAfterSeconds: Number(result.value) || 1 }))
-                if (result.code === Reply.Unavailable)
-                  return reply(
-                    new PurchaseUnavailable({
-                      saleId,
-                      reason: result.value as PurchaseUnavailable["reason"],
-                      retryAfterSeconds
-                    })
-                  )
+                const answer = answerOf(saleId, result.code, result.value)
+                if (answer instanceof SaleNotFound) return reply(unavailable(saleId, "no_owner"))
+                if (answer !== undefined) return reply(answer)
               }
               ownership.forget(saleId)
               // An unanswered message may have been decided: its outcome is unknown, not retried.
