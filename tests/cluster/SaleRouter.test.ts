@@ -47,35 +47,37 @@ const forwarded = (router: SaleRouter["Service"], saleId: SaleId, userId: UserId
   })
 
 describe("SaleRouter across two nodes", () => {
-  it.live("the first node asked owns the sale; the other forwards, by fiber or without one (forwarderFor)", () =>
-    Effect.gen(function* () {
-      const { a, b, storage } = yield* twoNodes
-      const saleId = yield* makeSale(3).pipe(Effect.provideContext(storage))
-      const users = yield* makeUsers(5).pipe(Effect.provideContext(storage))
+  it.live(
+    "the first node asked owns the sale; the other forwards, by fiber or without one (forwarderFor)",
+    () =>
+      Effect.gen(function* () {
+        const { a, b, storage } = yield* twoNodes
+        const saleId = yield* makeSale(3).pipe(Effect.provideContext(storage))
+        const users = yield* makeUsers(5).pipe(Effect.provideContext(storage))
 
-      // Nobody owns it: node A takes it over on its first purchase.
-      assert.strictEqual((yield* a.purchase(saleId, users[0]!))._tag, "Accepted")
-      assert.isDefined(a.localActor(saleId))
-      assert.isUndefined(b.localActor(saleId))
-      // B has no route yet: the fiberless path declines, the Effect path looks the owner up.
-      assert.strictEqual(yield* forwarded(b, saleId, users[1]!), "declined")
-      assert.strictEqual((yield* b.purchase(saleId, users[1]!))._tag, "Accepted")
-      // Now the route is cached: the fiberless path forwards.
-      const third = yield* forwarded(b, saleId, users[2]!)
-      assert.strictEqual(third !== "declined" && third._tag, "Accepted")
-      const soldOut = yield* forwarded(b, saleId, users[3]!)
-      assert.strictEqual(soldOut !== "declined" && soldOut._tag, "SoldOut")
-      const again = yield* b.purchase(saleId, users[0]!)
-      assert.strictEqual(again._tag, "AlreadyPurchased")
-      // The owner's own sale never takes the remote path.
-      assert.strictEqual(yield* forwarded(a, saleId, users[4]!), "declined")
+        // Nobody owns it: node A takes it over on its first purchase.
+        assert.strictEqual((yield* a.purchase(saleId, users[0]!))._tag, "Accepted")
+        assert.isDefined(a.localActor(saleId))
+        assert.isUndefined(b.localActor(saleId))
+        // B has no route yet: the fiberless path declines, the Effect path looks the owner up.
+        assert.strictEqual(yield* forwarded(b, saleId, users[1]!), "declined")
+        assert.strictEqual((yield* b.purchase(saleId, users[1]!))._tag, "Accepted")
+        // Now the route is cached: the fiberless path forwards.
+        const third = yield* forwarded(b, saleId, users[2]!)
+        assert.strictEqual(third !== "declined" && third._tag, "Accepted")
+        const soldOut = yield* forwarded(b, saleId, users[3]!)
+        assert.strictEqual(soldOut !== "declined" && soldOut._tag, "SoldOut")
+        const again = yield* b.purchase(saleId, users[0]!)
+        assert.strictEqual(again._tag, "AlreadyPurchased")
+        // The owner's own sale never takes the remote path.
+        assert.strictEqual(yield* forwarded(a, saleId, users[4]!), "declined")
 
-      const record = yield* Effect.flatMap(Audit, (audit) => audit.read(saleId)).pipe(
-        Effect.provideContext(storage)
-      )
-      const report = checkInvariants(record, new Map())
-      assert.strictEqual(report.committed, 3)
-      assert.strictEqual(violations(report), 0)
-    }).pipe(Effect.scoped)
+        const record = yield* Effect.flatMap(Audit, (audit) => audit.read(saleId)).pipe(
+          Effect.provideContext(storage)
+        )
+        const report = checkInvariants(record, new Map())
+        assert.strictEqual(report.committed, 3)
+        assert.strictEqual(violations(report), 0)
+      }).pipe(Effect.scoped)
   )
 })
