@@ -19,11 +19,12 @@ const errorTag = { 409: "Conflict", 429: "TooManyRequests", 503: "Unavailable" }
 /**
  * The purchase endpoint (`POST /api/sales/:saleId/purchases`, as the HttpApi states it)
  * served straight from node:http when the request is the common, well-formed case: a
- * valid token, a sale this node owns and whose actor runs here, a small body. Measured on this
+ * valid token, a sale whose actor runs here (or whose owner elsewhere is known: the purchase
+ * is forwarded to it), a small body. Measured on this
  * machine, the framework's own per-request layers cost more than the whole decision, and a
  * flash sale is almost nothing but this one request.
  *
- * Anything else (no or bad token, unknown or remote sale, big or chunked body, a CORS
+ * Anything else (no or bad token, a sale nobody is known to own, big or chunked body, a CORS
  * request) is declined and goes to the HttpApi handler, which answers it with the same
  * `PurchaseAnswer` and shapes every error; so the contract has one definition.
  */
@@ -35,7 +36,11 @@ export class FastPurchase extends Context.Service<
   }
 >()("mincommerce/http/FastPurchase") {
   static readonly make = (options: {
-    readonly localActor: (saleId: SaleId) => SaleActor | undefined
+    /**
+     * How to offer a purchase for the sale without a fiber: its actor here, or a forward to
+     * the owner whose route is known; undefined sends the request the long way.
+     */
+    readonly offerTo: (saleId: SaleId) => SaleActor["offer"] | undefined
     readonly verify: (token: string) => Session | undefined
     readonly limits: Limits["Service"]
     readonly maxBodyBytes: number
@@ -79,8 +84,8 @@ export class FastPurchase extends Context.Service<
       if (authorization === undefined || !authorization.startsWith("Bearer ")) return false
       const session = options.verify(authorization.slice(7))
       if (session === undefined) return false
-      const actor = options.localActor(saleId)
-      if (actor === undefined) return false
+      const offer = options.offerTo(saleId)
+      if (offer === undefined) return false
 
       const address = request.socket.remoteAddress ?? "unknown"
       const limited = Effect.runSyncExit(options.limits.takeFor(address, session.userId))
@@ -104,7 +109,7 @@ export class FastPurchase extends Context.Service<
 
       // The endpoint takes no payload: whatever was sent is read and dropped.
       request.resume()
-      actor.offer(session.userId, (reply) => {
+      offer(session.userId, (reply) => {
         if (!isRefusal(reply)) countOutcomeUnsafe(reply._tag)
         answer(request, response, purchaseAnswer(saleId, reply), url)
       })
@@ -122,12 +127,8 @@ export class FastPurchase extends Context.Service<
         const router = yield* SaleRouter
         const tokens = yield* Tokens
         const limits = yield* Limits
-        return FastPurchase.make({
-          ...options,
-          localActor: router.localActor,
-          verify: tokens.verifyUnsafe,
-          limits
-        })
+        const offerTo = (saleId: SaleId) => router.localActor(saleId)?.offer ?? router.forwarderFor(saleId)
+        return FastPurchase.make({ ...options, offerTo, verify: tokens.verifyUnsafe, limits })
       })
     )
 
