@@ -24,7 +24,16 @@ export class Database extends Context.Service<
     Layer.succeed(Database, Database.of({ mode: "server", location: describeUrl(Redacted.value(url)) })).pipe(
       Layer.merge(
         Migrations.layer.pipe(
-          Layer.provideMerge(PgClient.layer({ url, maxConnections: options.maxConnections ?? 10 }))
+          Layer.provideMerge(
+            PgClient.layer({
+              url,
+              maxConnections: options.maxConnections ?? 10,
+              // A node paused inside a commit (SIGSTOP, a stalled VM) would hold its sale's stock
+              // row, and with it the next owner's takeover, for as long as it sleeps. Our
+              // transactions never wait on their client for long: the server ends such a one.
+              startupParameters: { idle_in_transaction_session_timeout: "5000" }
+            })
+          )
         )
       )
     )
