@@ -271,7 +271,7 @@ export const make = Effect.fnUntraced(function* (
   // Up to `commitsInFlight` batches commit at once (each on its own connection): while one
   // waits for PostgreSQL, the next is built and sent, and the database's inserts overlap. A
   // batch is taken only when a slot is free, so batches keep growing while all are busy.
-  const inFlight = options.commitsInFlight ?? 2
+  const inFlight = options.commitsInFlight ?? 3
   const slots = yield* Semaphore.make(inFlight)
   const writer = Effect.gen(function* () {
     while (true) {
