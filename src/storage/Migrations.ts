@@ -98,13 +98,21 @@ const pipelinedCommits = Effect.gen(function* () {
     )`
 })
 
+// The audit log is appended to in batches and read only by sale and outcome: a surrogate key
+// would cost a sequence step and an index entry per decision and serve no query.
+const auditWithoutSurrogateKey = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE purchase_attempts DROP COLUMN id`
+})
+
 /** Brings the schema up to date; a node serves nothing before this has run. */
 export const Migrations = {
   layer: PgMigrator.layer({
     loader: PgMigrator.fromRecord({
       "0001_schema": schema,
       "0002_batch_stamp": batchStamp,
-      "0003_pipelined_commits": pipelinedCommits
+      "0003_pipelined_commits": pipelinedCommits,
+      "0004_audit_without_surrogate_key": auditWithoutSurrogateKey
     })
   }).pipe(Layer.provide(NodeServices.layer))
 }
