@@ -136,7 +136,7 @@ export const markdown = (result: BenchResult, chartFile: string | undefined): st
   }
   out.push(
     "",
-    `All baselines verify the same HS256 bearer token with the same library and claim schema as MinCommerce, check the sale id, refuse bodies over 16 KiB, check the sale's window (its row cached for at most a second), use a \`pg\` pool of ${settings.poolSize} connections, answer with MinCommerce's status codes and bodies, and write the same \`orders\` rows; none sleeps or retries. The invariant check is the one the tests use (\`checkInvariants\` in \`src/storage/Audit.ts\`): every 2xx answer's order id must be a row for that buyer, no buyer twice, no more orders than units, and the stock of record (PostgreSQL's stock row; Redis's counter for the Redis design) equal to units minus orders; the bench adds that no buyer told no (a 4xx) has an order.`,
+    `All baselines verify the HS256 bearer token with MinCommerce's own \`Tokens\` (\`src/http/Tokens.ts\`), check the sale id, refuse bodies over 16 KiB, check the sale's window (its row cached for at most a second), use a \`pg\` pool of ${settings.poolSize} connections, answer with MinCommerce's status codes and bodies, and write the same \`orders\` rows; none sleeps or retries. The invariant check is the one the tests use (\`checkInvariants\` in \`src/storage/Audit.ts\`): every 2xx answer's order id must be a row for that buyer, no buyer twice, no more orders than units, and the stock of record (PostgreSQL's stock row; Redis's counter for the Redis design) equal to units minus orders; the bench adds that no buyer told no (a 4xx) has an order.`,
     ""
   )
   return out.join("\n")

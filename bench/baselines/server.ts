@@ -1,16 +1,16 @@
 /**
  * What every lock-based baseline shares: a bare node:http server for
- * `POST /api/sales/:saleId/purchases` with MinCommerce's validation and answers (HS256 bearer
- * token verified with the same library, cache and claim schema; the sale id checked as a UUID;
+ * `POST /api/sales/:saleId/purchases` with MinCommerce's validation and answers (the HS256 bearer
+ * token verified by MinCommerce's own `Tokens`; the sale id checked as a UUID;
  * a body over 16 KiB refused; the sale's window checked), a `pg` connection pool, and the
  * sale's row read once a second at most. Only `purchase` differs between designs.
  */
-import { Option, Schema } from "effect"
-import { createVerifier } from "fast-jwt"
+import { Schema } from "effect"
 import { randomUUID } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import pg from "pg"
-import { type OrderId, type SaleId, SaleId as SaleIdSchema, UserId } from "../../src/domain/Ids.ts"
+import { type OrderId, type SaleId, SaleId as SaleIdSchema, type UserId } from "../../src/domain/Ids.ts"
+import { Tokens } from "../../src/http/Tokens.ts"
 
 export interface Sale {
   readonly saleId: SaleId
@@ -29,8 +29,6 @@ export type Answer =
 
 export type Purchase = (sale: Sale, userId: UserId, orderId: OrderId) => Promise<Answer>
 
-const Claims = Schema.Struct({ sub: UserId, email: Schema.String, admin: Schema.Boolean })
-const decodeClaims = Schema.decodeUnknownOption(Claims)
 const isSaleId = Schema.is(SaleIdSchema)
 const purchasePath = /^\/api\/sales\/([^/?#]+)\/purchases$/
 const maxBodyBytes = 16 * 1024
@@ -75,16 +73,16 @@ export const servePurchases = (options: {
   readonly prepareSale?: (sale: Sale, available: number) => Promise<void>
 }) => {
   const { secret, port } = settings()
-  const check = createVerifier({ key: Buffer.from(secret), algorithms: ["HS256"], cache: 100_000 })
-  const userOf = (authorization: string | undefined): UserId | undefined => {
-    if (authorization === undefined || !authorization.startsWith("Bearer ")) return undefined
-    try {
-      const claims = decodeClaims(check(authorization.slice(7)))
-      return Option.isSome(claims) ? claims.value.sub : undefined
-    } catch {
-      return undefined
-    }
-  }
+  // MinCommerce's own token check, so the validation cannot drift apart.
+  const tokens = Tokens.make({
+    secret: new TextEncoder().encode(secret),
+    admins: new Set(),
+    ttlSeconds: 3_600
+  })
+  const userOf = (authorization: string | undefined): UserId | undefined =>
+    authorization === undefined || !authorization.startsWith("Bearer ")
+      ? undefined
+      : tokens.verifyUnsafe(authorization.slice(7))?.userId
 
   const sales = new Map<SaleId, { readonly at: number; readonly sale: Promise<Sale | undefined> }>()
   const prepared = new Map<SaleId, Promise<void>>()
