@@ -67,6 +67,11 @@ export interface SaleActor {
   readonly view: (now: number) => SaleView
   /** Stops taking purchases, decides what is queued, commits what is staged, then ends. */
   readonly stop: Effect.Effect<StopReason>
+  /**
+   * Stops deciding at once, for an owner that lost its lease: what is queued is refused with
+   * a retryable error, undecided; what was decided already is committed (or, fenced, refused).
+   */
+  readonly relinquish: Effect.Effect<StopReason>
   /** Completes when the actor has stopped, for whatever reason. */
   readonly stopped: Effect.Effect<StopReason>
 }
@@ -116,6 +121,8 @@ export const make = Effect.fnUntraced(function* (
   // Set once the actor must refuse work: fenced by a newer owner, or unable to reach the database.
   let halted: "fenced" | "failed" | undefined
   let stopping = false
+  // Set by `relinquish`: queued purchases are refused instead of decided.
+  let relinquished = false
   const stopped = yield* Deferred.make<StopReason>()
   const mailbox = yield* Queue.dropping<Envelope, Cause.Done>(options.mailboxCapacity)
   // Bounded: when the database falls behind, the decider waits, the mailbox fills, and
@@ -136,10 +143,9 @@ export const make = Effect.fnUntraced(function* (
   }
 
   const decideAll = (envelopes: ReadonlyArray<Envelope>, now: number): Array<Staged> => {
-    const staged = new Array<Staged>(envelopes.length)
-    for (let i = 0; i < envelopes.length; i++) {
-      const envelope = envelopes[i]!
-      if (halted !== undefined) {
+    const staged: Array<Staged> = []
+    for (const envelope of envelopes) {
+      if (halted !== undefined || relinquished) {
         refuse(envelope)
         continue
       }
@@ -151,17 +157,17 @@ export const make = Effect.fnUntraced(function* (
         at: now
       }
       if (outcome._tag === "Accepted") {
-        staged[i] = {
+        staged.push({
           attempt,
           order: { orderId: outcome.orderId, userId: envelope.userId, at: now },
           envelope
-        }
+        })
       } else {
         answerRejection(envelope, outcome)
-        staged[i] = { attempt, order: undefined, envelope: undefined }
+        staged.push({ attempt, order: undefined, envelope: undefined })
       }
     }
-    return halted !== undefined ? [] : staged
+    return staged
   }
 
   const decider = Effect.gen(function* () {
@@ -307,6 +313,11 @@ export const make = Effect.fnUntraced(function* (
   // Added after the fibers, so it runs before they are interrupted: closing the scope drains.
   yield* Effect.addFinalizer(() => stop)
 
+  const relinquish = Effect.suspend(() => {
+    relinquished = true
+    return stop
+  })
+
   const offer = (userId: UserId, reply: (answer: Reply) => void) => {
     const envelope: Envelope = { userId, orderId: randomUUID() as OrderId, resume: reply }
     if (Queue.offerUnsafe(mailbox, envelope)) return
@@ -338,6 +349,7 @@ export const make = Effect.fnUntraced(function* (
       mailboxDepth: Queue.sizeUnsafe(mailbox)
     }),
     stop,
+    relinquish,
     stopped: Deferred.await(stopped)
   }
   return actor

@@ -117,9 +117,10 @@ export class SaleRouter extends Context.Service<
           if (actor === undefined) return
           owned.delete(saleId)
           runFork(
-            Effect.logWarning("lease lost; stopping the sale's actor", { saleId, epoch: actor.epoch }).pipe(
-              Effect.andThen(actor.stop)
-            )
+            Effect.logWarning("lease lost; the sale's actor refuses what is queued and stops", {
+              saleId,
+              epoch: actor.epoch
+            }).pipe(Effect.andThen(actor.relinquish))
           )
         })
 

@@ -3,6 +3,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Cause, Effect, Exit, Fiber, Layer, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { SqlClient } from "effect/sql"
+import { isRefusal, type Reply as ActorReply } from "../../src/actors/SaleActor.ts"
 import { SaleRegistry, type RegistryOptions } from "../../src/actors/SaleRegistry.ts"
 import type { Overloaded, PurchaseUnavailable } from "../../src/domain/Errors.ts"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
@@ -193,6 +194,39 @@ layer(Storage, { timeout: 120_000, excludeTestServices: true })(
         assert.strictEqual(report.committed, tags.Accepted ?? 0)
         assert.strictEqual(violations(report), 0)
         assert.strictEqual(report.unconfirmedRows, 0)
+      }).pipe(withRegistry())
+    )
+
+    it.effect("relinquishes at once: what is queued is refused undecided, what was decided is kept", () =>
+      Effect.gen(function* () {
+        const registry = yield* SaleRegistry
+        const users = yield* makeUsers(3_000)
+        const saleId = yield* makeSale(2_000)
+        const actor = yield* registry.actor(saleId)
+        const replies: Array<readonly [UserId, ActorReply]> = []
+        // Offered without a fiber, then relinquished before the decider has run.
+        for (const userId of users) actor.offer(userId, (reply) => replies.push([userId, reply]))
+        const reason = yield* actor.relinquish
+        assert.strictEqual(reason, "stopped")
+        assert.strictEqual(replies.length, 3_000, "every buyer was answered")
+        const refused = replies.filter(([, reply]) => isRefusal(reply))
+        assert.isAbove(refused.length, 0, "the queue was decided before the actor let go")
+        for (const [, reply] of refused) {
+          assert.strictEqual(reply._tag, "PurchaseUnavailable")
+          assert.strictEqual((reply as PurchaseUnavailable).reason, "stopping")
+        }
+        const confirmed = new Map<OrderId, UserId>()
+        for (const [userId, reply] of replies)
+          if (reply._tag === "Accepted") confirmed.set(reply.orderId, userId)
+        const report = yield* auditSale(saleId, confirmed)
+        assert.strictEqual(report.committed, confirmed.size)
+        assert.strictEqual(violations(report), 0)
+        assert.strictEqual(report.unconfirmedRows, 0)
+        // Nothing of a refused buyer was written, not even an audit record.
+        const sql = yield* SqlClient.SqlClient
+        const audited = yield* sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId}`
+        assert.strictEqual(audited[0]!.n, replies.length - refused.length)
       }).pipe(withRegistry())
     )
 
