@@ -161,7 +161,8 @@ export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
             byOutcome: stats.byOutcome,
             committed: stats.committed,
             soldOutAt: stats.soldOutAt === null ? null : new Date(stats.soldOutAt).toISOString(),
-            recentPurchasesPerSecond: stats.recentPerSecond
+            recentPurchasesPerSecond: stats.recentPerSecond,
+            commitLatencyMillis: stats.commitMillis
           }
         })
       )

@@ -205,7 +205,9 @@ export const SaleStats = Schema.Struct({
   byOutcome: Schema.Record(Schema.String, Schema.Int),
   committed: Schema.Int,
   soldOutAt: Schema.NullOr(Schema.String),
-  recentPurchasesPerSecond: Schema.Number
+  recentPurchasesPerSecond: Schema.Number,
+  /** Duration of the sale's batch transactions on the database, BEGIN to COMMIT; null before any. */
+  commitLatencyMillis: Schema.NullOr(Schema.Struct({ p50: Schema.Number, p99: Schema.Number }))
 })
 
 /** Admin role only: a signed-in non-admin gets 403. */

@@ -28,6 +28,8 @@ export interface SaleStats {
   readonly soldOutAt: number | null
   /** Orders committed over the last ten seconds, per second. */
   readonly recentPerSecond: number
+  /** Server-side duration of the sale's batch transactions, in ms; null before any commit. */
+  readonly commitMillis: { readonly p50: number; readonly p99: number } | null
 }
 
 export interface NewSale {
@@ -214,8 +216,15 @@ export class Catalog extends Context.Service<
                  (SELECT (extract(epoch FROM sold_out_at) * 1000)::float8 FROM flash_sales WHERE id = ${saleId})
                    AS "soldOutAt"
           FROM orders o WHERE o.sale_id = ${saleId}`
+        const latency = yield* sql<{ p50: number | null; p99: number | null }>`
+          SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY millis)::float8 AS p50,
+                 percentile_cont(0.99) WITHIN GROUP (ORDER BY millis)::float8 AS p99
+          FROM commit_batches WHERE sale_id = ${saleId} AND millis IS NOT NULL`
+        const p50 = latency[0]?.p50 ?? null
+        const p99 = latency[0]?.p99 ?? null
         const byOutcome = Object.fromEntries(outcomes.map((row) => [row.outcome, row.n]))
         return {
+          commitMillis: p50 === null || p99 === null ? null : { p50, p99 },
           attempts: outcomes.reduce((sum, row) => sum + row.n, 0),
           byOutcome,
           committed: orders[0]?.committed ?? 0,

@@ -105,6 +105,14 @@ const auditWithoutSurrogateKey = Effect.gen(function* () {
   yield* sql`ALTER TABLE purchase_attempts DROP COLUMN id`
 })
 
+// How long each batch's transaction ran on the server, from BEGIN to just before COMMIT: the
+// sale's commit latency percentiles, whichever node committed.
+const batchDurations = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE commit_batches ADD COLUMN millis real`
+  yield* sql`CREATE INDEX commit_batches_sale ON commit_batches (sale_id, committed_at)`
+})
+
 /** Brings the schema up to date; a node serves nothing before this has run. */
 export const Migrations = {
   layer: PgMigrator.layer({
@@ -112,7 +120,8 @@ export const Migrations = {
       "0001_schema": schema,
       "0002_batch_stamp": batchStamp,
       "0003_pipelined_commits": pipelinedCommits,
-      "0004_audit_without_surrogate_key": auditWithoutSurrogateKey
+      "0004_audit_without_surrogate_key": auditWithoutSurrogateKey,
+      "0005_batch_durations": batchDurations
     })
   }).pipe(Layer.provide(NodeServices.layer))
 }

@@ -165,9 +165,6 @@ export class OrderStore extends Context.Service<
             SELECT ${batch.saleId}, a.user_id, a.outcome, to_timestamp(a.at / 1000.0)
             FROM unnest(${users}::uuid[], ${outcomes}::text[], ${times}::float8[]) AS a (user_id, outcome, at)`
         }
-        yield* sql`
-          INSERT INTO commit_batches (batch_id, sale_id, owner_epoch, orders)
-          VALUES (${batch.batchId}, ${batch.saleId}, ${batch.epoch}, ${taken})`
         const fenced = yield* sql<{ available: number }>`
           UPDATE stocks SET available = available - ${taken}, updated_at = now()
           WHERE sale_id = ${batch.saleId} AND owner_epoch = ${batch.epoch} AND available >= ${taken}
@@ -183,6 +180,11 @@ export class OrderStore extends Context.Service<
           }
           return yield* new StaleEpoch({ saleId: batch.saleId, epoch: batch.epoch })
         }
+        // Last, so its clock reading covers the whole transaction but the COMMIT itself.
+        yield* sql`
+          INSERT INTO commit_batches (batch_id, sale_id, owner_epoch, orders, millis)
+          VALUES (${batch.batchId}, ${batch.saleId}, ${batch.epoch}, ${taken},
+                  extract(epoch FROM clock_timestamp() - now()) * 1000)`
         if (taken > 0 && after.available === 0) {
           yield* sql`
             UPDATE flash_sales SET sold_out_at = now()

@@ -753,6 +753,15 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
       assert.deepStrictEqual(stats.byOutcome, { accepted: 1, sold_out: 1 })
       assert.isString(stats.soldOutAt)
       assert.isBelow(Math.abs(Date.parse(stats.soldOutAt!) - Date.now()), 60_000)
+      // Each batch's transaction time on the database, as percentiles over the sale's batches.
+      const latency = stats.commitLatencyMillis
+      assert.isNotNull(latency)
+      assert.isAtLeast(latency!.p50, 0)
+      assert.isAtLeast(latency!.p99, latency!.p50)
+      assert.isBelow(latency!.p99, 10_000)
+      const fresh = yield* makeSale(3)
+      const untouched = yield* boss.api.admin.saleStats({ params: { saleId: fresh } })
+      assert.isNull(untouched.commitLatencyMillis, "no batch committed, no latency")
       yield* assertInvariants(saleId, new Map([[bought.orderId, xan.userId]]))
     })
   )
