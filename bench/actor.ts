@@ -2,7 +2,7 @@
  * `npm run bench:actor`: the sale actor's throughput, with a lock-per-purchase baseline
  * measured in the same run on the same PostgreSQL. Prints figures; fails only when an
  * invariant is broken. Options: --quick, --stock N, --buyers N, --batch N (most orders per
- * commit, default 2000), --in-flight N (commits in flight at once, default 3). It runs in a fresh database
+ * commit, default 4000), --in-flight N (commits in flight at once, default 3). It runs in a fresh database
  * on the server at TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -146,7 +146,7 @@ const measureActor = Effect.gen(function* () {
       Effect.sync(() =>
         SaleRegistry.make({
           mailboxCapacity: 50_000,
-          maxBatchSize: Number(args.batch ?? 2_000),
+          maxBatchSize: Number(args.batch ?? 4_000),
           commitsInFlight: Number(args["in-flight"] ?? 3),
           idleMillis: 600_000,
           onCommit: (commit) => commits.push(commit)

@@ -13,7 +13,7 @@ const positiveInt = (name: string) =>
 
 export const actorSettings = Config.all({
   mailboxCapacity: positiveInt("MAILBOX_CAPACITY").pipe(Config.withDefault(10_000)),
-  maxBatchSize: positiveInt("MAX_BATCH_SIZE").pipe(Config.withDefault(2_000)),
+  maxBatchSize: positiveInt("MAX_BATCH_SIZE").pipe(Config.withDefault(4_000)),
   /** Group commits of one sale in flight at once, each in its own transaction. */
   commitsInFlight: positiveInt("COMMITS_IN_FLIGHT").pipe(Config.withDefault(3)),
   idleSeconds: positiveInt("ACTOR_IDLE_SECONDS").pipe(Config.withDefault(300))
