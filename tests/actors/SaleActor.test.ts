@@ -1,6 +1,6 @@
 import { assert, layer } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
-import { Cause, Effect, Exit, Fiber, Layer, Redacted } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { SqlClient } from "effect/sql"
 import { isRefusal, type Reply as ActorReply } from "../../src/actors/SaleActor.ts"
@@ -256,11 +256,14 @@ layer(Storage, { timeout: 120_000, excludeTestServices: true })(
                 yield* Effect.sleep("5 millis")
               }
             })
+          // Armed before the first buyer, so even a quick run has its connections cut.
+          const armed = yield* Deferred.make<void>()
           const killer = Effect.scoped(
             Effect.gen(function* () {
               const admin = yield* PgClient.make({ url: Redacted.make(adminUrl), maxConnections: 1 })
+              yield* Deferred.succeed(armed, undefined)
               let kills = 0
-              while (!done && (kills < 5 || commitFailures === 0) && kills < 500) {
+              while ((!done || kills === 0) && (kills < 5 || commitFailures === 0) && kills < 500) {
                 yield* Effect.sleep("15 millis")
                 yield* admin`
                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -271,6 +274,7 @@ layer(Storage, { timeout: 120_000, excludeTestServices: true })(
             })
           ).pipe(Effect.provide(Reactivity.layer))
           const killing = yield* Effect.forkChild(killer)
+          yield* Deferred.await(armed)
           yield* Effect.forEach(users, buyer, { concurrency: 400, discard: true })
           done = true
           const kills = yield* Fiber.join(killing)
@@ -299,7 +303,8 @@ layer(Storage, { timeout: 120_000, excludeTestServices: true })(
           )
           assert.strictEqual(byOutcome.accepted, 1_000)
           assert.strictEqual(byOutcome.commit_failed, commitFailures)
-        }).pipe(withRegistry())
+          // Small batches: many commits to cut, however fast this machine sells.
+        }).pipe(withRegistry({ ...options, maxBatchSize: 50 }))
       )
     }
   }
