@@ -9,15 +9,17 @@
  * Options: --quick (a smoke run of a few seconds per design), --designs a,b (of: mincommerce,
  * mincommerce-3, row-lock, advisory-lock, redis-decrement, ceiling), --stock N, --buyers N,
  * --connections 64,256, --duration S, --runs N, --warmup S, --pool N (connections in each
- * baseline's pg pool, default 20), --docs.
+ * baseline's pg pool, default 20), --docs, --render FILE.json (report and chart again from a
+ * run's data, without measuring).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Effect, Exit, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, totalmem } from "node:os"
+import { basename } from "node:path"
 import { parseArgs } from "node:util"
 import type { SaleId } from "../src/domain/Ids.ts"
 import { Audit } from "../src/storage/Audit.ts"
@@ -49,6 +51,7 @@ const { values: args } = parseArgs({
     runs: { type: "string" },
     warmup: { type: "string" },
     pool: { type: "string" },
+    render: { type: "string" },
     docs: { type: "boolean", default: false }
   }
 })
@@ -104,6 +107,33 @@ const dropRedisKeys = (prefix: string) =>
     } finally {
       redis.disconnect()
     }
+  })
+
+/** Writes the report, the chart and the data to bench/results/ (and, with --docs, docs/). */
+const publish = (result: BenchResult, name: string) =>
+  Effect.gen(function* () {
+    const folder = new URL("./results/", import.meta.url)
+    mkdirSync(folder, { recursive: true })
+    const svg = yield* Effect.promise(() => chartSvg(result, Math.max(...result.settings.connections)))
+    writeFileSync(new URL(`${name}.svg`, folder), svg)
+    writeFileSync(new URL(`${name}.json`, folder), `${JSON.stringify(result, null, 2)}\n`)
+    writeFileSync(new URL(`${name}.md`, folder), markdown(result, `${name}.svg`))
+    console.log(`\nreport: bench/results/${name}.md (chart ${name}.svg, data ${name}.json)`)
+    if (args.docs === true) {
+      const docs = new URL("../docs/", import.meta.url)
+      mkdirSync(docs, { recursive: true })
+      writeFileSync(new URL("bench.svg", docs), svg)
+      writeFileSync(new URL("bench.md", docs), markdown(result, "bench.svg"))
+      console.log("copied to docs/bench.md and docs/bench.svg")
+    }
+  })
+
+/** --render FILE.json: the report and chart again from a run's data, without measuring. */
+const render = (file: string) =>
+  Effect.gen(function* () {
+    const result = JSON.parse(readFileSync(file, "utf8")) as BenchResult
+    console.log(consoleSummary(result))
+    yield* publish(result, basename(file, ".json"))
   })
 
 const program = Effect.gen(function* () {
@@ -210,7 +240,8 @@ const program = Effect.gen(function* () {
           const record = yield* settledRecord(saleId, running)
           invariants = checkRun(record, phase.confirmed, phase.refused)
         }
-        const soldOut = invariants !== undefined && invariants.committed >= settings.stock
+        // Sold out as the buyers saw it: every unit answered 201 within the run.
+        const soldOut = design.checked && phase.purchased >= settings.stock
         byConnections.set(connections, {
           seconds: phase.seconds,
           requests: phase.requests,
@@ -297,22 +328,7 @@ const program = Effect.gen(function* () {
   }
   console.log(consoleSummary(result))
 
-  const stamp = finishedAt.replace(/[:.]/g, "-").slice(0, 19)
-  const folder = new URL("./results/", import.meta.url)
-  mkdirSync(folder, { recursive: true })
-  const name = `bench-${stamp}${quick ? "-quick" : ""}`
-  const svg = yield* Effect.promise(() => chartSvg(result, Math.max(...settings.connections)))
-  writeFileSync(new URL(`${name}.svg`, folder), svg)
-  writeFileSync(new URL(`${name}.json`, folder), `${JSON.stringify(result, null, 2)}\n`)
-  writeFileSync(new URL(`${name}.md`, folder), markdown(result, `${name}.svg`))
-  console.log(`\nreport: bench/results/${name}.md (chart ${name}.svg, data ${name}.json)`)
-  if (args.docs === true) {
-    const docs = new URL("../docs/", import.meta.url)
-    mkdirSync(docs, { recursive: true })
-    copyFileSync(new URL(`${name}.svg`, folder), new URL("bench.svg", docs))
-    writeFileSync(new URL("bench.md", docs), markdown(result, "bench.svg"))
-    console.log("copied to docs/bench.md and docs/bench.svg")
-  }
+  yield* publish(result, `bench-${finishedAt.replace(/[:.]/g, "-").slice(0, 19)}${quick ? "-quick" : ""}`)
 
   const broken = oursBroken(result)
   if (broken.length > 0) {
@@ -321,4 +337,4 @@ const program = Effect.gen(function* () {
   }
 }).pipe(Effect.scoped)
 
-NodeRuntime.runMain(program)
+NodeRuntime.runMain(args.render === undefined ? program : render(args.render))
