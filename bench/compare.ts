@@ -13,7 +13,7 @@
  * run's data, without measuring).
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Effect, Exit, Layer, Redacted } from "effect"
+import { Cause, Effect, Exit } from "effect"
 import { SqlClient } from "effect/sql"
 import { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
@@ -24,10 +24,8 @@ import { parseArgs } from "node:util"
 import * as prettier from "prettier"
 import type { SaleId } from "../src/domain/Ids.ts"
 import { Audit } from "../src/storage/Audit.ts"
-import { Catalog } from "../src/storage/Catalog.ts"
-import { Database } from "../src/storage/Database.ts"
 import { makeSale, makeUsers } from "../tests/support/Fixtures.ts"
-import { freshServerDatabase } from "../tests/support/TestDatabase.ts"
+import { freshServerStorage } from "../tests/support/TestDatabase.ts"
 import { chartSvg } from "./chart.ts"
 import { designIds, designs, type Design, type Running } from "./designs.ts"
 import { load } from "./load.ts"
@@ -143,12 +141,7 @@ const render = (file: string) =>
 const program = Effect.gen(function* () {
   const startedAt = new Date().toISOString()
   const loadBefore = loadavg()[0]!
-  const { url: databaseUrl } = yield* freshServerDatabase
-  const storage = yield* Layer.build(
-    Layer.mergeAll(Catalog.layer, Audit.layer).pipe(
-      Layer.provideMerge(Database.server(Redacted.make(databaseUrl)))
-    )
-  )
+  const { url: databaseUrl, storage } = yield* freshServerStorage()
   const inStorage = Effect.provideContext(storage)
   const postgres = yield* Effect.flatMap(
     SqlClient.SqlClient,

@@ -6,14 +6,12 @@
  * passes flags to the node processes it starts (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect } from "effect"
 import { cpus, totalmem } from "node:os"
 import { parseArgs } from "node:util"
 import { Audit, checkInvariants, violations } from "../src/storage/Audit.ts"
-import { Catalog } from "../src/storage/Catalog.ts"
-import { Database } from "../src/storage/Database.ts"
 import { makeSale, makeUsers } from "../tests/support/Fixtures.ts"
-import { freshServerDatabase } from "../tests/support/TestDatabase.ts"
+import { freshServerStorage } from "../tests/support/TestDatabase.ts"
 import { load } from "./load.ts"
 import { serve } from "./serve.ts"
 import { formatRate } from "./stats.ts"
@@ -34,12 +32,7 @@ const stock = Number(args.stock ?? 10_000)
 const duration = Number(args.duration ?? (quick ? 3 : 10))
 const connectionCounts = (args.connections ?? (quick ? "64" : "64,256")).split(",").map(Number)
 const program = Effect.gen(function* () {
-  const { url: databaseUrl } = yield* freshServerDatabase
-  const storage = yield* Layer.build(
-    Layer.mergeAll(Catalog.layer, Audit.layer).pipe(
-      Layer.provideMerge(Database.server(Redacted.make(databaseUrl)))
-    )
-  )
+  const { url: databaseUrl, storage } = yield* freshServerStorage()
   const cpu = cpus()
   console.log(`MinCommerce bench:http${quick ? " (quick)" : ""}`)
   console.log(

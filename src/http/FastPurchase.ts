@@ -15,6 +15,8 @@ const purchasePath = /^\/api\/sales\/([^/?#]+)\/purchases$/
 const isSaleId = Schema.is(SaleId)
 // The HttpApi error classes these statuses belong to: their encoded answers carry the tag.
 const errorTag = { 409: "Conflict", 429: "TooManyRequests", 503: "Unavailable" } as const
+// The metrics' route label, known here without reading the sale id out of each URL.
+const route = "/api/sales/:id/purchases"
 
 /**
  * The purchase endpoint (`POST /api/sales/:saleId/purchases`, as the HttpApi states it)
@@ -47,12 +49,7 @@ export class FastPurchase extends Context.Service<
     /** Browsers on other origins need CORS headers: their requests take the HttpApi route. */
     readonly corsEnabled: boolean
   }) => {
-    const answer = (
-      request: IncomingMessage,
-      response: ServerResponse,
-      result: PurchaseAnswer,
-      url: string
-    ) => {
+    const answer = (request: IncomingMessage, response: ServerResponse, result: PurchaseAnswer) => {
       const body = JSON.stringify(
         "order" in result ? result.order : { _tag: errorTag[result.status], error: result.error }
       )
@@ -67,7 +64,7 @@ export class FastPurchase extends Context.Service<
       }
       response.writeHead(result.status, headers)
       response.end(body)
-      countRequestUnsafe("POST", url, result.status)
+      countRequestUnsafe("POST", route, result.status)
     }
 
     const handle = (request: IncomingMessage, response: ServerResponse): boolean => {
@@ -94,16 +91,11 @@ export class FastPurchase extends Context.Service<
         if (tooMany._tag === "None") return false
         request.resume()
         const details = tooMany.value.error.details as { readonly retryAfterSeconds?: number } | undefined
-        answer(
-          request,
-          response,
-          {
-            status: 429,
-            error: tooMany.value.error,
-            retryAfterSeconds: details?.retryAfterSeconds ?? 1
-          },
-          url
-        )
+        answer(request, response, {
+          status: 429,
+          error: tooMany.value.error,
+          retryAfterSeconds: details?.retryAfterSeconds ?? 1
+        })
         return true
       }
 
@@ -111,7 +103,7 @@ export class FastPurchase extends Context.Service<
       request.resume()
       offer(session.userId, (reply) => {
         if (!isRefusal(reply)) countOutcomeUnsafe(reply._tag)
-        answer(request, response, purchaseAnswer(saleId, reply), url)
+        answer(request, response, purchaseAnswer(saleId, reply))
       })
       return true
     }

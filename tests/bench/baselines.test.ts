@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect } from "effect"
 import { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { stockKey } from "../../bench/baselines/redis-keys.ts"
@@ -7,10 +7,8 @@ import { serve } from "../../bench/serve.ts"
 import { signTokens } from "../../bench/tokens.ts"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
-import { Catalog } from "../../src/storage/Catalog.ts"
-import { Database } from "../../src/storage/Database.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
-import { freshServerDatabase } from "../support/TestDatabase.ts"
+import { freshServerStorage } from "../support/TestDatabase.ts"
 
 const secret = "baseline test secret"
 
@@ -46,12 +44,7 @@ describe.each(["row-lock", "advisory-lock", "redis-decrement"])("baseline %s", (
     "validates like MinCommerce, sells each unit once and never to a buyer twice",
     () =>
       Effect.gen(function* () {
-        const { url: databaseUrl } = yield* freshServerDatabase
-        const storage = yield* Layer.build(
-          Layer.mergeAll(Catalog.layer, Audit.layer).pipe(
-            Layer.provideMerge(Database.server(Redacted.make(databaseUrl)))
-          )
-        )
+        const { url: databaseUrl, storage } = yield* freshServerStorage()
         const inStorage = Effect.provideContext(storage)
         const users = yield* makeUsers(3).pipe(inStorage)
         const [ann, bob, cy] = signTokens(users, secret)

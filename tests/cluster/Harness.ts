@@ -1,4 +1,4 @@
-import { Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { Redis } from "ioredis"
 import { spawn, type ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
@@ -10,9 +10,8 @@ import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Tokens } from "../../src/http/Tokens.ts"
 import { Audit, checkInvariants, violations, type InvariantReport } from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
-import { Database } from "../../src/storage/Database.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
-import { freshServerDatabase } from "../support/TestDatabase.ts"
+import { freshServerStorage } from "../support/TestDatabase.ts"
 import { SqlClient } from "effect/sql"
 
 /**
@@ -178,14 +177,7 @@ const buildCluster = async (options: ClusterSpec, unlock: () => void) => {
   const scope = Effect.runSync(Scope.make())
   const run = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) =>
     Effect.runPromise(Scope.provide(scope)(effect))
-  const { url: databaseUrl, name } = await run(freshServerDatabase)
-  const context = await run(
-    Layer.build(
-      Layer.mergeAll(Catalog.layer, Audit.layer).pipe(
-        Layer.provideMerge(Database.server(Redacted.make(databaseUrl), { maxConnections: 4 }))
-      )
-    )
-  )
+  const { url: databaseUrl, name, storage: context } = await run(freshServerStorage({ maxConnections: 4 }))
   const withStorage = <A, E>(effect: Effect.Effect<A, E, Catalog | Audit | SqlClient.SqlClient>) =>
     Effect.runPromise(Effect.provideContext(effect, context))
   // A paused node must not hold the stock row's lock for ever: PostgreSQL ends a session

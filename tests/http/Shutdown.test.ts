@@ -1,12 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import type { OrderId, UserId } from "../../src/domain/Ids.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
-import { Catalog } from "../../src/storage/Catalog.ts"
-import { Database } from "../../src/storage/Database.ts"
 import { makeSale } from "../support/Fixtures.ts"
-import { freshServerDatabase } from "../support/TestDatabase.ts"
+import { freshServerStorage } from "../support/TestDatabase.ts"
 
 /** A real node process on its own database; resolves with its URL once it listens. */
 const startNode = (databaseUrl: string) =>
@@ -48,12 +46,7 @@ describe("graceful shutdown", () => {
     "SIGTERM mid-sale: the node exits 0 and every purchase answered 201 is in PostgreSQL",
     () =>
       Effect.gen(function* () {
-        const { url: databaseUrl } = yield* freshServerDatabase
-        const storage = yield* Layer.build(
-          Layer.mergeAll(Catalog.layer, Audit.layer).pipe(
-            Layer.provideMerge(Database.server(Redacted.make(databaseUrl)))
-          )
-        )
+        const { url: databaseUrl, storage } = yield* freshServerStorage()
         const saleId = yield* makeSale(400).pipe(Effect.provideContext(storage))
         const node = yield* startNode(databaseUrl)
 

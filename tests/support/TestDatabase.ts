@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { randomBytes } from "node:crypto"
+import { Audit } from "../../src/storage/Audit.ts"
+import { Catalog } from "../../src/storage/Catalog.ts"
 import { Database } from "../../src/storage/Database.ts"
 
 /**
@@ -29,6 +31,21 @@ export const freshServerDatabase = Effect.acquireRelease(
   ({ name }) =>
     withAdmin((sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.orDie)
 )
+
+/**
+ * A fresh, migrated server database with the catalog and the invariant audit on it: where a
+ * test or benchmark that starts real node processes sets up sales and reads its results back.
+ */
+export const freshServerStorage = (options: { readonly maxConnections?: number } = {}) =>
+  Effect.gen(function* () {
+    const database = yield* freshServerDatabase
+    const storage = yield* Layer.build(
+      Layer.mergeAll(Catalog.layer, Audit.layer).pipe(
+        Layer.provideMerge(Database.server(Redacted.make(database.url), options))
+      )
+    )
+    return { ...database, storage }
+  })
 
 const withAdmin = <A, E>(f: (sql: PgClient.PgClient) => Effect.Effect<A, E>) =>
   Effect.scoped(
