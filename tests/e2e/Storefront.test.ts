@@ -123,6 +123,23 @@ describe("storefront in Chromium", () => {
       error: { code: "not_found", message: "No such resource" }
     })
   })
+  it("loads over plain HTTP under a name other than localhost (a LAN address, a load balancer)", async () => {
+    // Chromium trusts localhost as if it were HTTPS; under any other name a plain-HTTP page is
+    // what a node on a LAN or behind the compose file's nginx serves.
+    const port = new URL(node.url).port
+    const elsewhere = await launchBrowser([`--host-resolver-rules=MAP shop.example 127.0.0.1`])
+    try {
+      const page = await (await newVisitor(elsewhere)).newPage()
+      const failed: Array<string> = []
+      page.on("requestfailed", (request) => failed.push(`${request.url()}: ${request.failure()?.errorText}`))
+      await page.goto(`http://shop.example:${port}/`)
+      await page.getByText("Walnut desk lamp").waitFor({ timeout: wait })
+      await page.getByLabel("Email").waitFor({ timeout: wait })
+      assert.deepStrictEqual(failed, [])
+    } finally {
+      await elsewhere.close()
+    }
+  })
   it("a buyer waits for the start, buys and sees the order; another visitor sees the stock fall live to sold out", async () => {
     const admin = await login("admin@example.com")
     const { productId } = await api<{ productId: string }>(

@@ -8,7 +8,7 @@ export const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
  * deletes it on close; the flags keep it from reaching for the network, which this machine
  * does not have beyond loopback.
  */
-export const launchBrowser = (): Promise<Browser> =>
+export const launchBrowser = (extraArgs: ReadonlyArray<string> = []): Promise<Browser> =>
   chromium.launch({
     executablePath: chromiumPath,
     headless: true,
@@ -20,7 +20,8 @@ export const launchBrowser = (): Promise<Browser> =>
       "--no-first-run",
       "--disable-background-networking",
       "--disable-component-update",
-      "--disable-sync"
+      "--disable-sync",
+      ...extraArgs
     ],
     timeout: 30_000
   })
