@@ -5,6 +5,7 @@ import { SaleRegistry } from "./actors/SaleRegistry.ts"
 import { Ownership } from "./cluster/Ownership.ts"
 import { SaleRouter } from "./cluster/SaleRouter.ts"
 import { DemoSale } from "./Demo.ts"
+import { sharedSecret } from "./Secret.ts"
 import { recordCommit } from "./http/Metrics.ts"
 import { HttpServerLive } from "./http/Server.ts"
 import * as Settings from "./Settings.ts"
@@ -43,7 +44,8 @@ const Cluster = Layer.unwrap(
       forward: {
         host: settings.forwardHost,
         port: settings.forwardPort,
-        timeoutMillis: settings.forwardTimeoutMillis
+        timeoutMillis: settings.forwardTimeoutMillis,
+        sharedSecret: yield* sharedSecret
       }
     }).pipe(
       Layer.provide(

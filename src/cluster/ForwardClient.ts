@@ -1,5 +1,5 @@
 import { connect, type Socket } from "node:net"
-import { encodeFrame, FrameReader } from "./Frames.ts"
+import { encodeFrame, FrameReader, proofOf } from "./Frames.ts"
 
 /**
  * How a forwarded purchase ended on the wire: the owner's reply, or a failure that says
@@ -21,14 +21,17 @@ const notSent: ForwardResult = { _tag: "NotSent" }
 const noAnswer: ForwardResult = { _tag: "NoAnswer" }
 
 /**
- * One persistent TCP connection to a peer node. Messages queued in one turn of the event
- * loop leave in one frame; every message waits at most `timeoutMillis` for its reply. A lost
+ * One persistent TCP connection to a peer node, usable once it has answered the owner's
+ * challenge with `key` (see Frames). Messages queued in one turn of the event loop leave in
+ * one frame; every message waits at most `timeoutMillis` for its reply. A lost
  * connection fails what was in flight and is re-opened on the next send, after a backoff
  * that doubles on each failure (fast failures meanwhile, never a hang).
  */
 export class PeerConnection {
   private socket: Socket | undefined
   private connected = false
+  /** The current socket answered its owner's challenge and waits for the owner to take it. */
+  private proofSent = false
   private failures = 0
   private retryAt = 0
   private nextId = 1
@@ -41,10 +44,12 @@ export class PeerConnection {
   private closed = false
   readonly address: string
   private readonly timeoutMillis: number
+  private readonly key: Uint8Array
 
-  constructor(address: string, timeoutMillis: number) {
+  constructor(address: string, timeoutMillis: number, key: Uint8Array) {
     this.address = address
     this.timeoutMillis = timeoutMillis
+    this.key = key
     this.sweeper = setInterval(() => this.expire(), Math.max(10, Math.min(100, timeoutMillis / 4)))
     this.sweeper.unref()
   }
@@ -95,7 +100,9 @@ export class PeerConnection {
       noDelay: true
     })
     this.socket = socket
+    this.proofSent = false
     const reader = new FrameReader((replies) => {
+      if (!this.connected) return this.handshake(socket, replies[0])
       for (let i = 0; i + 2 < replies.length; i += 3) {
         const requestId = replies[i] as number
         const waiting = this.pending.get(requestId)
@@ -104,15 +111,9 @@ export class PeerConnection {
         waiting.resume({ _tag: "Reply", code: replies[i + 1] as number, value: replies[i + 2] })
       }
     })
-    // Nothing may wait longer than its timeout, a connection attempt included.
+    // Nothing may wait longer than its timeout, a connection attempt and handshake included.
     socket.setTimeout(this.timeoutMillis, () => {
       if (!this.connected) socket.destroy()
-    })
-    socket.on("connect", () => {
-      socket.setTimeout(0)
-      this.connected = true
-      this.failures = 0
-      this.flush()
     })
     socket.on("data", (chunk: Buffer) => {
       try {
@@ -130,6 +131,25 @@ export class PeerConnection {
       this.retryAt = Date.now() + Math.min(2_000, 50 * 2 ** Math.min(this.failures, 6))
       this.failAll()
     })
+  }
+
+  /**
+   * The owner's first frame is its challenge, answered with the proof; its second says the
+   * proof was taken. Only then does a request leave, so an owner that refuses the key has
+   * seen none (they fail as not sent).
+   */
+  private handshake(socket: Socket, first: unknown): void {
+    if (!this.proofSent) {
+      if (!(first instanceof Uint8Array)) return void socket.destroy()
+      socket.write(encodeFrame([proofOf(this.key, first)]))
+      this.proofSent = true
+      return
+    }
+    if (first !== true) return void socket.destroy()
+    socket.setTimeout(0)
+    this.connected = true
+    this.failures = 0
+    this.flush()
   }
 
   private failOutbox(): void {
@@ -158,18 +178,20 @@ export class PeerConnection {
   }
 }
 
-/** One connection per peer address, opened on first use. */
+/** One connection per peer address, opened on first use, each proving `key` to its owner. */
 export class Peers {
   private readonly connections = new Map<string, PeerConnection>()
   private readonly timeoutMillis: number
-  constructor(timeoutMillis: number) {
+  private readonly key: Uint8Array
+  constructor(timeoutMillis: number, key: Uint8Array) {
     this.timeoutMillis = timeoutMillis
+    this.key = key
   }
 
   to(address: string): PeerConnection {
     let connection = this.connections.get(address)
     if (connection === undefined) {
-      connection = new PeerConnection(address, this.timeoutMillis)
+      connection = new PeerConnection(address, this.timeoutMillis, this.key)
       this.connections.set(address, connection)
     }
     return connection

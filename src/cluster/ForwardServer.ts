@@ -1,5 +1,5 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net"
-import { encodeFrame, FrameReader, type ReplyCode } from "./Frames.ts"
+import { encodeFrame, FrameReader, newChallenge, proves, type ReplyCode } from "./Frames.ts"
 
 /** Where a connection's answers go: `send` once per request id, in any order. */
 export interface Replies {
@@ -16,10 +16,16 @@ export interface ForwardListener {
 }
 
 /**
- * Takes forwarded purchases from other nodes. Each connection's answers are collected and
- * written as one frame per turn of the event loop, so a batch in gives a batch out.
+ * Takes forwarded purchases from other nodes that prove they hold `key` (see Frames). Each
+ * connection's answers are collected and written as one frame per turn of the event loop, so
+ * a batch in gives a batch out.
  */
-export const listen = (host: string, port: number, handle: ForwardHandler): Promise<ForwardListener> =>
+export const listen = (
+  host: string,
+  port: number,
+  key: Uint8Array,
+  handle: ForwardHandler
+): Promise<ForwardListener> =>
   new Promise((resolve, reject) => {
     const sockets = new Set<Socket>()
     const server: Server = createServer({ noDelay: true }, (socket) => {
@@ -42,7 +48,17 @@ export const listen = (host: string, port: number, handle: ForwardHandler): Prom
           }
         }
       }
+      const challenge = newChallenge()
+      let proven = false
+      socket.write(encodeFrame([challenge]))
       const reader = new FrameReader((messages) => {
+        if (!proven) {
+          // Every frame before a valid proof is refused, however many arrived in one chunk.
+          if (!proves(key, challenge, messages[0])) return void socket.destroy()
+          proven = true
+          socket.write(encodeFrame([true]))
+          return
+        }
         for (let i = 0; i + 2 < messages.length; i += 3)
           handle(messages[i + 1] as string, messages[i + 2] as string, messages[i], replies)
       })

@@ -1,4 +1,5 @@
 import { Packr } from "msgpackr"
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import type { OrderId } from "../domain/Ids.ts"
 import type { Outcome } from "../domain/Outcome.ts"
 
@@ -9,6 +10,12 @@ import type { Outcome } from "../domain/Outcome.ts"
  *
  * Request frame: [requestId, saleId, userId, requestId, saleId, userId, …]
  * Reply frame:   [requestId, code, value, requestId, code, value, …]
+ *
+ * A connection opens with a handshake, so only a node holding the cluster's key can have
+ * purchases decided (a forwarded purchase names its buyer and carries no token): the owner
+ * sends [challenge] (16 random bytes), the caller answers [proof], HMAC-SHA256 of the
+ * challenge under the link key, and the owner says [true]; only then does the caller send its
+ * first request frame. The owner cuts off a caller whose first frame is anything else.
  */
 
 /** What an owner answers for one forwarded purchase. */
@@ -89,6 +96,22 @@ export class FrameReader {
     this.buffered -= length
     return taken
   }
+}
+
+/** The key that proves a node belongs to the cluster: derived from the secret all its nodes share. */
+export const linkKey = (sharedSecret: Uint8Array): Buffer =>
+  createHmac("sha256", sharedSecret).update("mincommerce forward link").digest()
+
+export const newChallenge = (): Buffer => randomBytes(16)
+
+export const proofOf = (key: Uint8Array, challenge: Uint8Array): Buffer =>
+  createHmac("sha256", key).update(challenge).digest()
+
+/** Whether `proof` (as unpacked from a frame) answers `challenge` under `key`. */
+export const proves = (key: Uint8Array, challenge: Uint8Array, proof: unknown): boolean => {
+  if (!(proof instanceof Uint8Array)) return false
+  const expected = proofOf(key, challenge)
+  return proof.length === expected.length && timingSafeEqual(proof, expected)
 }
 
 /** An outcome as a reply code and value. */

@@ -9,12 +9,18 @@ import type { Outcome } from "../domain/Outcome.ts"
 import { Catalog } from "../storage/Catalog.ts"
 import { Peers, type ForwardResult } from "./ForwardClient.ts"
 import * as ForwardServer from "./ForwardServer.ts"
-import { outcomeReply, Reply, replyOutcome } from "./Frames.ts"
+import { linkKey, outcomeReply, Reply, replyOutcome } from "./Frames.ts"
 import { Ownership } from "./Ownership.ts"
 
 export interface RouterOptions {
   /** Where other nodes send purchases for sales this node owns (undefined: no forwarding, one node). */
-  readonly forward?: { readonly host: string; readonly port: number; readonly timeoutMillis: number }
+  readonly forward?: {
+    readonly host: string
+    readonly port: number
+    readonly timeoutMillis: number
+    /** The secret every node of the cluster shares: peers prove a key derived from it. */
+    readonly sharedSecret: Uint8Array
+  }
   /**
    * Hand every sale over as soon as SIGTERM or SIGINT arrives, before the rest of the node
    * shuts down (the node's entry point sets it; tests building a router in-process do not).
@@ -166,7 +172,9 @@ export class SaleRouter extends Context.Service<
             )
           })
 
-        const peers = options.forward === undefined ? undefined : new Peers(options.forward.timeoutMillis)
+        const key = options.forward === undefined ? undefined : linkKey(options.forward.sharedSecret)
+        const peers =
+          options.forward === undefined ? undefined : new Peers(options.forward.timeoutMillis, key!)
 
         const forward = (saleId: SaleId, userId: UserId, address: string) =>
           Effect.callback<ForwardResult>((resume) => {
@@ -306,7 +314,7 @@ export class SaleRouter extends Context.Service<
         if (options.forward !== undefined) {
           const { host, port } = options.forward
           const listener = yield* Effect.acquireRelease(
-            Effect.promise(() => ForwardServer.listen(host, port, answerForwarded)),
+            Effect.promise(() => ForwardServer.listen(host, port, key!, answerForwarded)),
             (listener) => Effect.promise(() => listener.close())
           )
           forwardAddress = listener.address

@@ -1,9 +1,7 @@
-import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { createSigner, createVerifier } from "fast-jwt"
-import { randomBytes } from "node:crypto"
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
 import { UserId } from "../domain/Ids.ts"
+import { sharedSecret } from "../Secret.ts"
 import * as Settings from "../Settings.ts"
 
 export interface Session {
@@ -64,10 +62,7 @@ export class Tokens extends Context.Service<
     Tokens,
     Effect.gen(function* () {
       const auth = yield* Settings.authSettings
-      const dataDir = yield* Settings.dataDir
-      const secret = Option.isSome(auth.jwtSecret)
-        ? new TextEncoder().encode(Redacted.value(auth.jwtSecret.value))
-        : persistedSecret(dataDir)
+      const secret = yield* sharedSecret
       const admins = new Set(
         auth.adminEmails
           .split(",")
@@ -77,14 +72,4 @@ export class Tokens extends Context.Service<
       return Tokens.make({ secret, admins, ttlSeconds: auth.tokenTtlSeconds })
     })
   )
-}
-
-/** A secret made once per data folder, so tokens survive restarts without configuration. */
-const persistedSecret = (dataDir: string): Uint8Array => {
-  const file = join(dataDir, "jwt-secret")
-  if (!existsSync(file)) {
-    mkdirSync(dataDir, { recursive: true })
-    writeFileSync(file, randomBytes(32).toString("hex"), { mode: 0o600 })
-  }
-  return new TextEncoder().encode(readFileSync(file, "utf8").trim())
 }

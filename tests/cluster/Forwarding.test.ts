@@ -2,8 +2,10 @@ import { assert, describe, it } from "@effect/vitest"
 import { connect, createServer, type Socket } from "node:net"
 import { Peers, type ForwardResult } from "../../src/cluster/ForwardClient.ts"
 import { listen, type ForwardHandler } from "../../src/cluster/ForwardServer.ts"
-import { FrameReader, Reply } from "../../src/cluster/Frames.ts"
+import { encodeFrame, FrameReader, linkKey, proofOf, Reply } from "../../src/cluster/Frames.ts"
 import { freePort } from "./Harness.ts"
+
+const key = linkKey(new TextEncoder().encode("forwarding test secret"))
 
 const send = (peers: Peers, address: string, userId: string) =>
   new Promise<ForwardResult>((resolve) => peers.to(address).send("sale", userId, resolve))
@@ -12,14 +14,17 @@ describe("forwarding between nodes", () => {
   it("sends what was queued in one turn as one frame, and gets every answer back", async () => {
     const handler: ForwardHandler = (_sale, userId, requestId, replies) =>
       replies.send(requestId, Reply.Accepted, userId)
-    const owner = await listen("127.0.0.1", 0, handler)
+    const owner = await listen("127.0.0.1", 0, key, handler)
     const [ownerHost, ownerPort] = owner.address.split(":")
-    // A relay in front of the owner that counts the frames it carries.
+    // A relay in front of the owner that counts the request frames it carries (the caller's
+    // first frame is the handshake's proof).
+    let proofs = 0
     let frames = 0
     let messages = 0
     const relay = createServer((client: Socket) => {
       const upstream = connect(Number(ownerPort), ownerHost)
       const reader = new FrameReader((batch) => {
+        if (proofs === 0) return void proofs++
         frames++
         messages += batch.length / 3
       })
@@ -32,11 +37,12 @@ describe("forwarding between nodes", () => {
     })
     await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve))
     const counting = { port: (relay.address() as { port: number }).port, close: () => relay.close() }
-    const peers = new Peers(2_000)
+    const peers = new Peers(2_000, key)
     try {
       const answers = await Promise.all(
         Array.from({ length: 500 }, (_, i) => send(peers, `127.0.0.1:${counting.port}`, `user-${i}`))
       )
+      assert.strictEqual(proofs, 1)
       assert.strictEqual(messages, 500)
       assert.strictEqual(frames, 1)
       answers.forEach((answer, i) =>
@@ -50,8 +56,8 @@ describe("forwarding between nodes", () => {
   })
 
   it("an owner that never answers: every message fails after its timeout, none hangs", async () => {
-    const owner = await listen("127.0.0.1", 0, () => {})
-    const peers = new Peers(300)
+    const owner = await listen("127.0.0.1", 0, key, () => {})
+    const peers = new Peers(300, key)
     try {
       const started = Date.now()
       const answers = await Promise.all(
@@ -68,7 +74,7 @@ describe("forwarding between nodes", () => {
 
   it("no owner listening: fails at once as not sent (safe to retry), and backs off", async () => {
     const address = `127.0.0.1:${await freePort()}`
-    const peers = new Peers(1_000)
+    const peers = new Peers(1_000, key)
     try {
       const first = await send(peers, address, "u1")
       assert.deepStrictEqual(first, { _tag: "NotSent" })
@@ -86,9 +92,9 @@ describe("forwarding between nodes", () => {
     const port = await freePort()
     const handler: ForwardHandler = (_sale, _user, requestId, replies) =>
       replies.send(requestId, Reply.SoldOut, null)
-    let owner = await listen("127.0.0.1", port, handler)
+    let owner = await listen("127.0.0.1", port, key, handler)
     const address = `127.0.0.1:${port}`
-    const peers = new Peers(1_000)
+    const peers = new Peers(1_000, key)
     try {
       assert.deepStrictEqual(await send(peers, address, "u1"), {
         _tag: "Reply",
@@ -99,7 +105,7 @@ describe("forwarding between nodes", () => {
       // The next send finds the connection gone.
       const lost = await send(peers, address, "u2")
       assert.notStrictEqual(lost._tag, "Reply")
-      owner = await listen("127.0.0.1", port, handler)
+      owner = await listen("127.0.0.1", port, key, handler)
       let answer: ForwardResult = lost
       const deadline = Date.now() + 5_000
       while (answer._tag !== "Reply" && Date.now() < deadline) {
@@ -109,6 +115,62 @@ describe("forwarding between nodes", () => {
       assert.deepStrictEqual(answer, { _tag: "Reply", code: Reply.SoldOut, value: null })
     } finally {
       peers.closeAll()
+      await owner.close()
+    }
+  })
+
+  it("a peer without the cluster's key is cut off before anything is decided", async () => {
+    let handled = 0
+    const owner = await listen("127.0.0.1", 0, key, (_sale, _user, requestId, replies) => {
+      handled++
+      replies.send(requestId, Reply.Accepted, "order")
+    })
+    const stranger = new Peers(1_000, linkKey(new TextEncoder().encode("another secret")))
+    try {
+      const answers = await Promise.all([
+        send(stranger, owner.address, "u1"),
+        send(stranger, owner.address, "u2")
+      ])
+      // Cut off during the handshake: nothing was sent, so a retry elsewhere is safe.
+      assert.deepStrictEqual(answers, [{ _tag: "NotSent" }, { _tag: "NotSent" }])
+      assert.strictEqual(handled, 0)
+    } finally {
+      stranger.closeAll()
+      await owner.close()
+    }
+  })
+
+  it("a raw client that sends purchases without answering the challenge gets nothing decided", async () => {
+    let handled = 0
+    const owner = await listen("127.0.0.1", 0, key, () => {
+      handled++
+    })
+    const [host, port] = owner.address.split(":")
+    try {
+      const closed = await new Promise<{ readonly challenges: number; readonly acks: number }>((resolve) => {
+        let challenges = 0
+        let acks = 0
+        const socket = connect(Number(port), host, () => {
+          // A request frame, then a wrong proof, then a right one: all in one write, all refused.
+          socket.write(
+            Buffer.concat([
+              encodeFrame([1, "sale", "u1"]),
+              encodeFrame([Buffer.alloc(32)]),
+              encodeFrame([proofOf(key, Buffer.alloc(16)), 2, "sale", "u2"])
+            ])
+          )
+        })
+        const reader = new FrameReader((frame) => {
+          if (frame[0] instanceof Uint8Array) challenges++
+          if (frame[0] === true) acks++
+        })
+        socket.on("data", (chunk: Buffer) => reader.push(chunk))
+        socket.on("error", () => {})
+        socket.on("close", () => resolve({ challenges, acks }))
+      })
+      assert.deepStrictEqual(closed, { challenges: 1, acks: 0 })
+      assert.strictEqual(handled, 0)
+    } finally {
       await owner.close()
     }
   })

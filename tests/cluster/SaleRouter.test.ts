@@ -13,6 +13,8 @@ import { makeSale, makeUsers } from "../support/Fixtures.ts"
 import { TestDatabase } from "../support/TestDatabase.ts"
 import { sharedRedisUrl } from "./Harness.ts"
 
+const clusterSecret = new TextEncoder().encode("router test secret")
+
 /** Two nodes in one process: each its own registry, ownership and router, one database and Redis. */
 const twoNodes = Effect.gen(function* () {
   const storage = yield* Layer.build(
@@ -22,7 +24,9 @@ const twoNodes = Effect.gen(function* () {
   const node = (nodeId: string) =>
     Effect.map(
       Layer.build(
-        SaleRouter.make({ forward: { host: "127.0.0.1", port: 0, timeoutMillis: 2_000 } }).pipe(
+        SaleRouter.make({
+          forward: { host: "127.0.0.1", port: 0, timeoutMillis: 2_000, sharedSecret: clusterSecret }
+        }).pipe(
           Layer.provideMerge(
             SaleRegistry.make({ mailboxCapacity: 10_000, maxBatchSize: 2_000, idleMillis: 60_000 })
           ),
