@@ -13,9 +13,10 @@ import autocannon from "autocannon"
 import { Redis } from "ioredis"
 import type { OrderId, SaleId, UserId } from "../src/domain/Ids.ts"
 import { connect } from "node:net"
-import { encodeFrame, FrameReader, Reply } from "../src/cluster/Frames.ts"
+import { encodeFrame, FrameReader, linkKey, proofOf, Reply } from "../src/cluster/Frames.ts"
 import {
   attempt,
+  clusterSecret,
   History,
   makeCluster,
   sleep,
@@ -128,9 +129,23 @@ const ingest = async (address: string, saleId: SaleId, users: ReadonlyArray<User
   let overloaded = 0
   let other = 0
   let next = 0
-  const started = performance.now()
+  let started = 0
+  // The owner's challenge, answered with the cluster's key, then its acknowledgement: the
+  // node protocol's handshake, before the clock starts.
+  let handshake: "challenged" | "proved" | "open" = "challenged"
   await new Promise<void>((done) => {
     const reader = new FrameReader((replies) => {
+      if (handshake === "challenged") {
+        socket.write(encodeFrame([proofOf(linkKey(clusterSecret), replies[0] as Uint8Array)]))
+        handshake = "proved"
+        return
+      }
+      if (handshake === "proved") {
+        handshake = "open"
+        started = performance.now()
+        while (next < Math.min(window, frames.length)) socket.write(frames[next++]!)
+        return
+      }
       for (let i = 1; i < replies.length; i += 3) {
         const code = replies[i] as number
         if (code <= Reply.Cancelled) decided++
@@ -143,7 +158,6 @@ const ingest = async (address: string, saleId: SaleId, users: ReadonlyArray<User
         socket.write(frames[next++]!)
     })
     socket.on("data", (chunk: Buffer) => reader.push(chunk))
-    while (next < Math.min(window, frames.length)) socket.write(frames[next++]!)
   })
   const elapsed = (performance.now() - started) / 1_000
   socket.destroy()

@@ -20,6 +20,8 @@ import { SqlClient } from "effect/sql"
  */
 
 const secret = "cluster test secret, long enough for HS256"
+/** The JWT_SECRET every node of a test cluster shares (its forward links prove a key made from it). */
+export const clusterSecret = new TextEncoder().encode(secret)
 
 export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -191,7 +193,7 @@ const buildCluster = async (options: ClusterSpec, unlock: () => void) => {
   for (const stock of options.saleStocks) sales.push(await withStorage(makeSale(stock)))
   const userIds = await withStorage(makeUsers(options.buyers))
   const tokens = Tokens.make({
-    secret: new TextEncoder().encode(secret),
+    secret: clusterSecret,
     admins: new Set(),
     ttlSeconds: 3_600
   })
