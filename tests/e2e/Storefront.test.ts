@@ -343,6 +343,11 @@ describe("storefront in Chromium", () => {
     assert.strictEqual(statuses.filter((status) => status === 201).length, 100)
     await live.getByTestId("live-remaining").filter({ hasText: "0 / 100" }).waitFor({ timeout: wait })
     await live.getByTestId("live-orders").filter({ hasText: /^100$/ }).waitFor({ timeout: wait })
+    // The sale's own commit latency percentiles, from its commits in PostgreSQL.
+    await live
+      .getByTestId("live-commit-latency")
+      .filter({ hasText: /^\d+\.\d \/ \d+\.\d ms$/ })
+      .waitFor({ timeout: wait })
     // A few more readings, so the charts show the rush and its end.
     const points = Number(await live.getByTestId("chart-remaining").getAttribute("data-points"))
     await live

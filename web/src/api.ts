@@ -44,6 +44,8 @@ export interface SaleStats {
   readonly committed: number
   readonly soldOutAt: string | null
   readonly recentPurchasesPerSecond: number
+  /** Over the sale's commits so far, whichever node made them; null before the first. */
+  readonly commitLatencyMillis: { readonly p50: number; readonly p99: number } | null
 }
 
 /** An answer other than 2xx: the API's `{ error: { code, message, details? } }`. */

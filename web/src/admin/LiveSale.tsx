@@ -105,8 +105,7 @@ export function LiveSale(props: { readonly session: Session; readonly sale: Sale
 
   const stats = history.last?.stats
   const latest = (values: ReadonlyArray<number | null>) => values.at(-1) ?? null
-  // The latest reading that had commits: a quiet second has no latency to show.
-  const latency = history.latency.findLast((millis) => millis !== null) ?? null
+  const commitLatency = stats?.commitLatencyMillis ?? null
   return (
     <section className="panel live-sale" aria-labelledby="live-title" data-testid="live-sale">
       <h2 id="live-title">Live: {props.sale.productName}</h2>
@@ -139,8 +138,12 @@ export function LiveSale(props: { readonly session: Session; readonly sale: Sale
           <dd className="digits">{stats?.attempts.toLocaleString("en-US") ?? "–"}</dd>
         </div>
         <div>
-          <dt>Commit latency</dt>
-          <dd className="digits">{latency === null ? "–" : `${latency.toFixed(1)} ms`}</dd>
+          <dt>Commit latency (p50 / p99)</dt>
+          <dd className="digits" data-testid="live-commit-latency">
+            {commitLatency === null
+              ? "–"
+              : `${commitLatency.p50.toFixed(1)} / ${commitLatency.p99.toFixed(1)} ms`}
+          </dd>
         </div>
       </dl>
       <div className="charts">
