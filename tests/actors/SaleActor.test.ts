@@ -197,6 +197,58 @@ layer(Storage, { timeout: 120_000, excludeTestServices: true })(
       }).pipe(withRegistry())
     )
 
+    it.effect("starts a commit beside one in flight only while a full batch waits", () => {
+      // The real store, with each commit held 20 ms and the commits under way counted.
+      let committing = 0
+      let most = 0
+      const watched = Layer.effect(
+        OrderStore,
+        Effect.gen(function* () {
+          const store = yield* OrderStore
+          return OrderStore.of({
+            ...store,
+            commit: (batch) =>
+              Effect.acquireUseRelease(
+                Effect.sync(() => {
+                  committing++
+                  most = Math.max(most, committing)
+                }),
+                () => Effect.andThen(Effect.sleep("20 millis"), store.commit(batch)),
+                () => Effect.sync(() => committing--)
+              )
+          })
+        })
+      )
+      return Effect.gen(function* () {
+        const users = yield* makeUsers(2_200)
+        const saleId = yield* makeSale(2_200)
+        // A trickle: ten more buyers every 5 ms, whatever is still committing, so purchases
+        // arrive while a commit is in flight, but far fewer than a batch of 100 wait.
+        const waves: Array<Fiber.Fiber<ReadonlyArray<readonly [UserId, Reply]>>> = []
+        for (let wave = 0; wave < 20; wave++) {
+          waves.push(yield* Effect.forkChild(purchaseAll(saleId, users.slice(wave * 10, wave * 10 + 10))))
+          yield* Effect.sleep("5 millis")
+        }
+        const trickle = (yield* Fiber.joinAll(waves)).flat()
+        assert.strictEqual(most, 1, "one commit at a time")
+        // A flood: 2,000 at once, many full batches waiting.
+        most = 0
+        const flood = yield* purchaseAll(saleId, users.slice(200))
+        assert.strictEqual(most, 3, "three commits overlap")
+        const replies = [...trickle, ...flood]
+        assert.deepStrictEqual(countTags(replies), { Accepted: 2_200 })
+        const report = yield* auditSale(saleId, confirmedOrders(replies))
+        assert.strictEqual(report.committed, 2_200)
+        assert.strictEqual(violations(report), 0)
+      }).pipe(
+        Effect.provide(
+          SaleRegistry.make({ ...options, maxBatchSize: 100, commitsInFlight: 3 }).pipe(
+            Layer.provide(watched)
+          )
+        )
+      )
+    })
+
     it.effect("relinquishes at once: what is queued is refused undecided, what was decided is kept", () =>
       Effect.gen(function* () {
         const registry = yield* SaleRegistry
