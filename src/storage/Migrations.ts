@@ -113,6 +113,61 @@ const batchDurations = Effect.gen(function* () {
   yield* sql`CREATE INDEX commit_batches_sale ON commit_batches (sale_id, committed_at)`
 })
 
+// A batch's whole transaction in one statement, so a commit costs one round trip to the server
+// instead of seven: with one commit in flight at a time, each round trip waits for the node's
+// event loop, busy answering HTTP, and those waits were most of a commit's latency. The order
+// of work is the same as before: the epoch is read first, unlocked, to turn a stale owner away
+// before it writes anything; the inserts run next, so batches in flight insert side by side;
+// the stock row is taken last, and its fenced UPDATE is what decides. A stale owner gets
+// SQLSTATE MCSTL, a batch larger than the stock MCOVR; either rolls everything back.
+const commitFunction = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE FUNCTION commit_batch(
+      p_batch uuid, p_sale uuid, p_epoch integer,
+      p_order_ids uuid[], p_order_users uuid[], p_order_at float8[],
+      p_attempt_users uuid[], p_attempt_outcomes text[], p_attempt_at float8[]
+    ) RETURNS integer LANGUAGE plpgsql AS $$
+    DECLARE
+      taken integer := coalesce(cardinality(p_order_ids), 0);
+      left_over integer;
+      current_epoch integer;
+    BEGIN
+      SELECT owner_epoch INTO current_epoch FROM stocks WHERE sale_id = p_sale;
+      IF current_epoch IS DISTINCT FROM p_epoch THEN
+        RAISE EXCEPTION 'sale %: epoch % is stale', p_sale, p_epoch USING ERRCODE = 'MCSTL';
+      END IF;
+      IF taken > 0 THEN
+        INSERT INTO orders (id, sale_id, user_id, price_cents, owner_epoch, created_at)
+        SELECT o.id, f.id, o.user_id, f.price_cents, p_epoch, to_timestamp(o.at / 1000.0)
+        FROM unnest(p_order_ids, p_order_users, p_order_at) AS o (id, user_id, at)
+        CROSS JOIN flash_sales f WHERE f.id = p_sale;
+      END IF;
+      IF coalesce(cardinality(p_attempt_users), 0) > 0 THEN
+        INSERT INTO purchase_attempts (sale_id, user_id, outcome, attempted_at)
+        SELECT p_sale, a.user_id, a.outcome, to_timestamp(a.at / 1000.0)
+        FROM unnest(p_attempt_users, p_attempt_outcomes, p_attempt_at) AS a (user_id, outcome, at);
+      END IF;
+      UPDATE stocks SET available = available - taken, updated_at = now()
+      WHERE sale_id = p_sale AND owner_epoch = p_epoch AND available >= taken
+      RETURNING available INTO left_over;
+      IF NOT FOUND THEN
+        SELECT owner_epoch INTO current_epoch FROM stocks WHERE sale_id = p_sale;
+        IF current_epoch = p_epoch THEN
+          RAISE EXCEPTION 'sale %: batch of % exceeds the stock', p_sale, taken USING ERRCODE = 'MCOVR';
+        END IF;
+        RAISE EXCEPTION 'sale %: epoch % is stale', p_sale, p_epoch USING ERRCODE = 'MCSTL';
+      END IF;
+      INSERT INTO commit_batches (batch_id, sale_id, owner_epoch, orders, millis)
+      VALUES (p_batch, p_sale, p_epoch, taken, extract(epoch FROM clock_timestamp() - now()) * 1000);
+      IF taken > 0 AND left_over = 0 THEN
+        UPDATE flash_sales SET sold_out_at = now() WHERE id = p_sale AND sold_out_at IS NULL;
+      END IF;
+      RETURN left_over;
+    END
+    $$`
+})
+
 /** Brings the schema up to date; a node serves nothing before this has run. */
 export const Migrations = {
   layer: PgMigrator.layer({
@@ -121,7 +176,8 @@ export const Migrations = {
       "0002_batch_stamp": batchStamp,
       "0003_pipelined_commits": pipelinedCommits,
       "0004_audit_without_surrogate_key": auditWithoutSurrogateKey,
-      "0005_batch_durations": batchDurations
+      "0005_batch_durations": batchDurations,
+      "0006_commit_function": commitFunction
     })
   }).pipe(Layer.provide(NodeServices.layer))
 }

@@ -3,6 +3,12 @@ import { SqlClient, type SqlError } from "effect/sql"
 import { SaleNotFound, StaleEpoch } from "../domain/Errors.ts"
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
 
+/** The SQLSTATE PostgreSQL failed a statement with, when it did. */
+const sqlState = (error: unknown): string | undefined => {
+  const cause = (error as Partial<SqlError.SqlError>).reason?.cause as { readonly code?: unknown } | undefined
+  return typeof cause?.code === "string" ? cause.code : undefined
+}
+
 /** A sale as PostgreSQL has it: what an owner rebuilds its state from (invariant I5). */
 export interface SaleSnapshot {
   readonly saleId: SaleId
@@ -136,62 +142,32 @@ export class OrderStore extends Context.Service<
         return yield* readSnapshot(saleId)
       })
 
-      // The stock row is taken last, so two batches of one owner insert side by side and
-      // only queue for that row's lock at the very end. The epoch is read first, unlocked, to
-      // turn a stale owner away before it writes anything; the locking UPDATE is what decides.
+      // One statement (migration 0006's commit_batch): the epoch read first, the inserts, then
+      // the fenced UPDATE of the stock row, so two batches of one owner insert side by side
+      // and only queue for that row's lock at the very end.
       const commit = Effect.fnUntraced(function* (batch: Batch) {
-        const taken = batch.orders.length
-        const current = yield* sql<{ epoch: number }>`
-          SELECT owner_epoch AS epoch FROM stocks WHERE sale_id = ${batch.saleId}`
-        if (current[0]?.epoch !== batch.epoch) {
-          return yield* new StaleEpoch({ saleId: batch.saleId, epoch: batch.epoch })
-        }
         const ids = batch.orders.map((o) => o.orderId)
-        if (taken > 0) {
-          const users = batch.orders.map((o) => o.userId)
-          const times = batch.orders.map((o) => o.at)
-          yield* sql`
-            INSERT INTO orders (id, sale_id, user_id, price_cents, owner_epoch, created_at)
-            SELECT o.id, f.id, o.user_id, f.price_cents, ${batch.epoch}, to_timestamp(o.at / 1000.0)
-            FROM unnest(${ids}::uuid[], ${users}::uuid[], ${times}::float8[]) AS o (id, user_id, at)
-            CROSS JOIN flash_sales f WHERE f.id = ${batch.saleId}`
-        }
-        if (batch.attempts.length > 0) {
-          const users = batch.attempts.map((a) => a.userId)
-          const outcomes = batch.attempts.map((a) => a.outcome)
-          const times = batch.attempts.map((a) => a.at)
-          yield* sql`
-            INSERT INTO purchase_attempts (sale_id, user_id, outcome, attempted_at)
-            SELECT ${batch.saleId}, a.user_id, a.outcome, to_timestamp(a.at / 1000.0)
-            FROM unnest(${users}::uuid[], ${outcomes}::text[], ${times}::float8[]) AS a (user_id, outcome, at)`
-        }
-        const fenced = yield* sql<{ available: number }>`
-          UPDATE stocks SET available = available - ${taken}, updated_at = now()
-          WHERE sale_id = ${batch.saleId} AND owner_epoch = ${batch.epoch} AND available >= ${taken}
-          RETURNING available`
-        const after = fenced[0]
-        if (after === undefined) {
-          const now = yield* sql<{ epoch: number; available: number }>`
-            SELECT owner_epoch AS epoch, available FROM stocks WHERE sale_id = ${batch.saleId}`
-          if (now[0]?.epoch === batch.epoch) {
-            return yield* Effect.die(
-              new Error(`sale ${batch.saleId}: batch of ${taken} exceeds ${now[0].available} available`)
-            )
-          }
-          return yield* new StaleEpoch({ saleId: batch.saleId, epoch: batch.epoch })
-        }
-        // Last, so its clock reading covers the whole transaction but the COMMIT itself.
         yield* sql`
-          INSERT INTO commit_batches (batch_id, sale_id, owner_epoch, orders, millis)
-          VALUES (${batch.batchId}, ${batch.saleId}, ${batch.epoch}, ${taken},
-                  extract(epoch FROM clock_timestamp() - now()) * 1000)`
-        if (taken > 0 && after.available === 0) {
-          yield* sql`
-            UPDATE flash_sales SET sold_out_at = now()
-            WHERE id = ${batch.saleId} AND sold_out_at IS NULL`
-        }
+          SELECT commit_batch(
+            ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
+            ${ids}::uuid[],
+            ${batch.orders.map((o) => o.userId)}::uuid[],
+            ${batch.orders.map((o) => o.at)}::float8[],
+            ${batch.attempts.map((a) => a.userId)}::uuid[],
+            ${batch.attempts.map((a) => a.outcome)}::text[],
+            ${batch.attempts.map((a) => a.at)}::float8[]
+          )`.pipe(
+          Effect.catchIf(
+            (error) => sqlState(error) === "MCSTL",
+            () => Effect.fail(new StaleEpoch({ saleId: batch.saleId, epoch: batch.epoch }))
+          ),
+          Effect.catchIf(
+            (error) => sqlState(error) === "MCOVR",
+            (error) => Effect.die(new Error(error.message))
+          )
+        )
         return new CommitReceipt(batch.saleId, new Set(ids))
-      }, sql.withTransaction)
+      })
 
       // A commit that reached COMMIT holds the stock row's lock until it ends: waiting for
       // that lock first means the batch log below is final for this batch.
