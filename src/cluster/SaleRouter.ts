@@ -172,9 +172,10 @@ export class SaleRouter extends Context.Service<
             )
           })
 
-        const key = options.forward === undefined ? undefined : linkKey(options.forward.sharedSecret)
         const peers =
-          options.forward === undefined ? undefined : new Peers(options.forward.timeoutMillis, key!)
+          options.forward === undefined
+            ? undefined
+            : new Peers(options.forward.timeoutMillis, linkKey(options.forward.sharedSecret))
 
         const forward = (saleId: SaleId, userId: UserId, address: string) =>
           Effect.callback<ForwardResult>((resume) => {
@@ -213,11 +214,7 @@ export class SaleRouter extends Context.Service<
             const result = yield* forward(saleId, userId, where.address)
             if (result._tag === "Reply") {
               const answer = answerOf(saleId, result.code, result.value)
-              if (
-                answer instanceof SaleNotFound ||
-                answer instanceof Overloaded ||
-                answer instanceof PurchaseUnavailable
-              )
+              if (answer instanceof SaleNotFound || (answer !== undefined && isRefusal(answer)))
                 return yield* answer
               if (answer !== undefined) return answer
               // Not the owner (any more): look the owner up again and retry, once.
@@ -312,9 +309,9 @@ export class SaleRouter extends Context.Service<
 
         let forwardAddress: string | undefined
         if (options.forward !== undefined) {
-          const { host, port } = options.forward
+          const { host, port, sharedSecret } = options.forward
           const listener = yield* Effect.acquireRelease(
-            Effect.promise(() => ForwardServer.listen(host, port, key!, answerForwarded)),
+            Effect.promise(() => ForwardServer.listen(host, port, linkKey(sharedSecret), answerForwarded)),
             (listener) => Effect.promise(() => listener.close())
           )
           forwardAddress = listener.address

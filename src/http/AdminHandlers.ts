@@ -1,9 +1,10 @@
-import { Effect, Predicate } from "effect"
+import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import type { SqlError } from "effect/sql"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import type { SaleId } from "../domain/Ids.ts"
 import { Catalog } from "../storage/Catalog.ts"
+import { sqlState } from "../storage/Database.ts"
 import { Api, apiError, saleNotFound, BadRequest, Conflict, CurrentUser, Forbidden, NotFound } from "./Api.ts"
 import { presentSale } from "./SaleView.ts"
 
@@ -28,12 +29,8 @@ const instant = (field: string, value: string | undefined) => {
       )
 }
 
-// The driver's error (SQLSTATE 23503, foreign_key_violation) is the reason's cause; the
-// SqlError's own message says only that the query failed.
-const isForeignKeyViolation = (error: SqlError.SqlError) =>
-  error.reason._tag === "ConstraintError" &&
-  Predicate.hasProperty(error.reason.cause, "code") &&
-  error.reason.cause.code === "23503"
+// SQLSTATE 23503: foreign_key_violation.
+const isForeignKeyViolation = (error: SqlError.SqlError) => sqlState(error) === "23503"
 
 const badWindow = apiError(BadRequest, {
   code: "invalid_request",

@@ -1,11 +1,21 @@
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Layer, Option, Redacted } from "effect"
+import { Context, Effect, Layer, Option, Predicate, Redacted } from "effect"
+import type { SqlError } from "effect/sql"
 import { mkdirSync } from "node:fs"
 import { resolve } from "node:path"
 import * as Settings from "../Settings.ts"
 import { Migrations } from "./Migrations.ts"
+
+/**
+ * The SQLSTATE PostgreSQL failed a statement with: the driver's error is the reason's cause
+ * (the SqlError's own message says only that the query failed).
+ */
+export const sqlState = (error: SqlError.SqlError): string | undefined =>
+  Predicate.hasProperty(error.reason.cause, "code") && typeof error.reason.cause.code === "string"
+    ? error.reason.cause.code
+    : undefined
 
 /**
  * Which PostgreSQL this node talks to. Both layers provide the same `PgClient` /

@@ -2,12 +2,7 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { SaleNotFound, StaleEpoch } from "../domain/Errors.ts"
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
-
-/** The SQLSTATE PostgreSQL failed a statement with, when it did. */
-const sqlState = (error: unknown): string | undefined => {
-  const cause = (error as Partial<SqlError.SqlError>).reason?.cause as { readonly code?: unknown } | undefined
-  return typeof cause?.code === "string" ? cause.code : undefined
-}
+import { sqlState } from "./Database.ts"
 
 /** A sale as PostgreSQL has it: what an owner rebuilds its state from (invariant I5). */
 export interface SaleSnapshot {
@@ -157,14 +152,16 @@ export class OrderStore extends Context.Service<
             ${batch.attempts.map((a) => a.outcome)}::text[],
             ${batch.attempts.map((a) => a.at)}::float8[]
           )`.pipe(
-          Effect.catchIf(
-            (error) => sqlState(error) === "MCSTL",
-            () => Effect.fail(new StaleEpoch({ saleId: batch.saleId, epoch: batch.epoch }))
-          ),
-          Effect.catchIf(
-            (error) => sqlState(error) === "MCOVR",
-            (error) => Effect.die(new Error(error.message))
-          )
+          Effect.catchTag("SqlError", (error): Effect.Effect<never, StaleEpoch | SqlError.SqlError> => {
+            switch (sqlState(error)) {
+              case "MCSTL":
+                return Effect.fail(new StaleEpoch({ saleId: batch.saleId, epoch: batch.epoch }))
+              case "MCOVR":
+                return Effect.die(new Error(error.message))
+              default:
+                return Effect.fail(error)
+            }
+          })
         )
         return new CommitReceipt(batch.saleId, new Set(ids))
       })

@@ -1,5 +1,5 @@
 import { assert, layer } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Audit } from "../../src/storage/Audit.ts"
@@ -108,6 +108,67 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         assert.strictEqual(attempts[0]!.n, 0)
       })
     )
+
+    // A second backend must hold the stock row while the batch runs: PGlite has only one.
+    if (testDatabaseMode === "server") {
+      it.effect(
+        "fences a batch whose owner is replaced mid-commit: its inserts roll back (server only)",
+        () =>
+          Effect.gen(function* () {
+            const store = yield* OrderStore
+            const audit = yield* Audit
+            const sql = yield* SqlClient.SqlClient
+            const users = yield* makeUsers(3)
+            const saleId = yield* makeSale(10)
+            const { epoch } = yield* store.claim(saleId)
+            // A newer owner's claim, held open: it has minted the next epoch but not committed it.
+            const locked = yield* Deferred.make<void>()
+            const release = yield* Deferred.make<void>()
+            const claim = yield* Effect.forkChild(
+              sql.withTransaction(
+                Effect.gen(function* () {
+                  yield* sql`UPDATE stocks SET owner_epoch = owner_epoch + 1 WHERE sale_id = ${saleId}`
+                  yield* Deferred.succeed(locked, undefined)
+                  yield* Deferred.await(release)
+                })
+              )
+            )
+            yield* Deferred.await(locked)
+            // The batch passes the unlocked epoch check (the claim is not committed), inserts,
+            // then waits for the stock row.
+            const orders = users.map(newOrder)
+            const batch = yield* Effect.forkChild(
+              Effect.exit(
+                store.commit({
+                  batchId: crypto.randomUUID(),
+                  saleId,
+                  epoch,
+                  orders,
+                  attempts: orders.map((o) => ({ userId: o.userId, outcome: "accepted", at: o.at }))
+                })
+              )
+            )
+            const waiting = sql<{ n: number }>`
+            SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE NOT l.granted AND a.query LIKE '%commit_batch%'`
+            while ((yield* waiting)[0]!.n === 0) yield* Effect.sleep("10 millis")
+            yield* Deferred.succeed(release, undefined)
+            yield* Fiber.join(claim)
+            const exit = yield* Fiber.join(batch)
+            assert.isTrue(Exit.isFailure(exit))
+            if (Exit.isFailure(exit)) {
+              const error = Cause.findErrorOption(exit.cause)
+              assert.strictEqual(error._tag === "Some" ? error.value._tag : "none", "StaleEpoch")
+            }
+            const record = yield* audit.read(saleId)
+            assert.strictEqual(record.orders.size, 0)
+            assert.strictEqual(record.available, 10)
+            const attempts = yield* sql<{ n: number }>`
+            SELECT count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId}`
+            assert.strictEqual(attempts[0]!.n, 0)
+          })
+      )
+    }
 
     it.effect("loads what is committed and tells whether a batch made it", () =>
       Effect.gen(function* () {
