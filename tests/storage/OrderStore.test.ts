@@ -14,6 +14,27 @@ const Storage = Layer.mergeAll(Catalog.layer, OrderStore.layer, Audit.layer).pip
 
 const newOrder = (userId: UserId) => ({ orderId: crypto.randomUUID() as OrderId, userId, at: Date.now() })
 
+/** A batch refused as stale left nothing: no order, no audit record, the stock untouched. */
+const assertFencedCleanly = (exit: Exit.Exit<unknown, unknown>, saleId: SaleId, stock: number) =>
+  Effect.gen(function* () {
+    assert.isTrue(Exit.isFailure(exit))
+    if (Exit.isFailure(exit)) {
+      const error = Cause.findErrorOption(exit.cause)
+      assert.strictEqual(
+        error._tag === "Some" ? (error.value as { readonly _tag?: string })._tag : "none",
+        "StaleEpoch"
+      )
+    }
+    const record = yield* Effect.flatMap(Audit, (audit) => audit.read(saleId))
+    assert.strictEqual(record.orders.size, 0)
+    assert.strictEqual(record.available, stock)
+    const attempts = yield* Effect.flatMap(
+      SqlClient.SqlClient,
+      (sql) => sql<{ n: number }>`SELECT count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId}`
+    )
+    assert.strictEqual(attempts[0]!.n, 0)
+  })
+
 layer(Storage, { timeout: 60_000, excludeTestServices: true })(
   `order store on ${testDatabaseMode} PostgreSQL`,
   (it) => {
@@ -79,8 +100,6 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
     it.effect("rejects a batch carrying an older epoch, writing nothing (I4)", () =>
       Effect.gen(function* () {
         const store = yield* OrderStore
-        const audit = yield* Audit
-        const sql = yield* SqlClient.SqlClient
         const [buyer] = yield* makeUsers(1)
         const saleId = yield* makeSale(10)
         const old = yield* store.claim(saleId)
@@ -95,17 +114,7 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
             attempts: [{ userId: buyer!, outcome: "accepted", at: Date.now() }]
           })
         )
-        assert.isTrue(Exit.isFailure(stale))
-        if (Exit.isFailure(stale)) {
-          const error = Cause.findErrorOption(stale.cause)
-          assert.strictEqual(error._tag === "Some" ? error.value._tag : "none", "StaleEpoch")
-        }
-        const record = yield* audit.read(saleId)
-        assert.strictEqual(record.orders.size, 0)
-        assert.strictEqual(record.available, 10)
-        const attempts = yield* sql<{ n: number }>`
-          SELECT count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId}`
-        assert.strictEqual(attempts[0]!.n, 0)
+        yield* assertFencedCleanly(stale, saleId, 10)
       })
     )
 
@@ -116,7 +125,6 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         () =>
           Effect.gen(function* () {
             const store = yield* OrderStore
-            const audit = yield* Audit
             const sql = yield* SqlClient.SqlClient
             const users = yield* makeUsers(3)
             const saleId = yield* makeSale(10)
@@ -154,18 +162,7 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
             while ((yield* waiting)[0]!.n === 0) yield* Effect.sleep("10 millis")
             yield* Deferred.succeed(release, undefined)
             yield* Fiber.join(claim)
-            const exit = yield* Fiber.join(batch)
-            assert.isTrue(Exit.isFailure(exit))
-            if (Exit.isFailure(exit)) {
-              const error = Cause.findErrorOption(exit.cause)
-              assert.strictEqual(error._tag === "Some" ? error.value._tag : "none", "StaleEpoch")
-            }
-            const record = yield* audit.read(saleId)
-            assert.strictEqual(record.orders.size, 0)
-            assert.strictEqual(record.available, 10)
-            const attempts = yield* sql<{ n: number }>`
-            SELECT count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId}`
-            assert.strictEqual(attempts[0]!.n, 0)
+            yield* assertFencedCleanly(yield* Fiber.join(batch), saleId, 10)
           })
       )
     }
