@@ -168,6 +168,18 @@ const commitFunction = Effect.gen(function* () {
     $$`
 })
 
+// Accounts: a password hash for built-in sign-in (null for a buyer known only through the
+// shop's identity provider, by its subject), and the admin role as data, granted and revoked
+// by command and read on every admin request.
+const accounts = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    ALTER TABLE users
+      ADD COLUMN password_hash text CHECK (password_hash IS NULL OR password_hash LIKE '$argon2id$%'),
+      ADD COLUMN subject text UNIQUE CHECK (subject IS NULL OR length(subject) BETWEEN 1 AND 255),
+      ADD COLUMN admin boolean NOT NULL DEFAULT false`
+})
+
 /** Brings the schema up to date; a node serves nothing before this has run. */
 export const Migrations = {
   layer: PgMigrator.layer({
@@ -177,7 +189,8 @@ export const Migrations = {
       "0003_pipelined_commits": pipelinedCommits,
       "0004_audit_without_surrogate_key": auditWithoutSurrogateKey,
       "0005_batch_durations": batchDurations,
-      "0006_commit_function": commitFunction
+      "0006_commit_function": commitFunction,
+      "0007_accounts": accounts
     })
   }).pipe(Layer.provide(NodeServices.layer))
 }
