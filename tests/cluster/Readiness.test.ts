@@ -3,9 +3,10 @@ import { Effect, Redacted } from "effect"
 import { Ownership } from "../../src/cluster/Ownership.ts"
 import { privateRedis, waitFor } from "./Harness.ts"
 
-// GET /api/health/ready asks the ownership directory whether it can decide who owns a sale.
+// GET /api/health/ready asks whether Redis answers: without it the node is degraded (owned
+// sales and known routes still served), not out.
 it.effect(
-  "ownership is ready while Redis answers, not while it is down, and again once it is back",
+  "ownership is reachable while Redis answers, not while it is down, and again once it is back",
   () =>
     Effect.gen(function* () {
       const redis = yield* Effect.acquireRelease(
@@ -14,13 +15,13 @@ it.effect(
       )
       yield* Effect.gen(function* () {
         const ownership = yield* Ownership
-        assert.isTrue(yield* ownership.ready)
+        assert.isTrue(yield* ownership.reachable)
         yield* Effect.promise(() => redis.kill())
-        assert.isFalse(yield* ownership.ready)
+        assert.isFalse(yield* ownership.reachable)
         yield* Effect.promise(() => redis.start())
         const back = yield* Effect.promise(() =>
-          waitFor("ownership to be ready again", () =>
-            Effect.runPromise(ownership.ready).then((ok) => (ok ? ok : undefined))
+          waitFor("ownership to be reachable again", () =>
+            Effect.runPromise(ownership.reachable).then((ok) => (ok ? ok : undefined))
           )
         )
         assert.isTrue(back)
@@ -36,7 +37,7 @@ it.effect(
       )
       const alone = yield* Effect.gen(function* () {
         const ownership = yield* Ownership
-        return yield* ownership.ready
+        return yield* ownership.reachable
       }).pipe(Effect.provide(Ownership.local("alone")))
       assert.isTrue(alone)
     }).pipe(Effect.scoped),

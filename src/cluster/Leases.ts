@@ -1,0 +1,178 @@
+import { Context, Effect, Layer, Schedule } from "effect"
+import type { Result } from "ioredis"
+import type { SaleId } from "../domain/Ids.ts"
+import { RedisConnection, RedisUnavailable } from "./RedisConnection.ts"
+
+// The lease scripts, registered once per connection (ioredis sends EVALSHA, the text only
+// when Redis has not seen it: after a restart or a flush).
+declare module "ioredis" {
+  interface RedisCommander<Context> {
+    /** 1 when `node` now holds the lease (taken if vacant, or extended), 0 when another does. */
+    leaseTake(key: string, node: string, ttlMillis: number): Result<number, Context>
+    /** 1 when `node` held the lease and let it go. */
+    leaseGive(key: string, node: string): Result<number, Context>
+    /** [holder, milliseconds left] or [false, -2] when vacant. */
+    leaseRead(key: string): Result<[string | null, number], Context>
+  }
+}
+
+const scripts = {
+  leaseTake: `
+    local holder = redis.call('GET', KEYS[1])
+    if holder == false then
+      redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+      return 1
+    elseif holder == ARGV[1] then
+      redis.call('PEXPIRE', KEYS[1], ARGV[2])
+      return 1
+    end
+    return 0`,
+  leaseGive: `
+    if redis.call('GET', KEYS[1]) == ARGV[1] then
+      return redis.call('DEL', KEYS[1])
+    end
+    return 0`,
+  leaseRead: `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}`
+}
+
+/** Who holds a sale's lease, and until when (epoch milliseconds, as seen by this node). */
+export interface Holder {
+  readonly nodeId: string
+  readonly expiresAt: number
+}
+
+/**
+ * Sale leases: which node should serve a sale. A lease routes; it makes nobody safe (the
+ * owner's epoch in PostgreSQL does). A held lease is kept while Redis cannot be reached:
+ * nobody else can claim without Redis, and a claim made after it returns fences this node
+ * at its next commit.
+ */
+export class Leases extends Context.Service<
+  Leases,
+  {
+    readonly nodeId: string
+    /** The lease's holder and expiry now, undefined when vacant. */
+    readonly holder: (saleId: SaleId) => Effect.Effect<Holder | undefined, RedisUnavailable>
+    /** Tries to take the sale's lease; true when this node now holds it. */
+    readonly acquire: (saleId: SaleId) => Effect.Effect<boolean, RedisUnavailable>
+    /** Lets go of the lease if this node still holds it, and tells the other nodes. */
+    readonly release: (saleId: SaleId) => Effect.Effect<void>
+    /** `listener` hears of each sale whose lease this node held and another node took. */
+    readonly onLost: (listener: (saleId: SaleId) => void) => void
+    /** `listener` hears of each lease change another node announced (undefined: released). */
+    readonly onChange: (listener: (saleId: SaleId, holder: string | undefined) => void) => void
+    readonly held: () => ReadonlyArray<SaleId>
+  }
+>()("mincommerce/cluster/Leases") {
+  /** One node, no Redis: every lease asked for is granted and never expires. */
+  static readonly local = (nodeId: string) =>
+    Layer.sync(Leases, () => {
+      const held = new Set<SaleId>()
+      return Leases.of({
+        nodeId,
+        holder: (saleId) =>
+          Effect.succeed(held.has(saleId) ? { nodeId, expiresAt: Number.POSITIVE_INFINITY } : undefined),
+        acquire: (saleId) => Effect.sync(() => (held.add(saleId), true)),
+        release: (saleId) => Effect.sync(() => void held.delete(saleId)),
+        onLost: () => {},
+        onChange: () => {},
+        held: () => [...held]
+      })
+    })
+
+  /**
+   * `<prefix>lease:<saleId>` = holder node id with a TTL renewed every third of it; changes
+   * are published on `<prefix>owners` as "<saleId> <holder>" or "<saleId>" for a release.
+   */
+  static readonly redis = (options: { readonly prefix: string; readonly nodeId: string; readonly leaseTtlMillis: number }) =>
+    Layer.effect(
+      Leases,
+      Effect.gen(function* () {
+        const redis = yield* RedisConnection
+        const { prefix, nodeId, leaseTtlMillis: ttl } = options
+        for (const [name, lua] of Object.entries(scripts)) {
+          redis.client.defineCommand(name, { numberOfKeys: 1, lua })
+        }
+        const leaseKey = (saleId: SaleId) => `${prefix}lease:${saleId}`
+        const channel = `${prefix}owners`
+        const held = new Set<SaleId>()
+        const lostListeners: Array<(saleId: SaleId) => void> = []
+        const changeListeners: Array<(saleId: SaleId, holder: string | undefined) => void> = []
+
+        const lose = (saleId: SaleId) => {
+          if (!held.delete(saleId)) return
+          for (const listener of lostListeners) listener(saleId)
+        }
+
+        redis.subscriber.on("message", (_channel: string, message: string) => {
+          const space = message.indexOf(" ")
+          const saleId = (space < 0 ? message : message.slice(0, space)) as SaleId
+          const holder = space < 0 ? undefined : message.slice(space + 1)
+          if (holder === nodeId) return
+          for (const listener of changeListeners) listener(saleId, holder)
+          if (holder !== undefined) lose(saleId)
+        })
+        yield* Effect.promise(() => redis.subscriber.subscribe(channel))
+        const publish = (message: string) => redis.call("publish", (client) => client.publish(channel, message))
+
+        const holder = Effect.fnUntraced(function* (saleId: SaleId) {
+          const asked = Date.now()
+          const [owner, left] = yield* redis.call("lease read", (client) => client.leaseRead(leaseKey(saleId)))
+          if (owner === null) return undefined
+          // A key without expiry cannot be a lease of ours; treat it as one TTL long.
+          return { nodeId: owner, expiresAt: asked + (left >= 0 ? left : ttl) }
+        })
+
+        const acquire = Effect.fnUntraced(function* (saleId: SaleId) {
+          const won = yield* redis.call("lease acquire", (client) => client.leaseTake(leaseKey(saleId), nodeId, ttl))
+          if (won !== 1) return false
+          held.add(saleId)
+          yield* publish(`${saleId} ${nodeId}`).pipe(Effect.ignore)
+          return true
+        })
+
+        const release = (saleId: SaleId) =>
+          Effect.gen(function* () {
+            held.delete(saleId)
+            yield* redis.call("lease release", (client) => client.leaseGive(leaseKey(saleId), nodeId)).pipe(Effect.ignore)
+            yield* publish(saleId).pipe(Effect.ignore)
+          })
+
+        // Renewal re-takes a lease Redis forgot (restarted, flushed) and loses only one that
+        // another node holds; while Redis is unreachable every lease is kept as it is.
+        const renew = Effect.gen(function* () {
+          const sales = [...held]
+          if (sales.length === 0) return
+          const pipeline = redis.client.pipeline()
+          for (const saleId of sales) pipeline.leaseTake(leaseKey(saleId), nodeId, ttl)
+          const results = yield* redis.call("lease renewal", () => pipeline.exec())
+          sales.forEach((saleId, i) => {
+            const result = results?.[i]
+            if (result !== undefined && result[0] === null && result[1] === 0) lose(saleId)
+          })
+        }).pipe(
+          Effect.catchTag("RedisUnavailable", (error) =>
+            Effect.logWarning("leases not renewed; this node keeps serving the sales it owns", {
+              held: held.size,
+              error: error.message
+            })
+          )
+        )
+        yield* Effect.forkScoped(renew.pipe(Effect.repeat(Schedule.spaced(Math.max(50, Math.floor(ttl / 3))))))
+        // Planned shutdown: every lease back at once.
+        yield* Effect.addFinalizer(() => Effect.forEach([...held], release, { discard: true }))
+
+        return Leases.of({
+          nodeId,
+          holder,
+          acquire,
+          release,
+          onLost: (listener) => void lostListeners.push(listener),
+          onChange: (listener) => void changeListeners.push(listener),
+          held: () => [...held]
+        })
+      })
+    )
+}
+
+export { RedisUnavailable }
