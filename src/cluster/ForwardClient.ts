@@ -1,31 +1,33 @@
+import { Exit, Schema } from "effect"
 import { connect, type Socket } from "node:net"
-import { encodeFrame, FrameReader, proofOf } from "./Frames.ts"
+import type { SaleId, UserId } from "../domain/Ids.ts"
+import type { RoutedReply } from "../domain/Reply.ts"
+import { decodeReplies, encodeFrame, FrameReader, proofOf, replyAnswer, type NotOwner } from "./Frames.ts"
 
-/**
- * How a forwarded purchase ended on the wire: the owner's reply, or a failure that says
- * whether the owner can have seen the message ("not_sent": it cannot; "no_answer": it may).
- */
-export type ForwardResult =
-  | { readonly _tag: "Reply"; readonly code: number; readonly value: unknown }
-  | { readonly _tag: "NotSent" }
-  | { readonly _tag: "NoAnswer" }
+/** The owner cannot have seen the purchase (no connection): looking again and retrying is safe. */
+export class NotSent extends Schema.TaggedError<NotSent>()("NotSent", { address: Schema.String }) {}
+
+/** The purchase left but no answer came in time: it may have been decided. */
+export class NoAnswer extends Schema.TaggedError<NoAnswer>()("NoAnswer", { address: Schema.String }) {}
+
+/** How a forwarded purchase ended: the owner's answer, or why there is none. */
+export type ForwardResult = RoutedReply | NotOwner | NotSent | NoAnswer
 
 type Resume = (result: ForwardResult) => void
 
 interface Pending {
+  readonly saleId: SaleId
   readonly resume: Resume
-  readonly deadline: number
+  /** Set when the purchase leaves. */
+  deadline: number
 }
-
-const notSent: ForwardResult = { _tag: "NotSent" }
-const noAnswer: ForwardResult = { _tag: "NoAnswer" }
 
 /**
  * One persistent TCP connection to a peer node, usable once it has answered the owner's
  * challenge with `key` (see Frames). Messages queued in one turn of the event loop leave in
- * one frame; every message waits at most `timeoutMillis` for its reply. A lost
- * connection fails what was in flight and is re-opened on the next send, after a backoff
- * that doubles on each failure (fast failures meanwhile, never a hang).
+ * one frame; every message waits at most `timeoutMillis` for its reply. A lost connection
+ * fails what was in flight and is re-opened on the next send, after a backoff that doubles
+ * on each failure (fast failures meanwhile, never a hang).
  */
 export class PeerConnection {
   private socket: Socket | undefined
@@ -35,13 +37,14 @@ export class PeerConnection {
   private failures = 0
   private retryAt = 0
   private nextId = 1
-  private outbox: Array<unknown> = []
-  private outboxResumes: Array<Resume> = []
-  private outboxIds: Array<number> = []
+  private outbox: Array<readonly [number, string, string]> = []
+  private outboxPending: Array<Pending> = []
   private flushScheduled = false
   private readonly pending = new Map<number, Pending>()
   private readonly sweeper: NodeJS.Timeout
   private closed = false
+  private readonly notSent: NotSent
+  private readonly noAnswer: NoAnswer
   readonly address: string
   private readonly timeoutMillis: number
   private readonly key: Uint8Array
@@ -50,16 +53,16 @@ export class PeerConnection {
     this.address = address
     this.timeoutMillis = timeoutMillis
     this.key = key
+    this.notSent = new NotSent({ address })
+    this.noAnswer = new NoAnswer({ address })
     this.sweeper = setInterval(() => this.expire(), Math.max(10, Math.min(100, timeoutMillis / 4)))
     this.sweeper.unref()
   }
 
-  send(saleId: string, userId: string, resume: Resume): void {
-    if (this.closed) return resume(notSent)
-    const requestId = this.nextId++
-    this.outbox.push(requestId, saleId, userId)
-    this.outboxIds.push(requestId)
-    this.outboxResumes.push(resume)
+  send(saleId: SaleId, userId: UserId, resume: Resume): void {
+    if (this.closed) return resume(this.notSent)
+    this.outbox.push([this.nextId++, saleId, userId])
+    this.outboxPending.push({ saleId, resume, deadline: 0 })
     if (!this.flushScheduled) {
       this.flushScheduled = true
       setImmediate(() => this.flush())
@@ -75,21 +78,25 @@ export class PeerConnection {
 
   private flush(): void {
     this.flushScheduled = false
-    if (this.outboxIds.length === 0) return
-    if (!this.connected) {
-      if (this.socket === undefined && Date.now() >= this.retryAt) this.open()
+    if (this.outbox.length === 0) return
+    const socket = this.socket
+    if (!this.connected || socket === undefined) {
+      if (socket === undefined && Date.now() >= this.retryAt) this.open()
       // Still connecting: the frame leaves once connected; in backoff: fail fast.
       if (this.socket === undefined) this.failOutbox()
       return
     }
     const deadline = Date.now() + this.timeoutMillis
-    for (let i = 0; i < this.outboxIds.length; i++)
-      this.pending.set(this.outboxIds[i]!, { resume: this.outboxResumes[i]!, deadline })
+    this.outbox.forEach(([requestId], i) => {
+      const waiting = this.outboxPending[i]
+      if (waiting === undefined) return
+      waiting.deadline = deadline
+      this.pending.set(requestId, waiting)
+    })
     const frame = encodeFrame(this.outbox)
     this.outbox = []
-    this.outboxIds = []
-    this.outboxResumes = []
-    this.socket!.write(frame)
+    this.outboxPending = []
+    socket.write(frame)
   }
 
   private open(): void {
@@ -101,15 +108,9 @@ export class PeerConnection {
     })
     this.socket = socket
     this.proofSent = false
-    const reader = new FrameReader((replies) => {
-      if (!this.connected) return this.handshake(socket, replies[0])
-      for (let i = 0; i + 2 < replies.length; i += 3) {
-        const requestId = replies[i] as number
-        const waiting = this.pending.get(requestId)
-        if (waiting === undefined) continue // timed out already
-        this.pending.delete(requestId)
-        waiting.resume({ _tag: "Reply", code: replies[i + 1] as number, value: replies[i + 2] })
-      }
+    const reader = new FrameReader((frame) => {
+      if (!this.connected) return this.handshake(socket, frame[0])
+      this.answer(socket, frame)
     })
     // Nothing may wait longer than its timeout, a connection attempt and handshake included.
     socket.setTimeout(this.timeoutMillis, () => {
@@ -133,6 +134,18 @@ export class PeerConnection {
     })
   }
 
+  /** A reply frame: each answer to its waiting purchase; a frame that does not decode ends the link. */
+  private answer(socket: Socket, frame: unknown): void {
+    const replies = decodeReplies(frame)
+    if (Exit.isFailure(replies)) return void socket.destroy()
+    for (const [requestId, code, value] of replies.value) {
+      const waiting = this.pending.get(requestId)
+      if (waiting === undefined) continue // timed out already
+      this.pending.delete(requestId)
+      waiting.resume(replyAnswer(waiting.saleId, code, value))
+    }
+  }
+
   /**
    * The owner's first frame is its challenge, answered with the proof; its second says the
    * proof was taken. Only then does a request leave, so an owner that refuses the key has
@@ -153,18 +166,17 @@ export class PeerConnection {
   }
 
   private failOutbox(): void {
-    const resumes = this.outboxResumes
+    const waiting = this.outboxPending
     this.outbox = []
-    this.outboxIds = []
-    this.outboxResumes = []
-    for (const resume of resumes) resume(notSent)
+    this.outboxPending = []
+    for (const entry of waiting) entry.resume(this.notSent)
   }
 
   private failAll(): void {
     this.failOutbox()
     const waiting = [...this.pending.values()]
     this.pending.clear()
-    for (const entry of waiting) entry.resume(noAnswer)
+    for (const entry of waiting) entry.resume(this.noAnswer)
   }
 
   private expire(): void {
@@ -173,7 +185,7 @@ export class PeerConnection {
     for (const [requestId, entry] of this.pending) {
       if (entry.deadline > now) continue
       this.pending.delete(requestId)
-      entry.resume(noAnswer)
+      entry.resume(this.noAnswer)
     }
   }
 }

@@ -1,13 +1,15 @@
+import { Exit } from "effect"
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net"
-import { encodeFrame, FrameReader, newChallenge, proves, type ReplyCode } from "./Frames.ts"
+import type { SaleId, UserId } from "../domain/Ids.ts"
+import { decodeRequests, encodeFrame, FrameReader, newChallenge, proves, type ReplyCode } from "./Frames.ts"
 
 /** Where a connection's answers go: `send` once per request id, in any order. */
 export interface Replies {
-  readonly send: (requestId: unknown, code: ReplyCode, value: unknown) => void
+  readonly send: (requestId: number, code: ReplyCode, value: string | number | null) => void
 }
 
 /** Decides one forwarded purchase and answers it exactly once through `replies`. */
-export type ForwardHandler = (saleId: string, userId: string, requestId: unknown, replies: Replies) => void
+export type ForwardHandler = (saleId: SaleId, userId: UserId, requestId: number, replies: Replies) => void
 
 export interface ForwardListener {
   /** host:port other nodes connect to. */
@@ -41,7 +43,7 @@ export const listen = (
       }
       const replies: Replies = {
         send: (requestId, code, value) => {
-          pending.push(requestId, code, value)
+          pending.push([requestId, code, value])
           if (!flushing) {
             flushing = true
             setImmediate(flush)
@@ -59,8 +61,9 @@ export const listen = (
           socket.write(encodeFrame([true]))
           return
         }
-        for (let i = 0; i + 2 < messages.length; i += 3)
-          handle(messages[i + 1] as string, messages[i + 2] as string, messages[i], replies)
+        const requests = decodeRequests(messages)
+        if (Exit.isFailure(requests)) return void socket.destroy()
+        for (const [requestId, saleId, userId] of requests.value) handle(saleId, userId, requestId, replies)
       })
       socket.on("data", (chunk: Buffer) => {
         try {

@@ -1,15 +1,21 @@
+import { Schema } from "effect"
 import { Packr } from "msgpackr"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
-import type { OrderId } from "../domain/Ids.ts"
+import { Overloaded, PurchaseUnavailable, SaleNotFound } from "../domain/Errors.ts"
+import { SaleId, UserId, type OrderId } from "../domain/Ids.ts"
 import type { Outcome } from "../domain/Outcome.ts"
+import type { RoutedReply } from "../domain/Reply.ts"
 
 /**
  * The wire between nodes: length-prefixed msgpack frames (4-byte big-endian length, then
  * the packed body). A frame carries many messages as one flat array, so everything queued
  * for a peer in one turn of the event loop goes out in one write.
  *
- * Request frame: [requestId, saleId, userId, requestId, saleId, userId, …]
- * Reply frame:   [requestId, code, value, requestId, code, value, …]
+ * Request frame: [[requestId, saleId, userId], [requestId, saleId, userId], …]
+ * Reply frame:   [[requestId, code, value], [requestId, code, value], …]
+ *
+ * A peer's frames are decoded with the schemas below, never trusted as they come: a frame
+ * that does not decode ends the connection.
  *
  * A connection opens with a handshake, so only a node holding the cluster's key can have
  * purchases decided (a forwarded purchase names its buyer and carries no token): the owner
@@ -35,6 +41,20 @@ export const Reply = {
   NotOwner: 9
 } as const
 export type ReplyCode = (typeof Reply)[keyof typeof Reply]
+
+/** A forwarded purchase as it travels: request id, sale id, buyer id. */
+export const RequestFrame = Schema.Array(Schema.Tuple([Schema.Number, SaleId, UserId]))
+export type ForwardRequest = (typeof RequestFrame.Type)[number]
+
+const replyCodes = Object.values(Reply)
+/** An owner's answers: request id, reply code, the code's value. */
+export const ReplyFrame = Schema.Array(
+  Schema.Tuple([Schema.Number, Schema.Literals(replyCodes), Schema.Union([Schema.String, Schema.Number, Schema.Null])])
+)
+export type ForwardReply = (typeof ReplyFrame.Type)[number]
+
+export const decodeRequests = Schema.decodeUnknownExit(RequestFrame)
+export const decodeReplies = Schema.decodeUnknownExit(ReplyFrame)
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
 
@@ -115,7 +135,7 @@ export const proves = (key: Uint8Array, challenge: Uint8Array, proof: unknown): 
 }
 
 /** An outcome as a reply code and value. */
-export const outcomeReply = (outcome: Outcome): readonly [ReplyCode, unknown] => {
+export const outcomeReply = (outcome: Outcome): readonly [ReplyCode, string | number | null] => {
   switch (outcome._tag) {
     case "Accepted":
       return [Reply.Accepted, outcome.orderId]
@@ -132,13 +152,39 @@ export const outcomeReply = (outcome: Outcome): readonly [ReplyCode, unknown] =>
   }
 }
 
+/** The owner does not own the sale (any more): the sender looks the owner up again. */
+export class NotOwner extends Schema.TaggedError<NotOwner>()("NotOwner", {}) {}
+const notOwner = new NotOwner()
+
+const isUnavailableReason = Schema.is(PurchaseUnavailable.fields.reason)
+
+/** What one decoded reply says for the sale it was asked about. */
+export const replyAnswer = (saleId: SaleId, code: ReplyCode, value: ForwardReply[2]): RoutedReply | NotOwner => {
+  const outcome = replyOutcome(code, value)
+  if (outcome !== undefined) return outcome
+  switch (code) {
+    case Reply.SaleNotFound:
+      return new SaleNotFound({ saleId })
+    case Reply.Overloaded:
+      return new Overloaded({ saleId, retryAfterSeconds: typeof value === "number" ? value : 1 })
+    case Reply.Unavailable:
+      return new PurchaseUnavailable({
+        saleId,
+        reason: isUnavailableReason(value) ? value : "owner_unreachable",
+        retryAfterSeconds: 1
+      })
+    default:
+      return notOwner
+  }
+}
+
 /** The outcome a reply carries, or undefined when the reply is an error code. */
-export const replyOutcome = (code: number, value: unknown): Outcome | undefined => {
+export const replyOutcome = (code: ReplyCode, value: ForwardReply[2]): Outcome | undefined => {
   switch (code) {
     case Reply.Accepted:
-      return { _tag: "Accepted", orderId: value as OrderId }
+      return { _tag: "Accepted", orderId: String(value) as OrderId }
     case Reply.AlreadyPurchased:
-      return { _tag: "AlreadyPurchased", orderId: value as OrderId }
+      return { _tag: "AlreadyPurchased", orderId: String(value) as OrderId }
     case Reply.SoldOut:
       return { _tag: "SoldOut" }
     case Reply.NotStarted:
