@@ -113,7 +113,7 @@ const ingest = async (address: string, saleId: SaleId, users: ReadonlyArray<User
   for (let first = 0; first < messages; first += perFrame) {
     const batch: Array<unknown> = []
     for (let i = first; i < Math.min(messages, first + perFrame); i++)
-      batch.push(i, saleId, users[i % users.length])
+      batch.push([i, saleId, users[i % users.length]])
     frames.push(encodeFrame(batch))
   }
   const window = 10 // frames in flight: 20,000 purchases
@@ -146,13 +146,13 @@ const ingest = async (address: string, saleId: SaleId, users: ReadonlyArray<User
         while (next < Math.min(window, frames.length)) socket.write(frames[next++]!)
         return
       }
-      for (let i = 1; i < replies.length; i += 3) {
-        const code = replies[i] as number
+      for (const reply of replies) {
+        const code = (reply as ReadonlyArray<number>)[1] ?? Reply.NotOwner
         if (code <= Reply.Cancelled) decided++
         else if (code === Reply.Overloaded) overloaded++
         else other++
       }
-      answered += replies.length / 3
+      answered += replies.length
       if (answered >= messages) return done()
       while (next < frames.length && next * perFrame - answered < window * perFrame)
         socket.write(frames[next++]!)
@@ -231,7 +231,6 @@ const cluster = await makeCluster({
   buyers: Math.max(httpBuyers, ingestUsers),
   cluster: {
     leaseTtlMillis,
-    forwardTimeoutMillis: 5_000,
     env: { MAILBOX_CAPACITY: "100000" }
   }
 })

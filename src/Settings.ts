@@ -77,10 +77,11 @@ export const clusterSettings = Config.all({
   /** Where this node takes forwarded purchases; 0 asks the system for a free port. */
   forwardPort: Config.Int("FORWARD_PORT").pipe(Config.withDefault(0)),
   forwardHost: Config.String("FORWARD_HOST").pipe(Config.withDefault("127.0.0.1")),
-  /** A sale's lease (and a node's directory entry) lives this long unless renewed. */
-  leaseTtlMillis: Config.Int("LEASE_TTL_MS").pipe(Config.withDefault(3_000)),
-  /** A forwarded purchase not answered within this is reported unavailable (503). */
-  forwardTimeoutMillis: Config.Int("FORWARD_TIMEOUT_MS").pipe(Config.withDefault(5_000))
+  /**
+   * A sale's lease (and a node's directory entry) lives this long unless renewed. It also
+   * bounds a forwarded purchase's wait: an owner silent for a lease's life may have lost it.
+   */
+  leaseTtlMillis: positiveInt("LEASE_TTL_MS").pipe(Config.withDefault(3_000))
 })
 
 export type ClusterSettings = Config.Success<typeof clusterSettings>
@@ -110,8 +111,7 @@ export const settingNames: ReadonlyArray<string> = [
   "NODE_ID",
   "FORWARD_PORT",
   "FORWARD_HOST",
-  "LEASE_TTL_MS",
-  "FORWARD_TIMEOUT_MS"
+  "LEASE_TTL_MS"
 ]
 
 const everySetting: ReadonlyArray<Config.Config<unknown>> = [

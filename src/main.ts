@@ -31,36 +31,52 @@ const Actors = Layer.unwrap(
 )
 
 // Without REDIS_URL this node owns every sale; with it, sales are leased in Redis and
-// purchases for a sale owned elsewhere are forwarded to the owner.
+// purchases for a sale owned elsewhere are forwarded to the owner over the forward link,
+// which waits for an answer at most one lease TTL.
 const Cluster = Layer.unwrap(
   Effect.gen(function* () {
     const settings = yield* Settings.clusterSettings
     const nodeId = Option.getOrElse(settings.nodeId, () => randomUUID().slice(0, 8))
-    if (Option.isNone(settings.redisUrl))
-      return SaleRouter.make().pipe(Layer.provide(Ownership.local(nodeId)))
+    if (Option.isNone(settings.redisUrl)) return SaleRouter.make().pipe(Layer.provideMerge(Ownership.local(nodeId)))
     yield* Effect.logInfo("cluster node", { nodeId, leaseTtlMillis: settings.leaseTtlMillis })
-    return SaleRouter.make({
-      handoffOnSignal: true,
-      forward: {
-        host: settings.forwardHost,
-        port: settings.forwardPort,
-        timeoutMillis: settings.forwardTimeoutMillis,
-        sharedSecret: yield* sharedSecret
-      }
-    }).pipe(
-      Layer.provide(
-        Ownership.redis({
-          url: settings.redisUrl.value,
-          prefix: settings.redisPrefix,
-          nodeId,
-          leaseTtlMillis: settings.leaseTtlMillis
+    const forward = {
+      host: settings.forwardHost,
+      port: settings.forwardPort,
+      timeoutMillis: settings.leaseTtlMillis,
+      sharedSecret: yield* sharedSecret
+    }
+    const ownership = Ownership.redis({
+      url: settings.redisUrl.value,
+      prefix: settings.redisPrefix,
+      nodeId,
+      leaseTtlMillis: settings.leaseTtlMillis
+    })
+    return SaleRouter.make({ forward }).pipe(Layer.provideMerge(ownership))
+  })
+)
+
+// SIGTERM or SIGINT hands every owned sale over at once (drained, leases given back), before
+// the HTTP server closes and waits for its connections: another node takes over meanwhile.
+const HandoffOnSignal = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const router = yield* SaleRouter
+    const runFork = Effect.runForkWith(yield* Effect.context<never>())
+    const onSignal = () => void runFork(router.handoff)
+    yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        process.once("SIGTERM", onSignal)
+        process.once("SIGINT", onSignal)
+      }),
+      () =>
+        Effect.sync(() => {
+          process.off("SIGTERM", onSignal)
+          process.off("SIGINT", onSignal)
         })
-      )
     )
   })
 )
 
-const Node = HttpServerLive.pipe(
+const Node = Layer.merge(HttpServerLive, HandoffOnSignal).pipe(
   Layer.provideMerge(Cluster),
   Layer.provideMerge(Layer.mergeAll(Actors, DemoSale)),
   Layer.provideMerge(Storage)

@@ -64,7 +64,6 @@ export interface NodeProcess {
 export interface ClusterOptions {
   readonly redisUrl?: string
   readonly leaseTtlMillis?: number
-  readonly forwardTimeoutMillis?: number
   readonly env?: Record<string, string>
 }
 
@@ -225,7 +224,6 @@ const buildCluster = async (options: ClusterSpec, unlock: () => void) => {
           FORWARD_PORT: "0",
           JWT_SECRET: secret,
           LEASE_TTL_MS: String(options.cluster?.leaseTtlMillis ?? 2_000),
-          FORWARD_TIMEOUT_MS: String(options.cluster?.forwardTimeoutMillis ?? 1_000),
           RATE_LIMIT_PER_USER: "0",
           LOG_LEVEL: "Info",
           ...options.cluster?.env
@@ -367,21 +365,24 @@ export interface Buyer {
   readonly token: string
 }
 
-/** One purchase attempt over HTTP, recorded in `history`; returns the HTTP status (0: no answer). */
-export const attempt = async (
+/** One purchase attempt over HTTP, recorded in `history`: its status (0: no answer) and error code. */
+export const purchase = async (
   baseUrl: string,
   saleId: SaleId,
   buyer: Buyer,
   history: History,
   timeoutMillis = 5_000
-): Promise<number> => {
+): Promise<{ readonly status: number; readonly code: string | undefined; readonly reason: string | undefined }> => {
   try {
     const response = await fetch(`${baseUrl}/api/sales/${saleId}/purchases`, {
       method: "POST",
       headers: { authorization: `Bearer ${buyer.token}` },
       signal: AbortSignal.timeout(timeoutMillis)
     })
-    const body = (await response.json()) as { orderId?: OrderId; error?: { code: string } }
+    const body = (await response.json()) as {
+      orderId?: OrderId
+      error?: { code: string; details?: { reason?: string } }
+    }
     if (response.status < 300 && body.orderId !== undefined) history.record(buyer.userId, "ok", body.orderId)
     else if (response.status >= 500) {
       if (response.status === 503 && response.headers.get("retry-after") === null) history.withoutRetryAfter++
@@ -390,12 +391,21 @@ export const attempt = async (
       if (body.error?.code === "sold_out") history.soldOut++
       history.record(buyer.userId, "refused")
     }
-    return response.status
+    return { status: response.status, code: body.error?.code, reason: body.error?.details?.reason }
   } catch {
     history.record(buyer.userId, "unknown")
-    return 0
+    return { status: 0, code: undefined, reason: undefined }
   }
 }
+
+/** One purchase attempt over HTTP, recorded in `history`; returns the HTTP status (0: no answer). */
+export const attempt = async (
+  baseUrl: string,
+  saleId: SaleId,
+  buyer: Buyer,
+  history: History,
+  timeoutMillis = 5_000
+): Promise<number> => (await purchase(baseUrl, saleId, buyer, history, timeoutMillis)).status
 
 /**
  * Buyers trying until they get a definite answer (a 2xx or a 409), as people do: each
