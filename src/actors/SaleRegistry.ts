@@ -1,13 +1,12 @@
-import { Context, Deferred, Effect, Exit, Layer, Scope } from "effect"
+import { Clock, Context, Deferred, Effect, Exit, Layer, Scope } from "effect"
 import type { SqlError } from "effect/sql"
-import type { Overloaded, PurchaseUnavailable, SaleNotFound } from "../domain/Errors.ts"
-import type { SaleId, UserId } from "../domain/Ids.ts"
-import type { Outcome } from "../domain/Outcome.ts"
+import type { SaleNotFound } from "../domain/Errors.ts"
+import type { SaleId } from "../domain/Ids.ts"
 import { OrderStore } from "../storage/OrderStore.ts"
 import * as SaleActor from "./SaleActor.ts"
 
 export interface RegistryOptions extends SaleActor.ActorOptions {
-  /** An actor that decided nothing for this long is stopped (it restarts on demand). */
+  /** An actor offered no purchase for this long is stopped (it restarts on demand). */
   readonly idleMillis: number
   /** How often idle and ended sales are looked for. */
   readonly sweepMillis?: number
@@ -16,9 +15,6 @@ export interface RegistryOptions extends SaleActor.ActorOptions {
 interface Entry {
   readonly started: Deferred.Deferred<SaleActor.SaleActor, SaleNotFound | SqlError.SqlError>
   actor: SaleActor.SaleActor | undefined
-  /** Purchases offered since the last sweep: zero twice in a row means idle. */
-  uses: number
-  idleSweeps: number
 }
 
 /**
@@ -28,10 +24,6 @@ interface Entry {
 export class SaleRegistry extends Context.Service<
   SaleRegistry,
   {
-    readonly purchase: (
-      saleId: SaleId,
-      userId: UserId
-    ) => Effect.Effect<Outcome, SaleNotFound | Overloaded | PurchaseUnavailable | SqlError.SqlError>
     /** The sale's actor, started if it is not running. */
     readonly actor: (saleId: SaleId) => Effect.Effect<SaleActor.SaleActor, SaleNotFound | SqlError.SqlError>
     /** The actor if it is running here, without starting it. */
@@ -90,24 +82,10 @@ export class SaleRegistry extends Context.Service<
             const existing = entries.get(saleId)
             if (existing?.actor !== undefined) return Effect.succeed(existing.actor)
             if (existing !== undefined) return Deferred.await(existing.started)
-            const entry: Entry = {
-              started: Deferred.makeUnsafe(),
-              actor: undefined,
-              uses: 0,
-              idleSweeps: 0
-            }
+            const entry: Entry = { started: Deferred.makeUnsafe(), actor: undefined }
             entries.set(saleId, entry)
             return start(saleId, entry).pipe(Effect.andThen(Deferred.await(entry.started)))
           })
-
-        const purchase = (saleId: SaleId, userId: UserId) => {
-          const entry = entries.get(saleId)
-          if (entry?.actor !== undefined) {
-            entry.uses++
-            return entry.actor.purchase(userId)
-          }
-          return Effect.flatMap(actor(saleId), (started) => started.purchase(userId))
-        }
 
         const stop = (saleId: SaleId) =>
           Effect.suspend(() => {
@@ -115,24 +93,22 @@ export class SaleRegistry extends Context.Service<
             return entry?.actor === undefined ? Effect.void : Effect.asVoid(entry.actor.stop)
           })
 
+        // The actor records its own last offer, whichever path offered it; a queued purchase
+        // also counts, so a sale whose decider is busy is never idle.
+        const sweepMillis = options.sweepMillis ?? 5_000
         const sweep = Effect.gen(function* () {
-          const now = Date.now()
+          const now = yield* Clock.currentTimeMillis
           for (const [saleId, entry] of entries) {
             if (entry.actor === undefined) continue
             const view = entry.actor.view(now)
+            const idleFor = view.mailboxDepth === 0 ? now - view.lastActiveAt : 0
             const over = view.status === "ended" || view.status === "cancelled"
-            entry.idleSweeps = entry.uses === 0 && view.mailboxDepth === 0 ? entry.idleSweeps + 1 : 0
-            entry.uses = 0
-            const idleFor = entry.idleSweeps * (options.sweepMillis ?? 5_000)
-            if ((over && entry.idleSweeps > 0) || idleFor >= options.idleMillis) {
+            if ((over && idleFor >= sweepMillis) || idleFor >= options.idleMillis) {
               yield* Effect.forkIn(stop(saleId), registryScope)
             }
           }
         })
-        yield* Effect.forkIn(
-          sweep.pipe(Effect.delay(options.sweepMillis ?? 5_000), Effect.forever),
-          registryScope
-        )
+        yield* Effect.forkIn(sweep.pipe(Effect.delay(sweepMillis), Effect.forever), registryScope)
 
         // On shutdown every actor drains and flushes before the node lets go of the database.
         yield* Effect.addFinalizer(() =>
@@ -140,7 +116,6 @@ export class SaleRegistry extends Context.Service<
         )
 
         return SaleRegistry.of({
-          purchase,
           actor,
           running: (saleId) => entries.get(saleId)?.actor,
           runningSales: () =>

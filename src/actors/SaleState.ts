@@ -4,13 +4,16 @@ import type { Outcome } from "../domain/Outcome.ts"
 /**
  * The in-memory state of one sale, owned by exactly one actor.
  *
- * Invariants kept by `decide` and `release` (checked after every step by the property tests):
+ * Invariants kept by `decide` (checked after every step by the property tests):
  * - I1: `total - remaining` (units reserved or committed) never exceeds `total`, and `remaining >= 0`.
  * - I2: a user appears at most once in `buyers`.
  * - `remaining + buyers.size === total`: every unit is either free or held by exactly one buyer.
+ * - I3: a buyer is told `AlreadyPurchased` only for an order that is committed; a repeat of a
+ *   buyer whose order is still pending is answered `AwaitingCommit`, and the actor holds it
+ *   for that order's batch.
  *
- * `buyers` is threaded from one state to the next rather than copied, so a decision costs
- * O(1) instead of O(buyers): a state handed to `decide` or `release` is consumed, and only
+ * `buyers` and `pending` are threaded from one state to the next rather than copied, so a
+ * decision costs O(1) instead of O(buyers): a state handed to `decide` is consumed, and only
  * the returned state may be read afterwards. Everything else about the transition is pure:
  * no IO, no clock (time arrives in the command), no randomness (ids arrive in the command).
  */
@@ -24,15 +27,45 @@ export interface SaleState {
   readonly cancelled: boolean
   /** Users holding a unit (committed or reserved), with their order id. */
   readonly buyers: Map<UserId, OrderId>
+  /** Orders accepted but not yet known to be committed: staged, or in a commit. */
+  readonly pending: Set<OrderId>
+}
+
+/** A buyer's order as the committer reports it back. */
+export interface OrderRef {
+  readonly userId: UserId
+  readonly orderId: OrderId
 }
 
 export interface Purchase {
+  readonly _tag: "Purchase"
   readonly userId: UserId
   /** The id the order gets if this attempt is accepted. */
   readonly orderId: OrderId
   /** The time of the attempt, epoch milliseconds. */
   readonly now: number
 }
+
+export interface Cancel {
+  readonly _tag: "Cancel"
+}
+
+/** These orders are in PostgreSQL: a repeat of their buyers is now `AlreadyPurchased`. */
+export interface Committed {
+  readonly _tag: "Committed"
+  readonly orders: ReadonlyArray<OrderRef>
+}
+
+/** These orders are known not to be in PostgreSQL: their units go back on sale. */
+export interface Released {
+  readonly _tag: "Released"
+  readonly orders: ReadonlyArray<OrderRef>
+}
+
+export type Command = Purchase | Cancel | Committed | Released
+
+/** What a purchase is decided as: an outcome, or "wait for this pending order's batch". */
+export type Decision = Outcome | { readonly _tag: "AwaitingCommit"; readonly orderId: OrderId }
 
 export type SaleStatus = "upcoming" | "active" | "sold_out" | "ended" | "cancelled"
 
@@ -47,7 +80,12 @@ export const initialState = (sale: {
   if (sale.buyers.size > sale.total) {
     throw new Error(`sale ${sale.saleId} has ${sale.buyers.size} buyers for ${sale.total} units`)
   }
-  return { ...sale, remaining: sale.total - sale.buyers.size, buyers: new Map(sale.buyers) }
+  return {
+    ...sale,
+    remaining: sale.total - sale.buyers.size,
+    buyers: new Map(sale.buyers),
+    pending: new Set()
+  }
 }
 
 export const statusAt = (
@@ -62,32 +100,61 @@ export const statusAt = (
 }
 
 /**
- * Decides one purchase attempt. A buyer who already holds a unit is told so (with the
- * order) before any other check, so a retry after a lost reply is always answered the same.
+ * A buyer who already holds a unit is answered about that order before any other check, so
+ * a retry after a lost reply is always answered the same: `AlreadyPurchased` once the order
+ * is committed, `AwaitingCommit` while it is not (invariant I3).
  */
-export const decide = (state: SaleState, command: Purchase): readonly [SaleState, Outcome] => {
+const decidePurchase = (state: SaleState, command: Purchase): readonly [SaleState, Decision] => {
   const existing = state.buyers.get(command.userId)
-  if (existing !== undefined) return [state, { _tag: "AlreadyPurchased", orderId: existing }]
+  if (existing !== undefined) {
+    return state.pending.has(existing)
+      ? [state, { _tag: "AwaitingCommit", orderId: existing }]
+      : [state, { _tag: "AlreadyPurchased", orderId: existing }]
+  }
   if (state.cancelled) return [state, { _tag: "Cancelled" }]
   if (command.now < state.startsAt) return [state, { _tag: "NotStarted", startsAt: state.startsAt }]
   if (command.now >= state.endsAt) return [state, { _tag: "Ended" }]
   if (state.remaining === 0) return [state, { _tag: "SoldOut" }]
   state.buyers.set(command.userId, command.orderId)
+  state.pending.add(command.orderId)
   return [
     { ...state, remaining: state.remaining - 1 },
     { _tag: "Accepted", orderId: command.orderId }
   ]
 }
 
-/**
- * Gives back a reservation whose order was never committed. Releasing anything but the
- * exact reservation (same user, same order) changes nothing.
- */
-export const release = (state: SaleState, userId: UserId, orderId: OrderId): SaleState => {
-  if (state.buyers.get(userId) !== orderId) return state
-  state.buyers.delete(userId)
-  return { ...state, remaining: state.remaining + 1 }
+const commit = (state: SaleState, orders: ReadonlyArray<OrderRef>): SaleState => {
+  for (const order of orders) state.pending.delete(order.orderId)
+  return state
 }
 
-export const cancel = (state: SaleState): SaleState =>
-  state.cancelled ? state : { ...state, cancelled: true }
+/** Only the exact pending reservation (same user, same order) is given back. */
+const release = (state: SaleState, orders: ReadonlyArray<OrderRef>): SaleState => {
+  let freed = 0
+  for (const order of orders) {
+    if (!state.pending.delete(order.orderId)) continue
+    if (state.buyers.get(order.userId) !== order.orderId) continue
+    state.buyers.delete(order.userId)
+    freed++
+  }
+  return freed === 0 ? state : { ...state, remaining: state.remaining + freed }
+}
+
+const apply = (state: SaleState, command: Exclude<Command, Purchase>): SaleState => {
+  switch (command._tag) {
+    case "Cancel":
+      return state.cancelled ? state : { ...state, cancelled: true }
+    case "Committed":
+      return commit(state, command.orders)
+    case "Released":
+      return release(state, command.orders)
+  }
+}
+
+/** The sale's one transition function: the new state, and for a purchase its decision. */
+export function decide(state: SaleState, command: Purchase): readonly [SaleState, Decision]
+export function decide(state: SaleState, command: Exclude<Command, Purchase>): readonly [SaleState, undefined]
+export function decide(state: SaleState, command: Command): readonly [SaleState, Decision | undefined]
+export function decide(state: SaleState, command: Command): readonly [SaleState, Decision | undefined] {
+  return command._tag === "Purchase" ? decidePurchase(state, command) : [apply(state, command), undefined]
+}

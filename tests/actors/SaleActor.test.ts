@@ -3,11 +3,11 @@ import { PgClient } from "@effect/sql-pg"
 import { Cause, Deferred, Effect, Exit, Fiber, Layer, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { SqlClient } from "effect/sql"
-import { isRefusal, type Reply as ActorReply } from "../../src/actors/SaleActor.ts"
 import { SaleRegistry, type RegistryOptions } from "../../src/actors/SaleRegistry.ts"
 import type { Overloaded, PurchaseUnavailable } from "../../src/domain/Errors.ts"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import type { Outcome } from "../../src/domain/Outcome.ts"
+import { awaitReply, isRefusal, type Refusal, type Reply as ActorReply } from "../../src/domain/Reply.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
@@ -47,16 +47,19 @@ const countTags = (replies: ReadonlyArray<readonly [UserId, Reply]>) => {
   return counts
 }
 
-const purchaseAll = (saleId: SaleId, buyers: ReadonlyArray<UserId>) =>
+/** One purchase through the sale's actor (started if need be), in the Effect form. */
+const purchase = (saleId: SaleId, userId: UserId) =>
   Effect.gen(function* () {
-    const registry = yield* SaleRegistry
-    return yield* Effect.forEach(
-      buyers,
-      (userId) =>
-        Effect.exit(registry.purchase(saleId, userId)).pipe(Effect.map((reply) => [userId, reply] as const)),
-      { concurrency: "unbounded" }
-    )
+    const actor = yield* (yield* SaleRegistry).actor(saleId)
+    return yield* awaitReply<Refusal>((reply) => actor.offer(userId, reply))
   })
+
+const purchaseAll = (saleId: SaleId, buyers: ReadonlyArray<UserId>) =>
+  Effect.forEach(
+    buyers,
+    (userId) => Effect.exit(purchase(saleId, userId)).pipe(Effect.map((reply) => [userId, reply] as const)),
+    { concurrency: "unbounded" }
+  )
 
 const auditSale = (saleId: SaleId, confirmed: ReadonlyMap<OrderId, UserId>) =>
   Effect.gen(function* () {
@@ -299,7 +302,7 @@ layer(Storage, { timeout: 120_000, excludeTestServices: true })(
           const buyer = (userId: UserId) =>
             Effect.gen(function* () {
               while (true) {
-                const reply = yield* Effect.exit(registry.purchase(saleId, userId))
+                const reply = yield* Effect.exit(purchase(saleId, userId))
                 replies.push([userId, reply])
                 if (Exit.isSuccess(reply)) return
                 const error = Cause.findErrorOption(reply.cause)
