@@ -59,10 +59,8 @@ for (const [i, seed] of seeds.entries()) {
     })
     results.push(result)
     console.log(`${stamp()} ${formatRun(result)}`)
-    if (result.check.violations.length > 0) {
-      console.log(formatViolations(result))
-      console.log(`  node logs and history: ${result.folder}`)
-    }
+    if (result.check.violations.length > 0) console.log(formatViolations(result))
+    if (result.folder !== undefined) console.log(`  node and PostgreSQL logs, history: ${result.folder}`)
   } catch (error) {
     const cause = error instanceof Error && error.cause instanceof Error ? `\n${error.cause.stack}` : ""
     console.error(`${stamp()} ${error instanceof Error ? error.message : String(error)}${cause}`)

@@ -81,6 +81,9 @@ export const check = (options: {
       detail: `stock row says ${record.available} available, but ${record.stock} - ${report.committed} orders = ${record.stock - report.committed}`
     })
 
+  const byBuyer = new Map<number, Array<Operation>>()
+  for (const op of ops) byBuyer.set(op.buyer, [...(byBuyer.get(op.buyer) ?? []), op])
+
   const rowsOf = new Map<UserId, Array<OrderId>>()
   for (const [orderId, userId] of record.orders) rowsOf.set(userId, [...(rowsOf.get(userId) ?? []), orderId])
   for (const [userId, orderIds] of rowsOf)
@@ -90,15 +93,15 @@ export const check = (options: {
         detail: `${userId} has ${orderIds.length} orders: ${orderIds.join(", ")}`
       })
 
-  const byBuyer = new Map<number, Array<Operation>>()
-  for (const op of ops) byBuyer.set(op.buyer, [...(byBuyer.get(op.buyer) ?? []), op])
-
   for (const op of ops) {
     if (op.outcome !== "ok") continue
     if (record.orders.get(op.orderId!) !== op.userId)
       violations.push({
         invariant: "I3",
-        detail: `told "purchased" but PostgreSQL has no such order: ${describe(op)}`,
+        detail:
+          `told "purchased" but PostgreSQL has no such order: ${describe(op)}; ` +
+          `the buyer's answers: ${(byBuyer.get(op.buyer) ?? []).map(describe).join(" | ")}; ` +
+          `its rows: ${(rowsOf.get(op.userId) ?? []).join(", ") || "none"}`,
         at: op.answeredAt,
         fault: blame(op.sentAt)
       })

@@ -1,6 +1,6 @@
 import { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { startFaultProxy } from "../support/FaultProxy.ts"
@@ -51,12 +51,13 @@ export const runChaos = async (options: RunOptions): Promise<RunResult> => {
   const leaseTtlMillis = options.leaseTtlMillis ?? 2_000
   const faultMillis = options.faultMillis ?? 40_000
   const arrivalsPerSecond = options.arrivalsPerSecond ?? 40
-  // Enough buyers for the whole run; half of the first ones' worth of stock, so units remain
-  // through the faults and the drain at the end sells the rest.
+  // More units than the load's buyers can take even if every fault is harmless (faults take
+  // longer than their holds), so units remain through every fault and an outage shows as a
+  // gap; the drain at the end sells the rest to spare buyers.
   const expectedMillis = warmupMillis + faultMillis + 3 * leaseTtlMillis + 6_000
-  const buyerCount = Math.ceil((expectedMillis / 1_000) * arrivalsPerSecond * 1.5)
-  const spareCount = 400
-  const stock = Math.round((expectedMillis / 1_000) * arrivalsPerSecond * 0.5)
+  const buyerCount = Math.ceil((expectedMillis / 1_000) * arrivalsPerSecond * 2)
+  const stock = Math.round(((warmupMillis + 2 * faultMillis + 10_000) / 1_000) * arrivalsPerSecond)
+  const spareCount = stock + 50
   const plan = drawPlan({
     seed: options.seed,
     faultMillis,
@@ -65,10 +66,12 @@ export const runChaos = async (options: RunOptions): Promise<RunResult> => {
   })
 
   const folder = mkdtempSync(join(tmpdir(), `mincommerce-chaos-${options.seed}-`))
+  // PostgreSQL may run under its own account (see PrivateServices) and writes its log here.
+  chmodSync(folder, 0o755)
   const cleanups: Array<() => Promise<void>> = []
   let keep = options.keep === true
   try {
-    const postgres = await privatePostgres()
+    const postgres = await privatePostgres({ logFile: join(folder, "postgresql.log") })
     cleanups.push(postgres.close)
     const pgProxy = await startFaultProxy({ port: postgres.port })
     cleanups.push(pgProxy.close)
@@ -90,7 +93,10 @@ export const runChaos = async (options: RunOptions): Promise<RunResult> => {
       ...(options.root === undefined ? {} : { root: options.root })
     })
     cleanups.unshift(nodes.close)
-    for (const node of nodes.nodes) await nodes.start(node)
+    // The first node migrates the schema alone; the others then start together.
+    const [first, ...rest] = nodes.nodes
+    await nodes.start(first!)
+    await Promise.all(rest.map((node) => nodes.start(node)))
 
     const shop = await stockShop(postgres.url, {
       stock,
@@ -188,7 +194,7 @@ export const runChaos = async (options: RunOptions): Promise<RunResult> => {
     let soldOut = false
     const spares = buyers.slice(buyerCount)
     let nextSpare = 0
-    const drainUntil = clock() + 20_000
+    const drainUntil = clock() + 30_000
     const drainer = async () => {
       while (!soldOut && nextSpare < spares.length && clock() < drainUntil) {
         const index = buyerCount + nextSpare++
@@ -205,7 +211,7 @@ export const runChaos = async (options: RunOptions): Promise<RunResult> => {
         }
       }
     }
-    await Promise.all(Array.from({ length: 16 }, drainer))
+    await Promise.all(Array.from({ length: 32 }, drainer))
     say(`seed ${options.seed}: load and drain done (${soldOut ? "sold out" : "NOT sold out"}), checking`)
 
     const record = await readSale(postgres.url, saleId)

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process"
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
@@ -118,7 +118,10 @@ export interface PrivatePostgres {
   readonly close: () => Promise<void>
 }
 
-export const privatePostgres = async (): Promise<PrivatePostgres> => {
+/** `logFile`: where the server writes its log (kept with a failing run); its own folder if unset. */
+export const privatePostgres = async (
+  options: { readonly logFile?: string } = {}
+): Promise<PrivatePostgres> => {
   const bin = postgresBin()
   const dir = mkdtempSync(join(tmpdir(), "mincommerce-chaos-pg-"))
   const account = serverAccount()
@@ -129,17 +132,24 @@ export const privatePostgres = async (): Promise<PrivatePostgres> => {
   await run(join(bin, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"], as)
   // fsync off: a kill -9 of PostgreSQL keeps what it wrote in the kernel's cache, which is all a
   // process crash can test; the machine's disk is shared with four other engineers.
-  const options = [
+  const logFile = options.logFile ?? join(dir, "log")
+  if (options.logFile !== undefined && account !== undefined) {
+    writeFileSync(logFile, "")
+    chownSync(logFile, account.uid, account.gid)
+  }
+  const settings = [
     `-p ${port}`,
     "-c listen_addresses=127.0.0.1",
     `-c unix_socket_directories=${dir}`,
     "-c fsync=off",
     "-c full_page_writes=off",
     "-c shared_buffers=32MB",
-    "-c max_connections=120"
+    "-c max_connections=120",
+    "-c log_min_messages=warning",
+    "-c log_line_prefix='%m [%p] '"
   ].join(" ")
   const pgCtl = (...args: Array<string>) =>
-    run(join(bin, "pg_ctl"), ["-D", data, "-l", join(dir, "log"), "-o", options, ...args], {
+    run(join(bin, "pg_ctl"), ["-D", data, "-l", logFile, "-o", settings, ...args], {
       ...as,
       timeout: 60_000
     })
