@@ -95,7 +95,10 @@ export const formatRun = (result: RunResult): string => {
   return (
     `seed ${result.plan.seed}: ${result.injected.length} faults, ${c.committed}/${c.stock} sold, ` +
     `${ok} ok ${failed} failed ${unknown} unknown answers, ${c.violations.length} violations ` +
-    `(${(result.millis / 1_000).toFixed(0)} s)`
+    `(${(result.millis / 1_000).toFixed(0)} s)\n  answers: ${[...result.history.codes()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([code, count]) => `${code} ${count}`)
+      .join(", ")}`
   )
 }
 

@@ -129,7 +129,7 @@ export const privatePostgres = async (
   const as = account ?? {}
   const data = join(dir, "data")
   const port = await freePort()
-  await run(join(bin, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"], as)
+
   // fsync off: a kill -9 of PostgreSQL keeps what it wrote in the kernel's cache, which is all a
   // process crash can test; the machine's disk is shared with four other engineers.
   const logFile = options.logFile ?? join(dir, "log")
@@ -164,7 +164,17 @@ export const privatePostgres = async (
   const start = async () => {
     await pgCtl("-w", "-t", "60", "start")
   }
-  await start()
+  try {
+    await run(
+      join(bin, "initdb"),
+      ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"],
+      as
+    )
+    await start()
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true })
+    throw error
+  }
   const everyProcess = () => {
     const pid = readPid()
     return pid === undefined ? [] : [pid, ...childrenOf(pid)]
