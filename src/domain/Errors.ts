@@ -30,3 +30,24 @@ export class PurchaseUnavailable extends Schema.TaggedError<PurchaseUnavailable>
   reason: Schema.Literals(["commit_failed", "fenced", "stopping", "no_owner", "owner_unreachable"]),
   retryAfterSeconds: Schema.Number
 }) {}
+
+/** No product with this id exists. */
+export class ProductNotFound extends Schema.TaggedError<ProductNotFound>()("ProductNotFound", {
+  productId: Schema.String
+}) {}
+
+/** Only a sale that has not started can change: this one is running or over. */
+export class SaleStarted extends Schema.TaggedError<SaleStarted>()("SaleStarted", {
+  saleId: Schema.String
+}) {}
+
+/** A cancelled sale cannot change. */
+export class SaleCancelled extends Schema.TaggedError<SaleCancelled>()("SaleCancelled", {
+  saleId: Schema.String
+}) {}
+
+/** A restock below the units already taken: those stay taken, never handed out twice. */
+export class StockBelowSold extends Schema.TaggedError<StockBelowSold>()("StockBelowSold", {
+  saleId: Schema.String,
+  stock: Schema.Number
+}) {}

@@ -1,0 +1,156 @@
+import { Context, Effect, Layer } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
+import {
+  ProductNotFound,
+  SaleCancelled,
+  SaleNotFound,
+  SaleStarted,
+  StockBelowSold
+} from "../domain/Errors.ts"
+import type { ProductId, SaleId } from "../domain/Ids.ts"
+import { sqlState } from "./Database.ts"
+
+/** A sale as stored, with its stock row. */
+export interface SaleRow {
+  readonly saleId: SaleId
+  readonly productName: string
+  readonly priceCents: number
+  readonly startsAt: number
+  readonly endsAt: number
+  readonly cancelled: boolean
+  readonly total: number
+  readonly available: number
+}
+
+export interface NewSale {
+  readonly productId: ProductId
+  readonly priceCents: number
+  readonly stock: number
+  readonly startsAt: number
+  readonly endsAt: number
+}
+
+export interface SaleChanges {
+  readonly priceCents?: number | undefined
+  readonly stock?: number | undefined
+  readonly startsAt?: number | undefined
+  readonly endsAt?: number | undefined
+}
+
+/** Sales and their stock rows, as the admins set them up; the orders are the owner's to write. */
+export class Sales extends Context.Service<
+  Sales,
+  {
+    /** Creates the sale and its stock row in one transaction. */
+    readonly create: (sale: NewSale) => Effect.Effect<SaleId, ProductNotFound | SqlError.SqlError>
+    readonly find: (saleId: SaleId) => Effect.Effect<SaleRow | undefined, SqlError.SqlError>
+    /** The sale running now, else the next one to start (the seed API's "current" sale). */
+    readonly current: Effect.Effect<SaleRow | undefined, SqlError.SqlError>
+    /** Every sale, newest start first. */
+    readonly list: Effect.Effect<ReadonlyArray<SaleRow>, SqlError.SqlError>
+    /** Changes a sale that has not started (schedule, price, stock); on any error nothing changes. */
+    readonly update: (
+      saleId: SaleId,
+      changes: SaleChanges
+    ) => Effect.Effect<void, SaleNotFound | SaleStarted | SaleCancelled | StockBelowSold | SqlError.SqlError>
+    /** Marks the sale cancelled; true when it existed and was not cancelled yet. */
+    readonly cancel: (saleId: SaleId) => Effect.Effect<boolean, SqlError.SqlError>
+  }
+>()("mincommerce/storage/Sales") {
+  static readonly layer = Layer.effect(
+    Sales,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+
+      const create = Effect.fn("Sales.create")(function* (sale: NewSale) {
+        const [row] = yield* sql<{ id: SaleId }>`
+            INSERT INTO flash_sales (product_id, price_cents, starts_at, ends_at)
+            VALUES (${sale.productId}, ${sale.priceCents},
+                    to_timestamp(${sale.startsAt} / 1000.0), to_timestamp(${sale.endsAt} / 1000.0))
+            RETURNING id`.pipe(
+          Effect.catchTag("SqlError", (error): Effect.Effect<never, ProductNotFound | SqlError.SqlError> =>
+            // SQLSTATE 23503, foreign_key_violation: the only foreign key of a sale is its product's.
+            sqlState(error) === "23503"
+              ? Effect.fail(new ProductNotFound({ productId: sale.productId }))
+              : Effect.fail(error)
+          )
+        )
+        if (row === undefined) return yield* Effect.die(new Error("sale insert returned no row"))
+        yield* sql`INSERT INTO stocks (sale_id, total, available) VALUES (${row.id}, ${sale.stock}, ${sale.stock})`
+        return row.id
+      }, sql.withTransaction)
+
+      // A sale's owner holds its schedule and stock in memory, possibly on another node.
+      // Changing them mints a new epoch, as a new owner would: the current owner's next
+      // commit is fenced, it stops, and whoever serves the sale next reloads it from here.
+      const fenceOwner = (saleId: SaleId) =>
+        sql`UPDATE stocks SET owner_epoch = owner_epoch + 1, updated_at = now() WHERE sale_id = ${saleId}`
+
+      const cancel = Effect.fn("Sales.cancel")(function* (saleId: SaleId) {
+        const rows = yield* sql`
+          UPDATE flash_sales SET status = 'cancelled', updated_at = now()
+          WHERE id = ${saleId} AND status <> 'cancelled' RETURNING id`
+        if (rows.length > 0) yield* fenceOwner(saleId)
+        return rows.length > 0
+      }, sql.withTransaction)
+
+      const saleFrom = sql`flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id`
+      const saleColumns = sql`
+        f.id AS "saleId", p.name AS "productName", f.price_cents AS "priceCents",
+        (extract(epoch FROM f.starts_at) * 1000)::float8 AS "startsAt",
+        (extract(epoch FROM f.ends_at) * 1000)::float8 AS "endsAt",
+        f.status = 'cancelled' AS cancelled, s.total, s.available`
+
+      const find = Effect.fn("Sales.find")(function* (saleId: SaleId) {
+        const rows = yield* sql<SaleRow>`SELECT ${saleColumns} FROM ${saleFrom} WHERE f.id = ${saleId}`
+        return rows[0]
+      })
+
+      const list =
+        sql<SaleRow>`SELECT ${saleColumns} FROM ${saleFrom} ORDER BY f.starts_at DESC LIMIT 500`.pipe(
+          Effect.withSpan("Sales.list")
+        )
+
+      const current = sql<SaleRow>`
+          SELECT ${saleColumns}
+          FROM ${saleFrom}
+          WHERE f.status = 'scheduled' AND f.ends_at > now()
+          ORDER BY f.starts_at <= now() DESC, f.starts_at
+          LIMIT 1`.pipe(
+        Effect.map((rows) => rows[0]),
+        Effect.withSpan("Sales.current")
+      )
+
+      const update = Effect.fn("Sales.update")(function* (saleId: SaleId, changes: SaleChanges) {
+        const [found] = yield* sql<{ cancelled: boolean; upcoming: boolean }>`
+            SELECT status = 'cancelled' AS cancelled, starts_at > now() AS upcoming
+            FROM flash_sales WHERE id = ${saleId} FOR UPDATE`
+        if (found === undefined) return yield* new SaleNotFound({ saleId })
+        if (found.cancelled) return yield* new SaleCancelled({ saleId })
+        if (!found.upcoming) return yield* new SaleStarted({ saleId })
+        const toTime = (ms: number | undefined) => (ms === undefined ? null : ms / 1_000)
+        yield* sql`
+            UPDATE flash_sales SET
+              price_cents = coalesce(${changes.priceCents ?? null}::int, price_cents),
+              starts_at = coalesce(to_timestamp(${toTime(changes.startsAt)}::float8), starts_at),
+              ends_at = coalesce(to_timestamp(${toTime(changes.endsAt)}::float8), ends_at),
+              updated_at = now()
+            WHERE id = ${saleId}`
+        if (changes.stock !== undefined) {
+          // Nobody buys before the start, but the stock row stays the arbiter: units already
+          // taken stay taken, never handed out a second time.
+          const restocked = yield* sql`
+              UPDATE stocks SET total = ${changes.stock},
+                     available = ${changes.stock} - (total - available), updated_at = now()
+              WHERE sale_id = ${saleId} AND ${changes.stock} >= total - available
+              RETURNING sale_id`
+          // Failing rolls the whole change back.
+          if (restocked.length === 0) return yield* new StockBelowSold({ saleId, stock: changes.stock })
+        }
+        yield* fenceOwner(saleId)
+      }, sql.withTransaction)
+
+      return Sales.of({ create, find, current, list, update, cancel })
+    })
+  )
+}
