@@ -1,167 +1,173 @@
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
-import type { SqlError } from "effect/sql"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import type { SaleId } from "../domain/Ids.ts"
-import { Catalog } from "../storage/Catalog.ts"
-import { sqlState } from "../storage/Database.ts"
-import { Api, apiError, saleNotFound, BadRequest, Conflict, CurrentUser, Forbidden, NotFound } from "./Api.ts"
+import { Products } from "../storage/Products.ts"
+import { Sales, type SaleChanges } from "../storage/Sales.ts"
+import { SaleStats } from "../storage/SaleStats.ts"
+import { Api, CurrentUser } from "./Api.ts"
+import {
+  invalidRequest,
+  NotAdmin,
+  productNotFound,
+  SaleCancelled,
+  saleNotFound,
+  SaleStarted,
+  StockBelowSold
+} from "./ApiErrors.ts"
 import { presentSale } from "./SaleView.ts"
 
-const forbidden = apiError(Forbidden, { code: "forbidden", message: "Admins only" })
+const notAdmin = new NotAdmin({ error: { code: "forbidden", message: "Admins only" } })
 
-const requireAdmin = Effect.flatMap(CurrentUser, (user) =>
-  user.admin ? Effect.void : Effect.fail(forbidden)
-)
+const requireAdmin = Effect.flatMap(CurrentUser, (user) => (user.admin ? Effect.void : Effect.fail(notAdmin)))
 
 /** An ISO instant as epoch milliseconds, or a 400 naming the field. */
-const instant = (field: string, value: string | undefined) => {
-  if (value === undefined) return Effect.succeed(undefined)
+const instant = (field: string, value: string) => {
   const millis = Date.parse(value)
   return Number.isFinite(millis)
     ? Effect.succeed(millis)
     : Effect.fail(
-        apiError(BadRequest, {
-          code: "invalid_request",
-          message: `Invalid payload: ${field} is not an ISO-8601 instant`,
-          details: { in: "payload", path: [field] }
+        invalidRequest(`Invalid payload: ${field} is not an ISO-8601 instant`, {
+          in: "payload",
+          path: [field]
         })
       )
 }
 
-// SQLSTATE 23503: foreign_key_violation.
-const isForeignKeyViolation = (error: SqlError.SqlError) => sqlState(error) === "23503"
+const optionalInstant = (field: string, value: string | undefined) =>
+  value === undefined ? Effect.succeed(undefined) : instant(field, value)
 
-const badWindow = apiError(BadRequest, {
-  code: "invalid_request",
-  message: "Invalid payload: endsAt must be after startsAt",
-  details: { in: "payload", path: ["endsAt"] }
+const badWindow = invalidRequest("Invalid payload: endsAt must be after startsAt", {
+  in: "payload",
+  path: ["endsAt"]
 })
+
+// What the store says about a refused change, as the API tells it.
+const saleNotChanged = {
+  SaleNotFound: (error: { readonly saleId: string }) => Effect.fail(saleNotFound(error.saleId)),
+  SaleCancelled: () =>
+    Effect.fail(
+      new SaleCancelled({ error: { code: "sale_cancelled", message: "A cancelled sale cannot be changed" } })
+    ),
+  SaleStarted: () =>
+    Effect.fail(
+      new SaleStarted({
+        error: { code: "sale_started", message: "Only a sale that has not started can be changed" }
+      })
+    ),
+  StockBelowSold: (error: { readonly stock: number }) =>
+    Effect.fail(
+      new StockBelowSold({
+        error: {
+          code: "stock_below_sold",
+          message: "The stock cannot go below the units already taken",
+          details: { stock: error.stock }
+        }
+      })
+    )
+} as const
 
 export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
   Effect.gen(function* () {
-    const catalog = yield* Catalog
+    const products = yield* Products
+    const sales = yield* Sales
+    const stats = yield* SaleStats
     const registry = yield* SaleRegistry
 
     const saleView = Effect.fnUntraced(function* (saleId: SaleId) {
-      const row = yield* catalog.sale(saleId).pipe(Effect.orDie)
+      const row = yield* sales.find(saleId).pipe(Effect.orDie)
       if (row === undefined) return yield* saleNotFound(saleId)
       return presentSale(registry, row)
+    })
+
+    const updateSale = Effect.fnUntraced(function* (
+      saleId: SaleId,
+      payload: Omit<SaleChanges, "startsAt" | "endsAt"> & {
+        readonly startsAt?: string | undefined
+        readonly endsAt?: string | undefined
+      }
+    ) {
+      const startsAt = yield* optionalInstant("startsAt", payload.startsAt)
+      const endsAt = yield* optionalInstant("endsAt", payload.endsAt)
+      const current = yield* sales.find(saleId).pipe(Effect.orDie)
+      if (current === undefined) return yield* saleNotFound(saleId)
+      if ((endsAt ?? current.endsAt) <= (startsAt ?? current.startsAt)) return yield* badWindow
+      // An actor of this node holds the old schedule and stock: it drains and flushes its
+      // audit records first. The update then fences any owner elsewhere (Sales.update).
+      yield* registry.stop(saleId)
+      yield* sales
+        .update(saleId, { priceCents: payload.priceCents, stock: payload.stock, startsAt, endsAt })
+        .pipe(Effect.catchTags(saleNotChanged), Effect.catchTag("SqlError", Effect.die))
+      return yield* saleView(saleId)
+    })
+
+    const cancelSale = Effect.fnUntraced(function* (saleId: SaleId) {
+      const row = yield* sales.find(saleId).pipe(Effect.orDie)
+      if (row === undefined) return yield* saleNotFound(saleId)
+      // Refused here at once, and what this node's actor decided is flushed; the cancel then
+      // fences any owner elsewhere, whose next commit fails and whose successor reloads.
+      const running = registry.running(saleId)
+      if (running !== undefined) {
+        yield* running.cancel
+        yield* registry.stop(saleId)
+      }
+      yield* sales.cancel(saleId).pipe(Effect.orDie)
+      return yield* saleView(saleId)
+    })
+
+    const saleStats = Effect.fnUntraced(function* (saleId: SaleId) {
+      const sale = yield* saleView(saleId)
+      const figures = yield* stats.of(saleId).pipe(Effect.orDie)
+      return {
+        saleId: sale.saleId,
+        status: sale.status,
+        total: sale.total,
+        remaining: sale.remaining,
+        attempts: figures.attempts,
+        byOutcome: figures.byOutcome,
+        committed: figures.committed,
+        soldOutAt: figures.soldOutAt === null ? null : new Date(figures.soldOutAt).toISOString(),
+        recentPurchasesPerSecond: figures.recentPerSecond,
+        commitLatencyMillis: figures.commitMillis
+      }
     })
 
     return handlers
       .handle("createProduct", ({ payload }) =>
         Effect.gen(function* () {
           yield* requireAdmin
-          const productId = yield* catalog
-            .createProduct(payload.name, payload.description ?? "")
-            .pipe(Effect.orDie)
+          const productId = yield* products.create(payload.name, payload.description ?? "").pipe(Effect.orDie)
           return { productId }
         })
       )
       .handle("updateProduct", ({ params, payload }) =>
         Effect.gen(function* () {
           yield* requireAdmin
-          const found = yield* catalog.updateProduct(params.productId, payload).pipe(Effect.orDie)
-          if (!found)
-            return yield* apiError(NotFound, { code: "product_not_found", message: "No such product" })
+          yield* products.update(params.productId, payload).pipe(
+            Effect.catchTag("ProductNotFound", () => Effect.fail(productNotFound())),
+            Effect.catchTag("SqlError", Effect.die)
+          )
           return { productId: params.productId }
         })
       )
       .handle("createSale", ({ payload }) =>
         Effect.gen(function* () {
           yield* requireAdmin
-          const startsAt = (yield* instant("startsAt", payload.startsAt))!
-          const endsAt = (yield* instant("endsAt", payload.endsAt))!
+          const startsAt = yield* instant("startsAt", payload.startsAt)
+          const endsAt = yield* instant("endsAt", payload.endsAt)
           if (endsAt <= startsAt) return yield* badWindow
-          const saleId = yield* catalog
-            .createSale({
-              productId: payload.productId,
-              priceCents: payload.priceCents,
-              stock: payload.stock,
-              startsAt,
-              endsAt
-            })
-            .pipe(
-              Effect.catchTag("SqlError", (error) =>
-                // The only foreign key a valid payload can miss is the product's.
-                isForeignKeyViolation(error)
-                  ? Effect.fail(apiError(NotFound, { code: "product_not_found", message: "No such product" }))
-                  : Effect.die(error)
-              )
-            )
-          return yield* saleView(saleId)
+          const saleId = yield* sales.create({ ...payload, startsAt, endsAt }).pipe(
+            Effect.catchTag("ProductNotFound", () => Effect.fail(productNotFound())),
+            Effect.catchTag("SqlError", Effect.die)
+          )
+          // Created in this request's transaction: finding it gone is a defect.
+          return yield* saleView(saleId).pipe(Effect.catchTag("SaleNotFound", Effect.die))
         })
       )
       .handle("updateSale", ({ params, payload }) =>
-        Effect.gen(function* () {
-          yield* requireAdmin
-          const startsAt = yield* instant("startsAt", payload.startsAt)
-          const endsAt = yield* instant("endsAt", payload.endsAt)
-          const current = yield* catalog.sale(params.saleId).pipe(Effect.orDie)
-          if (current === undefined) return yield* saleNotFound(params.saleId)
-          if ((endsAt ?? current.endsAt) <= (startsAt ?? current.startsAt)) return yield* badWindow
-          // An actor of this node holds the old schedule and stock: it drains and flushes its
-          // audit records first. The update then fences any owner elsewhere (Catalog.updateSale).
-          yield* registry.stop(params.saleId)
-          const result = yield* catalog
-            .updateSale(params.saleId, {
-              priceCents: payload.priceCents,
-              stock: payload.stock,
-              startsAt,
-              endsAt
-            })
-            .pipe(Effect.orDie)
-          if (result === "missing") return yield* saleNotFound(params.saleId)
-          if (result === "cancelled") {
-            return yield* apiError(Conflict, {
-              code: "sale_cancelled",
-              message: "A cancelled sale cannot be changed"
-            })
-          }
-          if (result === "started") {
-            return yield* apiError(Conflict, {
-              code: "sale_started",
-              message: "Only a sale that has not started can be changed"
-            })
-          }
-          return yield* saleView(params.saleId)
-        })
+        Effect.andThen(requireAdmin, updateSale(params.saleId, payload))
       )
-      .handle("cancelSale", ({ params }) =>
-        Effect.gen(function* () {
-          yield* requireAdmin
-          const row = yield* catalog.sale(params.saleId).pipe(Effect.orDie)
-          if (row === undefined) return yield* saleNotFound(params.saleId)
-          // Refused here at once, and what this node's actor decided is flushed; the cancel then
-          // fences any owner elsewhere, whose next commit fails and whose successor reloads.
-          const running = registry.running(params.saleId)
-          if (running !== undefined) {
-            yield* running.cancel
-            yield* registry.stop(params.saleId)
-          }
-          yield* catalog.cancelSale(params.saleId).pipe(Effect.orDie)
-          return yield* saleView(params.saleId)
-        })
-      )
-      .handle("saleStats", ({ params }) =>
-        Effect.gen(function* () {
-          yield* requireAdmin
-          const sale = yield* saleView(params.saleId)
-          const stats = yield* catalog.saleStats(params.saleId).pipe(Effect.orDie)
-          return {
-            saleId: sale.saleId,
-            status: sale.status,
-            total: sale.total,
-            remaining: sale.remaining,
-            attempts: stats.attempts,
-            byOutcome: stats.byOutcome,
-            committed: stats.committed,
-            soldOutAt: stats.soldOutAt === null ? null : new Date(stats.soldOutAt).toISOString(),
-            recentPurchasesPerSecond: stats.recentPerSecond,
-            commitLatencyMillis: stats.commitMillis
-          }
-        })
-      )
+      .handle("cancelSale", ({ params }) => Effect.andThen(requireAdmin, cancelSale(params.saleId)))
+      .handle("saleStats", ({ params }) => Effect.andThen(requireAdmin, saleStats(params.saleId)))
   })
 )

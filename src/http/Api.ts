@@ -9,64 +9,29 @@ import {
   OpenApi
 } from "effect/http-api"
 import { OrderId, ProductId, SaleId, UserId } from "../domain/Ids.ts"
+import {
+  InvalidRequest,
+  NoCurrentSale,
+  NotAdmin,
+  NotReady,
+  NotSignedIn,
+  NotYourOrders,
+  Overloaded,
+  ProductNotFound,
+  PurchaseUnavailable,
+  RateLimited,
+  SaleCancelled,
+  SaleNotActive,
+  SaleNotFound,
+  SaleStarted,
+  SoldOut,
+  StockBelowSold
+} from "./ApiErrors.ts"
 
 /**
  * The HTTP surface, stated once: every path, schema and error. Handlers, OpenAPI and the
  * typed client used by the tests all derive from it.
  */
-
-// Every error answers `{ error: { code, message, details? } }` with a stable code.
-const ErrorBody = Schema.Struct({
-  code: Schema.String,
-  message: Schema.String,
-  details: Schema.optional(Schema.Unknown)
-})
-type ErrorBody = typeof ErrorBody.Type
-
-export class BadRequest extends Schema.TaggedError<BadRequest>()(
-  "BadRequest",
-  { error: ErrorBody },
-  { httpApiStatus: 400 }
-) {}
-export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
-  "Unauthorized",
-  { error: ErrorBody },
-  { httpApiStatus: 401 }
-) {}
-export class Forbidden extends Schema.TaggedError<Forbidden>()(
-  "Forbidden",
-  { error: ErrorBody },
-  { httpApiStatus: 403 }
-) {}
-export class NotFound extends Schema.TaggedError<NotFound>()(
-  "NotFound",
-  { error: ErrorBody },
-  { httpApiStatus: 404 }
-) {}
-export class Conflict extends Schema.TaggedError<Conflict>()(
-  "Conflict",
-  { error: ErrorBody },
-  { httpApiStatus: 409 }
-) {}
-export class TooManyRequests extends Schema.TaggedError<TooManyRequests>()(
-  "TooManyRequests",
-  { error: ErrorBody },
-  { httpApiStatus: 429 }
-) {}
-export class Unavailable extends Schema.TaggedError<Unavailable>()(
-  "Unavailable",
-  { error: ErrorBody },
-  { httpApiStatus: 503 }
-) {}
-
-export const apiError = <E>(make: new (fields: { readonly error: ErrorBody }) => E, error: ErrorBody): E =>
-  new make({ error })
-
-export const saleNotFound = (saleId: string) =>
-  apiError(NotFound, { code: "sale_not_found", message: "No such sale", details: { saleId } })
-
-export const noCurrentSale = () =>
-  apiError(NotFound, { code: "no_current_sale", message: "No sale is running or upcoming" })
 
 export class CurrentUser extends Context.Service<
   CurrentUser,
@@ -76,7 +41,15 @@ export class CurrentUser extends Context.Service<
 /** Bearer JWT from `POST /api/auth/login`; the user of a purchase always comes from here. */
 export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: CurrentUser }>()(
   "mincommerce/http/Authentication",
-  { security: { bearer: HttpApiSecurity.bearer }, error: Unauthorized }
+  { security: { bearer: HttpApiSecurity.bearer }, error: NotSignedIn }
+) {}
+
+/**
+ * Around every endpoint: an API error is answered from the errors' table (status, body,
+ * `Retry-After`) with the same bytes the purchase fast route sends.
+ */
+export class ErrorAnswers extends HttpApiMiddleware.Service<ErrorAnswers>()(
+  "mincommerce/http/ErrorAnswers"
 ) {}
 
 export const SaleStatus = Schema.Literals(["upcoming", "active", "sold_out", "ended", "cancelled"])
@@ -134,7 +107,7 @@ export class AuthGroup extends HttpApiGroup.make("auth").add(
       email: Schema.String,
       admin: Schema.Boolean
     }),
-    error: [BadRequest, TooManyRequests]
+    error: [InvalidRequest, RateLimited]
   })
 ) {}
 
@@ -144,7 +117,7 @@ export class SalesGroup extends HttpApiGroup.make("sales")
     HttpApiEndpoint.get("get", "/api/sales/:saleId", {
       params: { saleId: SaleId },
       success: SaleView,
-      error: [NotFound, BadRequest]
+      error: [SaleNotFound, InvalidRequest]
     })
   )
   .annotateMerge(OpenApi.annotations({ title: "Sales" })) {}
@@ -152,7 +125,7 @@ export class SalesGroup extends HttpApiGroup.make("sales")
 /** The seed's contract, kept: the "current" sale is the running one, else the next. */
 export class CurrentSaleGroup extends HttpApiGroup.make("currentSale")
   .add(
-    HttpApiEndpoint.get("status", "/api/flash-sale/status", { success: SaleView, error: NotFound }),
+    HttpApiEndpoint.get("status", "/api/flash-sale/status", { success: SaleView, error: NoCurrentSale }),
     HttpApiEndpoint.get("stats", "/api/flash-sale/stats", {
       success: Schema.Struct({
         saleId: SaleId,
@@ -161,7 +134,7 @@ export class CurrentSaleGroup extends HttpApiGroup.make("currentSale")
         sold: Schema.Int,
         remaining: Schema.Int
       }),
-      error: NotFound
+      error: NoCurrentSale
     })
   )
   .annotateMerge(OpenApi.annotations({ title: "Current sale (seed contract)" })) {}
@@ -171,22 +144,38 @@ export class PurchaseGroup extends HttpApiGroup.make("purchase")
     HttpApiEndpoint.post("purchase", "/api/sales/:saleId/purchases", {
       params: { saleId: SaleId },
       success: [Purchased, AlreadyPurchased],
-      error: [NotFound, Conflict, Unavailable, TooManyRequests, BadRequest]
+      error: [
+        SaleNotFound,
+        SoldOut,
+        SaleNotActive,
+        Overloaded,
+        PurchaseUnavailable,
+        RateLimited,
+        InvalidRequest
+      ]
     }),
     HttpApiEndpoint.get("mine", "/api/sales/:saleId/purchases/me", {
       params: { saleId: SaleId },
       success: MyPurchase,
-      error: [NotFound, BadRequest]
+      error: [SaleNotFound, InvalidRequest]
     }),
     HttpApiEndpoint.post("attempt", "/api/purchase/attempt", {
       success: [Purchased, AlreadyPurchased],
-      error: [NotFound, Conflict, Unavailable, TooManyRequests]
+      error: [
+        NoCurrentSale,
+        SaleNotFound,
+        SoldOut,
+        SaleNotActive,
+        Overloaded,
+        PurchaseUnavailable,
+        RateLimited
+      ]
     }),
-    HttpApiEndpoint.get("status", "/api/purchase/status", { success: MyPurchase, error: NotFound }),
+    HttpApiEndpoint.get("status", "/api/purchase/status", { success: MyPurchase, error: NoCurrentSale }),
     HttpApiEndpoint.get("ofUser", "/api/purchase/user/:userId", {
       params: { userId: UserId },
       success: Schema.Array(OrderView),
-      error: [Forbidden, BadRequest]
+      error: [NotYourOrders, InvalidRequest]
     })
   )
   .middleware(Authentication) {}
@@ -219,7 +208,7 @@ export class AdminGroup extends HttpApiGroup.make("admin")
         description: Schema.optional(Schema.String.check(Schema.isMaxLength(2_000)))
       }),
       success: Schema.Struct({ productId: ProductId }).pipe(HttpApiSchema.status(201)),
-      error: [Forbidden, BadRequest]
+      error: [NotAdmin, InvalidRequest]
     }),
     HttpApiEndpoint.patch("updateProduct", "/api/admin/products/:productId", {
       params: { productId: ProductId },
@@ -228,7 +217,7 @@ export class AdminGroup extends HttpApiGroup.make("admin")
         description: Schema.optional(Schema.String.check(Schema.isMaxLength(2_000)))
       }),
       success: Schema.Struct({ productId: ProductId }),
-      error: [Forbidden, NotFound, BadRequest]
+      error: [NotAdmin, ProductNotFound, InvalidRequest]
     }),
     HttpApiEndpoint.post("createSale", "/api/admin/sales", {
       payload: Schema.Struct({
@@ -239,7 +228,7 @@ export class AdminGroup extends HttpApiGroup.make("admin")
         endsAt: Instant
       }),
       success: SaleView.pipe(HttpApiSchema.status(201)),
-      error: [Forbidden, NotFound, BadRequest]
+      error: [NotAdmin, ProductNotFound, InvalidRequest]
     }),
     HttpApiEndpoint.patch("updateSale", "/api/admin/sales/:saleId", {
       params: { saleId: SaleId },
@@ -250,17 +239,17 @@ export class AdminGroup extends HttpApiGroup.make("admin")
         endsAt: Schema.optional(Instant)
       }),
       success: SaleView,
-      error: [Forbidden, NotFound, Conflict, BadRequest]
+      error: [NotAdmin, SaleNotFound, SaleStarted, SaleCancelled, StockBelowSold, InvalidRequest]
     }),
     HttpApiEndpoint.post("cancelSale", "/api/admin/sales/:saleId/cancel", {
       params: { saleId: SaleId },
       success: SaleView,
-      error: [Forbidden, NotFound, BadRequest]
+      error: [NotAdmin, SaleNotFound, InvalidRequest]
     }),
     HttpApiEndpoint.get("saleStats", "/api/admin/sales/:saleId/stats", {
       params: { saleId: SaleId },
       success: SaleStats,
-      error: [Forbidden, NotFound, BadRequest]
+      error: [NotAdmin, SaleNotFound, InvalidRequest]
     })
   )
   .middleware(Authentication) {}
@@ -274,7 +263,7 @@ export class HealthGroup extends HttpApiGroup.make("health").add(
   }),
   HttpApiEndpoint.get("ready", "/api/health/ready", {
     success: Schema.Struct({ status: Schema.Literal("ready") }),
-    error: Unavailable
+    error: NotReady
   })
 ) {}
 
@@ -285,6 +274,7 @@ export class Api extends HttpApi.make("mincommerce")
   .add(PurchaseGroup)
   .add(AdminGroup)
   .add(HealthGroup)
+  .middleware(ErrorAnswers)
   .annotateMerge(
     OpenApi.annotations({ title: "MinCommerce", description: "Flash-sale purchases, one actor per sale" })
   ) {}

@@ -1,54 +1,57 @@
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Redacted } from "effect"
+import { HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { SqlClient } from "effect/sql"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import { SaleRouter } from "../cluster/SaleRouter.ts"
-import { Catalog, type SaleRow } from "../storage/Catalog.ts"
 import { Database } from "../storage/Database.ts"
-import {
-  Api,
-  apiError,
-  noCurrentSale,
-  saleNotFound,
-  Authentication,
-  CurrentUser,
-  Unauthorized,
-  Unavailable
-} from "./Api.ts"
+import { Sales, type SaleRow } from "../storage/Sales.ts"
+import { Users } from "../storage/Users.ts"
+import { Api, Authentication, CurrentUser, ErrorAnswers } from "./Api.ts"
+import { isApiError, noCurrentSale, NotReady, NotSignedIn, saleNotFound } from "./ApiErrors.ts"
 import { AdminHandlers } from "./AdminHandlers.ts"
+import { errorAnswer, toServerResponse } from "./JsonAnswer.ts"
+import { addressOf, Limits } from "./Limits.ts"
 import { PurchaseHandlers } from "./PurchaseHandlers.ts"
 import { presentSale } from "./SaleView.ts"
-import { Limits } from "./Limits.ts"
 import { Tokens } from "./Tokens.ts"
 
 export const AuthenticationLive = Layer.effect(
   Authentication,
   Effect.gen(function* () {
     const tokens = yield* Tokens
-    const rejected = apiError(Unauthorized, {
-      code: "unauthorized",
-      message: "Missing, invalid or expired token"
+    const rejected = new NotSignedIn({
+      error: { code: "unauthorized", message: "Missing, invalid or expired token" }
     })
     return Authentication.of({
-      bearer: Effect.fnUntraced(function* (effect, { credential }) {
-        const session = yield* tokens.verify(Redacted.value(credential))
-        if (Option.isNone(session)) return yield* rejected
-        return yield* Effect.provideService(effect, CurrentUser, session.value)
-      })
+      bearer: (effect, { credential }) => {
+        const session = tokens.verify(Redacted.value(credential))
+        return session === undefined
+          ? Effect.fail(rejected)
+          : Effect.provideService(effect, CurrentUser, session)
+      }
     })
   })
 )
 
+/** Every API error is answered with the bytes, status and `Retry-After` its table entry gives. */
+export const ErrorAnswersLive = Layer.succeed(ErrorAnswers, (effect) =>
+  Effect.catch(effect, (error) =>
+    isApiError(error) ? Effect.succeed(toServerResponse(errorAnswer(error))) : Effect.fail(error)
+  )
+)
+
 export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
   Effect.gen(function* () {
-    const catalog = yield* Catalog
+    const users = yield* Users
     const tokens = yield* Tokens
     const limits = yield* Limits
     return handlers.handle("login", ({ payload }) =>
       Effect.gen(function* () {
-        yield* limits.take()
+        const limited = limits.take(addressOf(yield* HttpServerRequest.HttpServerRequest))
+        if (limited !== undefined) return yield* limited
         const email = payload.email.toLowerCase()
-        const userId = yield* catalog.userByEmail(email)
+        const userId = yield* users.byEmail(email)
         const { token, admin } = yield* tokens.issue(userId, email)
         return { token, userId, email, admin }
       }).pipe(Effect.catchTag("SqlError", Effect.die))
@@ -58,19 +61,19 @@ export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
 
 export const SalesHandlers = HttpApiBuilder.group(Api, "sales", (handlers) =>
   Effect.gen(function* () {
-    const catalog = yield* Catalog
+    const sales = yield* Sales
     const registry = yield* SaleRegistry
     const present = (row: SaleRow) => presentSale(registry, row)
     return handlers
       .handle("list", () =>
-        catalog.sales().pipe(
+        sales.list.pipe(
           Effect.map((rows) => rows.map(present)),
           Effect.orDie
         )
       )
       .handle("get", ({ params }) =>
         Effect.gen(function* () {
-          const row = yield* catalog.sale(params.saleId).pipe(Effect.orDie)
+          const row = yield* sales.find(params.saleId).pipe(Effect.orDie)
           if (row === undefined) return yield* saleNotFound(params.saleId)
           return present(row)
         })
@@ -80,9 +83,9 @@ export const SalesHandlers = HttpApiBuilder.group(Api, "sales", (handlers) =>
 
 export const CurrentSaleHandlers = HttpApiBuilder.group(Api, "currentSale", (handlers) =>
   Effect.gen(function* () {
-    const catalog = yield* Catalog
+    const sales = yield* Sales
     const registry = yield* SaleRegistry
-    const current = Effect.flatMap(catalog.currentSale().pipe(Effect.orDie), (row) =>
+    const current = Effect.flatMap(sales.current.pipe(Effect.orDie), (row) =>
       row === undefined ? Effect.fail(noCurrentSale()) : Effect.succeed(presentSale(registry, row))
     )
     return handlers
@@ -118,17 +121,21 @@ export const HealthHandlers = HttpApiBuilder.group(Api, "health", (handlers) =>
           Effect.gen(function* () {
             const [databaseUp, ownershipUp] = yield* Effect.all([reachable, router.ready], { concurrency: 2 })
             if (!databaseUp) {
-              return yield* apiError(Unavailable, {
-                code: "database_unreachable",
-                message: "PostgreSQL does not answer",
-                details: { retryAfterSeconds: 1 }
+              return yield* new NotReady({
+                error: {
+                  code: "database_unreachable",
+                  message: "PostgreSQL does not answer",
+                  details: { retryAfterSeconds: 1 }
+                }
               })
             }
             if (!ownershipUp) {
-              return yield* apiError(Unavailable, {
-                code: "ownership_unavailable",
-                message: "Redis does not answer: this node cannot tell who owns a sale",
-                details: { retryAfterSeconds: 1 }
+              return yield* new NotReady({
+                error: {
+                  code: "ownership_unavailable",
+                  message: "Redis does not answer: this node cannot tell who owns a sale",
+                  details: { retryAfterSeconds: 1 }
+                }
               })
             }
             return { status: "ready" as const }
@@ -145,4 +152,4 @@ export const ApiHandlers = Layer.mergeAll(
   PurchaseHandlers,
   AdminHandlers,
   HealthHandlers
-).pipe(Layer.provide(AuthenticationLive))
+).pipe(Layer.provide(Layer.mergeAll(AuthenticationLive, ErrorAnswersLive)))

@@ -39,8 +39,8 @@ const outcomeSeries = new Map(
 // Metrics live in the default registry, the one every fiber without an override reports to.
 const defaultContext = Context.empty()
 
-/** Counts one answered request, outside any fiber (the purchase fast path counts this way). */
-export const countRequestUnsafe = (method: string, url: string, status: number): void => {
+/** Counts one answered request; synchronous, so the purchase fast route counts without a fiber. */
+export const countRequest = (method: string, url: string, status: number): void => {
   const route = (url.split("?")[0] ?? url).replace(uuid, ":id")
   const key = `${method} ${route} ${status}`
   let series = requestSeries.get(key)
@@ -51,13 +51,9 @@ export const countRequestUnsafe = (method: string, url: string, status: number):
   series.updateUnsafe(1, defaultContext)
 }
 
-export const countRequest = (method: string, url: string, status: number) =>
-  Effect.sync(() => countRequestUnsafe(method, url, status))
-
-export const countOutcomeUnsafe = (outcome: OutcomeTag): void =>
-  outcomeSeries.get(outcome)!.updateUnsafe(1, defaultContext)
-
-export const countOutcome = (outcome: OutcomeTag) => Effect.sync(() => countOutcomeUnsafe(outcome))
+export const countOutcome = (outcome: OutcomeTag): void => {
+  outcomeSeries.get(outcome)?.updateUnsafe(1, defaultContext)
+}
 
 /** For the registry's `onCommit`: runs on the writer fiber once per batch. */
 export const recordCommit = (report: CommitReport): void => {

@@ -1,9 +1,19 @@
-import type { Reply } from "../actors/SaleActor.ts"
 import type { OrderId, SaleId } from "../domain/Ids.ts"
+import type { RoutedReply } from "../domain/Reply.ts"
+import {
+  saleNotFound,
+  type ErrorAnswer,
+  type Overloaded,
+  type PurchaseUnavailable,
+  type SaleNotActive,
+  type SaleNotFound,
+  type SoldOut
+} from "./ApiErrors.ts"
 
 /**
  * What a buyer is told about one purchase, stated once for both ways a purchase is served
- * (the HttpApi handler and the node:http fast path), so they cannot drift apart.
+ * (the HttpApi handler and the node:http fast route), so they cannot drift apart. A refusal
+ * is one of the API's errors: its status and `Retry-After` come from the errors' table.
  */
 export type PurchaseAnswer =
   | {
@@ -15,14 +25,20 @@ export type PurchaseAnswer =
         readonly alreadyPurchased: boolean
       }
     }
-  | {
-      readonly status: 409 | 429 | 503
-      readonly error: { readonly code: string; readonly message: string; readonly details?: unknown }
-      /** Seconds, for the `Retry-After` header of a 429 or 503. */
-      readonly retryAfterSeconds?: number
-    }
+  | ErrorAnswer<SoldOut | SaleNotActive | Overloaded | PurchaseUnavailable | SaleNotFound>
 
-export const purchaseAnswer = (saleId: SaleId, reply: Reply): PurchaseAnswer => {
+// The answers that never vary, made once: most answers of a sold-out sale are this one.
+const soldOut = { _tag: "SoldOut", error: { code: "sold_out", message: "Every unit is sold" } } as const
+const ended = {
+  _tag: "SaleNotActive",
+  error: { code: "sale_not_active", message: "The sale is over", details: { reason: "ended" } }
+} as const
+const cancelled = {
+  _tag: "SaleNotActive",
+  error: { code: "sale_not_active", message: "The sale was cancelled", details: { reason: "cancelled" } }
+} as const
+
+export const purchaseAnswer = (saleId: SaleId, reply: RoutedReply): PurchaseAnswer => {
   switch (reply._tag) {
     case "Accepted":
       return {
@@ -35,10 +51,10 @@ export const purchaseAnswer = (saleId: SaleId, reply: Reply): PurchaseAnswer => 
         order: { orderId: reply.orderId, saleId, status: "purchased", alreadyPurchased: true }
       }
     case "SoldOut":
-      return { status: 409, error: { code: "sold_out", message: "Every unit is sold" } }
+      return soldOut
     case "NotStarted":
       return {
-        status: 409,
+        _tag: "SaleNotActive",
         error: {
           code: "sale_not_active",
           message: "The sale has not started",
@@ -46,23 +62,12 @@ export const purchaseAnswer = (saleId: SaleId, reply: Reply): PurchaseAnswer => 
         }
       }
     case "Ended":
-      return {
-        status: 409,
-        error: { code: "sale_not_active", message: "The sale is over", details: { reason: "ended" } }
-      }
+      return ended
     case "Cancelled":
-      return {
-        status: 409,
-        error: {
-          code: "sale_not_active",
-          message: "The sale was cancelled",
-          details: { reason: "cancelled" }
-        }
-      }
+      return cancelled
     case "Overloaded":
       return {
-        status: 503,
-        retryAfterSeconds: reply.retryAfterSeconds,
+        _tag: "Overloaded",
         error: {
           code: "overloaded",
           message: "Too many buyers at once; try again shortly",
@@ -71,13 +76,14 @@ export const purchaseAnswer = (saleId: SaleId, reply: Reply): PurchaseAnswer => 
       }
     case "PurchaseUnavailable":
       return {
-        status: 503,
-        retryAfterSeconds: reply.retryAfterSeconds,
+        _tag: "PurchaseUnavailable",
         error: {
           code: "unavailable",
           message: "The purchase was not completed; it is safe to try again",
           details: { reason: reply.reason, retryAfterSeconds: reply.retryAfterSeconds }
         }
       }
+    case "SaleNotFound":
+      return saleNotFound(saleId)
   }
 }

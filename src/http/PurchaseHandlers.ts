@@ -1,23 +1,13 @@
 import { Effect } from "effect"
+import { HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
-import { isRefusal, type Reply } from "../actors/SaleActor.ts"
-import { SaleRouter } from "../cluster/SaleRouter.ts"
 import type { SaleId, UserId } from "../domain/Ids.ts"
-import { Catalog } from "../storage/Catalog.ts"
 import { OrderQueries, type OrderRow } from "../storage/OrderQueries.ts"
-import { Limits } from "./Limits.ts"
-import { countOutcome } from "./Metrics.ts"
-import { purchaseAnswer } from "./PurchaseAnswer.ts"
-import {
-  Api,
-  apiError,
-  noCurrentSale,
-  saleNotFound,
-  Conflict,
-  CurrentUser,
-  Forbidden,
-  Unavailable
-} from "./Api.ts"
+import { Sales } from "../storage/Sales.ts"
+import { Api, CurrentUser } from "./Api.ts"
+import { noCurrentSale, NotYourOrders, saleNotFound } from "./ApiErrors.ts"
+import { addressOf } from "./Limits.ts"
+import { PurchaseEndpoint } from "./PurchaseEndpoint.ts"
 
 const orderView = (order: OrderRow) => ({
   orderId: order.orderId,
@@ -26,38 +16,24 @@ const orderView = (order: OrderRow) => ({
   createdAt: new Date(order.createdAt).toISOString()
 })
 
+const notYours = new NotYourOrders({ error: { code: "forbidden", message: "These orders are not yours" } })
+
 export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers) =>
   Effect.gen(function* () {
-    const router = yield* SaleRouter
-    const catalog = yield* Catalog
+    const endpoint = yield* PurchaseEndpoint
+    const sales = yield* Sales
     const orders = yield* OrderQueries
-    const limits = yield* Limits
 
     // The hot path: the user comes from the verified token, the decision from the sale's
-    // actor; no log line, no extra database round trip.
+    // owner, the answer from the endpoint the node:http route shares; no log line, no extra
+    // database round trip.
     const purchase = Effect.fnUntraced(function* (saleId: SaleId) {
       const user = yield* CurrentUser
-      yield* limits.take(user.userId)
-      const reply: Reply = yield* router.purchase(saleId, user.userId).pipe(
-        Effect.catchTags({
-          SaleNotFound: () => Effect.fail(saleNotFound(saleId)),
-          Overloaded: (refusal) => Effect.succeed(refusal),
-          PurchaseUnavailable: (refusal) => Effect.succeed(refusal)
-        })
-      )
-      if (!isRefusal(reply)) yield* countOutcome(reply._tag)
-      const answer = purchaseAnswer(saleId, reply)
-      if ("order" in answer) {
-        return answer.order.alreadyPurchased
-          ? { ...answer.order, alreadyPurchased: true as const }
-          : { ...answer.order, alreadyPurchased: false as const }
-      }
-      return yield* answer.status === 409
-        ? apiError(Conflict, answer.error)
-        : apiError(Unavailable, answer.error)
+      const request = yield* HttpServerRequest.HttpServerRequest
+      return yield* endpoint.purchase(saleId, user.userId, addressOf(request))
     })
 
-    const currentSaleId = Effect.flatMap(catalog.currentSale().pipe(Effect.orDie), (row) =>
+    const currentSaleId = Effect.flatMap(sales.current.pipe(Effect.orDie), (row) =>
       row === undefined ? Effect.fail(noCurrentSale()) : Effect.succeed(row.saleId)
     )
 
@@ -69,9 +45,7 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
 
     const ofUser = Effect.fnUntraced(function* (userId: UserId) {
       const user = yield* CurrentUser
-      if (user.userId !== userId && !user.admin) {
-        return yield* apiError(Forbidden, { code: "forbidden", message: "These orders are not yours" })
-      }
+      if (user.userId !== userId && !user.admin) return yield* notYours
       return (yield* orders.ofUser(userId).pipe(Effect.orDie)).map(orderView)
     })
 
@@ -80,7 +54,7 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
       .handle("attempt", () => Effect.flatMap(currentSaleId, purchase))
       .handle("mine", ({ params }) =>
         Effect.gen(function* () {
-          const sale = yield* catalog.sale(params.saleId).pipe(Effect.orDie)
+          const sale = yield* sales.find(params.saleId).pipe(Effect.orDie)
           if (sale === undefined) return yield* saleNotFound(params.saleId)
           return yield* mine(params.saleId)
         })

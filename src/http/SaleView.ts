@@ -1,6 +1,6 @@
 import type { SaleRegistry } from "../actors/SaleRegistry.ts"
 import { statusAt } from "../actors/SaleState.ts"
-import type { SaleRow } from "../storage/Catalog.ts"
+import type { SaleRow } from "../storage/Sales.ts"
 
 /** A sale for the API: the owner's memory is the freshest view of a running sale, else the stock row. */
 export const presentSale = (registry: SaleRegistry["Service"], row: SaleRow) => {

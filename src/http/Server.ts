@@ -1,23 +1,20 @@
-import { NodeHttpServer } from "@effect/platform-node"
 import { type ByteSize, Cause, Effect, Layer, Predicate } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import * as Settings from "../Settings.ts"
 import { Api } from "./Api.ts"
+import { invalidRequest, NoSuchRoute, PayloadTooLarge, type ErrorAnswer } from "./ApiErrors.ts"
 import { ApiHandlers } from "./Handlers.ts"
-import { FastPurchase, createServerWith } from "./FastPurchase.ts"
+import { errorAnswer, toServerResponse } from "./JsonAnswer.ts"
 import { Limits } from "./Limits.ts"
-import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
 import { countRequest, MetricsRoute } from "./Metrics.ts"
+import * as NodeServer from "./NodeServer.ts"
+import { PurchaseEndpoint } from "./PurchaseEndpoint.ts"
+import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
 import { SaleEventsRoute } from "./SaleEvents.ts"
 import { StaticAssets } from "./StaticAssets.ts"
+import type { Server } from "node:http"
 import { Tokens } from "./Tokens.ts"
-
-const errorResponse = (status: number, code: string, message: string, details?: unknown) =>
-  HttpServerResponse.jsonUnsafe(
-    { error: details === undefined ? { code, message } : { code, message, details } },
-    { status }
-  )
 
 // "Expected a UUID\n  at [\"saleId\"]" -> ["saleId"]
 const fieldPath = (message: string): ReadonlyArray<unknown> | undefined => {
@@ -30,28 +27,16 @@ const fieldPath = (message: string): ReadonlyArray<unknown> | undefined => {
   }
 }
 
-// Overload answers carry `details.retryAfterSeconds`; the header repeats it for clients and proxies.
-const retryAfterSeconds = (response: HttpServerResponse.HttpServerResponse): number => {
-  if (response.body._tag !== "Uint8Array") return 1
-  try {
-    const body: unknown = JSON.parse(new TextDecoder().decode(response.body.body))
-    const seconds =
-      Predicate.hasProperty(body, "error") && Predicate.hasProperty(body.error, "details")
-        ? Predicate.hasProperty(body.error.details, "retryAfterSeconds")
-          ? body.error.details.retryAfterSeconds
-          : 1
-        : 1
-    return typeof seconds === "number" && seconds >= 1 ? Math.ceil(seconds) : 1
-  } catch {
-    return 1
-  }
-}
+const noSuchRoute = new NoSuchRoute({ error: { code: "not_found", message: "No such resource" } })
+const payloadTooLarge = new PayloadTooLarge({
+  error: { code: "payload_too_large", message: "The request body is over the size limit" }
+})
 
 /**
  * The framework's own failures (unknown route, undecodable params or body, body over the
  * limit) answered in the API's error shape instead of an empty body; undefined for others.
  */
-const requestFailure = (cause: Cause.Cause<unknown>): HttpServerResponse.HttpServerResponse | undefined => {
+const requestFailure = (cause: Cause.Cause<unknown>): ErrorAnswer | undefined => {
   for (const reason of cause.reasons) {
     const error: unknown = Cause.isFailReason(reason)
       ? reason.error
@@ -65,19 +50,16 @@ const requestFailure = (cause: Cause.Cause<unknown>): HttpServerResponse.HttpSer
         ? String(schemaError.message)
         : "invalid input"
       const detail = message.split("\n")[0] ?? message
-      return errorResponse(400, "invalid_request", `Invalid ${String(error.kind).toLowerCase()}: ${detail}`, {
-        in: String(error.kind).toLowerCase(),
-        path: fieldPath(message) ?? []
-      })
+      const part = String(error.kind).toLowerCase()
+      return invalidRequest(`Invalid ${part}: ${detail}`, { in: part, path: fieldPath(message) ?? [] })
     }
     if (error._tag === "HttpServerError" && Predicate.hasProperty(error, "reason")) {
       const inner = error.reason
-      if (Predicate.hasProperty(inner, "_tag") && inner._tag === "RouteNotFound")
-        return errorResponse(404, "not_found", "No such resource")
+      if (Predicate.hasProperty(inner, "_tag") && inner._tag === "RouteNotFound") return noSuchRoute
       if (Predicate.hasProperty(inner, "_tag") && inner._tag === "RequestParseError") {
         return /maxBytes/.test(String(Predicate.hasProperty(inner, "cause") ? inner.cause : ""))
-          ? errorResponse(413, "payload_too_large", "The request body is over the size limit")
-          : errorResponse(400, "invalid_request", "The request could not be read")
+          ? payloadTooLarge
+          : invalidRequest("The request could not be read")
       }
     }
   }
@@ -86,28 +68,24 @@ const requestFailure = (cause: Cause.Cause<unknown>): HttpServerResponse.HttpSer
 
 /**
  * Around every request: a request id (echoed when the caller sent a sane one), the security
- * headers, `Retry-After` on 503, and the JSON error shape for answers the framework makes
- * with an empty body (unknown path, undecodable input).
+ * headers, and the API's error answer for what the framework itself refuses (unknown path,
+ * undecodable input, a body over the limit).
  */
 const edge = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const requestId = requestIdFor(request.headers["x-request-id"])
-    let response = yield* app.pipe(
+    const response = yield* app.pipe(
       Effect.catchCause((cause) => {
         const answer = requestFailure(cause)
-        return answer === undefined ? Effect.failCause(cause) : Effect.succeed(answer)
+        return answer === undefined
+          ? Effect.failCause(cause)
+          : Effect.succeed(toServerResponse(errorAnswer(answer)))
       }),
       // Whatever a handler logs names the request it served.
       Effect.annotateLogs("requestId", requestId)
     )
-    if (
-      (response.status === 503 || response.status === 429) &&
-      response.headers["retry-after"] === undefined
-    ) {
-      response = HttpServerResponse.setHeader(response, "retry-after", String(retryAfterSeconds(response)))
-    }
-    yield* countRequest(request.method, request.url, response.status)
+    countRequest(request.method, request.url, response.status)
     return HttpServerResponse.setHeaders(response, { ...securityHeaders, "x-request-id": requestId })
   })
 
@@ -137,17 +115,22 @@ export const serveApi = (options: {
 
 /**
  * Serves the API on PORT/HOST; slow clients are cut off in seconds, bodies are capped, and
- * purchases take the fast path when they can.
+ * purchases meet the node:http route of their endpoint before the framework.
  */
 export const HttpServerLive = Layer.unwrap(
   Effect.gen(function* () {
     const { port, host, maxBodyBytes, corsOrigins } = yield* Settings.httpSettings
-    const server = createServerWith(yield* FastPurchase)
-    server.headersTimeout = 5_000
-    server.requestTimeout = 10_000
-    server.keepAliveTimeout = 5_000
+    const endpoint = yield* PurchaseEndpoint
     return serveApi({ maxBodyBytes, corsOrigins }).pipe(
-      Layer.provide(NodeHttpServer.layer(() => server, { port, host }))
+      Layer.provide(
+        NodeServer.layer({ route: endpoint.route, listen: { port, host }, configure: limitSlowClients })
+      )
     )
   })
-).pipe(Layer.provide(FastPurchase.layer), Layer.provide(Layer.mergeAll(Tokens.layer, Limits.layer)))
+).pipe(Layer.provide(PurchaseEndpoint.layer), Layer.provide(Layer.mergeAll(Tokens.layer, Limits.layer)))
+
+const limitSlowClients = (server: Server) => {
+  server.headersTimeout = 5_000
+  server.requestTimeout = 10_000
+  server.keepAliveTimeout = 5_000
+}

@@ -6,15 +6,21 @@ import { SqlClient } from "effect/sql"
 import { SignJWT } from "jose"
 import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
 import type { OrderId, ProductId, SaleId, UserId } from "../../src/domain/Ids.ts"
+import { Api } from "../../src/http/Api.ts"
 import {
-  Api,
-  BadRequest,
-  Conflict,
-  Forbidden,
-  NotFound,
-  TooManyRequests,
-  Unauthorized
-} from "../../src/http/Api.ts"
+  InvalidRequest,
+  NoCurrentSale,
+  NotAdmin,
+  NotSignedIn,
+  NotYourOrders,
+  ProductNotFound,
+  RateLimited,
+  SaleCancelled,
+  SaleNotActive,
+  SaleNotFound,
+  SaleStarted,
+  SoldOut
+} from "../../src/http/ApiErrors.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
 import {
   admin,
@@ -82,7 +88,8 @@ type ErrorBody = { readonly code: string; readonly message: string; readonly det
  */
 const failsWith = <A, E, K extends E & { readonly _tag: string; readonly error: ErrorBody }>(
   call: Effect.Effect<A, E>,
-  kind: new (fields: { readonly error: ErrorBody }) => K,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any error class, whatever its fields
+  kind: new (...fields: Array<any>) => K,
   code: string
 ) =>
   Effect.gen(function* () {
@@ -157,10 +164,10 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
       const anonymous = yield* clientFor()
       const nia = yield* signIn("nia@example.test")
       assert.deepStrictEqual(yield* anonymous.sales.list(), [])
-      yield* failsWith(anonymous.currentSale.status(), NotFound, "no_current_sale")
-      yield* failsWith(anonymous.currentSale.stats(), NotFound, "no_current_sale")
-      yield* failsWith(nia.api.purchase.attempt(), NotFound, "no_current_sale")
-      yield* failsWith(nia.api.purchase.status(), NotFound, "no_current_sale")
+      yield* failsWith(anonymous.currentSale.status(), NoCurrentSale, "no_current_sale")
+      yield* failsWith(anonymous.currentSale.stats(), NoCurrentSale, "no_current_sale")
+      yield* failsWith(nia.api.purchase.attempt(), NoCurrentSale, "no_current_sale")
+      yield* failsWith(nia.api.purchase.status(), NoCurrentSale, "no_current_sale")
       assert.strictEqual(yield* allOrders, 0)
 
       // An upcoming sale is the current one until one runs.
@@ -177,7 +184,7 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         sold: 0,
         remaining: 3
       })
-      const early = yield* failsWith(nia.api.purchase.attempt(), Conflict, "sale_not_active")
+      const early = yield* failsWith(nia.api.purchase.attempt(), SaleNotActive, "sale_not_active")
       assert.deepStrictEqual(detailsOf(early), { reason: "not_started", startsAt: iso(startsAt) })
       assert.deepStrictEqual(yield* nia.api.purchase.status(), {
         saleId: upcoming,
@@ -246,7 +253,7 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
 
       const missing = yield* failsWith(
         anonymous.sales.get({ params: { saleId: unknownSale } }),
-        NotFound,
+        SaleNotFound,
         "sale_not_found"
       )
       assert.deepStrictEqual(detailsOf(missing), { saleId: unknownSale })
@@ -285,12 +292,12 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
 
       const soldOutFast = yield* failsWith(
         rae!.api.purchase.purchase({ params: { saleId } }),
-        Conflict,
+        SoldOut,
         "sold_out"
       )
       const soldOutApi = yield* failsWith(
         rae!.viaApi.purchase.purchase({ params: { saleId } }),
-        Conflict,
+        SoldOut,
         "sold_out"
       )
       assert.deepStrictEqual(soldOutFast.error, soldOutApi.error)
@@ -323,18 +330,18 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
       const before = yield* allOrders
       const unknownFast = yield* failsWith(
         rae!.api.purchase.purchase({ params: { saleId: unknownSale } }),
-        NotFound,
+        SaleNotFound,
         "sale_not_found"
       )
       assert.deepStrictEqual(detailsOf(unknownFast), { saleId: unknownSale })
       yield* failsWith(
         rae!.viaApi.purchase.purchase({ params: { saleId: unknownSale } }),
-        NotFound,
+        SaleNotFound,
         "sale_not_found"
       )
       yield* failsWith(
         rae!.api.purchase.mine({ params: { saleId: unknownSale } }),
-        NotFound,
+        SaleNotFound,
         "sale_not_found"
       )
       assert.strictEqual(yield* allOrders, before)
@@ -364,19 +371,19 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
 
       const early = yield* failsWith(
         sam.api.purchase.purchase({ params: { saleId: later } }),
-        Conflict,
+        SaleNotActive,
         "sale_not_active"
       )
       assert.deepStrictEqual(detailsOf(early), { reason: "not_started", startsAt: iso(startsAt) })
       const ended = yield* failsWith(
         sam.api.purchase.purchase({ params: { saleId: over } }),
-        Conflict,
+        SaleNotActive,
         "sale_not_active"
       )
       assert.deepStrictEqual(detailsOf(ended), { reason: "ended" })
       const refused = yield* failsWith(
         sam.viaApi.purchase.purchase({ params: { saleId: cancelled } }),
-        Conflict,
+        SaleNotActive,
         "sale_not_active"
       )
       assert.deepStrictEqual(detailsOf(refused), { reason: "cancelled" })
@@ -431,19 +438,19 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
           const unauthorized = "unauthorized"
           yield* Effect.all(
             [
-              failsWith(client.purchase.purchase({ params: { saleId } }), Unauthorized, unauthorized),
-              failsWith(client.purchase.mine({ params: { saleId } }), Unauthorized, unauthorized),
-              failsWith(client.purchase.attempt(), Unauthorized, unauthorized),
-              failsWith(client.purchase.status(), Unauthorized, unauthorized),
+              failsWith(client.purchase.purchase({ params: { saleId } }), NotSignedIn, unauthorized),
+              failsWith(client.purchase.mine({ params: { saleId } }), NotSignedIn, unauthorized),
+              failsWith(client.purchase.attempt(), NotSignedIn, unauthorized),
+              failsWith(client.purchase.status(), NotSignedIn, unauthorized),
               failsWith(
                 client.purchase.ofUser({ params: { userId: tia.userId } }),
-                Unauthorized,
+                NotSignedIn,
                 unauthorized
               ),
-              failsWith(client.admin.createProduct({ payload: { name: "x" } }), Unauthorized, unauthorized),
+              failsWith(client.admin.createProduct({ payload: { name: "x" } }), NotSignedIn, unauthorized),
               failsWith(
                 client.admin.updateProduct({ params: { productId: product }, payload: { name: "y" } }),
-                Unauthorized,
+                NotSignedIn,
                 unauthorized
               ),
               failsWith(
@@ -456,16 +463,16 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
                     endsAt: iso(Date.now() + hour)
                   }
                 }),
-                Unauthorized,
+                NotSignedIn,
                 unauthorized
               ),
               failsWith(
                 client.admin.updateSale({ params: { saleId }, payload: { stock: 1 } }),
-                Unauthorized,
+                NotSignedIn,
                 unauthorized
               ),
-              failsWith(client.admin.cancelSale({ params: { saleId } }), Unauthorized, unauthorized),
-              failsWith(client.admin.saleStats({ params: { saleId } }), Unauthorized, unauthorized)
+              failsWith(client.admin.cancelSale({ params: { saleId } }), NotSignedIn, unauthorized),
+              failsWith(client.admin.saleStats({ params: { saleId } }), NotSignedIn, unauthorized)
             ],
             { discard: true }
           )
@@ -488,10 +495,10 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
       const before = [yield* allOrders, yield* allProducts, yield* allSales]
       const sale = yield* saleRowOf(saleId)
       const forbidden = "forbidden"
-      yield* failsWith(uma.api.admin.createProduct({ payload: { name: "Mine now" } }), Forbidden, forbidden)
+      yield* failsWith(uma.api.admin.createProduct({ payload: { name: "Mine now" } }), NotAdmin, forbidden)
       yield* failsWith(
         uma.api.admin.updateProduct({ params: { productId }, payload: { name: "Renamed" } }),
-        Forbidden,
+        NotAdmin,
         forbidden
       )
       yield* failsWith(
@@ -504,18 +511,18 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
             endsAt: iso(Date.now() + hour)
           }
         }),
-        Forbidden,
+        NotAdmin,
         forbidden
       )
       yield* failsWith(
         uma.api.admin.updateSale({ params: { saleId }, payload: { stock: 1, priceCents: 1 } }),
-        Forbidden,
+        NotAdmin,
         forbidden
       )
-      yield* failsWith(uma.api.admin.cancelSale({ params: { saleId } }), Forbidden, forbidden)
-      yield* failsWith(uma.api.admin.saleStats({ params: { saleId } }), Forbidden, forbidden)
+      yield* failsWith(uma.api.admin.cancelSale({ params: { saleId } }), NotAdmin, forbidden)
+      yield* failsWith(uma.api.admin.saleStats({ params: { saleId } }), NotAdmin, forbidden)
       // Not even an unknown id tells a non-admin anything.
-      yield* failsWith(uma.api.admin.saleStats({ params: { saleId: unknownSale } }), Forbidden, forbidden)
+      yield* failsWith(uma.api.admin.saleStats({ params: { saleId: unknownSale } }), NotAdmin, forbidden)
 
       assert.deepStrictEqual([yield* allOrders, yield* allProducts, yield* allSales], before)
       assert.deepStrictEqual(yield* saleRowOf(saleId), sale)
@@ -556,7 +563,7 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         const products = yield* allProducts
         const noProduct = yield* failsWith(
           boss.api.admin.updateProduct({ params: { productId: unknownProduct }, payload: { name: "Ghost" } }),
-          NotFound,
+          ProductNotFound,
           "product_not_found"
         )
         assert.isString(noProduct.error.message)
@@ -577,16 +584,16 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
               ...changes
             }
           })
-        yield* failsWith(newSale({ productId: unknownProduct }), NotFound, "product_not_found")
+        yield* failsWith(newSale({ productId: unknownProduct }), ProductNotFound, "product_not_found")
         const backwards = yield* failsWith(
           newSale({ startsAt: iso(endsAt), endsAt: iso(startsAt) }),
-          BadRequest,
+          InvalidRequest,
           "invalid_request"
         )
         assert.deepStrictEqual(detailsOf(backwards), { in: "payload", path: ["endsAt"] })
         const notInstant = yield* failsWith(
           newSale({ startsAt: "next tuesday" }),
-          BadRequest,
+          InvalidRequest,
           "invalid_request"
         )
         assert.deepStrictEqual(detailsOf(notInstant), { in: "payload", path: ["startsAt"] })
@@ -614,7 +621,7 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         // A buyer early: the sale's actor now holds the first schedule and stock in memory.
         const early = yield* failsWith(
           wes.api.purchase.purchase({ params: { saleId } }),
-          Conflict,
+          SaleNotActive,
           "sale_not_active"
         )
         assert.deepStrictEqual(detailsOf(early), { reason: "not_started", startsAt: iso(startsAt) })
@@ -641,18 +648,18 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         assert.deepStrictEqual(yield* stockOf(saleId), { total: 7, available: 7 })
         const inverted = yield* failsWith(
           boss.api.admin.updateSale({ params: { saleId }, payload: { endsAt: iso(later - 1_000) } }),
-          BadRequest,
+          InvalidRequest,
           "invalid_request"
         )
         assert.deepStrictEqual(detailsOf(inverted), { in: "payload", path: ["endsAt"] })
         yield* failsWith(
           boss.api.admin.updateSale({ params: { saleId }, payload: { startsAt: "soon" } }),
-          BadRequest,
+          InvalidRequest,
           "invalid_request"
         )
         yield* failsWith(
           boss.api.admin.updateSale({ params: { saleId: unknownSale }, payload: { stock: 1 } }),
-          NotFound,
+          SaleNotFound,
           "sale_not_found"
         )
         assert.strictEqual((yield* saleRowOf(saleId))?.endsAt, endsAt)
@@ -675,12 +682,12 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         const rowBefore = yield* saleRowOf(saleId)
         yield* failsWith(
           boss.api.admin.updateSale({ params: { saleId }, payload: { stock: 10 } }),
-          Conflict,
+          SaleStarted,
           "sale_started"
         )
         yield* failsWith(
           boss.api.admin.updateSale({ params: { saleId }, payload: { startsAt: iso(Date.now() + hour) } }),
-          Conflict,
+          SaleStarted,
           "sale_started"
         )
         assert.deepStrictEqual(yield* saleRowOf(saleId), rowBefore)
@@ -692,18 +699,18 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         assert.strictEqual((yield* saleRowOf(saleId))?.status, "cancelled")
         const refused = yield* failsWith(
           wes.api.purchase.purchase({ params: { saleId } }),
-          Conflict,
+          SaleNotActive,
           "sale_not_active"
         )
         assert.deepStrictEqual(detailsOf(refused), { reason: "cancelled" })
         yield* failsWith(
           boss.api.admin.updateSale({ params: { saleId }, payload: { stock: 3 } }),
-          Conflict,
+          SaleCancelled,
           "sale_cancelled"
         )
         yield* failsWith(
           boss.api.admin.cancelSale({ params: { saleId: unknownSale } }),
-          NotFound,
+          SaleNotFound,
           "sale_not_found"
         )
         assert.strictEqual(
@@ -728,7 +735,7 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         assert.include([0, 0.1], stats.recentPurchasesPerSecond)
         yield* failsWith(
           boss.api.admin.saleStats({ params: { saleId: unknownSale } }),
-          NotFound,
+          SaleNotFound,
           "sale_not_found"
         )
 
@@ -743,7 +750,7 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
       const yin = yield* signIn("yin@example.test")
       const saleId = yield* makeSale(1)
       const bought = yield* xan.api.purchase.purchase({ params: { saleId } })
-      yield* failsWith(yin.api.purchase.purchase({ params: { saleId } }), Conflict, "sold_out")
+      yield* failsWith(yin.api.purchase.purchase({ params: { saleId } }), SoldOut, "sold_out")
       yield* flush(saleId)
       const stats = yield* boss.api.admin.saleStats({ params: { saleId } })
       assert.deepStrictEqual(
@@ -812,7 +819,7 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
 
       const again = yield* zed.api.purchase.attempt()
       assert.deepStrictEqual(again, { ...attempt, alreadyPurchased: true })
-      yield* failsWith(amy.api.purchase.attempt(), Conflict, "sold_out")
+      yield* failsWith(amy.api.purchase.attempt(), SoldOut, "sold_out")
       assert.strictEqual((yield* ordersOf(saleId)).length, 1)
 
       // A user's orders: theirs to read, or an admin's; nobody else's.
@@ -823,7 +830,7 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
       assert.deepStrictEqual(yield* amy.api.purchase.ofUser({ params: { userId: amy.userId } }), [])
       const denied = yield* failsWith(
         amy.api.purchase.ofUser({ params: { userId: zed.userId } }),
-        Forbidden,
+        NotYourOrders,
         "forbidden"
       )
       assert.notInclude(JSON.stringify(denied), attempt.orderId)
@@ -840,21 +847,25 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         const bea = yield* signIn("bea@example.test")
         const cal = yield* signIn("cal@example.test")
         for (let i = 0; i < purchasesPerUser; i++) {
-          yield* failsWith(bea.api.purchase.purchase({ params: { saleId } }), Conflict, "sale_not_active")
+          yield* failsWith(
+            bea.api.purchase.purchase({ params: { saleId } }),
+            SaleNotActive,
+            "sale_not_active"
+          )
         }
         const served = fastServed.count
         const limitedFast = yield* failsWith(
           bea.api.purchase.purchase({ params: { saleId } }),
-          TooManyRequests,
+          RateLimited,
           "rate_limited"
         )
         assert.strictEqual(fastServed.count, served + 1, "the fast path answered the 429")
         const limitedApi = yield* failsWith(
           bea.viaApi.purchase.purchase({ params: { saleId } }),
-          TooManyRequests,
+          RateLimited,
           "rate_limited"
         )
-        yield* failsWith(bea.api.purchase.attempt(), TooManyRequests, "rate_limited")
+        yield* failsWith(bea.api.purchase.attempt(), RateLimited, "rate_limited")
         for (const limited of [limitedFast, limitedApi]) {
           const retryAfter = detailsOf(limited).retryAfterSeconds
           assert.isNumber(retryAfter)
@@ -862,7 +873,7 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
           assert.isAtMost(retryAfter as number, 10)
         }
         // The bucket is the buyer's, not everyone's.
-        yield* failsWith(cal.api.purchase.purchase({ params: { saleId } }), Conflict, "sale_not_active")
+        yield* failsWith(cal.api.purchase.purchase({ params: { saleId } }), SaleNotActive, "sale_not_active")
 
         // Only the requests under the limit reached the sale.
         yield* flush(saleId)

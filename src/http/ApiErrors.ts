@@ -1,0 +1,240 @@
+import { Schema } from "effect"
+
+/**
+ * What the API answers when a request does not get what it asked for, each error named after
+ * what happened. Every one answers `{ error: { code, message, details? } }` with a stable
+ * code; `errorTable` gives each its status and whether it carries `Retry-After`.
+ */
+
+const ErrorBody = Schema.Struct({
+  code: Schema.String,
+  message: Schema.String,
+  details: Schema.optional(Schema.Unknown)
+})
+export type ErrorBody = typeof ErrorBody.Type
+
+// An answer that says when to come back: `Retry-After` repeats `details.retryAfterSeconds`.
+const RetryBody = Schema.Struct({
+  code: Schema.String,
+  message: Schema.String,
+  details: Schema.Struct({ retryAfterSeconds: Schema.Number })
+})
+
+/** Statuses, and which errors say when to retry: the one place an error meets HTTP. */
+export const errorTable = {
+  InvalidRequest: { status: 400, retryAfter: false },
+  NotSignedIn: { status: 401, retryAfter: false },
+  NotAdmin: { status: 403, retryAfter: false },
+  NotYourOrders: { status: 403, retryAfter: false },
+  SaleNotFound: { status: 404, retryAfter: false },
+  ProductNotFound: { status: 404, retryAfter: false },
+  NoCurrentSale: { status: 404, retryAfter: false },
+  NoSuchRoute: { status: 404, retryAfter: false },
+  SoldOut: { status: 409, retryAfter: false },
+  SaleNotActive: { status: 409, retryAfter: false },
+  SaleStarted: { status: 409, retryAfter: false },
+  SaleCancelled: { status: 409, retryAfter: false },
+  StockBelowSold: { status: 409, retryAfter: false },
+  PayloadTooLarge: { status: 413, retryAfter: false },
+  RateLimited: { status: 429, retryAfter: true },
+  Overloaded: { status: 503, retryAfter: true },
+  PurchaseUnavailable: { status: 503, retryAfter: true },
+  NotReady: { status: 503, retryAfter: true }
+} as const
+
+const status = <Tag extends keyof typeof errorTable>(tag: Tag) => ({ httpApiStatus: errorTable[tag].status })
+
+/** Malformed input: the field path is in `details`. */
+export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()(
+  "InvalidRequest",
+  { error: ErrorBody },
+  status("InvalidRequest")
+) {}
+/** No token, or one that is malformed, tampered with or expired. */
+export class NotSignedIn extends Schema.TaggedError<NotSignedIn>()(
+  "NotSignedIn",
+  { error: ErrorBody },
+  status("NotSignedIn")
+) {}
+export class NotAdmin extends Schema.TaggedError<NotAdmin>()(
+  "NotAdmin",
+  { error: ErrorBody },
+  status("NotAdmin")
+) {}
+/** A buyer asked for another buyer's orders. */
+export class NotYourOrders extends Schema.TaggedError<NotYourOrders>()(
+  "NotYourOrders",
+  { error: ErrorBody },
+  status("NotYourOrders")
+) {}
+export class SaleNotFound extends Schema.TaggedError<SaleNotFound>()(
+  "SaleNotFound",
+  { error: ErrorBody },
+  status("SaleNotFound")
+) {}
+export class ProductNotFound extends Schema.TaggedError<ProductNotFound>()(
+  "ProductNotFound",
+  { error: ErrorBody },
+  status("ProductNotFound")
+) {}
+/** The seed contract's "current" sale: none is running or upcoming. */
+export class NoCurrentSale extends Schema.TaggedError<NoCurrentSale>()(
+  "NoCurrentSale",
+  { error: ErrorBody },
+  status("NoCurrentSale")
+) {}
+/** A path the API does not serve. */
+export class NoSuchRoute extends Schema.TaggedError<NoSuchRoute>()(
+  "NoSuchRoute",
+  { error: ErrorBody },
+  status("NoSuchRoute")
+) {}
+export class SoldOut extends Schema.TaggedError<SoldOut>()(
+  "SoldOut",
+  { error: ErrorBody },
+  status("SoldOut")
+) {}
+/** Not started, over, or cancelled: `details.reason` says which. */
+export class SaleNotActive extends Schema.TaggedError<SaleNotActive>()(
+  "SaleNotActive",
+  { error: ErrorBody },
+  status("SaleNotActive")
+) {}
+/** An admin change to a sale that has started: only an upcoming sale can change. */
+export class SaleStarted extends Schema.TaggedError<SaleStarted>()(
+  "SaleStarted",
+  { error: ErrorBody },
+  status("SaleStarted")
+) {}
+export class SaleCancelled extends Schema.TaggedError<SaleCancelled>()(
+  "SaleCancelled",
+  { error: ErrorBody },
+  status("SaleCancelled")
+) {}
+/** A restock below the units already taken. */
+export class StockBelowSold extends Schema.TaggedError<StockBelowSold>()(
+  "StockBelowSold",
+  { error: ErrorBody },
+  status("StockBelowSold")
+) {}
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  { error: ErrorBody },
+  status("PayloadTooLarge")
+) {}
+export class RateLimited extends Schema.TaggedError<RateLimited>()(
+  "RateLimited",
+  { error: RetryBody },
+  status("RateLimited")
+) {}
+/** The sale's mailbox is full. */
+export class Overloaded extends Schema.TaggedError<Overloaded>()(
+  "Overloaded",
+  { error: RetryBody },
+  status("Overloaded")
+) {}
+/** The purchase was not completed and nothing was promised; `details.reason` says why. */
+export class PurchaseUnavailable extends Schema.TaggedError<PurchaseUnavailable>()(
+  "PurchaseUnavailable",
+  {
+    error: Schema.Struct({
+      code: Schema.String,
+      message: Schema.String,
+      details: Schema.Struct({ reason: Schema.String, retryAfterSeconds: Schema.Number })
+    })
+  },
+  status("PurchaseUnavailable")
+) {}
+/** The node cannot serve now: its database or its ownership directory does not answer. */
+export class NotReady extends Schema.TaggedError<NotReady>()(
+  "NotReady",
+  { error: RetryBody },
+  status("NotReady")
+) {}
+
+export type ApiError =
+  | InvalidRequest
+  | NotSignedIn
+  | NotAdmin
+  | NotYourOrders
+  | SaleNotFound
+  | ProductNotFound
+  | NoCurrentSale
+  | NoSuchRoute
+  | SoldOut
+  | SaleNotActive
+  | SaleStarted
+  | SaleCancelled
+  | StockBelowSold
+  | PayloadTooLarge
+  | RateLimited
+  | Overloaded
+  | PurchaseUnavailable
+  | NotReady
+
+/**
+ * An error as the wire carries it: its tag and body. Both an error instance and a plain
+ * answer made without one (the purchase fast path) are such a value.
+ */
+export type ErrorAnswer<E extends ApiError = ApiError> = E extends ApiError
+  ? { readonly _tag: E["_tag"]; readonly error: E["error"] }
+  : never
+
+type Retryable = RateLimited | Overloaded | PurchaseUnavailable | NotReady
+
+const isRetryable = (answer: ErrorAnswer): answer is ErrorAnswer<Retryable> =>
+  errorTable[answer._tag].retryAfter
+
+/** Seconds for the `Retry-After` header, for the errors the table says carry one. */
+export const retryAfterSeconds = (answer: ErrorAnswer): number | undefined =>
+  isRetryable(answer) ? Math.max(1, Math.ceil(answer.error.details.retryAfterSeconds)) : undefined
+
+const classes = [
+  InvalidRequest,
+  NotSignedIn,
+  NotAdmin,
+  NotYourOrders,
+  SaleNotFound,
+  ProductNotFound,
+  NoCurrentSale,
+  NoSuchRoute,
+  SoldOut,
+  SaleNotActive,
+  SaleStarted,
+  SaleCancelled,
+  StockBelowSold,
+  PayloadTooLarge,
+  RateLimited,
+  Overloaded,
+  PurchaseUnavailable,
+  NotReady
+]
+
+/** Whether a failure is one of the API's errors (and so has its answer in the table). */
+export const isApiError = (error: unknown): error is ApiError => classes.some((kind) => error instanceof kind)
+
+export const saleNotFound = (saleId: string) =>
+  new SaleNotFound({ error: { code: "sale_not_found", message: "No such sale", details: { saleId } } })
+
+export const productNotFound = () =>
+  new ProductNotFound({ error: { code: "product_not_found", message: "No such product" } })
+
+export const noCurrentSale = () =>
+  new NoCurrentSale({ error: { code: "no_current_sale", message: "No sale is running or upcoming" } })
+
+export const rateLimited = (retryAfterSeconds: number) =>
+  new RateLimited({
+    error: { code: "rate_limited", message: "Too many requests; slow down", details: { retryAfterSeconds } }
+  })
+
+/** A 400 naming the input part (`in`) and the field path of the problem. */
+export const invalidRequest = (
+  message: string,
+  details?: { readonly in: string; readonly path: ReadonlyArray<unknown> }
+) =>
+  new InvalidRequest({
+    error:
+      details === undefined
+        ? { code: "invalid_request", message }
+        : { code: "invalid_request", message, details }
+  })

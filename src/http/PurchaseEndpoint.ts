@@ -1,0 +1,150 @@
+import { Context, Effect, Layer, Schema } from "effect"
+import type { HttpServerResponse } from "effect/http"
+import type { IncomingMessage, ServerResponse } from "node:http"
+import { SaleRouter } from "../cluster/SaleRouter.ts"
+import { SaleId, type UserId } from "../domain/Ids.ts"
+import { isOutcome, type RoutedReply } from "../domain/Reply.ts"
+import * as Settings from "../Settings.ts"
+import { answerHeaders, errorAnswer, successAnswer, toServerResponse, type JsonAnswer } from "./JsonAnswer.ts"
+import { Limits } from "./Limits.ts"
+import { countOutcome, countRequest } from "./Metrics.ts"
+import { purchaseAnswer } from "./PurchaseAnswer.ts"
+import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
+import { Tokens } from "./Tokens.ts"
+
+const purchasePath = /^\/api\/sales\/([^/?#]+)\/purchases$/
+const isSaleId = Schema.is(SaleId)
+// The metrics' route label, known here without reading the sale id out of each URL.
+const route = "/api/sales/:id/purchases"
+
+/**
+ * `POST /api/sales/:saleId/purchases`, stated once for its two ways in: the HttpApi handler,
+ * and a node:http route in front of the framework that serves the common, well-formed case
+ * without a fiber (on this machine the framework's own per-request layers cost more than the
+ * whole decision, and a flash sale is almost nothing but this request). Both take the caller's
+ * rate limits the same way and render the sale's reply with the same bytes, status and headers.
+ */
+export class PurchaseEndpoint extends Context.Service<
+  PurchaseEndpoint,
+  {
+    /**
+     * The node:http route: serves the request and returns true, or returns false and leaves it
+     * untouched for the HttpApi, which answers every other case (no or bad token, big or
+     * chunked body, a CORS request) with the API's own errors.
+     */
+    readonly route: (request: IncomingMessage, response: ServerResponse) => boolean
+    /** The HttpApi handler's purchase, for a buyer the framework has authenticated. */
+    readonly purchase: (
+      saleId: SaleId,
+      userId: UserId,
+      address: string
+    ) => Effect.Effect<HttpServerResponse.HttpServerResponse>
+  }
+>()("mincommerce/http/PurchaseEndpoint") {
+  static readonly make = (options: {
+    readonly router: Pick<SaleRouter["Service"], "offer" | "purchase">
+    readonly tokens: Tokens["Service"]
+    readonly limits: Limits["Service"]
+    readonly maxBodyBytes: number
+    /** Browsers on other origins need CORS headers: their requests take the HttpApi route. */
+    readonly corsEnabled: boolean
+  }) => {
+    const { router, limits } = options
+
+    // The preflight both routes share once the caller is known; undefined admits the purchase.
+    const refusal = (address: string, userId: UserId): JsonAnswer | undefined => {
+      const limited = limits.take(address, userId)
+      return limited === undefined ? undefined : errorAnswer(limited)
+    }
+
+    const answer = (saleId: SaleId, reply: RoutedReply): JsonAnswer => {
+      if (isOutcome(reply)) countOutcome(reply._tag)
+      const told = purchaseAnswer(saleId, reply)
+      return "order" in told ? successAnswer(told.status, told.order) : errorAnswer(told)
+    }
+
+    const write = (request: IncomingMessage, response: ServerResponse, told: JsonAnswer) => {
+      response.writeHead(told.status, {
+        ...securityHeaders,
+        ...answerHeaders(told),
+        "content-length": Buffer.byteLength(told.body),
+        "x-request-id": requestIdFor(header(request, "x-request-id"))
+      })
+      response.end(told.body)
+      countRequest("POST", route, told.status)
+    }
+
+    const serve = (request: IncomingMessage, response: ServerResponse): boolean => {
+      const admitted = admit(request, options)
+      if (admitted === undefined) return false
+      // The endpoint takes no payload: whatever was sent is read and dropped.
+      request.resume()
+      const refused = refusal(request.socket.remoteAddress ?? "unknown", admitted.userId)
+      if (refused !== undefined) {
+        write(request, response, refused)
+        return true
+      }
+      router.offer(admitted.saleId, admitted.userId, (reply) =>
+        write(request, response, answer(admitted.saleId, reply))
+      )
+      return true
+    }
+
+    const purchase = (saleId: SaleId, userId: UserId, address: string) => {
+      const refused = refusal(address, userId)
+      if (refused !== undefined) return Effect.succeed(toServerResponse(refused))
+      return router.purchase(saleId, userId).pipe(
+        Effect.catch((refusal) => Effect.succeed<RoutedReply>(refusal)),
+        Effect.map((reply) => toServerResponse(answer(saleId, reply)))
+      )
+    }
+
+    return PurchaseEndpoint.of({ route: serve, purchase })
+  }
+
+  /** The endpoint over this node's router, tokens and rate limits. */
+  static readonly layerWith = (options: { readonly maxBodyBytes: number; readonly corsEnabled: boolean }) =>
+    Layer.effect(
+      PurchaseEndpoint,
+      Effect.gen(function* () {
+        const router = yield* SaleRouter
+        return PurchaseEndpoint.make({ ...options, router, tokens: yield* Tokens, limits: yield* Limits })
+      })
+    )
+
+  static readonly layer = Layer.unwrap(
+    Effect.map(Settings.httpSettings, ({ maxBodyBytes, corsOrigins }) =>
+      PurchaseEndpoint.layerWith({ maxBodyBytes: Number(maxBodyBytes), corsEnabled: corsOrigins.length > 0 })
+    )
+  )
+}
+
+/**
+ * Whether the node:http route takes the request: a purchase path with a well-formed sale id,
+ * a small body of known length, no CORS origin to answer, a valid bearer token.
+ */
+const admit = (
+  request: IncomingMessage,
+  options: {
+    readonly tokens: Tokens["Service"]
+    readonly maxBodyBytes: number
+    readonly corsEnabled: boolean
+  }
+): { readonly saleId: SaleId; readonly userId: UserId } | undefined => {
+  if (request.method !== "POST") return undefined
+  const saleId = purchasePath.exec(request.url ?? "")?.[1]
+  if (saleId === undefined || !isSaleId(saleId)) return undefined
+  const headers = request.headers
+  if (headers["transfer-encoding"] !== undefined || headers.expect !== undefined) return undefined
+  if (Number(headers["content-length"] ?? 0) > options.maxBodyBytes) return undefined
+  if (options.corsEnabled && headers.origin !== undefined) return undefined
+  const authorization = headers.authorization
+  if (authorization === undefined || !authorization.startsWith("Bearer ")) return undefined
+  const session = options.tokens.verify(authorization.slice(7))
+  return session === undefined ? undefined : { saleId, userId: session.userId }
+}
+
+const header = (request: IncomingMessage, name: string): string | undefined => {
+  const value = request.headers[name]
+  return Array.isArray(value) ? value[0] : value
+}
