@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util"
 import { checkout } from "../tests/chaos/Checkout.ts"
-import { runChaos, type RunResult } from "../tests/chaos/Run.ts"
+import { runChaos, stopActiveRuns, type RunResult } from "../tests/chaos/Run.ts"
 import { faultKinds, type FaultKind } from "../tests/chaos/Schedule.ts"
 import { formatRun, formatTable, formatViolations } from "../tests/chaos/Summary.ts"
 
@@ -38,6 +38,15 @@ for (const kind of kinds ?? [])
 
 const source = values.rev === undefined ? undefined : checkout(values.rev)
 console.log(`nodes run from ${source === undefined ? "the working tree" : `commit ${source.commit}`}`)
+
+for (const name of ["SIGINT", "SIGTERM"] as const)
+  process.once(name, () => {
+    console.log(`\n${name}: stopping the run's nodes, PostgreSQL and Redis`)
+    void stopActiveRuns().finally(() => {
+      source?.remove()
+      process.exit(130)
+    })
+  })
 
 const results: Array<RunResult> = []
 const began = Date.now()

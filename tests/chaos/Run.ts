@@ -43,6 +43,14 @@ export interface RunResult {
 const warmupMillis = 2_000
 const requestTimeoutMillis = 3_000
 
+/** What the runs in progress must stop: PostgreSQL is a daemon and outlives this process. */
+const active = new Set<() => Promise<void>>()
+
+/** Stops every run's nodes and servers: for a runner that is interrupted (Ctrl-C, SIGTERM). */
+export const stopActiveRuns = async () => {
+  for (const cleanUp of [...active]) await cleanUp()
+}
+
 /** One seeded run: private services, a cluster, load and faults, then the check. */
 export const runChaos = async (options: RunOptions): Promise<RunResult> => {
   const began = Date.now()
@@ -69,6 +77,11 @@ export const runChaos = async (options: RunOptions): Promise<RunResult> => {
   // PostgreSQL may run under its own account (see PrivateServices) and writes its log here.
   chmodSync(folder, 0o755)
   const cleanups: Array<() => Promise<void>> = []
+  const cleanUp = async () => {
+    active.delete(cleanUp)
+    for (const cleanup of cleanups.splice(0)) await cleanup().catch(() => {})
+  }
+  active.add(cleanUp)
   let keep = options.keep === true
   try {
     const postgres = await privatePostgres({ logFile: join(folder, "postgresql.log") })
@@ -249,7 +262,7 @@ export const runChaos = async (options: RunOptions): Promise<RunResult> => {
       cause: error
     })
   } finally {
-    for (const cleanup of cleanups) await cleanup().catch(() => {})
+    await cleanUp()
     if (!keep) rmSync(folder, { recursive: true, force: true })
   }
 }
