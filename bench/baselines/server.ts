@@ -82,7 +82,7 @@ export const servePurchases = (options: {
   const userOf = (authorization: string | undefined): UserId | undefined =>
     authorization === undefined || !authorization.startsWith("Bearer ")
       ? undefined
-      : tokens.verifyUnsafe(authorization.slice(7))?.userId
+      : tokens.verify(authorization.slice(7))?.userId
 
   const sales = new Map<SaleId, { readonly at: number; readonly sale: Promise<Sale | undefined> }>()
   const prepared = new Map<SaleId, Promise<void>>()
