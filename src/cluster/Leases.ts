@@ -140,6 +140,7 @@ export class Leases extends Context.Service<
 
         // Renewal re-takes a lease Redis forgot (restarted, flushed) and loses only one that
         // another node holds; while Redis is unreachable every lease is kept as it is.
+        let renewing = true
         const renew = Effect.gen(function* () {
           const sales = [...held]
           if (sales.length === 0) return
@@ -150,15 +151,29 @@ export class Leases extends Context.Service<
             const result = results?.[i]
             if (result !== undefined && result[0] === null && result[1] === 0) lose(saleId)
           })
+          if (!renewing) yield* Effect.logInfo("leases renewed again", { held: held.size })
+          renewing = true
         }).pipe(
           Effect.catchTag("RedisUnavailable", (error) =>
-            Effect.logWarning("leases not renewed; this node keeps serving the sales it owns", {
-              held: held.size,
-              error: error.message
+            Effect.suspend(() => {
+              if (!renewing) return Effect.void
+              renewing = false
+              return Effect.logWarning("leases not renewed; this node keeps serving the sales it owns", {
+                held: held.size,
+                error: error.message
+              })
             })
           )
         )
         yield* Effect.forkScoped(renew.pipe(Effect.repeat(Schedule.spaced(Math.max(50, Math.floor(ttl / 3))))))
+        // Redis back: the leases it may have forgotten are taken again at once, before another
+        // node finds them vacant.
+        const runFork = Effect.runForkWith(yield* Effect.context<never>())
+        const onReady = () => void runFork(renew)
+        yield* Effect.acquireRelease(
+          Effect.sync(() => redis.client.on("ready", onReady)),
+          () => Effect.sync(() => redis.client.off("ready", onReady))
+        )
         // Planned shutdown: every lease back at once.
         yield* Effect.addFinalizer(() => Effect.forEach([...held], release, { discard: true }))
 
