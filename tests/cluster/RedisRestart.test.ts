@@ -16,7 +16,7 @@ const faults = {
 
 describe("Redis lost mid-sale", () => {
   it.each(Object.entries(faults))(
-    "Redis %s: nodes re-acquire the sale under a new epoch, invariants hold",
+    "Redis %s: the sale's lease is held again (by its owner, or by another node under a newer epoch), invariants hold",
     async (fault, inject) => {
       const stock = 800
       const redis = await privateRedis()
@@ -63,9 +63,10 @@ describe("Redis lost mid-sale", () => {
                 50
               )
               const after = Date.now() - killedAt
-              await waitFor("the new epoch", async () =>
-                (await cluster.epoch(saleId)) > before ? true : undefined
-              )
+              // The owner's epoch still holds in PostgreSQL: it may take its lease again. Another
+              // node that claims first mints a newer epoch, which fences the old owner.
+              if (newOwner !== owner)
+                await waitFor("the new epoch", async () => ((await cluster.epoch(saleId)) > before ? true : undefined))
               return { at, owner, after, newOwner, epochs: [before, await cluster.epoch(saleId)] }
             })()
           }
@@ -74,13 +75,14 @@ describe("Redis lost mid-sale", () => {
         const report = await cluster.audit(saleId, history)
         console.log(
           `Redis ${fault} at ${Math.round((restart.at / stock) * 100)} % sold (owner ${restart.owner}): ` +
-            `${restart.newOwner} re-acquired after ${(restart.after / 1_000).toFixed(1)} s, ` +
+            `${restart.newOwner} holds the lease again after ${(restart.after / 1_000).toFixed(1)} s, ` +
             `epoch ${restart.epochs[0]} -> ${restart.epochs[1]}; ${history.ok} ok, ${history.unknown} unknown attempts; ` +
             formatReport(report)
         )
         assert.strictEqual(report.broken, 0)
         assert.strictEqual(report.committed, stock)
-        assert.isAbove(restart.epochs[1], restart.epochs[0])
+        if (restart.newOwner === restart.owner) assert.isAtLeast(restart.epochs[1], restart.epochs[0])
+        else assert.isAbove(restart.epochs[1], restart.epochs[0])
       } finally {
         await cluster.close()
         await redis.kill()
