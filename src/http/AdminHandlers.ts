@@ -3,7 +3,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import type { SaleId } from "../domain/Ids.ts"
 import { Products } from "../storage/Products.ts"
-import { Sales, type SaleChanges } from "../storage/Sales.ts"
+import { Sales, type NewSale, type SaleChanges } from "../storage/Sales.ts"
 import { SaleStats } from "../storage/SaleStats.ts"
 import { Api, CurrentUser } from "./Api.ts"
 import {
@@ -67,107 +67,117 @@ const saleNotChanged = {
     )
 } as const
 
+interface Stores {
+  readonly products: Products["Service"]
+  readonly sales: Sales["Service"]
+  readonly stats: SaleStats["Service"]
+  readonly registry: SaleRegistry["Service"]
+}
+
+type SalePayload = Omit<SaleChanges, "startsAt" | "endsAt"> & {
+  readonly startsAt?: string | undefined
+  readonly endsAt?: string | undefined
+}
+
+const saleView = (stores: Stores, saleId: SaleId) =>
+  Effect.gen(function* () {
+    const row = yield* stores.sales.find(saleId).pipe(Effect.orDie)
+    if (row === undefined) return yield* saleNotFound(saleId)
+    return presentSale(stores.registry, row)
+  })
+
+const createSale = (
+  stores: Stores,
+  payload: Omit<NewSale, "startsAt" | "endsAt"> & { readonly startsAt: string; readonly endsAt: string }
+) =>
+  Effect.gen(function* () {
+    const startsAt = yield* instant("startsAt", payload.startsAt)
+    const endsAt = yield* instant("endsAt", payload.endsAt)
+    if (endsAt <= startsAt) return yield* badWindow
+    const saleId = yield* stores.sales.create({ ...payload, startsAt, endsAt }).pipe(
+      Effect.catchTag("ProductNotFound", () => Effect.fail(productNotFound())),
+      Effect.catchTag("SqlError", Effect.die)
+    )
+    // Created in this request's transaction: finding it gone is a defect.
+    return yield* saleView(stores, saleId).pipe(Effect.catchTag("SaleNotFound", Effect.die))
+  })
+
+const updateSale = (stores: Stores, saleId: SaleId, payload: SalePayload) =>
+  Effect.gen(function* () {
+    const startsAt = yield* optionalInstant("startsAt", payload.startsAt)
+    const endsAt = yield* optionalInstant("endsAt", payload.endsAt)
+    const current = yield* stores.sales.find(saleId).pipe(Effect.orDie)
+    if (current === undefined) return yield* saleNotFound(saleId)
+    if ((endsAt ?? current.endsAt) <= (startsAt ?? current.startsAt)) return yield* badWindow
+    // An actor of this node holds the old schedule and stock: it drains and flushes its
+    // audit records first. The update then fences any owner elsewhere (Sales.update).
+    yield* stores.registry.stop(saleId)
+    yield* stores.sales
+      .update(saleId, { priceCents: payload.priceCents, stock: payload.stock, startsAt, endsAt })
+      .pipe(Effect.catchTags(saleNotChanged), Effect.catchTag("SqlError", Effect.die))
+    return yield* saleView(stores, saleId)
+  })
+
+const cancelSale = (stores: Stores, saleId: SaleId) =>
+  Effect.gen(function* () {
+    const row = yield* stores.sales.find(saleId).pipe(Effect.orDie)
+    if (row === undefined) return yield* saleNotFound(saleId)
+    // Refused here at once, and what this node's actor decided is flushed; the cancel then
+    // fences any owner elsewhere, whose next commit fails and whose successor reloads.
+    const running = stores.registry.running(saleId)
+    if (running !== undefined) {
+      yield* running.cancel
+      yield* stores.registry.stop(saleId)
+    }
+    yield* stores.sales.cancel(saleId).pipe(Effect.orDie)
+    return yield* saleView(stores, saleId)
+  })
+
+const saleStats = (stores: Stores, saleId: SaleId) =>
+  Effect.gen(function* () {
+    const sale = yield* saleView(stores, saleId)
+    const figures = yield* stores.stats.of(saleId).pipe(Effect.orDie)
+    return {
+      saleId: sale.saleId,
+      status: sale.status,
+      total: sale.total,
+      remaining: sale.remaining,
+      attempts: figures.attempts,
+      byOutcome: figures.byOutcome,
+      committed: figures.committed,
+      soldOutAt: figures.soldOutAt === null ? null : new Date(figures.soldOutAt).toISOString(),
+      recentPurchasesPerSecond: figures.recentPerSecond,
+      commitLatencyMillis: figures.commitMillis
+    }
+  })
+
 export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
   Effect.gen(function* () {
-    const products = yield* Products
-    const sales = yield* Sales
-    const stats = yield* SaleStats
-    const registry = yield* SaleRegistry
-
-    const saleView = Effect.fnUntraced(function* (saleId: SaleId) {
-      const row = yield* sales.find(saleId).pipe(Effect.orDie)
-      if (row === undefined) return yield* saleNotFound(saleId)
-      return presentSale(registry, row)
-    })
-
-    const updateSale = Effect.fnUntraced(function* (
-      saleId: SaleId,
-      payload: Omit<SaleChanges, "startsAt" | "endsAt"> & {
-        readonly startsAt?: string | undefined
-        readonly endsAt?: string | undefined
-      }
-    ) {
-      const startsAt = yield* optionalInstant("startsAt", payload.startsAt)
-      const endsAt = yield* optionalInstant("endsAt", payload.endsAt)
-      const current = yield* sales.find(saleId).pipe(Effect.orDie)
-      if (current === undefined) return yield* saleNotFound(saleId)
-      if ((endsAt ?? current.endsAt) <= (startsAt ?? current.startsAt)) return yield* badWindow
-      // An actor of this node holds the old schedule and stock: it drains and flushes its
-      // audit records first. The update then fences any owner elsewhere (Sales.update).
-      yield* registry.stop(saleId)
-      yield* sales
-        .update(saleId, { priceCents: payload.priceCents, stock: payload.stock, startsAt, endsAt })
-        .pipe(Effect.catchTags(saleNotChanged), Effect.catchTag("SqlError", Effect.die))
-      return yield* saleView(saleId)
-    })
-
-    const cancelSale = Effect.fnUntraced(function* (saleId: SaleId) {
-      const row = yield* sales.find(saleId).pipe(Effect.orDie)
-      if (row === undefined) return yield* saleNotFound(saleId)
-      // Refused here at once, and what this node's actor decided is flushed; the cancel then
-      // fences any owner elsewhere, whose next commit fails and whose successor reloads.
-      const running = registry.running(saleId)
-      if (running !== undefined) {
-        yield* running.cancel
-        yield* registry.stop(saleId)
-      }
-      yield* sales.cancel(saleId).pipe(Effect.orDie)
-      return yield* saleView(saleId)
-    })
-
-    const saleStats = Effect.fnUntraced(function* (saleId: SaleId) {
-      const sale = yield* saleView(saleId)
-      const figures = yield* stats.of(saleId).pipe(Effect.orDie)
-      return {
-        saleId: sale.saleId,
-        status: sale.status,
-        total: sale.total,
-        remaining: sale.remaining,
-        attempts: figures.attempts,
-        byOutcome: figures.byOutcome,
-        committed: figures.committed,
-        soldOutAt: figures.soldOutAt === null ? null : new Date(figures.soldOutAt).toISOString(),
-        recentPurchasesPerSecond: figures.recentPerSecond,
-        commitLatencyMillis: figures.commitMillis
-      }
-    })
-
+    const stores: Stores = {
+      products: yield* Products,
+      sales: yield* Sales,
+      stats: yield* SaleStats,
+      registry: yield* SaleRegistry
+    }
     return handlers
       .handle("createProduct", ({ payload }) =>
-        Effect.gen(function* () {
-          yield* requireAdmin
-          const productId = yield* products.create(payload.name, payload.description ?? "").pipe(Effect.orDie)
-          return { productId }
-        })
+        Effect.andThen(requireAdmin, stores.products.create(payload.name, payload.description ?? "")).pipe(
+          Effect.map((productId) => ({ productId })),
+          Effect.catchTag("SqlError", Effect.die)
+        )
       )
       .handle("updateProduct", ({ params, payload }) =>
-        Effect.gen(function* () {
-          yield* requireAdmin
-          yield* products.update(params.productId, payload).pipe(
-            Effect.catchTag("ProductNotFound", () => Effect.fail(productNotFound())),
-            Effect.catchTag("SqlError", Effect.die)
-          )
-          return { productId: params.productId }
-        })
+        Effect.andThen(requireAdmin, stores.products.update(params.productId, payload)).pipe(
+          Effect.as({ productId: params.productId }),
+          Effect.catchTag("ProductNotFound", () => Effect.fail(productNotFound())),
+          Effect.catchTag("SqlError", Effect.die)
+        )
       )
-      .handle("createSale", ({ payload }) =>
-        Effect.gen(function* () {
-          yield* requireAdmin
-          const startsAt = yield* instant("startsAt", payload.startsAt)
-          const endsAt = yield* instant("endsAt", payload.endsAt)
-          if (endsAt <= startsAt) return yield* badWindow
-          const saleId = yield* sales.create({ ...payload, startsAt, endsAt }).pipe(
-            Effect.catchTag("ProductNotFound", () => Effect.fail(productNotFound())),
-            Effect.catchTag("SqlError", Effect.die)
-          )
-          // Created in this request's transaction: finding it gone is a defect.
-          return yield* saleView(saleId).pipe(Effect.catchTag("SaleNotFound", Effect.die))
-        })
-      )
+      .handle("createSale", ({ payload }) => Effect.andThen(requireAdmin, createSale(stores, payload)))
       .handle("updateSale", ({ params, payload }) =>
-        Effect.andThen(requireAdmin, updateSale(params.saleId, payload))
+        Effect.andThen(requireAdmin, updateSale(stores, params.saleId, payload))
       )
-      .handle("cancelSale", ({ params }) => Effect.andThen(requireAdmin, cancelSale(params.saleId)))
-      .handle("saleStats", ({ params }) => Effect.andThen(requireAdmin, saleStats(params.saleId)))
+      .handle("cancelSale", ({ params }) => Effect.andThen(requireAdmin, cancelSale(stores, params.saleId)))
+      .handle("saleStats", ({ params }) => Effect.andThen(requireAdmin, saleStats(stores, params.saleId)))
   })
 )

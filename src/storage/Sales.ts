@@ -61,36 +61,14 @@ export class Sales extends Context.Service<
     Sales,
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
-
-      const create = Effect.fn("Sales.create")(function* (sale: NewSale) {
-        const [row] = yield* sql<{ id: SaleId }>`
-            INSERT INTO flash_sales (product_id, price_cents, starts_at, ends_at)
-            VALUES (${sale.productId}, ${sale.priceCents},
-                    to_timestamp(${sale.startsAt} / 1000.0), to_timestamp(${sale.endsAt} / 1000.0))
-            RETURNING id`.pipe(
-          Effect.catchTag("SqlError", (error): Effect.Effect<never, ProductNotFound | SqlError.SqlError> =>
-            // SQLSTATE 23503, foreign_key_violation: the only foreign key of a sale is its product's.
-            sqlState(error) === "23503"
-              ? Effect.fail(new ProductNotFound({ productId: sale.productId }))
-              : Effect.fail(error)
-          )
-        )
-        if (row === undefined) return yield* Effect.die(new Error("sale insert returned no row"))
-        yield* sql`INSERT INTO stocks (sale_id, total, available) VALUES (${row.id}, ${sale.stock}, ${sale.stock})`
-        return row.id
-      }, sql.withTransaction)
-
-      // A sale's owner holds its schedule and stock in memory, possibly on another node.
-      // Changing them mints a new epoch, as a new owner would: the current owner's next
-      // commit is fenced, it stops, and whoever serves the sale next reloads it from here.
-      const fenceOwner = (saleId: SaleId) =>
-        sql`UPDATE stocks SET owner_epoch = owner_epoch + 1, updated_at = now() WHERE sale_id = ${saleId}`
+      const create = createSale(sql)
+      const update = updateSale(sql)
 
       const cancel = Effect.fn("Sales.cancel")(function* (saleId: SaleId) {
         const rows = yield* sql`
           UPDATE flash_sales SET status = 'cancelled', updated_at = now()
           WHERE id = ${saleId} AND status <> 'cancelled' RETURNING id`
-        if (rows.length > 0) yield* fenceOwner(saleId)
+        if (rows.length > 0) yield* fenceOwner(sql, saleId)
         return rows.length > 0
       }, sql.withTransaction)
 
@@ -121,36 +99,62 @@ export class Sales extends Context.Service<
         Effect.withSpan("Sales.current")
       )
 
-      const update = Effect.fn("Sales.update")(function* (saleId: SaleId, changes: SaleChanges) {
-        const [found] = yield* sql<{ cancelled: boolean; upcoming: boolean }>`
-            SELECT status = 'cancelled' AS cancelled, starts_at > now() AS upcoming
-            FROM flash_sales WHERE id = ${saleId} FOR UPDATE`
-        if (found === undefined) return yield* new SaleNotFound({ saleId })
-        if (found.cancelled) return yield* new SaleCancelled({ saleId })
-        if (!found.upcoming) return yield* new SaleStarted({ saleId })
-        const toTime = (ms: number | undefined) => (ms === undefined ? null : ms / 1_000)
-        yield* sql`
-            UPDATE flash_sales SET
-              price_cents = coalesce(${changes.priceCents ?? null}::int, price_cents),
-              starts_at = coalesce(to_timestamp(${toTime(changes.startsAt)}::float8), starts_at),
-              ends_at = coalesce(to_timestamp(${toTime(changes.endsAt)}::float8), ends_at),
-              updated_at = now()
-            WHERE id = ${saleId}`
-        if (changes.stock !== undefined) {
-          // Nobody buys before the start, but the stock row stays the arbiter: units already
-          // taken stay taken, never handed out a second time.
-          const restocked = yield* sql`
-              UPDATE stocks SET total = ${changes.stock},
-                     available = ${changes.stock} - (total - available), updated_at = now()
-              WHERE sale_id = ${saleId} AND ${changes.stock} >= total - available
-              RETURNING sale_id`
-          // Failing rolls the whole change back.
-          if (restocked.length === 0) return yield* new StockBelowSold({ saleId, stock: changes.stock })
-        }
-        yield* fenceOwner(saleId)
-      }, sql.withTransaction)
-
       return Sales.of({ create, find, current, list, update, cancel })
     })
   )
 }
+
+const createSale = (sql: SqlClient.SqlClient) =>
+  Effect.fn("Sales.create")(function* (sale: NewSale) {
+    const [row] = yield* sql<{ id: SaleId }>`
+        INSERT INTO flash_sales (product_id, price_cents, starts_at, ends_at)
+        VALUES (${sale.productId}, ${sale.priceCents},
+                to_timestamp(${sale.startsAt} / 1000.0), to_timestamp(${sale.endsAt} / 1000.0))
+        RETURNING id`.pipe(
+      Effect.catchTag("SqlError", (error): Effect.Effect<never, ProductNotFound | SqlError.SqlError> =>
+        // SQLSTATE 23503, foreign_key_violation: the only foreign key of a sale is its product's.
+        sqlState(error) === "23503"
+          ? Effect.fail(new ProductNotFound({ productId: sale.productId }))
+          : Effect.fail(error)
+      )
+    )
+    if (row === undefined) return yield* Effect.die(new Error("sale insert returned no row"))
+    yield* sql`INSERT INTO stocks (sale_id, total, available) VALUES (${row.id}, ${sale.stock}, ${sale.stock})`
+    return row.id
+  }, sql.withTransaction)
+
+// A sale's owner holds its schedule and stock in memory, possibly on another node.
+// Changing them mints a new epoch, as a new owner would: the current owner's next
+// commit is fenced, it stops, and whoever serves the sale next reloads it from here.
+const fenceOwner = (sql: SqlClient.SqlClient, saleId: SaleId) =>
+  sql`UPDATE stocks SET owner_epoch = owner_epoch + 1, updated_at = now() WHERE sale_id = ${saleId}`
+
+const updateSale = (sql: SqlClient.SqlClient) =>
+  Effect.fn("Sales.update")(function* (saleId: SaleId, changes: SaleChanges) {
+    const [found] = yield* sql<{ cancelled: boolean; upcoming: boolean }>`
+        SELECT status = 'cancelled' AS cancelled, starts_at > now() AS upcoming
+        FROM flash_sales WHERE id = ${saleId} FOR UPDATE`
+    if (found === undefined) return yield* new SaleNotFound({ saleId })
+    if (found.cancelled) return yield* new SaleCancelled({ saleId })
+    if (!found.upcoming) return yield* new SaleStarted({ saleId })
+    const toTime = (ms: number | undefined) => (ms === undefined ? null : ms / 1_000)
+    yield* sql`
+        UPDATE flash_sales SET
+          price_cents = coalesce(${changes.priceCents ?? null}::int, price_cents),
+          starts_at = coalesce(to_timestamp(${toTime(changes.startsAt)}::float8), starts_at),
+          ends_at = coalesce(to_timestamp(${toTime(changes.endsAt)}::float8), ends_at),
+          updated_at = now()
+        WHERE id = ${saleId}`
+    if (changes.stock !== undefined) {
+      // Nobody buys before the start, but the stock row stays the arbiter: units already
+      // taken stay taken, never handed out a second time.
+      const restocked = yield* sql`
+          UPDATE stocks SET total = ${changes.stock},
+                 available = ${changes.stock} - (total - available), updated_at = now()
+          WHERE sale_id = ${saleId} AND ${changes.stock} >= total - available
+          RETURNING sale_id`
+      // Failing rolls the whole change back.
+      if (restocked.length === 0) return yield* new StockBelowSold({ saleId, stock: changes.stock })
+    }
+    yield* fenceOwner(sql, saleId)
+  }, sql.withTransaction)

@@ -19,7 +19,8 @@ import {
   SaleNotActive,
   SaleNotFound,
   SaleStarted,
-  SoldOut
+  SoldOut,
+  StockBelowSold
 } from "../../src/http/ApiErrors.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
 import {
@@ -740,6 +741,31 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         )
 
         yield* assertInvariants(saleId, new Map([[bought.orderId, vic.userId]]))
+      })
+  )
+
+  it.effect(
+    "admin: a restock below the units already taken is 409 stock_below_sold and changes nothing",
+    () =>
+      Effect.gen(function* () {
+        const boss = yield* signIn(admin)
+        const startsAt = Date.now() + 3_600_000
+        const saleId = yield* makeSale(5, { startsAt, endsAt: startsAt + 3_600_000 })
+        // Units taken before the start: no purchase does this, but the stock row is the arbiter.
+        yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          Effect.orDie(sql`UPDATE stocks SET available = available - 3 WHERE sale_id = ${saleId}`)
+        )
+        const before = yield* saleRowOf(saleId)
+        const refused = yield* failsWith(
+          boss.api.admin.updateSale({ params: { saleId }, payload: { stock: 2, priceCents: 1 } }),
+          StockBelowSold,
+          "stock_below_sold"
+        )
+        assert.deepStrictEqual(detailsOf(refused), { stock: 2 })
+        assert.deepStrictEqual(yield* saleRowOf(saleId), before)
+        assert.deepStrictEqual(yield* stockOf(saleId), { total: 5, available: 2 })
+        const restocked = yield* boss.api.admin.updateSale({ params: { saleId }, payload: { stock: 3 } })
+        assert.deepStrictEqual([restocked.total, restocked.remaining], [3, 0])
       })
   )
 
