@@ -295,6 +295,35 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("HTTP API over l
     })
   )
 
+  it.effect("answers a rate-limited buyer alike on both routes, Retry-After included", () =>
+    Effect.gen(function* () {
+      const saleId = yield* makeSale(10, { startsAt: Date.now() + 3_600_000, endsAt: Date.now() + 7_200_000 })
+      const hal = yield* login("hal@example.test")
+      const path = `/api/sales/${saleId}/purchases`
+      for (let i = 0; i < 5; i++) yield* call("POST", path, { token: hal.token })
+      const served = fastServed.count
+      const fast = yield* call("POST", path, { token: hal.token })
+      const viaApi = yield* call("POST", path, {
+        token: hal.token,
+        headers: { origin: "https://shop.example" }
+      })
+      assert.strictEqual(
+        fastServed.count,
+        served + 1,
+        "only the request without an origin took the fast path"
+      )
+      for (const answer of [fast, viaApi]) {
+        expectError(answer, 429, "rate_limited")
+        const seconds = answer.body.error.details.retryAfterSeconds as number
+        assert.strictEqual(answer.headers.get("retry-after"), String(Math.max(1, Math.ceil(seconds))))
+      }
+      assert.deepStrictEqual(
+        { ...viaApi.body, error: { ...viaApi.body.error, details: {} } },
+        { ...fast.body, error: { ...fast.body.error, details: {} } }
+      )
+    })
+  )
+
   it.effect("exposes Prometheus metrics: requests, outcomes, commits, owned sales", () =>
     Effect.gen(function* () {
       const saleId = yield* makeSale(1)
