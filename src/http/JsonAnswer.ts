@@ -28,11 +28,11 @@ export const errorAnswer = (answer: ErrorAnswer): JsonAnswer => {
   }
 }
 
+const json: Readonly<Record<string, string>> = { "content-type": "application/json" }
+
 /** The answer's own headers; the edge adds the security headers and the request id to every answer. */
-export const answerHeaders = (answer: JsonAnswer): Record<string, string> =>
-  answer.retryAfter === undefined
-    ? { "content-type": "application/json" }
-    : { "content-type": "application/json", "retry-after": answer.retryAfter }
+export const answerHeaders = (answer: JsonAnswer): Readonly<Record<string, string>> =>
+  answer.retryAfter === undefined ? json : { ...json, "retry-after": answer.retryAfter }
 
 export const toServerResponse = (answer: JsonAnswer): HttpServerResponse.HttpServerResponse =>
   HttpServerResponse.text(answer.body, {

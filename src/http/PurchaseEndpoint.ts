@@ -94,7 +94,8 @@ export class PurchaseEndpoint extends Context.Service<
       const refused = refusal(address, userId)
       if (refused !== undefined) return Effect.succeed(toServerResponse(refused))
       return router.purchase(saleId, userId).pipe(
-        Effect.catch((refusal) => Effect.succeed<RoutedReply>(refusal)),
+        // A refusal or an unknown sale is an answer too, rendered like a decision.
+        Effect.catch((failure) => Effect.succeed<RoutedReply>(failure)),
         Effect.map((reply) => toServerResponse(answer(saleId, reply)))
       )
     }
