@@ -84,96 +84,56 @@ export class Leases extends Context.Service<
    * `<prefix>lease:<saleId>` = holder node id with a TTL renewed every third of it; changes
    * are published on `<prefix>owners` as "<saleId> <holder>" or "<saleId>" for a release.
    */
-  static readonly redis = (options: { readonly prefix: string; readonly nodeId: string; readonly leaseTtlMillis: number }) =>
+  static readonly redis = (options: LeaseOptions) =>
     Layer.effect(
       Leases,
       Effect.gen(function* () {
         const redis = yield* RedisConnection
-        const { prefix, nodeId, leaseTtlMillis: ttl } = options
-        for (const [name, lua] of Object.entries(scripts)) {
+        const { nodeId, leaseTtlMillis: ttl } = options
+        for (const [name, lua] of Object.entries(scripts))
           redis.client.defineCommand(name, { numberOfKeys: 1, lua })
-        }
-        const leaseKey = (saleId: SaleId) => `${prefix}lease:${saleId}`
-        const channel = `${prefix}owners`
+        const leaseKey = (saleId: SaleId) => `${options.prefix}lease:${saleId}`
+        const channel = `${options.prefix}owners`
         const held = new Set<SaleId>()
         const lostListeners: Array<(saleId: SaleId) => void> = []
         const changeListeners: Array<(saleId: SaleId, holder: string | undefined) => void> = []
-
         const lose = (saleId: SaleId) => {
           if (!held.delete(saleId)) return
           for (const listener of lostListeners) listener(saleId)
         }
-
-        redis.subscriber.on("message", (_channel: string, message: string) => {
-          const space = message.indexOf(" ")
-          const saleId = (space < 0 ? message : message.slice(0, space)) as SaleId
-          const holder = space < 0 ? undefined : message.slice(space + 1)
-          if (holder === nodeId) return
+        yield* announcements(redis, channel, nodeId, (saleId, holder) => {
           for (const listener of changeListeners) listener(saleId, holder)
           if (holder !== undefined) lose(saleId)
         })
-        yield* Effect.promise(() => redis.subscriber.subscribe(channel))
-        const publish = (message: string) => redis.call("publish", (client) => client.publish(channel, message))
+        const publish = (message: string) =>
+          redis.call("publish", (client) => client.publish(channel, message)).pipe(Effect.ignore)
 
         const holder = Effect.fnUntraced(function* (saleId: SaleId) {
           const asked = Date.now()
-          const [owner, left] = yield* redis.call("lease read", (client) => client.leaseRead(leaseKey(saleId)))
+          const [owner, left] = yield* redis.call("lease read", (client) =>
+            client.leaseRead(leaseKey(saleId))
+          )
           if (owner === null) return undefined
           // A key without expiry cannot be a lease of ours; treat it as one TTL long.
           return { nodeId: owner, expiresAt: asked + (left >= 0 ? left : ttl) }
         })
-
         const acquire = Effect.fnUntraced(function* (saleId: SaleId) {
-          const won = yield* redis.call("lease acquire", (client) => client.leaseTake(leaseKey(saleId), nodeId, ttl))
+          const won = yield* redis.call("lease acquire", (client) =>
+            client.leaseTake(leaseKey(saleId), nodeId, ttl)
+          )
           if (won !== 1) return false
           held.add(saleId)
-          yield* publish(`${saleId} ${nodeId}`).pipe(Effect.ignore)
+          yield* publish(`${saleId} ${nodeId}`)
           return true
         })
-
         const release = (saleId: SaleId) =>
-          Effect.gen(function* () {
+          Effect.suspend(() => {
             held.delete(saleId)
-            yield* redis.call("lease release", (client) => client.leaseGive(leaseKey(saleId), nodeId)).pipe(Effect.ignore)
-            yield* publish(saleId).pipe(Effect.ignore)
+            return redis
+              .call("lease release", (client) => client.leaseGive(leaseKey(saleId), nodeId))
+              .pipe(Effect.ignore, Effect.andThen(publish(saleId)))
           })
-
-        // Renewal re-takes a lease Redis forgot (restarted, flushed) and loses only one that
-        // another node holds; while Redis is unreachable every lease is kept as it is.
-        let renewing = true
-        const renew = Effect.gen(function* () {
-          const sales = [...held]
-          if (sales.length === 0) return
-          const pipeline = redis.client.pipeline()
-          for (const saleId of sales) pipeline.leaseTake(leaseKey(saleId), nodeId, ttl)
-          const results = yield* redis.call("lease renewal", () => pipeline.exec())
-          sales.forEach((saleId, i) => {
-            const result = results?.[i]
-            if (result !== undefined && result[0] === null && result[1] === 0) lose(saleId)
-          })
-          if (!renewing) yield* Effect.logInfo("leases renewed again", { held: held.size })
-          renewing = true
-        }).pipe(
-          Effect.catchTag("RedisUnavailable", (error) =>
-            Effect.suspend(() => {
-              if (!renewing) return Effect.void
-              renewing = false
-              return Effect.logWarning("leases not renewed; this node keeps serving the sales it owns", {
-                held: held.size,
-                error: error.message
-              })
-            })
-          )
-        )
-        yield* Effect.forkScoped(renew.pipe(Effect.repeat(Schedule.spaced(Math.max(50, Math.floor(ttl / 3))))))
-        // Redis back: the leases it may have forgotten are taken again at once, before another
-        // node finds them vacant.
-        const runFork = Effect.runForkWith(yield* Effect.context<never>())
-        const onReady = () => void runFork(renew)
-        yield* Effect.acquireRelease(
-          Effect.sync(() => redis.client.on("ready", onReady)),
-          () => Effect.sync(() => redis.client.off("ready", onReady))
-        )
+        yield* keepRenewed(redis, { held, leaseKey, nodeId, ttl, lose })
         // Planned shutdown: every lease back at once.
         yield* Effect.addFinalizer(() => Effect.forEach([...held], release, { discard: true }))
 
@@ -189,5 +149,78 @@ export class Leases extends Context.Service<
       })
     )
 }
+
+export interface LeaseOptions {
+  readonly prefix: string
+  readonly nodeId: string
+  readonly leaseTtlMillis: number
+}
+
+/** Lease changes other nodes announce, handed to `heard` (holder undefined: released). */
+const announcements = (
+  redis: RedisConnection["Service"],
+  channel: string,
+  nodeId: string,
+  heard: (saleId: SaleId, holder: string | undefined) => void
+) =>
+  Effect.promise(() => {
+    redis.subscriber.on("message", (_channel: string, message: string) => {
+      const space = message.indexOf(" ")
+      const saleId = (space < 0 ? message : message.slice(0, space)) as SaleId
+      const holder = space < 0 ? undefined : message.slice(space + 1)
+      if (holder !== nodeId) heard(saleId, holder)
+    })
+    return redis.subscriber.subscribe(channel)
+  })
+
+interface Renewal {
+  readonly held: ReadonlySet<SaleId>
+  readonly leaseKey: (saleId: SaleId) => string
+  readonly nodeId: string
+  readonly ttl: number
+  readonly lose: (saleId: SaleId) => void
+}
+
+/**
+ * Renews every held lease every third of the TTL, in one pipeline, and at once when Redis
+ * comes back. Renewal takes again a lease Redis forgot (restarted, flushed) and loses only
+ * one another node holds; while Redis is unreachable every lease is kept as it is.
+ */
+const keepRenewed = (redis: RedisConnection["Service"], { held, leaseKey, nodeId, ttl, lose }: Renewal) =>
+  Effect.gen(function* () {
+    let renewing = true
+    const renew = Effect.gen(function* () {
+      const sales = [...held]
+      if (sales.length === 0) return
+      const pipeline = redis.client.pipeline()
+      for (const saleId of sales) pipeline.leaseTake(leaseKey(saleId), nodeId, ttl)
+      const results = yield* redis.call("lease renewal", () => pipeline.exec())
+      sales.forEach((saleId, i) => {
+        const result = results?.[i]
+        if (result !== undefined && result[0] === null && result[1] === 0) lose(saleId)
+      })
+      if (!renewing) yield* Effect.logInfo("leases renewed again", { held: held.size })
+      renewing = true
+    }).pipe(
+      Effect.catchTag("RedisUnavailable", (error) =>
+        Effect.suspend(() => {
+          if (!renewing) return Effect.void
+          renewing = false
+          return Effect.logWarning("leases not renewed; this node keeps serving the sales it owns", {
+            held: held.size,
+            error: error.message
+          })
+        })
+      )
+    )
+    yield* Effect.forkScoped(renew.pipe(Effect.repeat(Schedule.spaced(Math.max(50, Math.floor(ttl / 3))))))
+    // Before another node finds a forgotten lease vacant.
+    const runFork = Effect.runForkWith(yield* Effect.context<never>())
+    const onReady = () => void runFork(renew)
+    yield* Effect.acquireRelease(
+      Effect.sync(() => redis.client.on("ready", onReady)),
+      () => Effect.sync(() => redis.client.off("ready", onReady))
+    )
+  })
 
 export { RedisUnavailable }

@@ -7,6 +7,27 @@ import type { SaleId } from "../domain/Ids.ts"
 import { Leases } from "./Leases.ts"
 import type { RedisUnavailable } from "./RedisConnection.ts"
 
+// Another node took the lease: the actor stops at once; anything it still commits is checked
+// against the epoch, so the newer owner makes it harmless.
+const relinquish = (saleId: SaleId, actor: SaleActor) =>
+  Effect.logWarning("lease lost; the sale's actor refuses what is queued and stops", {
+    saleId,
+    epoch: actor.epoch
+  }).pipe(Effect.andThen(actor.relinquish))
+
+/** Every actor drained (buyers answered, batches committed), then its lease given back. */
+const drain = (leases: Leases["Service"], sales: ReadonlyArray<readonly [SaleId, SaleActor]>) =>
+  Effect.forEach(sales, ([saleId, actor]) => Effect.andThen(actor.stop, leases.release(saleId)), {
+    concurrency: "unbounded",
+    discard: true
+  })
+
+/** Runs `make()`'s effect once, whoever asks first (a signal, the scope closing); later callers wait for it. */
+const runOnce = (context: Context.Context<never>, make: () => Effect.Effect<void>) => {
+  let done: Promise<void> | undefined
+  return Effect.promise(() => (done ??= Effect.runPromiseWith(context)(Effect.suspend(make))))
+}
+
 export type TakeoverError = SaleNotFound | SqlError.SqlError | RedisUnavailable
 
 /**
@@ -41,18 +62,11 @@ export class OwnedSales extends Context.Service<
       const starting = new Map<SaleId, Deferred.Deferred<SaleActor | undefined, TakeoverError>>()
       let leaving = false
 
-      // Another node took the lease: the actor stops at once; anything it still commits is
-      // checked against the epoch, so the newer owner makes it harmless.
       leases.onLost((saleId) => {
         const actor = owned.get(saleId)
         if (actor === undefined) return
         owned.delete(saleId)
-        runFork(
-          Effect.logWarning("lease lost; the sale's actor refuses what is queued and stops", {
-            saleId,
-            epoch: actor.epoch
-          }).pipe(Effect.andThen(actor.relinquish))
-        )
+        runFork(relinquish(saleId, actor))
       })
 
       // When the actor ends (idle, fenced, failed, stopped), the lease goes back at once.
@@ -90,18 +104,12 @@ export class OwnedSales extends Context.Service<
           )
         })
 
-      let left: Promise<void> | undefined
-      const drain = Effect.gen(function* () {
+      const handoff = runOnce(context, () => {
         leaving = true
         const sales = [...owned.entries()]
         owned.clear()
-        yield* Effect.forEach(sales, ([saleId, actor]) => Effect.andThen(actor.stop, leases.release(saleId)), {
-          concurrency: "unbounded",
-          discard: true
-        })
+        return drain(leases, sales)
       })
-      // Once, whoever asks first (a signal, the scope closing): later callers wait for it.
-      const handoff = Effect.promise(() => (left ??= Effect.runPromiseWith(context)(drain)))
       yield* Effect.addFinalizer(() => handoff)
 
       return OwnedSales.of({

@@ -25,6 +25,80 @@ export type Readiness =
 
 type Reply = (answer: RoutedReply) => void
 
+interface Routing {
+  readonly ownership: Ownership["Service"]
+  readonly owned: OwnedSales["Service"]
+  readonly link: ForwardLink["Service"]
+  readonly runFork: <A, E>(effect: Effect.Effect<A, E>) => unknown
+  readonly retryAfterSeconds: number
+}
+
+/**
+ * The purchase primitive: an owned sale goes to its actor and a sale whose owner's lease is
+ * known to hold goes over the link, both without a fiber; anything else is looked up.
+ */
+const routing = ({ ownership, owned, link, runFork, retryAfterSeconds }: Routing) => {
+  const unavailable = (saleId: SaleId, reason: PurchaseUnavailable["reason"]) =>
+    new PurchaseUnavailable({ saleId, reason, retryAfterSeconds })
+
+  // The one retry rule: a purchase no owner can have decided (not the owner, not sent,
+  // another node won the lease) is routed again, once, from a fresh lookup.
+  const again = (saleId: SaleId, userId: UserId, reply: Reply, retried: boolean) =>
+    retried ? reply(unavailable(saleId, "no_owner")) : resolve(saleId, userId, reply, true)
+
+  const forward = (address: string, saleId: SaleId, userId: UserId, reply: Reply, retried: boolean) =>
+    link.send(address, saleId, userId, (result) => {
+      switch (result._tag) {
+        case "NotOwner":
+        case "NotSent":
+          ownership.forget(saleId)
+          return again(saleId, userId, reply, retried)
+        case "NoAnswer":
+          // It may have been decided: the buyer hears the outcome is unknown, not a retry.
+          ownership.forget(saleId)
+          return reply(unavailable(saleId, "owner_unreachable"))
+        default:
+          return reply(result)
+      }
+    })
+
+  const lookedUp = Effect.fnUntraced(function* (
+    saleId: SaleId,
+    userId: UserId,
+    reply: Reply,
+    retried: boolean
+  ) {
+    const where = yield* ownership.lookup(saleId)
+    if (where._tag === "Remote") return forward(where.address, saleId, userId, reply, retried)
+    if (owned.leaving()) return reply(unavailable(saleId, "stopping"))
+    const actor = yield* owned.takeOver(saleId)
+    if (actor !== undefined) return actor.offer(userId, reply)
+    ownership.forget(saleId)
+    again(saleId, userId, reply, retried)
+  })
+
+  const resolve = (saleId: SaleId, userId: UserId, reply: Reply, retried: boolean): void =>
+    void runFork(
+      lookedUp(saleId, userId, reply, retried).pipe(
+        Effect.catchTags({
+          SaleNotFound: (notFound) => Effect.sync(() => reply(notFound)),
+          DirectoryUnavailable: () => Effect.sync(() => reply(unavailable(saleId, "no_owner"))),
+          RedisUnavailable: () => Effect.sync(() => reply(unavailable(saleId, "no_owner"))),
+          SqlError: () => Effect.sync(() => reply(unavailable(saleId, "no_owner")))
+        })
+      )
+    )
+
+  const offer = (saleId: SaleId, userId: UserId, reply: Reply) => {
+    const actor = owned.actor(saleId)
+    if (actor !== undefined) return actor.offer(userId, reply)
+    const route = ownership.cached(saleId, Date.now())
+    if (route?._tag === "Remote") return forward(route.address, saleId, userId, reply, false)
+    resolve(saleId, userId, reply, false)
+  }
+  return offer
+}
+
 /**
  * Sends each purchase to its sale's owner: this node's actor when it owns the sale, the
  * owning node over the forward link when another does, and a takeover when nobody does.
@@ -58,68 +132,21 @@ export class SaleRouter extends Context.Service<
         const link = yield* ForwardLink
         const directory = yield* Directory
         const runFork = Effect.runForkWith(yield* Effect.context<never>())
-        const retryAfterSeconds = options.retryAfterSeconds ?? 1
-        const unavailable = (saleId: SaleId, reason: PurchaseUnavailable["reason"]) =>
-          new PurchaseUnavailable({ saleId, reason, retryAfterSeconds })
-
-        // The one retry rule: a purchase no owner can have decided (not the owner, not sent,
-        // another node won the lease) is routed again, once, from a fresh lookup.
-        const again = (saleId: SaleId, userId: UserId, reply: Reply, retried: boolean) =>
-          retried ? reply(unavailable(saleId, "no_owner")) : resolve(saleId, userId, reply, true)
-
-        const forward = (address: string, saleId: SaleId, userId: UserId, reply: Reply, retried: boolean) =>
-          link.send(address, saleId, userId, (result) => {
-            switch (result._tag) {
-              case "NotOwner":
-              case "NotSent":
-                ownership.forget(saleId)
-                return again(saleId, userId, reply, retried)
-              case "NoAnswer":
-                // It may have been decided: the buyer hears the outcome is unknown, not a retry.
-                ownership.forget(saleId)
-                return reply(unavailable(saleId, "owner_unreachable"))
-              default:
-                return reply(result)
-            }
-          })
-
-        const lookedUp = Effect.fnUntraced(function* (saleId: SaleId, userId: UserId, reply: Reply, retried: boolean) {
-          const where = yield* ownership.lookup(saleId)
-          if (where._tag === "Remote") return forward(where.address, saleId, userId, reply, retried)
-          if (owned.leaving()) return reply(unavailable(saleId, "stopping"))
-          const actor = yield* owned.takeOver(saleId)
-          if (actor !== undefined) return actor.offer(userId, reply)
-          ownership.forget(saleId)
-          again(saleId, userId, reply, retried)
+        const offer = routing({
+          ownership,
+          owned,
+          link,
+          runFork,
+          retryAfterSeconds: options.retryAfterSeconds ?? 1
         })
-
-        const resolve = (saleId: SaleId, userId: UserId, reply: Reply, retried: boolean): void =>
-          void runFork(
-            lookedUp(saleId, userId, reply, retried).pipe(
-              Effect.catchTags({
-                SaleNotFound: (notFound) => Effect.sync(() => reply(notFound)),
-                DirectoryUnavailable: () => Effect.sync(() => reply(unavailable(saleId, "no_owner"))),
-                RedisUnavailable: () => Effect.sync(() => reply(unavailable(saleId, "no_owner"))),
-                SqlError: () => Effect.sync(() => reply(unavailable(saleId, "no_owner")))
-              })
-            )
-          )
-
-        const offer = (saleId: SaleId, userId: UserId, reply: Reply) => {
-          const actor = owned.actor(saleId)
-          if (actor !== undefined) return actor.offer(userId, reply)
-          const route = ownership.cached(saleId, Date.now())
-          if (route?._tag === "Remote") return forward(route.address, saleId, userId, reply, false)
-          resolve(saleId, userId, reply, false)
-        }
-
         const forwardAddress = yield* link.serve(answerForwarded(owned))
         if (forwardAddress !== undefined) yield* directory.advertise(forwardAddress)
 
         const readiness = Effect.map(ownership.reachable, (up): Readiness => (up ? "ready" : "degraded"))
         return SaleRouter.of({
           offer,
-          purchase: (saleId, userId) => awaitReply<Refusal | SaleNotFound>((reply) => offer(saleId, userId, reply)),
+          purchase: (saleId, userId) =>
+            awaitReply<Refusal | SaleNotFound>((reply) => offer(saleId, userId, reply)),
           localActor: owned.actor,
           forwardAddress,
           ready: Effect.succeed(true),
@@ -137,6 +164,8 @@ export class SaleRouter extends Context.Service<
   static readonly make = (options: RouterOptions & { readonly forward?: LinkOptions } = {}) =>
     Layer.mergeAll(SaleRouter.layer(options), SaleWatch.layer).pipe(
       Layer.provideMerge(OwnedSales.layer),
-      Layer.provideMerge(options.forward === undefined ? ForwardLink.none : ForwardLink.layer(options.forward))
+      Layer.provideMerge(
+        options.forward === undefined ? ForwardLink.none : ForwardLink.layer(options.forward)
+      )
     )
 }
