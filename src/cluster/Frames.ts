@@ -108,9 +108,9 @@ export class FrameReader {
 
   /** The next `length` bytes (all buffered), joined only when they span chunks. */
   private take(length: number): Buffer {
-    const first = this.chunks[0]!
+    const first = this.chunks[0]
     let taken: Buffer
-    if (first.length >= length) {
+    if (first !== undefined && first.length >= length) {
       taken = first.subarray(0, length)
       if (first.length === length) this.chunks.shift()
       else this.chunks[0] = first.subarray(length)

@@ -1,6 +1,6 @@
-import { Context, Effect, Layer, Schedule } from "effect"
+import { Context, Effect, Layer, Schedule, Schema } from "effect"
 import type { Result } from "ioredis"
-import type { SaleId } from "../domain/Ids.ts"
+import { SaleId } from "../domain/Ids.ts"
 import { RedisConnection, RedisUnavailable } from "./RedisConnection.ts"
 
 // The lease scripts, registered once per connection (ioredis sends EVALSHA, the text only
@@ -156,6 +156,8 @@ export interface LeaseOptions {
   readonly leaseTtlMillis: number
 }
 
+const decodeSaleId = Schema.decodeUnknownOption(SaleId)
+
 /** Lease changes other nodes announce, handed to `heard` (holder undefined: released). */
 const announcements = (
   redis: RedisConnection["Service"],
@@ -166,9 +168,9 @@ const announcements = (
   Effect.promise(() => {
     redis.subscriber.on("message", (_channel: string, message: string) => {
       const space = message.indexOf(" ")
-      const saleId = (space < 0 ? message : message.slice(0, space)) as SaleId
+      const saleId = decodeSaleId(space < 0 ? message : message.slice(0, space))
       const holder = space < 0 ? undefined : message.slice(space + 1)
-      if (holder !== nodeId) heard(saleId, holder)
+      if (saleId._tag === "Some" && holder !== nodeId) heard(saleId.value, holder)
     })
     return redis.subscriber.subscribe(channel)
   })
