@@ -116,7 +116,7 @@ export class SaleRouter extends Context.Service<
     readonly localActor: (saleId: SaleId) => SaleActor | undefined
     /** host:port this node takes forwarded purchases on, if it does. */
     readonly forwardAddress: string | undefined
-    /** Whether this node can route purchases now: it can, fully or degraded. */
+    /** Whether this node takes purchases now: true when ready or degraded, false once handing over. */
     readonly ready: Effect.Effect<boolean>
     readonly readiness: Effect.Effect<Readiness>
     /** Planned shutdown: every owned sale drained and its lease handed back. */
@@ -149,7 +149,8 @@ export class SaleRouter extends Context.Service<
             awaitReply<Refusal | SaleNotFound>((reply) => offer(saleId, userId, reply)),
           localActor: owned.actor,
           forwardAddress,
-          ready: Effect.succeed(true),
+          // Degraded still serves; only a node handing its sales over asks for no more traffic.
+          ready: Effect.sync(() => !owned.leaving()),
           readiness,
           handoff: owned.handoff
         })
