@@ -1,4 +1,4 @@
-import { Context, Effect, Layer, Redacted, Schema } from "effect"
+import { Context, Deferred, Effect, Layer, Redacted, Schema } from "effect"
 import type { SaleId } from "../domain/Ids.ts"
 import { Directory } from "./Directory.ts"
 import { Leases } from "./Leases.ts"
@@ -64,7 +64,7 @@ export class Ownership extends Context.Service<
           return route
         })
 
-        const lookup = (saleId: SaleId) =>
+        const askOrRecall = (saleId: SaleId) =>
           ask(saleId).pipe(
             Effect.catchTag("RedisUnavailable", (error) => {
               const known = routes.get(saleId)
@@ -73,6 +73,26 @@ export class Ownership extends Context.Service<
                 : Effect.fail(new DirectoryUnavailable({ message: error.message }))
             })
           )
+
+        // One question per sale at a time: the purchases that arrive meanwhile share its answer.
+        const asking = new Map<SaleId, Deferred.Deferred<Route, DirectoryUnavailable>>()
+        const lookup = (saleId: SaleId): Effect.Effect<Route, DirectoryUnavailable> =>
+          Effect.suspend(() => {
+            const inFlight = asking.get(saleId)
+            if (inFlight !== undefined) return Deferred.await(inFlight)
+            const answer = Deferred.makeUnsafe<Route, DirectoryUnavailable>()
+            asking.set(saleId, answer)
+            return Effect.exit(askOrRecall(saleId)).pipe(
+              Effect.tap((exit) =>
+                Effect.suspend(() => (asking.delete(saleId), Deferred.done(answer, exit)))
+              ),
+              Effect.andThen(Deferred.await(answer))
+            )
+          })
+        // A route in the last third of its lease is asked for again ahead of time, so a busy
+        // sale's purchases keep a fresh route instead of all missing it at once.
+        const runFork = Effect.runForkWith(yield* Effect.context<never>())
+        const refreshAt = leaseTtlMillis / 3
 
         // Routes for sales nobody asks about any more go, so the map follows the traffic.
         const sweep = Effect.sync(() => {
@@ -85,7 +105,9 @@ export class Ownership extends Context.Service<
           nodeId: leases.nodeId,
           cached: (saleId, now) => {
             const route = routes.get(saleId)
-            return route !== undefined && route.expiresAt > now ? route : undefined
+            if (route === undefined || route.expiresAt <= now) return undefined
+            if (route.expiresAt - now < refreshAt && !asking.has(saleId)) runFork(Effect.ignore(lookup(saleId)))
+            return route
           },
           lookup,
           forget: (saleId) => void routes.delete(saleId),

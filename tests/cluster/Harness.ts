@@ -79,17 +79,19 @@ export const privateRedis = async () => {
         stdio: "ignore"
       }
     )
-    const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => 50 })
-    probe.on("error", () => {})
+    // A fresh client per try: one whose first connection failed stays "connecting" for ever.
     await waitFor("redis to answer", async () => {
+      const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null })
+      probe.on("error", () => {})
       try {
         await probe.connect()
         return (await probe.ping()) === "PONG"
       } catch {
         return undefined
+      } finally {
+        probe.disconnect()
       }
     })
-    probe.disconnect()
   }
   const kill = async () => {
     const running = child
