@@ -99,181 +99,217 @@ const answerAll = (batch: ReadonlyArray<Staged>, refusal: PurchaseUnavailable) =
   for (const s of batch) s.reply?.(refusal)
 }
 
-export const make = Effect.fnUntraced(function* (
-  options: CommitterOptions
-): Effect.fn.Return<GroupCommitter, never, OrderStore | Scope.Scope> {
-  const store = yield* OrderStore
-  const scope = yield* Effect.scope
-  const { saleId, epoch, maxBatchSize, report } = options
+/** The committer's own state, shared by its writer and commit fibers (all on one thread). */
+interface Committer {
+  readonly options: CommitterOptions
+  readonly store: OrderStore["Service"]
   // Bounded: when the database falls behind, `stage` waits, the actor's mailbox fills, and
   // buyers get 503s instead of the node queueing without limit.
-  const staging = yield* Queue.bounded<Staged, Cause.Done>(Math.max(maxBatchSize * 4, 1024))
-  // Audit records of a batch that failed, carried into the next one so none is lost.
-  let carried: Array<AttemptRecord> = []
-  let halted: "fenced" | "failed" | undefined
-  let committing = 0
-  const slots = yield* Semaphore.make(options.commitsInFlight)
-  // Opened by a finished commit or a full batch: what a writer waiting to overlap waits for.
-  const overlapChanged = yield* Latch.make(false)
+  readonly staging: Queue.Queue<Staged, Cause.Done>
+  readonly slots: Semaphore.Semaphore
+  /** Opened by a finished commit or a full batch: what a writer waiting to overlap waits for. */
+  readonly overlapChanged: Latch.Latch
+  /** Audit records of a batch that failed, carried into the next one so none is lost. */
+  carried: Array<AttemptRecord>
+  halted: "fenced" | "failed" | undefined
+  committing: number
+}
 
-  const unavailable = (reason: "commit_failed" | "fenced" | "stopping") =>
-    new PurchaseUnavailable({ saleId, reason, retryAfterSeconds: options.retryAfterSeconds })
+const unavailable = (c: Committer, reason: "commit_failed" | "fenced" | "stopping") =>
+  new PurchaseUnavailable({
+    saleId: c.options.saleId,
+    reason,
+    retryAfterSeconds: c.options.retryAfterSeconds
+  })
 
-  const halt = (reason: "fenced" | "failed") => {
-    if (halted !== undefined) return
-    halted = reason
-    report({ _tag: "Halted", reason })
-  }
+const halt = (c: Committer, reason: "fenced" | "failed") => {
+  if (c.halted !== undefined) return
+  c.halted = reason
+  c.options.report({ _tag: "Halted", reason })
+}
 
-  const ordersOf = (batch: ReadonlyArray<Staged>) => {
-    const orders: Array<OrderToCommit> = []
-    for (const s of batch) if (s.order !== undefined) orders.push(s.order)
-    return orders
-  }
+const ordersOf = (batch: ReadonlyArray<Staged>) => {
+  const orders: Array<OrderToCommit> = []
+  for (const s of batch) if (s.order !== undefined) orders.push(s.order)
+  return orders
+}
 
-  const settled = (
-    batch: ReadonlyArray<Staged>,
-    outcome: CommitReceipt | PurchaseUnavailable,
-    known: boolean
-  ) => {
-    const orders = ordersOf(batch)
-    if (outcome instanceof PurchaseUnavailable) answerAll(batch, outcome)
-    else for (const s of batch) answerAccepted(s, outcome)
-    if (orders.length === 0) return
-    if (outcome instanceof PurchaseUnavailable)
-      report({ _tag: known ? "NotCommitted" : "Unknown", orders, refusal: outcome })
-    else report({ _tag: "Committed", orders, receipt: outcome })
-  }
+/** Answers a batch's buyers, then reports the batch if it held orders. `known`: its fate is certain. */
+const settled = (
+  c: Committer,
+  batch: ReadonlyArray<Staged>,
+  outcome: CommitReceipt | PurchaseUnavailable,
+  known: boolean
+) => {
+  const orders = ordersOf(batch)
+  if (outcome instanceof PurchaseUnavailable) answerAll(batch, outcome)
+  else for (const s of batch) answerAccepted(s, outcome)
+  if (orders.length === 0) return
+  if (outcome instanceof PurchaseUnavailable)
+    c.options.report({ _tag: known ? "NotCommitted" : "Unknown", orders, refusal: outcome })
+  else c.options.report({ _tag: "Committed", orders, receipt: outcome })
+}
 
-  /**
-   * A commit that did not answer: ask PostgreSQL whether that transaction went through. If it
-   * did, its buyers are answered "accepted" and its audit records are in; if not, its buyers
-   * are refused and every record of the batch waits for the next commit, once.
-   */
-  const settle = Effect.fnUntraced(function* (
-    batch: ReadonlyArray<Staged>,
-    sent: Batch,
-    cause: Cause.Cause<unknown>
-  ) {
-    const outcome = yield* store.outcomeOf(sent).pipe(
-      // A connection killed mid-query surfaces as a defect; here it is just another try.
-      Effect.catchCause((failure) => Effect.fail(failure)),
-      Effect.retry(settleSchedule),
-      Effect.option
-    )
-    if (outcome._tag === "None") {
-      yield* Effect.logError(
-        "commit outcome unknown and database unreachable; halting the sale's committer",
-        {
-          saleId,
-          cause: Cause.pretty(cause)
-        }
-      )
-      halt("failed")
-      return settled(batch, unavailable("commit_failed"), false)
-    }
-    const receipt = outcome.value
-    yield* Effect.logWarning("batch commit failed; settled against PostgreSQL", {
+/**
+ * A commit that did not answer: ask PostgreSQL whether that transaction went through. If it
+ * did, its buyers are answered "accepted" and its audit records are in; if not, its buyers
+ * are refused and every record of the batch waits for the next commit.
+ */
+const settle = Effect.fnUntraced(function* (
+  c: Committer,
+  batch: ReadonlyArray<Staged>,
+  sent: Batch,
+  cause: Cause.Cause<unknown>
+) {
+  const outcome = yield* c.store.outcomeOf(sent).pipe(
+    // A connection killed mid-query surfaces as a defect; here it is just another try.
+    Effect.catchCause((failure) => Effect.fail(failure)),
+    Effect.retry(settleSchedule),
+    Effect.option
+  )
+  const saleId = c.options.saleId
+  if (outcome._tag === "None") {
+    yield* Effect.logError("commit outcome unknown and database unreachable; halting the sale's committer", {
       saleId,
-      orders: sent.orders.length,
-      committed: receipt !== undefined
+      cause: Cause.pretty(cause)
     })
-    if (receipt !== undefined) return settled(batch, receipt, true)
-    // Only this batch's records can say "accepted"; those orders were not stored.
-    for (const a of sent.attempts)
-      carried.push(a.outcome === "accepted" ? { ...a, outcome: "commit_failed" } : a)
-    settled(batch, unavailable("commit_failed"), true)
+    halt(c, "failed")
+    return settled(c, batch, unavailable(c, "commit_failed"), false)
+  }
+  const receipt = outcome.value
+  yield* Effect.logWarning("batch commit failed; settled against PostgreSQL", {
+    saleId,
+    orders: sent.orders.length,
+    committed: receipt !== undefined
   })
+  if (receipt !== undefined) return settled(c, batch, receipt, true)
+  // Only this batch's records can say "accepted"; those orders were not stored.
+  for (const a of sent.attempts)
+    c.carried.push(a.outcome === "accepted" ? { ...a, outcome: "commit_failed" } : a)
+  settled(c, batch, unavailable(c, "commit_failed"), true)
+})
 
-  const commitBatch = Effect.fnUntraced(function* (batch: ReadonlyArray<Staged>) {
-    if (halted !== undefined)
-      return settled(batch, unavailable(halted === "fenced" ? "fenced" : "stopping"), true)
-    const attempts = carried
-    carried = []
-    for (const s of batch) attempts.push(s.attempt)
-    const sent: Batch = { batchId: randomUUID(), saleId, epoch, orders: ordersOf(batch), attempts }
-    const started = yield* Clock.currentTimeMillis
-    const exit = yield* Effect.exit(store.commit(sent))
-    if (Exit.isSuccess(exit)) {
-      settled(batch, exit.value, true)
-      const finished = yield* Clock.currentTimeMillis
-      options.onCommit?.({
-        orders: sent.orders.length,
-        attempts: attempts.length,
-        millis: finished - started
-      })
-      return
-    }
-    if (exit.cause.reasons.some((r) => Cause.isFailReason(r) && r.error._tag === "StaleEpoch")) {
-      yield* Effect.logWarning("fenced: another owner holds a newer epoch; halting", { saleId, epoch })
-      halt("fenced")
-      // The fence rolled the whole batch back: nothing of it is stored.
-      return settled(batch, unavailable("fenced"), true)
-    }
-    yield* settle(batch, sent, exit.cause)
-  })
+const commitBatch = Effect.fnUntraced(function* (c: Committer, batch: ReadonlyArray<Staged>) {
+  if (c.halted !== undefined)
+    return settled(c, batch, unavailable(c, c.halted === "fenced" ? "fenced" : "stopping"), true)
+  const { saleId, epoch } = c.options
+  const attempts = c.carried
+  c.carried = []
+  for (const s of batch) attempts.push(s.attempt)
+  const sent: Batch = { batchId: randomUUID(), saleId, epoch, orders: ordersOf(batch), attempts }
+  const started = yield* Clock.currentTimeMillis
+  const exit = yield* Effect.exit(c.store.commit(sent))
+  if (Exit.isSuccess(exit)) {
+    settled(c, batch, exit.value, true)
+    const finished = yield* Clock.currentTimeMillis
+    c.options.onCommit?.({
+      orders: sent.orders.length,
+      attempts: attempts.length,
+      millis: finished - started
+    })
+    return
+  }
+  if (exit.cause.reasons.some((r) => Cause.isFailReason(r) && r.error._tag === "StaleEpoch")) {
+    yield* Effect.logWarning("fenced: another owner holds a newer epoch; halting", { saleId, epoch })
+    halt(c, "fenced")
+    // The fence rolled the whole batch back: nothing of it is stored.
+    return settled(c, batch, unavailable(c, "fenced"), true)
+  }
+  yield* settle(c, batch, sent, exit.cause)
+})
 
-  // Whatever goes wrong in a commit, its buyers are answered: a bug must not leave them waiting.
-  const commitOrHalt = (batch: ReadonlyArray<Staged>) =>
-    commitBatch(batch).pipe(
-      Effect.catchCause((cause) =>
-        Effect.gen(function* () {
-          yield* Effect.logError("sale committer failed; halting", { saleId, cause: Cause.pretty(cause) })
-          halt("failed")
-          settled(batch, unavailable("stopping"), false)
+// Whatever goes wrong in a commit, its buyers are answered: a bug must not leave them waiting.
+const commitOrHalt = (c: Committer, batch: ReadonlyArray<Staged>) =>
+  commitBatch(c, batch).pipe(
+    Effect.catchCause((cause) =>
+      Effect.gen(function* () {
+        yield* Effect.logError("sale committer failed; halting", {
+          saleId: c.options.saleId,
+          cause: Cause.pretty(cause)
         })
-      )
+        halt(c, "failed")
+        settled(c, batch, unavailable(c, "stopping"), false)
+      })
     )
+  )
 
-  const mayOverlap = () => committing === 0 || Queue.sizeUnsafe(staging) >= maxBatchSize
+const mayOverlap = (c: Committer) =>
+  c.committing === 0 || Queue.sizeUnsafe(c.staging) >= c.options.maxBatchSize
 
-  // Checked and closed in one synchronous step, so no signal can fall between them.
-  const awaitOverlap = Effect.whileLoop({
-    while: () => !mayOverlap(),
-    body: () => Effect.suspend(() => (overlapChanged.closeUnsafe(), overlapChanged.await)),
+// Checked and closed in one synchronous step, so no signal can fall between them.
+const awaitOverlap = (c: Committer) =>
+  Effect.whileLoop({
+    while: () => !mayOverlap(c),
+    body: () => Effect.suspend(() => (c.overlapChanged.closeUnsafe(), c.overlapChanged.await)),
     step: () => {}
   })
 
-  const finished = Effect.suspend(() => {
-    committing--
-    overlapChanged.openUnsafe()
-    return Semaphore.release(slots, 1)
+const finished = (c: Committer) =>
+  Effect.suspend(() => {
+    c.committing--
+    c.overlapChanged.openUnsafe()
+    return Semaphore.release(c.slots, 1)
   })
 
-  // A batch is taken only when a slot is free, so batches keep growing while all are busy.
-  const writer = Effect.gen(function* () {
+// A batch is taken only when a slot is free, so batches keep growing while all are busy.
+const writer = (c: Committer, scope: Scope.Scope) =>
+  Effect.gen(function* () {
     while (true) {
-      yield* Semaphore.take(slots, 1)
-      yield* awaitOverlap
-      const batch = yield* Queue.takeBetween(staging, 1, maxBatchSize).pipe(
-        Effect.onError(() => Semaphore.release(slots, 1))
+      yield* Semaphore.take(c.slots, 1)
+      yield* awaitOverlap(c)
+      const batch = yield* Queue.takeBetween(c.staging, 1, c.options.maxBatchSize).pipe(
+        Effect.onError(() => Semaphore.release(c.slots, 1))
       )
-      committing++
-      yield* Effect.forkIn(commitOrHalt(batch).pipe(Effect.ensuring(finished)), scope)
+      c.committing++
+      yield* Effect.forkIn(commitOrHalt(c, batch).pipe(Effect.ensuring(finished(c))), scope)
     }
   })
 
-  // Ended: every batch in flight is answered, and audit records carried from a failed batch get
-  // a commit of their own, before the committer reports itself drained.
-  const drain = Semaphore.take(slots, options.commitsInFlight).pipe(
-    Effect.andThen(
-      Effect.whileLoop({
-        while: () => carried.length > 0 && halted === undefined,
-        body: () => commitOrHalt([]),
-        step: () => {}
+// Tries to flush audit records carried from failed batches at the end; a database that keeps
+// failing must not keep an actor from stopping, and these records are audit, not orders.
+const flushAttempts = 3
+
+// Ended: every batch in flight is answered, and audit records carried from a failed batch get
+// a commit of their own, before the committer reports itself drained.
+const drain = (c: Committer) =>
+  Effect.gen(function* () {
+    yield* Semaphore.take(c.slots, c.options.commitsInFlight)
+    for (
+      let attempt = 0;
+      attempt < flushAttempts && c.carried.length > 0 && c.halted === undefined;
+      attempt++
+    )
+      yield* commitOrHalt(c, [])
+    if (c.carried.length > 0 && c.halted === undefined)
+      yield* Effect.logError("audit records of failed batches could not be flushed", {
+        saleId: c.options.saleId,
+        records: c.carried.length
       })
-    ),
-    Effect.andThen(Effect.sync(() => report({ _tag: "Drained" })))
-  )
-
-  yield* Effect.forkIn(writer.pipe(Effect.catchIf(Cause.isDone, () => drain)), scope)
-
-  const wakeIfFull = Effect.sync(() => {
-    if (Queue.sizeUnsafe(staging) >= maxBatchSize) overlapChanged.openUnsafe()
+    c.options.report({ _tag: "Drained" })
   })
 
+export const make = Effect.fnUntraced(function* (
+  options: CommitterOptions
+): Effect.fn.Return<GroupCommitter, never, OrderStore | Scope.Scope> {
+  const c: Committer = {
+    options,
+    store: yield* OrderStore,
+    staging: yield* Queue.bounded<Staged, Cause.Done>(Math.max(options.maxBatchSize * 4, 1024)),
+    slots: yield* Semaphore.make(options.commitsInFlight),
+    overlapChanged: yield* Latch.make(false),
+    carried: [],
+    halted: undefined,
+    committing: 0
+  }
+  yield* Effect.forkIn(
+    writer(c, yield* Effect.scope).pipe(Effect.catchIf(Cause.isDone, () => drain(c))),
+    yield* Effect.scope
+  )
+  const wakeIfFull = Effect.sync(() => {
+    if (Queue.sizeUnsafe(c.staging) >= options.maxBatchSize) c.overlapChanged.openUnsafe()
+  })
   return {
-    stage: (attempts) => Effect.andThen(Queue.offerAll(staging, attempts), wakeIfFull),
-    end: Effect.asVoid(Queue.end(staging))
+    stage: (attempts) => Effect.andThen(Queue.offerAll(c.staging, attempts), wakeIfFull),
+    end: Effect.asVoid(Queue.end(c.staging))
   }
 })

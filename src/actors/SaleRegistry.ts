@@ -17,6 +17,89 @@ interface Entry {
   actor: SaleActor.SaleActor | undefined
 }
 
+/** What the registry's fibers share. */
+interface Registry {
+  readonly options: RegistryOptions
+  readonly store: OrderStore["Service"]
+  readonly scope: Scope.Scope
+  readonly entries: Map<SaleId, Entry>
+}
+
+/**
+ * Whether the sweep stops an actor: nobody offered to it for `idleMillis` (the actor records
+ * every offer itself, whichever path offered it; a queued purchase counts as activity), or
+ * the sale is over and nobody offered to it since the last sweep.
+ */
+export const isIdle = (view: SaleActor.SaleView, now: number, options: RegistryOptions): boolean => {
+  const idleFor = view.mailboxDepth === 0 ? now - view.lastActiveAt : 0
+  const over = view.status === "ended" || view.status === "cancelled"
+  return (over && idleFor >= (options.sweepMillis ?? 5_000)) || idleFor >= options.idleMillis
+}
+
+// When the actor ends for any reason, forget it and release its scope.
+const forgetWhenStopped = (
+  r: Registry,
+  saleId: SaleId,
+  entry: Entry,
+  actor: SaleActor.SaleActor,
+  scope: Scope.Closeable
+) =>
+  actor.stopped.pipe(
+    Effect.tap((reason) =>
+      reason === "stopped" ? Effect.void : Effect.logWarning("sale actor stopped", { saleId, reason })
+    ),
+    Effect.andThen(
+      Effect.suspend(() => {
+        if (r.entries.get(saleId) === entry) r.entries.delete(saleId)
+        return Scope.close(scope, Exit.void)
+      })
+    )
+  )
+
+const start = Effect.fnUntraced(function* (r: Registry, saleId: SaleId, entry: Entry) {
+  const scope = yield* Scope.fork(r.scope, "sequential")
+  const exit = yield* Effect.exit(
+    Effect.gen(function* () {
+      const claim = yield* r.store.claim(saleId)
+      return yield* SaleActor.make(claim, r.options)
+    }).pipe(Scope.provide(scope), Effect.provideService(OrderStore, r.store))
+  )
+  if (Exit.isFailure(exit)) {
+    r.entries.delete(saleId)
+    yield* Scope.close(scope, exit)
+    yield* Deferred.done(entry.started, exit)
+    return
+  }
+  entry.actor = exit.value
+  yield* Deferred.succeed(entry.started, exit.value)
+  yield* Effect.forkIn(forgetWhenStopped(r, saleId, entry, exit.value, scope), r.scope)
+})
+
+const actorOf = (r: Registry, saleId: SaleId) =>
+  Effect.suspend(() => {
+    const existing = r.entries.get(saleId)
+    if (existing?.actor !== undefined) return Effect.succeed(existing.actor)
+    if (existing !== undefined) return Deferred.await(existing.started)
+    const entry: Entry = { started: Deferred.makeUnsafe(), actor: undefined }
+    r.entries.set(saleId, entry)
+    return start(r, saleId, entry).pipe(Effect.andThen(Deferred.await(entry.started)))
+  })
+
+const stop = (r: Registry, saleId: SaleId) =>
+  Effect.suspend(() => {
+    const entry = r.entries.get(saleId)
+    return entry?.actor === undefined ? Effect.void : Effect.asVoid(entry.actor.stop)
+  })
+
+const sweep = (r: Registry) =>
+  Effect.gen(function* () {
+    const now = yield* Clock.currentTimeMillis
+    for (const [saleId, entry] of r.entries) {
+      if (entry.actor !== undefined && isIdle(entry.actor.view(now), now, r.options))
+        yield* Effect.forkIn(stop(r, saleId), r.scope)
+    }
+  })
+
 /**
  * The actors of this node, one per sale: started on first use (recovering the sale from
  * PostgreSQL under a fresh epoch), stopped when idle or over, and all drained on shutdown.
@@ -37,90 +120,29 @@ export class SaleRegistry extends Context.Service<
     Layer.effect(
       SaleRegistry,
       Effect.gen(function* () {
-        const store = yield* OrderStore
-        const registryScope = yield* Effect.scope
-        const entries = new Map<SaleId, Entry>()
-
-        const start = Effect.fnUntraced(function* (saleId: SaleId, entry: Entry) {
-          const scope = yield* Scope.fork(registryScope, "sequential")
-          const exit = yield* Effect.exit(
-            Effect.gen(function* () {
-              const claim = yield* store.claim(saleId)
-              return yield* SaleActor.make(claim, options)
-            }).pipe(Scope.provide(scope), Effect.provideService(OrderStore, store))
-          )
-          if (Exit.isFailure(exit)) {
-            entries.delete(saleId)
-            yield* Scope.close(scope, exit)
-            yield* Deferred.done(entry.started, exit)
-            return
-          }
-          const actor = exit.value
-          entry.actor = actor
-          yield* Deferred.succeed(entry.started, actor)
-          // When the actor ends for any reason, forget it and release its scope.
-          yield* Effect.forkIn(
-            actor.stopped.pipe(
-              Effect.tap((reason) =>
-                reason === "stopped"
-                  ? Effect.void
-                  : Effect.logWarning("sale actor stopped", { saleId, reason })
-              ),
-              Effect.andThen(
-                Effect.suspend(() => {
-                  if (entries.get(saleId) === entry) entries.delete(saleId)
-                  return Scope.close(scope, Exit.void)
-                })
-              )
-            ),
-            registryScope
-          )
-        })
-
-        const actor = (saleId: SaleId) =>
-          Effect.suspend(() => {
-            const existing = entries.get(saleId)
-            if (existing?.actor !== undefined) return Effect.succeed(existing.actor)
-            if (existing !== undefined) return Deferred.await(existing.started)
-            const entry: Entry = { started: Deferred.makeUnsafe(), actor: undefined }
-            entries.set(saleId, entry)
-            return start(saleId, entry).pipe(Effect.andThen(Deferred.await(entry.started)))
-          })
-
-        const stop = (saleId: SaleId) =>
-          Effect.suspend(() => {
-            const entry = entries.get(saleId)
-            return entry?.actor === undefined ? Effect.void : Effect.asVoid(entry.actor.stop)
-          })
-
-        // The actor records its own last offer, whichever path offered it; a queued purchase
-        // also counts, so a sale whose decider is busy is never idle.
-        const sweepMillis = options.sweepMillis ?? 5_000
-        const sweep = Effect.gen(function* () {
-          const now = yield* Clock.currentTimeMillis
-          for (const [saleId, entry] of entries) {
-            if (entry.actor === undefined) continue
-            const view = entry.actor.view(now)
-            const idleFor = view.mailboxDepth === 0 ? now - view.lastActiveAt : 0
-            const over = view.status === "ended" || view.status === "cancelled"
-            if ((over && idleFor >= sweepMillis) || idleFor >= options.idleMillis) {
-              yield* Effect.forkIn(stop(saleId), registryScope)
-            }
-          }
-        })
-        yield* Effect.forkIn(sweep.pipe(Effect.delay(sweepMillis), Effect.forever), registryScope)
-
+        const r: Registry = {
+          options,
+          store: yield* OrderStore,
+          scope: yield* Effect.scope,
+          entries: new Map()
+        }
+        yield* Effect.forkIn(
+          sweep(r).pipe(Effect.delay(options.sweepMillis ?? 5_000), Effect.forever),
+          r.scope
+        )
         // On shutdown every actor drains and flushes before the node lets go of the database.
         yield* Effect.addFinalizer(() =>
-          Effect.forEach([...entries.keys()], stop, { concurrency: "unbounded", discard: true })
+          Effect.forEach([...r.entries.keys()], (saleId) => stop(r, saleId), {
+            concurrency: "unbounded",
+            discard: true
+          })
         )
-
         return SaleRegistry.of({
-          actor,
-          running: (saleId) => entries.get(saleId)?.actor,
+          actor: (saleId) => actorOf(r, saleId),
+          running: (saleId) => r.entries.get(saleId)?.actor,
           runningSales: () =>
-            [...entries.entries()].filter(([, e]) => e.actor !== undefined).map(([id]) => id),
-          stop
+            [...r.entries.entries()].filter(([, e]) => e.actor !== undefined).map(([id]) => id),
+          stop: (saleId) => stop(r, saleId)
         })
       })
     )

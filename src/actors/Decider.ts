@@ -1,0 +1,249 @@
+import { Cause, Clock, Effect, Queue, SubscriptionRef } from "effect"
+import { PurchaseUnavailable } from "../domain/Errors.ts"
+import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
+import { attemptReason, type Outcome } from "../domain/Outcome.ts"
+import type { Refusal } from "../domain/Reply.ts"
+import type { CommitReceipt, OrderToCommit } from "../storage/OrderStore.ts"
+import type * as GroupCommitter from "./GroupCommitter.ts"
+import * as Phase from "./Phase.ts"
+import * as Sale from "./SaleState.ts"
+
+/** What the sale watch shows of a sale: versioned, so a watcher can tell a newer figure. */
+export interface SaleFigures {
+  readonly saleId: SaleId
+  readonly epoch: number
+  readonly version: number
+  readonly total: number
+  readonly remaining: number
+  readonly startsAt: number
+  readonly endsAt: number
+  readonly cancelled: boolean
+}
+
+export type Reply = (answer: Outcome | Refusal) => void
+
+/** What the decider takes from its mailbox. Only purchases count against its capacity. */
+export type Message =
+  | { readonly _tag: "Purchase"; readonly userId: UserId; readonly orderId: OrderId; readonly reply: Reply }
+  | { readonly _tag: "Cancel"; readonly applied: () => void }
+  /** Sent by `stop` and `relinquish`, so a decider waiting on an empty mailbox looks at the phase. */
+  | { readonly _tag: "Wake" }
+  | GroupCommitter.CommitterReport
+
+type PurchaseMessage = Extract<Message, { readonly _tag: "Purchase" }>
+type Settlement = Extract<GroupCommitter.CommitterReport, { readonly orders: unknown }>
+
+/** A repeat of a buyer whose order is pending: answered when that order's batch is. */
+interface Waiter {
+  readonly userId: UserId
+  readonly at: number
+  readonly reply: Reply
+}
+
+/**
+ * One sale's decider: the only fiber that writes `state`. The phase is changed by anyone,
+ * but only through `advance` (the transition table); `offer` reads it to admit purchases.
+ */
+export interface Decider {
+  readonly saleId: SaleId
+  readonly epoch: number
+  readonly retryAfterSeconds: number
+  readonly mailbox: Queue.Queue<Message, Cause.Done>
+  readonly figures: SubscriptionRef.SubscriptionRef<SaleFigures>
+  readonly waiters: Map<OrderId, Array<Waiter>>
+  phase: Phase.Phase
+  state: Sale.SaleState
+  /** When a purchase was last taken from the mailbox, epoch milliseconds. */
+  lastActiveAt: number
+  /** Purchases in the mailbox: what counts against its capacity. */
+  queued: number
+  published: SaleFigures
+  /** Whether the committer was told that nothing more comes. */
+  ended: boolean
+}
+
+export const figuresOf = (d: Pick<Decider, "saleId" | "epoch" | "state">, version: number): SaleFigures => ({
+  saleId: d.saleId,
+  epoch: d.epoch,
+  version,
+  total: d.state.total,
+  remaining: d.state.remaining,
+  startsAt: d.state.startsAt,
+  endsAt: d.state.endsAt,
+  cancelled: d.state.cancelled
+})
+
+export const advance = (d: Decider, event: Phase.PhaseEvent) => {
+  d.phase = Phase.transition(d.phase, event)
+}
+
+export const refusal = (d: Decider) =>
+  new PurchaseUnavailable({
+    saleId: d.saleId,
+    reason: Phase.refusalReason(d.phase),
+    retryAfterSeconds: d.retryAfterSeconds
+  })
+
+/** How a repeat answered with a batch's fate is audited; a refusal after a halt is not audited. */
+const repeatRecord = (settlement: Settlement): string | undefined => {
+  if (settlement._tag === "Committed") return attemptReason.AlreadyPurchased
+  if (settlement._tag === "NotCommitted" && settlement.refusal.reason === "commit_failed")
+    return "commit_failed"
+  return undefined
+}
+
+// A repeat hears "already purchased" only by presenting the commit's receipt (invariant I3).
+const answerRepeat = (waiter: Waiter, order: OrderToCommit, receipt: CommitReceipt) => {
+  if (!receipt.orderIds.has(order.orderId)) throw new Error("answered an order the receipt does not hold")
+  waiter.reply({ _tag: "AlreadyPurchased", orderId: order.orderId })
+}
+
+const park = (d: Decider, orderId: OrderId, waiter: Waiter) => {
+  const parked = d.waiters.get(orderId)
+  if (parked === undefined) d.waiters.set(orderId, [waiter])
+  else parked.push(waiter)
+}
+
+const decidePurchase = (
+  d: Decider,
+  message: PurchaseMessage,
+  now: number,
+  staged: Array<GroupCommitter.Staged>
+) => {
+  d.queued--
+  d.lastActiveAt = now
+  if (!Phase.decides(d.phase)) return message.reply(refusal(d))
+  const { userId, orderId, reply } = message
+  const [next, decision] = Sale.decide(d.state, { _tag: "Purchase", userId, orderId, now })
+  d.state = next
+  switch (decision._tag) {
+    case "Accepted":
+      staged.push({
+        attempt: { userId, outcome: "accepted", at: now },
+        order: { orderId, userId, at: now },
+        reply
+      })
+      return
+    case "AwaitingCommit":
+      return park(d, decision.orderId, { userId, at: now, reply })
+    default:
+      reply(decision)
+      staged.push({
+        attempt: { userId, outcome: attemptReason[decision._tag], at: now },
+        order: undefined,
+        reply: undefined
+      })
+  }
+}
+
+// Repeats get the original's answer; their own audit record follows in a later batch.
+const answerWaiters = (d: Decider, settlement: Settlement, staged: Array<GroupCommitter.Staged>) => {
+  const recorded = repeatRecord(settlement)
+  for (const order of settlement.orders) {
+    const parked = d.waiters.get(order.orderId)
+    if (parked === undefined) continue
+    d.waiters.delete(order.orderId)
+    for (const waiter of parked) {
+      if (settlement._tag === "Committed") answerRepeat(waiter, order, settlement.receipt)
+      else waiter.reply(settlement.refusal)
+      if (recorded === undefined) continue
+      staged.push({
+        attempt: { userId: waiter.userId, outcome: recorded, at: waiter.at },
+        order: undefined,
+        reply: undefined
+      })
+    }
+  }
+}
+
+// An order whose fate is unknown stays pending, its unit held: this can only undersell, and
+// the committer has halted, so nothing is decided any more.
+const settle = (d: Decider, settlement: Settlement, staged: Array<GroupCommitter.Staged>) => {
+  if (settlement._tag === "Committed")
+    [d.state] = Sale.decide(d.state, { _tag: "Committed", orders: settlement.orders })
+  else if (settlement._tag === "NotCommitted")
+    [d.state] = Sale.decide(d.state, { _tag: "Released", orders: settlement.orders })
+  if (d.waiters.size > 0) answerWaiters(d, settlement, staged)
+}
+
+const handle = (d: Decider, message: Message, now: number, staged: Array<GroupCommitter.Staged>) => {
+  switch (message._tag) {
+    case "Purchase":
+      return decidePurchase(d, message, now, staged)
+    case "Cancel":
+      ;[d.state] = Sale.decide(d.state, { _tag: "Cancel" })
+      return message.applied()
+    case "Committed":
+    case "NotCommitted":
+    case "Unknown":
+      return settle(d, message, staged)
+    case "Drained":
+      // What is left in the mailbox is still handled; then the loop ends.
+      advance(d, "drained")
+      Queue.endUnsafe(d.mailbox)
+      return
+    case "Halted":
+    case "Wake":
+      return
+  }
+}
+
+/** At most once per decided chunk, and only when the figures changed. */
+const publish = (d: Decider) =>
+  Effect.suspend(() => {
+    if (d.state.remaining === d.published.remaining && d.state.cancelled === d.published.cancelled)
+      return Effect.void
+    d.published = figuresOf(d, d.published.version + 1)
+    return SubscriptionRef.set(d.figures, d.published)
+  })
+
+// Once nothing can be admitted, nothing is queued and no order is pending, the committer has
+// everything it will ever get, the waiters' audit records included. A halted committer refuses
+// every record, so then only the queue counts; the decider still answers every waiter, as it
+// handles messages until the committer has drained.
+const endWhenIdle = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
+  Effect.suspend(() => {
+    if (d.ended || Phase.admits(d.phase) || d.queued > 0) return Effect.void
+    if (d.phase._tag !== "Halted" && d.state.pending.size > 0) return Effect.void
+    d.ended = true
+    return committer.end
+  })
+
+const loop = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
+  Effect.gen(function* () {
+    while (true) {
+      const messages = yield* Queue.takeAll(d.mailbox)
+      const now = yield* Clock.currentTimeMillis
+      const staged: Array<GroupCommitter.Staged> = []
+      for (const message of messages) handle(d, message, now, staged)
+      if (staged.length > 0) yield* committer.stage(staged)
+      yield* publish(d)
+      yield* endWhenIdle(d, committer)
+    }
+  })
+
+// A bug in the decider must not leave a buyer waiting: everyone still queued or parked is refused.
+const abandon = (d: Decider, cause: Cause.Cause<unknown>) =>
+  Effect.gen(function* () {
+    yield* Effect.logError("sale actor's decider failed; stopping", {
+      saleId: d.saleId,
+      cause: Cause.pretty(cause)
+    })
+    advance(d, "fail")
+    Queue.endUnsafe(d.mailbox)
+    for (const parked of d.waiters.values()) for (const waiter of parked) waiter.reply(refusal(d))
+    d.waiters.clear()
+    for (const message of yield* Queue.clear(d.mailbox)) {
+      if (message._tag === "Purchase") message.reply(refusal(d))
+      else if (message._tag === "Cancel") message.applied()
+    }
+  })
+
+/** The decider's fiber: returns once the committer has drained and the mailbox is empty. */
+export const run = (d: Decider, committer: GroupCommitter.GroupCommitter): Effect.Effect<void> =>
+  loop(d, committer).pipe(
+    Effect.catchIf(Cause.isDone, () => Effect.void),
+    Effect.catchCause((cause) =>
+      Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : abandon(d, cause)
+    )
+  )
