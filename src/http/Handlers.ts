@@ -1,4 +1,4 @@
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer } from "effect"
 import { HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { SqlClient } from "effect/sql"
@@ -7,39 +7,14 @@ import { SaleRouter } from "../cluster/SaleRouter.ts"
 import { Database } from "../storage/Database.ts"
 import { Sales, type SaleRow } from "../storage/Sales.ts"
 import { Users } from "../storage/Users.ts"
-import { Api, Authentication, CurrentUser, ErrorAnswers } from "./Api.ts"
-import { isApiError, noCurrentSale, NotReady, NotSignedIn, saleNotFound } from "./ApiErrors.ts"
+import { Api } from "./Api.ts"
+import { noCurrentSale, NotReady, saleNotFound } from "./ApiErrors.ts"
+import { AuthenticationLive, ErrorAnswersLive } from "./ApiMiddleware.ts"
 import { AdminHandlers } from "./AdminHandlers.ts"
-import { errorAnswer, toServerResponse } from "./JsonAnswer.ts"
 import { addressOf, Limits } from "./Limits.ts"
 import { PurchaseHandlers } from "./PurchaseHandlers.ts"
 import { presentSale } from "./SaleView.ts"
 import { Tokens } from "./Tokens.ts"
-
-export const AuthenticationLive = Layer.effect(
-  Authentication,
-  Effect.gen(function* () {
-    const tokens = yield* Tokens
-    const rejected = new NotSignedIn({
-      error: { code: "unauthorized", message: "Missing, invalid or expired token" }
-    })
-    return Authentication.of({
-      bearer: (effect, { credential }) => {
-        const session = tokens.verify(Redacted.value(credential))
-        return session === undefined
-          ? Effect.fail(rejected)
-          : Effect.provideService(effect, CurrentUser, session)
-      }
-    })
-  })
-)
-
-/** Every API error is answered with the bytes, status and `Retry-After` its table entry gives. */
-export const ErrorAnswersLive = Layer.succeed(ErrorAnswers, (effect) =>
-  Effect.catch(effect, (error) =>
-    isApiError(error) ? Effect.succeed(toServerResponse(errorAnswer(error))) : Effect.fail(error)
-  )
-)
 
 export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
   Effect.gen(function* () {
