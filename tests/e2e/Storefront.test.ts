@@ -5,6 +5,8 @@ import type { Browser, Page } from "playwright-core"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { Database } from "../../src/storage/Database.ts"
+import { Products } from "../../src/storage/Products.ts"
+import { Sales } from "../../src/storage/Sales.ts"
 import { freshServerDatabase } from "../support/TestDatabase.ts"
 import { launchBrowser, newVisitor } from "./support/Browser.ts"
 import { buildWebIfStale, startNode, type RunningNode } from "./support/Node.ts"
@@ -69,10 +71,9 @@ beforeAll(async () => {
   // fresh node makes one only when nothing is scheduled) and fills the "Coming up" list.
   await Effect.runPromise(
     Effect.gen(function* () {
-      const catalog = yield* Catalog
-      const productId = yield* catalog.createProduct("Walnut desk lamp", "Comes later")
+      const productId = yield* (yield* Products).create("Walnut desk lamp", "Comes later")
       const startsAt = Date.now() + 26 * 3_600_000
-      yield* catalog.createSale({
+      yield* (yield* Sales).create({
         productId,
         priceCents: 4_500,
         stock: 300,

@@ -5,6 +5,8 @@ import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Audit } from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
+import { Sales } from "../../src/storage/Sales.ts"
+import { Users } from "../../src/storage/Users.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
 import { TestDatabase, testDatabaseMode } from "../support/TestDatabase.ts"
 
@@ -225,7 +227,7 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
     it.effect("fences the sale's owner when an admin cancels it or changes it before the start", () =>
       Effect.gen(function* () {
         const store = yield* OrderStore
-        const catalog = yield* Catalog
+        const sales = yield* Sales
         const [buyer] = yield* makeUsers(1)
         const batchFor = (saleId: SaleId, epoch: number) => ({
           batchId: crypto.randomUUID(),
@@ -236,7 +238,8 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         })
         const later = yield* makeSale(5, { startsAt: Date.now() + 3_600_000, endsAt: Date.now() + 7_200_000 })
         const before = yield* store.claim(later)
-        assert.strictEqual(yield* catalog.updateSale(later, { stock: 8 }), "updated")
+        // Fails unless the sale was updated.
+        yield* sales.update(later, { stock: 8 })
         const stale = yield* Effect.flip(store.commit(batchFor(later, before.epoch)))
         assert.strictEqual(stale._tag, "StaleEpoch")
         // The next owner sees the change.
@@ -244,7 +247,7 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         assert.strictEqual(after.snapshot.total, 8)
         yield* store.commit(batchFor(later, after.epoch))
 
-        assert.isTrue(yield* catalog.cancelSale(later))
+        assert.isTrue(yield* sales.cancel(later))
         const cancelled = yield* Effect.flip(store.commit(batchFor(later, after.epoch)))
         assert.strictEqual(cancelled._tag, "StaleEpoch")
         assert.isTrue((yield* store.claim(later)).snapshot.cancelled)
@@ -264,17 +267,13 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
 
     it.effect("creates each user once, whatever the order of emails", () =>
       Effect.gen(function* () {
-        const catalog = yield* Catalog
-        const first = yield* catalog.usersByEmail(["ann@example.test", "bob@example.test"])
-        const again = yield* catalog.usersByEmail([
-          "bob@example.test",
-          "cid@example.test",
-          "ann@example.test"
-        ])
+        const users = yield* Users
+        const first = yield* users.byEmails(["ann@example.test", "bob@example.test"])
+        const again = yield* users.byEmails(["bob@example.test", "cid@example.test", "ann@example.test"])
         assert.strictEqual(again[0], first[1])
         assert.strictEqual(again[2], first[0])
         assert.notInclude(first, again[1])
-        assert.strictEqual(yield* catalog.userByEmail("ann@example.test"), first[0])
+        assert.strictEqual(yield* users.byEmail("ann@example.test"), first[0])
       })
     )
   }

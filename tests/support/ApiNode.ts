@@ -1,12 +1,12 @@
-import { NodeHttpServer } from "@effect/platform-node"
 import { ByteSize, Effect, Layer } from "effect"
 import { HttpServer } from "effect/http"
 import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
 import { Ownership } from "../../src/cluster/Ownership.ts"
 import { SaleRouter } from "../../src/cluster/SaleRouter.ts"
-import { createServerWith, FastPurchase } from "../../src/http/FastPurchase.ts"
 import { Limits } from "../../src/http/Limits.ts"
 import { recordCommit } from "../../src/http/Metrics.ts"
+import * as NodeServer from "../../src/http/NodeServer.ts"
+import { PurchaseEndpoint } from "../../src/http/PurchaseEndpoint.ts"
 import { serveApi } from "../../src/http/Server.ts"
 import { Tokens } from "../../src/http/Tokens.ts"
 import { Audit } from "../../src/storage/Audit.ts"
@@ -32,24 +32,20 @@ export const purchasesPerUser = 5
 export const fastServed = { count: 0 }
 
 const Served = Layer.unwrap(
-  Effect.map(FastPurchase, (fast) => {
-    const counted = FastPurchase.of({
-      handle: (request, response) => {
-        const served = fast.handle(request, response)
-        if (served) fastServed.count++
-        return served
-      }
-    })
+  Effect.map(PurchaseEndpoint, (endpoint) => {
+    const counted: NodeServer.RawRoute = (request, response) => {
+      const served = endpoint.route(request, response)
+      if (served) fastServed.count++
+      return served
+    }
     return serveApi({ maxBodyBytes: ByteSize.kibibytes(16), corsOrigins: [corsOrigin] }).pipe(
-      Layer.provideMerge(
-        NodeHttpServer.layer(() => createServerWith(counted), { port: 0, host: "127.0.0.1" })
-      )
+      Layer.provideMerge(NodeServer.layer({ route: counted, listen: { port: 0, host: "127.0.0.1" } }))
     )
   })
 )
 
 export const ApiNode = Served.pipe(
-  Layer.provide(FastPurchase.layerWith({ maxBodyBytes: 16 * 1024, corsEnabled: true })),
+  Layer.provide(PurchaseEndpoint.layerWith({ maxBodyBytes: 16 * 1024, corsEnabled: true })),
   Layer.provide(Layer.succeed(Tokens, Tokens.make({ secret, admins: new Set([admin]), ttlSeconds: 600 }))),
   // Per user only: every test buyer shares one loopback address.
   Layer.provide(Limits.make({ perUser: purchasesPerUser, perAddress: 0, window: "10 seconds" })),

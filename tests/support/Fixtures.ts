@@ -1,16 +1,16 @@
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
 import type { SaleId, UserId } from "../../src/domain/Ids.ts"
-import { Catalog } from "../../src/storage/Catalog.ts"
+import { Products } from "../../src/storage/Products.ts"
+import { Sales } from "../../src/storage/Sales.ts"
+import { Users } from "../../src/storage/Users.ts"
 
 /** `count` distinct users, created in one statement. */
 export const makeUsers = (count: number) =>
   Effect.gen(function* () {
-    const catalog = yield* Catalog
+    const users = yield* Users
     const tag = randomBytes(4).toString("hex")
-    return yield* catalog.usersByEmail(
-      Array.from({ length: count }, (_, i) => `buyer-${tag}-${i}@example.test`)
-    )
+    return yield* users.byEmails(Array.from({ length: count }, (_, i) => `buyer-${tag}-${i}@example.test`))
   })
 
 /** A sale of `stock` units that started a minute ago and ends in an hour, unless told otherwise. */
@@ -19,10 +19,9 @@ export const makeSale = (
   window: { readonly startsAt?: number; readonly endsAt?: number } = {}
 ) =>
   Effect.gen(function* () {
-    const catalog = yield* Catalog
-    const productId = yield* catalog.createProduct("Limited sneaker", "A test product")
+    const productId = yield* (yield* Products).create("Limited sneaker", "A test product")
     const now = Date.now()
-    const saleId: SaleId = yield* catalog.createSale({
+    const saleId: SaleId = yield* (yield* Sales).create({
       productId,
       priceCents: 12_900,
       stock,
