@@ -298,13 +298,13 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("HTTP API over l
   it.effect("answers a rate-limited buyer alike on both routes, Retry-After included", () =>
     Effect.gen(function* () {
       const saleId = yield* makeSale(10, { startsAt: Date.now() + 3_600_000, endsAt: Date.now() + 7_200_000 })
-      const hal = yield* login("hal@example.test")
+      const rae = yield* login("rae@example.test")
       const path = `/api/sales/${saleId}/purchases`
-      for (let i = 0; i < 5; i++) yield* call("POST", path, { token: hal.token })
+      for (let i = 0; i < 5; i++) yield* call("POST", path, { token: rae.token })
       const served = fastServed.count
-      const fast = yield* call("POST", path, { token: hal.token })
+      const fast = yield* call("POST", path, { token: rae.token })
       const viaApi = yield* call("POST", path, {
-        token: hal.token,
+        token: rae.token,
         headers: { origin: "https://shop.example" }
       })
       assert.strictEqual(
