@@ -2,7 +2,7 @@ import { parseArgs } from "node:util"
 import { checkout } from "../tests/chaos/Checkout.ts"
 import { runChaos, stopActiveRuns, type RunResult } from "../tests/chaos/Run.ts"
 import { faultKinds, type FaultKind } from "../tests/chaos/Schedule.ts"
-import { formatRun, formatTable, formatViolations } from "../tests/chaos/Summary.ts"
+import { formatFaults, formatRun, formatTable, formatViolations } from "../tests/chaos/Summary.ts"
 
 /**
  * The randomized fault suite (issue 12): `npm run chaos -- --seed 123` replays one seed,
@@ -67,7 +67,7 @@ for (const [i, seed] of seeds.entries()) {
       }
     })
     results.push(result)
-    console.log(`${stamp()} ${formatRun(result)}`)
+    console.log(`${stamp()} ${formatRun(result)}\n${formatFaults(result)}`)
     if (result.check.violations.length > 0) console.log(formatViolations(result))
     if (result.folder !== undefined) console.log(`  node and PostgreSQL logs, history: ${result.folder}`)
   } catch (error) {

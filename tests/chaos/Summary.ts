@@ -113,3 +113,19 @@ export const formatViolations = (result: RunResult): string =>
       return `  seed ${result.plan.seed} ${v.invariant}: ${v.detail}${after}`
     })
     .join("\n")
+
+/** One line per fault of a run: what it hit, how long it held, how long no sale came. */
+export const formatFaults = (result: RunResult): string =>
+  result.injected
+    .map((injected, index) => {
+      const outage = result.check.unavailability[index]
+      const node = injected.nodeId === undefined ? "" : ` ${injected.nodeId}`
+      const note = injected.note === undefined ? "" : ` (${injected.note})`
+      const gap =
+        outage === undefined ? "-" : `${(outage.millis / 1_000).toFixed(1)} s${outage.openEnded ? "+" : ""}`
+      return (
+        `  ${index + 1}. ${faultClass(injected.fault)}${node} at ${(injected.startedAt / 1_000).toFixed(1)} s, ` +
+        `held ${injected.healedAt - injected.startedAt} ms${note}: no sale for ${gap}`
+      )
+    })
+    .join("\n")
