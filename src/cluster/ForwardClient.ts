@@ -59,8 +59,17 @@ export class PeerConnection {
     this.sweeper.unref()
   }
 
+  /** When a purchase was last sent here: a link unused for long is closed (its node may be gone). */
+  lastUsed = Date.now()
+
+  /** Nothing waits for an answer on this link. */
+  get idle(): boolean {
+    return this.pending.size === 0 && this.outbox.length === 0
+  }
+
   send(saleId: SaleId, userId: UserId, resume: Resume): void {
     if (this.closed) return resume(this.notSent)
+    this.lastUsed = Date.now()
     this.outbox.push([this.nextId++, saleId, userId])
     this.outboxPending.push({ saleId, resume, deadline: 0 })
     if (!this.flushScheduled) {
@@ -190,14 +199,32 @@ export class PeerConnection {
   }
 }
 
-/** One connection per peer address, opened on first use, each proving `key` to its owner. */
+/** A link nothing was sent on for this long is closed; the next purchase opens it again. */
+const unusedMillis = 60_000
+
+/**
+ * One connection per peer address, opened on first use, each proving `key` to its owner.
+ * Links unused for a minute are closed, so addresses of nodes long gone do not pile up.
+ */
 export class Peers {
   private readonly connections = new Map<string, PeerConnection>()
   private readonly timeoutMillis: number
   private readonly key: Uint8Array
+  private readonly sweeper: NodeJS.Timeout
   constructor(timeoutMillis: number, key: Uint8Array) {
     this.timeoutMillis = timeoutMillis
     this.key = key
+    this.sweeper = setInterval(() => this.closeUnused(), unusedMillis / 4)
+    this.sweeper.unref()
+  }
+
+  private closeUnused(): void {
+    const horizon = Date.now() - unusedMillis
+    for (const [address, connection] of this.connections) {
+      if (connection.lastUsed > horizon || !connection.idle) continue
+      connection.close()
+      this.connections.delete(address)
+    }
   }
 
   to(address: string): PeerConnection {
@@ -210,6 +237,7 @@ export class Peers {
   }
 
   closeAll(): void {
+    clearInterval(this.sweeper)
     for (const connection of this.connections.values()) connection.close()
     this.connections.clear()
   }
