@@ -62,6 +62,8 @@ export class Leases extends Context.Service<
     /** `listener` hears of each lease change another node announced (undefined: released). */
     readonly onChange: (listener: (saleId: SaleId, holder: string | undefined) => void) => void
     readonly held: () => ReadonlyArray<SaleId>
+    /** Whether Redis was reachable when last seen, without a round trip. */
+    readonly connected: () => boolean
   }
 >()("mincommerce/cluster/Leases") {
   /** One node, no Redis: every lease asked for is granted and never expires. */
@@ -76,7 +78,8 @@ export class Leases extends Context.Service<
         release: (saleId) => Effect.sync(() => void held.delete(saleId)),
         onLost: () => {},
         onChange: () => {},
-        held: () => [...held]
+        held: () => [...held],
+        connected: () => true
       })
     })
 
@@ -144,7 +147,8 @@ export class Leases extends Context.Service<
           release,
           onLost: (listener) => void lostListeners.push(listener),
           onChange: (listener) => void changeListeners.push(listener),
-          held: () => [...held]
+          held: () => [...held],
+          connected: redis.connected
         })
       })
     )

@@ -32,7 +32,10 @@ export class Ownership extends Context.Service<
   Ownership,
   {
     readonly nodeId: string
-    /** A remote route whose lease has not run out, without a round trip; else undefined. */
+    /**
+     * A remote route whose lease has not run out (or any known one while Redis is away),
+     * without a round trip; else undefined.
+     */
     readonly cached: (saleId: SaleId, now: number) => Route | undefined
     /** Asks Redis who owns the sale; falls back on the last known route while Redis is away. */
     readonly lookup: (saleId: SaleId) => Effect.Effect<Route, DirectoryUnavailable>
@@ -105,8 +108,11 @@ export class Ownership extends Context.Service<
           nodeId: leases.nodeId,
           cached: (saleId, now) => {
             const route = routes.get(saleId)
-            if (route === undefined || route.expiresAt <= now) return undefined
-            if (route.expiresAt - now < refreshAt && !asking.has(saleId)) runFork(Effect.ignore(lookup(saleId)))
+            if (route === undefined) return undefined
+            // Redis away: nobody can claim the sale, the last known owner is all there is.
+            if (route.expiresAt <= now) return leases.connected() ? undefined : route
+            if (route.expiresAt - now < refreshAt && !asking.has(saleId))
+              runFork(Effect.ignore(lookup(saleId)))
             return route
           },
           lookup,
