@@ -1,3 +1,4 @@
+import { writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { checkout } from "../tests/chaos/Checkout.ts"
 import { runChaos, stopActiveRuns, type RunResult } from "../tests/chaos/Run.ts"
@@ -23,7 +24,9 @@ const { values } = parseArgs({
     keep: { type: "boolean", default: false },
     // Run the nodes from this commit instead of the working tree (which others may be editing).
     rev: { type: "string" },
-    quiet: { type: "boolean", default: false }
+    quiet: { type: "boolean", default: false },
+    // Every run's faults, unavailability and violations, for a report.
+    json: { type: "string" }
   }
 })
 
@@ -80,6 +83,24 @@ for (const [i, seed] of seeds.entries()) {
 source?.remove()
 console.log(`\n${results.length} runs, lease TTL ${values["lease-ttl-ms"]} ms\n`)
 console.log(formatTable(results))
+if (values.json !== undefined)
+  writeFileSync(
+    values.json,
+    JSON.stringify(
+      results.map((r) => ({
+        seed: r.plan.seed,
+        millis: r.millis,
+        answers: Object.fromEntries(r.history.codes()),
+        committed: r.check.committed,
+        stock: r.check.stock,
+        faults: r.injected.map((injected, i) => ({ ...injected, unavailability: r.check.unavailability[i] })),
+        violations: r.check.violations,
+        folder: r.folder
+      })),
+      null,
+      1
+    )
+  )
 const broken = results.filter((r) => r.check.violations.length > 0)
 if (broken.length > 0) {
   console.log(`\nseeds with violations: ${broken.map((r) => r.plan.seed).join(", ")}`)
