@@ -107,8 +107,9 @@ export class SaleRouter extends Context.Service<
   SaleRouter,
   {
     /**
-     * The purchase primitive: `reply` is called exactly once. An owned sale or one whose
-     * owner's lease is known to hold goes out without a fiber; anything else is looked up.
+     * The purchase primitive: `reply` is called exactly once. An owned sale, or one whose
+     * owner's lease is known to hold (or any known owner while Redis is away), goes out
+     * without a fiber; anything else is looked up.
      */
     readonly offer: (saleId: SaleId, userId: UserId, reply: Reply) => void
     readonly purchase: (saleId: SaleId, userId: UserId) => Effect.Effect<Outcome, Refusal | SaleNotFound>
@@ -118,6 +119,7 @@ export class SaleRouter extends Context.Service<
     readonly forwardAddress: string | undefined
     /** Whether this node takes purchases now: true when ready or degraded, false once handing over. */
     readonly ready: Effect.Effect<boolean>
+    /** "degraded" while Redis does not answer: the node serves owned sales and known routes. */
     readonly readiness: Effect.Effect<Readiness>
     /** Planned shutdown: every owned sale drained and its lease handed back. */
     readonly handoff: Effect.Effect<void>
