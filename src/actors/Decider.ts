@@ -43,6 +43,12 @@ interface Waiter {
 /**
  * One sale's decider: the only fiber that writes `state`. The phase is changed by anyone,
  * but only through `advance` (the transition table); `offer` reads it to admit purchases.
+ *
+ * Invariant I3, kept with the committer: only the committer answers `Accepted`, and only with
+ * the commit's receipt; a repeat of a buyer whose order is pending is parked here and answered
+ * with that batch's settlement (`AlreadyPurchased` with the receipt, or the very refusal the
+ * original got). So every answer that says "purchased" follows its COMMIT, and the answers to
+ * one buyer's attempts offered together agree (a property in tests/actors/Repeats.test.ts).
  */
 export interface Decider {
   readonly saleId: SaleId
@@ -53,7 +59,7 @@ export interface Decider {
   readonly waiters: Map<OrderId, Array<Waiter>>
   phase: Phase.Phase
   state: Sale.SaleState
-  /** When a purchase was last taken from the mailbox, epoch milliseconds. */
+  /** When a purchase was last taken from the mailbox (or the actor started), epoch milliseconds. */
   lastActiveAt: number
   /** Purchases in the mailbox: what counts against its capacity. */
   queued: number

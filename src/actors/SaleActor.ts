@@ -22,7 +22,10 @@ export interface SaleView {
   readonly endsAt: number
   readonly status: Sale.SaleStatus
   readonly mailboxDepth: number
-  /** When a purchase was last offered (or the actor started), epoch milliseconds. */
+  /**
+   * When the decider last took an offered purchase (or the actor started), epoch ms: the
+   * registry's idle sweep reads it, so every path that offers counts as use.
+   */
   readonly lastActiveAt: number
 }
 
