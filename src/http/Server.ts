@@ -1,6 +1,7 @@
 import { type ByteSize, Cause, Effect, Layer, Predicate } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import type { Server } from "node:http"
 import * as Settings from "../Settings.ts"
 import { Api } from "./Api.ts"
 import { invalidRequest, NoSuchRoute, PayloadTooLarge, type ErrorAnswer } from "./ApiErrors.ts"
@@ -13,7 +14,6 @@ import { PurchaseEndpoint } from "./PurchaseEndpoint.ts"
 import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
 import { SaleEventsRoute } from "./SaleEvents.ts"
 import { StaticAssets } from "./StaticAssets.ts"
-import type { Server } from "node:http"
 import { Tokens } from "./Tokens.ts"
 
 // "Expected a UUID\n  at [\"saleId\"]" -> ["saleId"]
