@@ -210,7 +210,7 @@ const publish = (d: Decider) =>
 const endWhenIdle = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
   Effect.suspend(() => {
     if (d.ended || Phase.admits(d.phase) || d.queued > 0) return Effect.void
-    if (d.phase._tag !== "Halted" && d.state.pending.size > 0) return Effect.void
+    if (d.phase._tag !== "Halted" && d.state.reserved > 0) return Effect.void
     d.ended = true
     return committer.end
   })

@@ -12,7 +12,7 @@ import type { Outcome } from "../domain/Outcome.ts"
  *   buyer whose order is still pending is answered `AwaitingCommit`, and the actor holds it
  *   for that order's batch.
  *
- * `buyers` and `pending` are threaded from one state to the next rather than copied, so a
+ * `buyers` is threaded from one state to the next rather than copied, so a
  * decision costs O(1) instead of O(buyers): a state handed to `decide` is consumed, and only
  * the returned state may be read afterwards. Everything else about the transition is pure:
  * no IO, no clock (time arrives in the command), no randomness (ids arrive in the command).
@@ -25,11 +25,22 @@ export interface SaleState {
   readonly startsAt: number
   readonly endsAt: number
   readonly cancelled: boolean
-  /** Users holding a unit (committed or reserved), with their order id. */
-  readonly buyers: Map<UserId, OrderId>
-  /** Orders accepted but not yet known to be committed: staged, or in a commit. */
-  readonly pending: Set<OrderId>
+  /** Users holding a unit, with their order: committed (the id itself) or still reserved. */
+  readonly buyers: Map<UserId, Holding>
+  /** How many holdings are reservations: orders staged or in a commit. */
+  readonly reserved: number
 }
+
+/**
+ * An order accepted but not yet known to be committed: staged, or in a commit. Kept as the
+ * buyer's value rather than in a set of its own, so an acceptance costs one map write and a
+ * commit one overwrite of an existing key, with no second table on the hot path.
+ */
+export interface Reservation {
+  readonly reserved: OrderId
+}
+
+export type Holding = OrderId | Reservation
 
 /** A buyer's order as the committer reports it back. */
 export interface OrderRef {
@@ -83,8 +94,8 @@ export const initialState = (sale: {
   return {
     ...sale,
     remaining: sale.total - sale.buyers.size,
-    buyers: new Map(sale.buyers),
-    pending: new Set()
+    buyers: new Map<UserId, Holding>(sale.buyers),
+    reserved: 0
   }
 }
 
@@ -105,39 +116,50 @@ export const statusAt = (
  * is committed, `AwaitingCommit` while it is not (invariant I3).
  */
 const decidePurchase = (state: SaleState, command: Purchase): readonly [SaleState, Decision] => {
-  const existing = state.buyers.get(command.userId)
-  if (existing !== undefined) {
-    return state.pending.has(existing)
-      ? [state, { _tag: "AwaitingCommit", orderId: existing }]
-      : [state, { _tag: "AlreadyPurchased", orderId: existing }]
+  const held = state.buyers.get(command.userId)
+  if (held !== undefined) {
+    return typeof held === "string"
+      ? [state, { _tag: "AlreadyPurchased", orderId: held }]
+      : [state, { _tag: "AwaitingCommit", orderId: held.reserved }]
   }
   if (state.cancelled) return [state, { _tag: "Cancelled" }]
   if (command.now < state.startsAt) return [state, { _tag: "NotStarted", startsAt: state.startsAt }]
   if (command.now >= state.endsAt) return [state, { _tag: "Ended" }]
   if (state.remaining === 0) return [state, { _tag: "SoldOut" }]
-  state.buyers.set(command.userId, command.orderId)
-  state.pending.add(command.orderId)
+  state.buyers.set(command.userId, { reserved: command.orderId })
   return [
-    { ...state, remaining: state.remaining - 1 },
+    { ...state, remaining: state.remaining - 1, reserved: state.reserved + 1 },
     { _tag: "Accepted", orderId: command.orderId }
   ]
 }
 
-const commit = (state: SaleState, orders: ReadonlyArray<OrderRef>): SaleState => {
-  for (const order of orders) state.pending.delete(order.orderId)
-  return state
+/** Whether the buyer's holding is exactly this order's reservation. */
+const isReservation = (state: SaleState, order: OrderRef) => {
+  const held = state.buyers.get(order.userId)
+  return held !== undefined && typeof held !== "string" && held.reserved === order.orderId
 }
 
-/** Only the exact pending reservation (same user, same order) is given back. */
+const commit = (state: SaleState, orders: ReadonlyArray<OrderRef>): SaleState => {
+  let committed = 0
+  for (const order of orders) {
+    if (!isReservation(state, order)) continue
+    state.buyers.set(order.userId, order.orderId)
+    committed++
+  }
+  return committed === 0 ? state : { ...state, reserved: state.reserved - committed }
+}
+
+/** Only the exact reservation (same user, same order, not committed) is given back. */
 const release = (state: SaleState, orders: ReadonlyArray<OrderRef>): SaleState => {
   let freed = 0
   for (const order of orders) {
-    if (!state.pending.delete(order.orderId)) continue
-    if (state.buyers.get(order.userId) !== order.orderId) continue
+    if (!isReservation(state, order)) continue
     state.buyers.delete(order.userId)
     freed++
   }
-  return freed === 0 ? state : { ...state, remaining: state.remaining + freed }
+  return freed === 0
+    ? state
+    : { ...state, remaining: state.remaining + freed, reserved: state.reserved - freed }
 }
 
 const apply = (state: SaleState, command: Exclude<Command, Purchase>): SaleState => {

@@ -28,9 +28,10 @@ const checkInvariants = (state: Sale.SaleState) => {
   expect(state.remaining).toBeGreaterThanOrEqual(0) // I1: never below zero
   expect(held).toBeLessThanOrEqual(state.total) // I1: never more than the stock
   expect(held).toBe(state.buyers.size) // remaining + accepted = stock
-  expect(new Set(state.buyers.values()).size).toBe(state.buyers.size) // I2: one order per buyer
-  const holding = new Set(state.buyers.values())
-  for (const orderId of state.pending) expect(holding.has(orderId)).toBe(true) // pending orders hold a unit
+  const orders = [...state.buyers.values()].map((held) => (typeof held === "string" ? held : held.reserved))
+  expect(new Set(orders).size).toBe(state.buyers.size) // I2: one order per buyer
+  const reservations = [...state.buyers.values()].filter((held) => typeof held !== "string")
+  expect(reservations.length).toBe(state.reserved)
 }
 
 const fresh = (total: number) =>
@@ -89,7 +90,7 @@ describe("decide", () => {
           }
           checkInvariants(state)
           expect(state.total - state.remaining).toBe(accepted.size)
-          expect(state.pending.size).toBe(accepted.size - committed.size)
+          expect(state.reserved).toBe(accepted.size - committed.size)
         })
       }),
       { numRuns: 2_000 }
@@ -109,7 +110,7 @@ describe("decide", () => {
     ;[state] = Sale.decide(state, { _tag: "Released", orders: [{ userId: user(1), orderId: order(2) }] })
     ;[state] = Sale.decide(state, { _tag: "Released", orders: [{ userId: user(2), orderId: order(1) }] })
     expect(state.remaining).toBe(0)
-    expect(state.buyers.get(user(1))).toBe(order(1))
+    expect(state.buyers.get(user(1))).toEqual({ reserved: order(1) })
   })
 
   it("answers a repeat of a pending buyer by waiting for the order, and after its commit as purchased", () => {
@@ -130,7 +131,7 @@ describe("decide", () => {
     ;[state] = Sale.decide(state, { _tag: "Purchase", userId: user(1), orderId: order(1), now: 150 })
     ;[state] = Sale.decide(state, { _tag: "Released", orders: [{ userId: user(1), orderId: order(1) }] })
     expect(state.remaining).toBe(1)
-    expect(state.pending.size).toBe(0)
+    expect(state.reserved).toBe(0)
     const [, again] = Sale.decide(state, { _tag: "Purchase", userId: user(1), orderId: order(2), now: 151 })
     expect(again).toEqual({ _tag: "Accepted", orderId: order(2) })
   })
