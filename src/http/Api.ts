@@ -9,7 +9,10 @@ import {
   OpenApi
 } from "effect/http-api"
 import { OrderId, ProductId, SaleId, UserId } from "../domain/Ids.ts"
+import type { Session } from "./Tokens.ts"
 import {
+  EmailInUse,
+  InvalidCredentials,
   InvalidRequest,
   NoCurrentSale,
   NotAdmin,
@@ -24,6 +27,7 @@ import {
   SaleNotActive,
   SaleNotFound,
   SaleStarted,
+  SignUpClosed,
   SoldOut,
   StockBelowSold
 } from "./ApiErrors.ts"
@@ -33,12 +37,13 @@ import {
  * typed client used by the tests all derive from it.
  */
 
-export class CurrentUser extends Context.Service<
-  CurrentUser,
-  { readonly userId: UserId; readonly email: string; readonly admin: boolean }
->()("mincommerce/http/CurrentUser") {}
+/** The signed-in user of a request; whether they are an admin is AdminRole's to say. */
+export class CurrentUser extends Context.Service<CurrentUser, Session>()("mincommerce/http/CurrentUser") {}
 
-/** Bearer JWT from `POST /api/auth/login`; the user of a purchase always comes from here. */
+/**
+ * Bearer JWT: the node's own access token (from sign-up, sign-in or refresh), or the shop's
+ * identity provider's; the user of a purchase always comes from here.
+ */
 export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: CurrentUser }>()(
   "mincommerce/http/Authentication",
   { security: { bearer: HttpApiSecurity.bearer }, error: NotSignedIn }
@@ -98,18 +103,53 @@ export const MyPurchase = Schema.Struct({
   order: Schema.NullOr(OrderView)
 })
 
-export class AuthGroup extends HttpApiGroup.make("auth").add(
-  HttpApiEndpoint.post("login", "/api/auth/login", {
-    payload: Schema.Struct({ email: Email }),
-    success: Schema.Struct({
-      token: Schema.String,
-      userId: UserId,
-      email: Schema.String,
-      admin: Schema.Boolean
+/** A password as typed: the policy (length, normalisation) is checked where it is hashed. */
+const Password = Schema.String.check(Schema.isMaxLength(1_024))
+
+/**
+ * A signed-in session: a short-lived access token (`expiresInSeconds`) and, in an httpOnly
+ * cookie scoped to /api/auth, the refresh token that gets the next one. `admin` is the role
+ * when the token was issued, for the storefront to show the console; every admin request
+ * checks it again.
+ */
+export const SignedIn = Schema.Struct({
+  token: Schema.String,
+  expiresInSeconds: Schema.Int,
+  userId: UserId,
+  email: Schema.String,
+  admin: Schema.Boolean
+})
+
+export const Credentials = Schema.Struct({ email: Email, password: Password })
+
+export class AuthGroup extends HttpApiGroup.make("auth")
+  .add(
+    HttpApiEndpoint.post("signup", "/api/auth/signup", {
+      payload: Credentials,
+      success: SignedIn.pipe(HttpApiSchema.status(201)),
+      error: [InvalidRequest, EmailInUse, SignUpClosed, RateLimited]
     }),
-    error: [InvalidRequest, RateLimited]
-  })
-) {}
+    HttpApiEndpoint.post("login", "/api/auth/login", {
+      payload: Credentials,
+      success: SignedIn,
+      error: [InvalidRequest, InvalidCredentials, RateLimited]
+    }),
+    HttpApiEndpoint.post("refresh", "/api/auth/refresh", {
+      success: SignedIn,
+      error: [NotSignedIn]
+    }),
+    HttpApiEndpoint.post("logout", "/api/auth/logout", { success: HttpApiSchema.NoContent })
+  )
+  .annotateMerge(OpenApi.annotations({ title: "Sign-up and sign-in" })) {}
+
+/** The signed-in user as the node sees them now (the admin role read afresh). */
+export class AccountGroup extends HttpApiGroup.make("account")
+  .add(
+    HttpApiEndpoint.get("me", "/api/auth/me", {
+      success: Schema.Struct({ userId: UserId, email: Schema.String, admin: Schema.Boolean })
+    })
+  )
+  .middleware(Authentication) {}
 
 export class SalesGroup extends HttpApiGroup.make("sales")
   .add(
@@ -262,13 +302,17 @@ export class HealthGroup extends HttpApiGroup.make("health").add(
     success: Schema.Struct({ status: Schema.Literal("ok") })
   }),
   HttpApiEndpoint.get("ready", "/api/health/ready", {
-    success: Schema.Struct({ status: Schema.Literal("ready") }),
+    success: Schema.Union([
+      Schema.Struct({ status: Schema.Literal("ready") }),
+      Schema.Struct({ status: Schema.Literal("degraded"), ownership: Schema.Literal("redis_unreachable") })
+    ]),
     error: NotReady
   })
 ) {}
 
 export class Api extends HttpApi.make("mincommerce")
   .add(AuthGroup)
+  .add(AccountGroup)
   .add(SalesGroup)
   .add(CurrentSaleGroup)
   .add(PurchaseGroup)

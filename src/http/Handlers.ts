@@ -94,7 +94,10 @@ export const HealthHandlers = HttpApiBuilder.group(Api, "health", (handlers) =>
         // The node serves only after its migrations ran, so answering at all says they did.
         .handle("ready", () =>
           Effect.gen(function* () {
-            const [databaseUp, ownershipUp] = yield* Effect.all([reachable, router.ready], { concurrency: 2 })
+            const [databaseUp, ownershipUp, readiness] = yield* Effect.all(
+              [reachable, router.ready, router.readiness],
+              { concurrency: 3 }
+            )
             if (!databaseUp) {
               return yield* new NotReady({
                 error: {
@@ -113,7 +116,11 @@ export const HealthHandlers = HttpApiBuilder.group(Api, "health", (handlers) =>
                 }
               })
             }
-            return { status: "ready" as const }
+            // Redis away: the node keeps selling what it owns and forwarding along known
+            // routes, so it stays in the load balancer, and says it is degraded.
+            return readiness === "degraded"
+              ? { status: "degraded" as const, ownership: "redis_unreachable" as const }
+              : { status: "ready" as const }
           })
         )
     )

@@ -36,7 +36,10 @@ describe("Redis outage", () => {
           const answer = await purchase(url, saleId, buyer, history)
           const key = `${answer.status} ${answer.reason ?? answer.code ?? ""}`.trim()
           answers.set(key, (answers.get(key) ?? 0) + 1)
-          record.record(buyer.userId, answer.status === 201 ? "ok" : answer.status >= 500 ? "unknown" : "refused")
+          record.record(
+            buyer.userId,
+            answer.status === 201 ? "ok" : answer.status >= 500 ? "unknown" : "refused"
+          )
           // Paced, so the stock outlasts the outage.
           await new Promise((resolve) => setTimeout(resolve, 20))
         }
@@ -46,7 +49,9 @@ describe("Redis outage", () => {
         ...Array.from({ length: 5 }, () => buyer(other.url, during.forwarded))
       ])
       const lasted = Date.now() - killedAt
-      const degraded = await fetch(`${other.url}/api/health/ready`).then((r) => r.status)
+      const readiness = await fetch(`${other.url}/api/health/ready`)
+      const degraded = readiness.status
+      const readinessBody = (await readiness.json()) as { status?: string; ownership?: string }
       console.log(
         `Redis killed for ${(lasted / 1_000).toFixed(1)} s (lease TTL ${leaseTtlMillis / 1_000} s): ` +
           `${during.owner.ok} sold at the owner, ${during.forwarded.ok} forwarded and sold; answers ` +
@@ -57,10 +62,12 @@ describe("Redis outage", () => {
       assert.isAbove(during.owner.ok, 0)
       assert.isAbove(during.forwarded.ok, 0)
       assert.strictEqual(degraded, 200)
+      assert.deepStrictEqual(readinessBody, { status: "degraded", ownership: "redis_unreachable" })
 
       await redis.start()
       // Redis back (empty): sales go on, and the sale's lease is held again.
-      for (let i = 0; i < 20 && next < cluster.users.length; i++) await buy(i % 2 === 0 ? owner.url : other.url)
+      for (let i = 0; i < 20 && next < cluster.users.length; i++)
+        await buy(i % 2 === 0 ? owner.url : other.url)
       await waitFor("the lease to be held again", () => cluster.leaseHolder(saleId), 10_000)
       const report = await cluster.audit(saleId, history)
       console.log(`Redis back: lease held by ${await cluster.leaseHolder(saleId)}; ${formatReport(report)}`)
