@@ -24,6 +24,9 @@ const RetryBody = Schema.Struct({
 export const errorTable = {
   InvalidRequest: { status: 400, retryAfter: false },
   NotSignedIn: { status: 401, retryAfter: false },
+  InvalidCredentials: { status: 401, retryAfter: false },
+  SignUpClosed: { status: 403, retryAfter: false },
+  EmailInUse: { status: 409, retryAfter: false },
   NotAdmin: { status: 403, retryAfter: false },
   NotYourOrders: { status: 403, retryAfter: false },
   SaleNotFound: { status: 404, retryAfter: false },
@@ -36,6 +39,10 @@ export const errorTable = {
   SaleCancelled: { status: 409, retryAfter: false },
   StockBelowSold: { status: 409, retryAfter: false },
   PayloadTooLarge: { status: 413, retryAfter: false },
+  UnsupportedContentType: { status: 415, retryAfter: false },
+  RequestTimedOut: { status: 408, retryAfter: false },
+  HeadersTooLarge: { status: 431, retryAfter: false },
+  UnexpectedFailure: { status: 500, retryAfter: false },
   RateLimited: { status: 429, retryAfter: true },
   Overloaded: { status: 503, retryAfter: true },
   PurchaseUnavailable: { status: 503, retryAfter: true },
@@ -55,6 +62,24 @@ export class NotSignedIn extends Schema.TaggedError<NotSignedIn>()(
   "NotSignedIn",
   { error: ErrorBody },
   status("NotSignedIn")
+) {}
+/** Sign-in refused: no such account or the wrong password, never said which. */
+export class InvalidCredentials extends Schema.TaggedError<InvalidCredentials>()(
+  "InvalidCredentials",
+  { error: ErrorBody },
+  status("InvalidCredentials")
+) {}
+/** Built-in sign-up is turned off (AUTH_SIGNUP): buyers come from the shop's identity provider. */
+export class SignUpClosed extends Schema.TaggedError<SignUpClosed>()(
+  "SignUpClosed",
+  { error: ErrorBody },
+  status("SignUpClosed")
+) {}
+/** Sign-up with an email that already has an account. */
+export class EmailInUse extends Schema.TaggedError<EmailInUse>()(
+  "EmailInUse",
+  { error: ErrorBody },
+  status("EmailInUse")
 ) {}
 export class NotAdmin extends Schema.TaggedError<NotAdmin>()(
   "NotAdmin",
@@ -122,6 +147,30 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
   { error: ErrorBody },
   status("PayloadTooLarge")
 ) {}
+/** A body in a format the endpoint does not read (it reads JSON). */
+export class UnsupportedContentType extends Schema.TaggedError<UnsupportedContentType>()(
+  "UnsupportedContentType",
+  { error: ErrorBody },
+  status("UnsupportedContentType")
+) {}
+/** The client did not send its whole request in time. */
+export class RequestTimedOut extends Schema.TaggedError<RequestTimedOut>()(
+  "RequestTimedOut",
+  { error: ErrorBody },
+  status("RequestTimedOut")
+) {}
+/** The request line and headers are over the server's limit. */
+export class HeadersTooLarge extends Schema.TaggedError<HeadersTooLarge>()(
+  "HeadersTooLarge",
+  { error: ErrorBody },
+  status("HeadersTooLarge")
+) {}
+/** A defect on the node: logged with the request id, never described to the client. */
+export class UnexpectedFailure extends Schema.TaggedError<UnexpectedFailure>()(
+  "UnexpectedFailure",
+  { error: ErrorBody },
+  status("UnexpectedFailure")
+) {}
 export class RateLimited extends Schema.TaggedError<RateLimited>()(
   "RateLimited",
   { error: RetryBody },
@@ -155,6 +204,9 @@ export class NotReady extends Schema.TaggedError<NotReady>()(
 export type ApiError =
   | InvalidRequest
   | NotSignedIn
+  | InvalidCredentials
+  | SignUpClosed
+  | EmailInUse
   | NotAdmin
   | NotYourOrders
   | SaleNotFound
@@ -167,6 +219,10 @@ export type ApiError =
   | SaleCancelled
   | StockBelowSold
   | PayloadTooLarge
+  | UnsupportedContentType
+  | RequestTimedOut
+  | HeadersTooLarge
+  | UnexpectedFailure
   | RateLimited
   | Overloaded
   | PurchaseUnavailable
@@ -192,6 +248,9 @@ export const retryAfterSeconds = (answer: ErrorAnswer): number | undefined =>
 const classes = [
   InvalidRequest,
   NotSignedIn,
+  InvalidCredentials,
+  SignUpClosed,
+  EmailInUse,
   NotAdmin,
   NotYourOrders,
   SaleNotFound,
@@ -204,6 +263,10 @@ const classes = [
   SaleCancelled,
   StockBelowSold,
   PayloadTooLarge,
+  UnsupportedContentType,
+  RequestTimedOut,
+  HeadersTooLarge,
+  UnexpectedFailure,
   RateLimited,
   Overloaded,
   PurchaseUnavailable,
@@ -238,3 +301,51 @@ export const invalidRequest = (
         ? { code: "invalid_request", message }
         : { code: "invalid_request", message, details }
   })
+
+export const noSuchRoute = () =>
+  new NoSuchRoute({ error: { code: "not_found", message: "No such resource" } })
+
+export const payloadTooLarge = () =>
+  new PayloadTooLarge({
+    error: { code: "payload_too_large", message: "The request body is over the size limit" }
+  })
+
+export const unsupportedContentType = () =>
+  new UnsupportedContentType({
+    error: {
+      code: "unsupported_media_type",
+      message: "The body must be JSON (content-type: application/json)"
+    }
+  })
+
+export const requestTimedOut = () =>
+  new RequestTimedOut({ error: { code: "request_timeout", message: "The request was not received in time" } })
+
+export const headersTooLarge = () =>
+  new HeadersTooLarge({ error: { code: "headers_too_large", message: "The request headers are too large" } })
+
+export const unexpectedFailure = (requestId: string) =>
+  new UnexpectedFailure({
+    error: { code: "internal_error", message: "The request failed on the server", details: { requestId } }
+  })
+
+/**
+ * The error for a status the framework or Node's parser answered without a body: the same
+ * status where the API has an error for it, else a 400 for the client's part or the defect's 500.
+ */
+export const answerForStatus = (status: number, requestId: string): ApiError => {
+  switch (status) {
+    case 404:
+      return noSuchRoute()
+    case 408:
+      return requestTimedOut()
+    case 413:
+      return payloadTooLarge()
+    case 415:
+      return unsupportedContentType()
+    case 431:
+      return headersTooLarge()
+    default:
+      return status < 500 ? invalidRequest("The request could not be read") : unexpectedFailure(requestId)
+  }
+}

@@ -28,10 +28,11 @@ const ownedSales = Metric.gauge("mincommerce_owned_sales", {
   description: "Sales whose actor runs on this node"
 })
 
-// Ids in paths become ":id", so a route is one series however many sales there are.
-const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi
+/** The route label of a request no route matched (unknown path, refused before routing). */
+export const unmatched = "unmatched"
 
 // Series are made once per (method, route, status) and per outcome: counting allocates nothing.
+// Routes are the templates the server declares, never a client's URL, so the series are few.
 const requestSeries = new Map<string, Metric.Metric<number, unknown>>()
 const outcomeSeries = new Map(
   outcomeTags.map((outcome) => [outcome, Metric.withAttributes(outcomes, { outcome })] as const)
@@ -39,13 +40,19 @@ const outcomeSeries = new Map(
 // Metrics live in the default registry, the one every fiber without an override reports to.
 const defaultContext = Context.empty()
 
-/** Counts one answered request; synchronous, so the purchase fast route counts without a fiber. */
-export const countRequest = (method: string, url: string, status: number): void => {
-  const route = (url.split("?")[0] ?? url).replace(uuid, ":id")
+/**
+ * Counts one answered request under its route template (`/api/sales/:saleId`, or `unmatched`);
+ * every parameter is labelled `:id`. Synchronous, so the purchase fast route counts without a fiber.
+ */
+export const countRequest = (method: string, route: string, status: number): void => {
   const key = `${method} ${route} ${status}`
   let series = requestSeries.get(key)
   if (series === undefined) {
-    series = Metric.withAttributes(requests, { method, route, status: String(status) })
+    series = Metric.withAttributes(requests, {
+      method,
+      route: route.replace(/:[A-Za-z_]\w*/g, ":id"),
+      status: String(status)
+    })
     requestSeries.set(key, series)
   }
   series.updateUnsafe(1, defaultContext)

@@ -1,7 +1,12 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer, Scope } from "effect"
 import { HttpServer } from "effect/http"
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from "node:http"
+import type { Duplex } from "node:stream"
+import { answerForStatus } from "./ApiErrors.ts"
+import { answerHeaders, errorAnswer } from "./JsonAnswer.ts"
+import { countRequest, unmatched } from "./Metrics.ts"
+import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
 
 /** A route served straight from node:http: true when it answered, false to pass the request on. */
 export type RawRoute = (request: IncomingMessage, response: ServerResponse) => boolean
@@ -24,6 +29,17 @@ export const layer = (options: {
     Effect.gen(function* () {
       const server = createServer()
       options.configure?.(server)
+      const context = yield* Effect.context<never>()
+      server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
+        const status = answerClientError(error, socket)
+        if (status === undefined) return
+        countRequest("unparsed", unmatched, status)
+        Effect.runForkWith(context)(
+          Effect.logInfo("Request refused by the HTTP parser").pipe(
+            Effect.annotateLogs({ status, code: error.code ?? "unknown" })
+          )
+        )
+      })
       // Listens now and closes the server with the layer; its own `serve` is not used.
       const listening = yield* NodeHttpServer.make(() => server, options.listen)
       return HttpServer.make({
@@ -56,3 +72,43 @@ const stopListening = (server: Server) =>
     if (!server.listening) return resume(Effect.void)
     server.close(() => resume(Effect.void))
   })
+
+// Node's parser codes for what the client sent, by the status Node itself would answer.
+const statusOfParseError = (code: string | undefined): number => {
+  switch (code) {
+    case "HPE_HEADER_OVERFLOW":
+      return 431
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return 413
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return 408
+    default:
+      return 400
+  }
+}
+
+/**
+ * Answers what Node's parser refused before any request existed (a malformed request line, headers
+ * over the limit, a client too slow to send them) with the API's JSON error and the security
+ * headers, instead of Node's bare status line; then closes the connection. Returns the status, or
+ * undefined when nothing could be written: the peer is gone, or a response on this connection has
+ * started and a second one would corrupt it.
+ */
+const answerClientError = (error: NodeJS.ErrnoException, socket: Duplex): number | undefined => {
+  // The response in flight on this connection, as node:http tracks it.
+  const inFlight = (socket as Duplex & { readonly _httpMessage?: { readonly headersSent?: boolean } })
+    ._httpMessage
+  if (error.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent === true) {
+    socket.destroy()
+    return undefined
+  }
+  const status = statusOfParseError(error.code)
+  const requestId = requestIdFor(undefined)
+  const answer = errorAnswer(answerForStatus(status, requestId))
+  const headers = { ...securityHeaders, ...answerHeaders(answer), "x-request-id": requestId }
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\n`
+  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`
+  head += `content-length: ${Buffer.byteLength(answer.body)}\r\nconnection: close\r\n\r\n`
+  socket.end(head + answer.body)
+  return status
+}

@@ -1,14 +1,25 @@
-import { type ByteSize, Cause, Effect, Layer, Predicate } from "effect"
+import { type ByteSize, Cause, Effect, Layer, Option, Predicate } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { HttpApiBuilder } from "effect/http-api"
 import type { Server } from "node:http"
+import { hasControlCharacter } from "../domain/Inputs.ts"
 import * as Settings from "../Settings.ts"
 import { Api } from "./Api.ts"
-import { invalidRequest, NoSuchRoute, PayloadTooLarge, type ErrorAnswer } from "./ApiErrors.ts"
+import { ApiDocs } from "./ApiDocs.ts"
+import {
+  answerForStatus,
+  invalidRequest,
+  isApiError,
+  noSuchRoute,
+  payloadTooLarge,
+  unexpectedFailure,
+  type ApiError,
+  type InvalidRequest
+} from "./ApiErrors.ts"
 import { ApiHandlers } from "./Handlers.ts"
 import { errorAnswer, toServerResponse } from "./JsonAnswer.ts"
 import { Limits } from "./Limits.ts"
-import { countRequest, MetricsRoute } from "./Metrics.ts"
+import { countRequest, MetricsRoute, unmatched } from "./Metrics.ts"
 import * as NodeServer from "./NodeServer.ts"
 import { PurchaseEndpoint } from "./PurchaseEndpoint.ts"
 import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
@@ -27,22 +38,18 @@ const fieldPath = (message: string): ReadonlyArray<unknown> | undefined => {
   }
 }
 
-const noSuchRoute = new NoSuchRoute({ error: { code: "not_found", message: "No such resource" } })
-const payloadTooLarge = new PayloadTooLarge({
-  error: { code: "payload_too_large", message: "The request body is over the size limit" }
-})
-
 /**
  * The framework's own failures (unknown route, undecodable params or body, body over the
  * limit) answered in the API's error shape instead of an empty body; undefined for others.
  */
-const requestFailure = (cause: Cause.Cause<unknown>): ErrorAnswer | undefined => {
+const requestFailure = (cause: Cause.Cause<unknown>): ApiError | undefined => {
   for (const reason of cause.reasons) {
     const error: unknown = Cause.isFailReason(reason)
       ? reason.error
       : Cause.isDieReason(reason)
         ? reason.defect
         : undefined
+    if (isApiError(error)) return error
     if (!Predicate.hasProperty(error, "_tag")) continue
     if (error._tag === "HttpApiSchemaError" && Predicate.hasProperty(error, "kind")) {
       const schemaError = Predicate.hasProperty(error, "cause") ? error.cause : undefined
@@ -55,10 +62,10 @@ const requestFailure = (cause: Cause.Cause<unknown>): ErrorAnswer | undefined =>
     }
     if (error._tag === "HttpServerError" && Predicate.hasProperty(error, "reason")) {
       const inner = error.reason
-      if (Predicate.hasProperty(inner, "_tag") && inner._tag === "RouteNotFound") return noSuchRoute
+      if (Predicate.hasProperty(inner, "_tag") && inner._tag === "RouteNotFound") return noSuchRoute()
       if (Predicate.hasProperty(inner, "_tag") && inner._tag === "RequestParseError") {
         return /maxBytes/.test(String(Predicate.hasProperty(inner, "cause") ? inner.cause : ""))
-          ? payloadTooLarge
+          ? payloadTooLarge()
           : invalidRequest("The request could not be read")
       }
     }
@@ -66,32 +73,89 @@ const requestFailure = (cause: Cause.Cause<unknown>): ErrorAnswer | undefined =>
   return undefined
 }
 
+// No route or static file has a longer segment or path; a longer one is refused before any
+// route sees it (the file system refuses names over 255 bytes, paths over 4 KB).
+const maxTargetLength = 2_048
+const maxSegmentLength = 128
+
+/** A 400 for a request target no route could serve sanely: not a path, too long, NUL or control characters. */
+const refusedTarget = (url: string): InvalidRequest | undefined => {
+  if (url.length > maxTargetLength)
+    return invalidRequest("The request path is too long", { in: "path", path: [] })
+  if (url.charCodeAt(0) !== 47)
+    return invalidRequest("The request target must be a path", { in: "path", path: [] })
+  const query = url.indexOf("?")
+  const segments = (query === -1 ? url : url.slice(0, query)).split("/")
+  for (let index = 1; index < segments.length; index++) {
+    const segment = segments[index]!
+    if (segment.length > maxSegmentLength)
+      return invalidRequest("A path segment is too long", { in: "path", path: [index - 1] })
+    if (segment.includes("%") && !decodesSanely(segment))
+      return invalidRequest("A path segment is not a valid name", { in: "path", path: [index - 1] })
+  }
+  return undefined
+}
+
+const decodesSanely = (segment: string): boolean => {
+  try {
+    return !hasControlCharacter(decodeURIComponent(segment))
+  } catch {
+    return false
+  }
+}
+
+const isJson = (response: HttpServerResponse.HttpServerResponse): boolean => {
+  const body = response.body
+  const type = ("contentType" in body ? body.contentType : undefined) ?? response.headers["content-type"]
+  return type?.startsWith("application/json") === true
+}
+
+const answer = (error: ApiError) => toServerResponse(errorAnswer(error))
+
 /**
  * Around every request: a request id (echoed when the caller sent a sane one), the security
- * headers, and the API's error answer for what the framework itself refuses (unknown path,
- * undecodable input, a body over the limit).
+ * headers, a count under the matched route, and the API's error answer for whatever is not a
+ * success: a target refused before routing, what the framework refuses (unknown path,
+ * undecodable input, a body over the limit, a bare status of its own) and any defect, which is
+ * logged at error level with the request id and answered without its details.
  */
 const edge = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const requestId = requestIdFor(request.headers["x-request-id"])
-    const response = yield* app.pipe(
-      Effect.catchCause((cause) => {
-        const answer = requestFailure(cause)
-        return answer === undefined
-          ? Effect.failCause(cause)
-          : Effect.succeed(toServerResponse(errorAnswer(answer)))
-      }),
-      // Whatever a handler logs names the request it served.
-      Effect.annotateLogs("requestId", requestId)
-    )
-    countRequest(request.method, request.url, response.status)
+    const refused = refusedTarget(request.url)
+    let response: HttpServerResponse.HttpServerResponse
+    let route = unmatched
+    if (refused !== undefined) response = answer(refused)
+    else {
+      response = yield* app.pipe(
+        Effect.catchCause((cause) => {
+          if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+          const known = requestFailure(cause)
+          if (known !== undefined) return Effect.succeed(answer(known))
+          return Effect.as(
+            Effect.logError("Request failed with a defect", cause).pipe(
+              Effect.annotateLogs({ method: request.method, url: request.url })
+            ),
+            answer(unexpectedFailure(requestId))
+          )
+        }),
+        // Whatever a handler logs names the request it served.
+        Effect.annotateLogs("requestId", requestId)
+      )
+      // The router leaves the matched route in the fiber's context until the request ends.
+      const matched = yield* Effect.serviceOption(HttpRouter.RouteContext)
+      if (Option.isSome(matched)) route = matched.value.route.path
+      if (response.status >= 400 && !isJson(response))
+        response = answer(answerForStatus(response.status, requestId))
+    }
+    countRequest(request.method, route, response.status)
     return HttpServerResponse.setHeaders(response, { ...securityHeaders, "x-request-id": requestId })
   })
 
 export const ApiRoutes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }),
-  HttpApiScalar.layer(Api, { path: "/docs" }),
+  ApiDocs,
   MetricsRoute,
   SaleEventsRoute,
   StaticAssets,

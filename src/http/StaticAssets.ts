@@ -1,13 +1,9 @@
 import { Effect, Layer } from "effect"
-import {
-  HttpRouter,
-  HttpServerError,
-  HttpServerRequest,
-  HttpServerResponse,
-  HttpStaticServer
-} from "effect/http"
+import { HttpRouter, HttpServerError, HttpServerRequest, HttpStaticServer } from "effect/http"
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
+import { NotReady } from "./ApiErrors.ts"
+import { errorAnswer, toServerResponse } from "./JsonAnswer.ts"
 
 /** Where `vite build` writes the storefront and admin console (web/vite.config.ts). */
 export const webDist = fileURLToPath(new URL("../../web/dist", import.meta.url))
@@ -18,9 +14,17 @@ export const webDist = fileURLToPath(new URL("../../web/dist", import.meta.url))
 const hashedAssets = "public, max-age=31536000, immutable"
 const pages = "no-cache"
 
-const notBuilt = HttpServerResponse.text(
-  "The web app is not built yet: run `npm run build:web` (npm start does it when web/dist is missing).",
-  { status: 503 }
+const notBuilt = toServerResponse(
+  errorAnswer(
+    new NotReady({
+      error: {
+        code: "web_not_built",
+        message:
+          "The web app is not built yet: run `npm run build:web` (npm start does it when web/dist is missing).",
+        details: { retryAfterSeconds: 60 }
+      }
+    })
+  )
 )
 
 /**
