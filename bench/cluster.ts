@@ -9,8 +9,9 @@
  *
  * Prints figures; fails only when an invariant is broken. `-- --quick` for a smoke run.
  */
-import autocannon from "autocannon"
+import { Effect } from "effect"
 import { Redis } from "ioredis"
+import { load } from "./load.ts"
 import type { OrderId, SaleId, UserId } from "../src/domain/Ids.ts"
 import { connect } from "node:net"
 import { encodeFrame, FrameReader, linkKey, proofOf, Reply } from "../src/cluster/Frames.ts"
@@ -55,51 +56,38 @@ const check = async (cluster: Cluster, saleId: SaleId, confirmed: Map<OrderId, U
   return report
 }
 
-/** autocannon over `urls` for `seconds`; each request takes the next buyer and a path from `pathFor`. */
-const load = async (
+/**
+ * The shared load (wrk, bench/load.ts) over `urls` for `seconds`, buyer i to `paths[i mod n]`;
+ * the answers confirmed per path, for the invariant check of each sale.
+ */
+const spreadLoad = async (
   urls: ReadonlyArray<string>,
   buyers: ReadonlyArray<Buyer>,
-  pathFor: (i: number) => string
+  paths: ReadonlyArray<string>
 ) => {
-  let next = 0
-  let purchased = 0
-  const statuses: Record<string, number> = {}
-  const confirmed = new Map<string, Map<OrderId, UserId>>()
-  const result = await autocannon({
-    url: (urls.length === 1 ? urls[0]! : [...urls]) as string,
-    connections,
-    duration: seconds,
-    requests: [
-      {
-        method: "POST",
-        setupRequest: (request, context: { i?: number }) => {
-          const i = next++ % buyers.length
-          context.i = i
-          return {
-            ...request,
-            path: pathFor(i),
-            headers: { ...request.headers, authorization: `Bearer ${buyers[i]!.token}` }
-          }
-        },
-        onResponse: (status, body, context: { i?: number }) => {
-          statuses[status] = (statuses[status] ?? 0) + 1
-          if (status !== 201 && status !== 200) return
-          if (status === 201) purchased++
-          const orderId = (JSON.parse(body) as { orderId?: OrderId }).orderId
-          const path = pathFor(context.i!)
-          let forPath = confirmed.get(path)
-          if (forPath === undefined) confirmed.set(path, (forPath = new Map()))
-          if (orderId !== undefined) forPath.set(orderId, buyers[context.i!]!.userId)
-        }
-      }
-    ]
-  })
+  const phase = await Effect.runPromise(
+    load({
+      urls,
+      connections,
+      seconds,
+      tokens: buyers.map((b) => b.token),
+      users: buyers.map((b) => b.userId),
+      paths
+    })
+  )
+  const confirmed = new Map<string, Map<OrderId, UserId>>(paths.map((path) => [path, new Map()]))
+  for (const [orderId, index] of phase.confirmedIndex) {
+    const buyer = buyers[index]
+    const path = paths[index % paths.length]
+    if (buyer !== undefined && path !== undefined) confirmed.get(path)?.set(orderId, buyer.userId)
+  }
   return {
-    requestsPerSecond: result.requests.average,
-    purchasesPerSecond: purchased / seconds,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    statuses: { ...statuses, ...(result.errors > 0 ? { errors: result.errors } : {}) },
+    requestsPerSecond: phase.requestsPerSecond,
+    purchasesPerSecond: phase.purchasesPerSecond,
+    p50: phase.p50,
+    p99: phase.p99,
+    generatorCpuPercent: phase.generatorCpuPercent,
+    statuses: phase.outcomes,
     confirmed
   }
 }
@@ -245,7 +233,7 @@ try {
     `bench:cluster: 3 nodes, lease TTL ${leaseTtlMillis / 1_000} s, ${connections} connections, ${seconds} s per phase`
   )
 
-  const hotLoad = await load(urls, cluster.users.slice(0, half), () => `/api/sales/${hot}/purchases`)
+  const hotLoad = await spreadLoad(urls, cluster.users.slice(0, half), [`/api/sales/${hot}/purchases`])
   const hotReport = await check(
     cluster,
     hot!,
@@ -253,14 +241,14 @@ try {
   )
   console.log(
     `one hot sale, requests over 3 nodes (2/3 forwarded): ${number(hotLoad.purchasesPerSecond)} purchases/s (${number(hotLoad.requestsPerSecond)} req/s), ` +
-      `p50 ${hotLoad.p50} ms, p99 ${hotLoad.p99} ms; answers ${JSON.stringify(hotLoad.statuses)}; ` +
+      `p50 ${hotLoad.p50} ms, p99 ${hotLoad.p99} ms, wrk CPU ${Math.round(hotLoad.generatorCpuPercent)} %; answers ${JSON.stringify(hotLoad.statuses)}; ` +
       `${number(hotReport.committed)} committed, ${hotReport.broken} violations`
   )
 
-  const manyLoad = await load(
+  const manyLoad = await spreadLoad(
     urls,
     cluster.users.slice(half, httpBuyers),
-    (i) => `/api/sales/${many[i % manySales]}/purchases`
+    many.map((saleId) => `/api/sales/${saleId}/purchases`)
   )
   let manyCommitted = 0
   for (const saleId of many) {

@@ -214,6 +214,7 @@ const program = Effect.gen(function* () {
         seconds: settings.warmupSeconds,
         tokens,
         users,
+        record: false,
         ticker: warm
       })
       warm.done(`${warmed.requests.toLocaleString("en-US")} requests (not counted)`)
@@ -230,6 +231,7 @@ const program = Effect.gen(function* () {
           seconds: settings.seconds,
           tokens,
           users,
+          record: design.checked,
           ticker: progress
         })
         let invariants
@@ -249,6 +251,7 @@ const program = Effect.gen(function* () {
           p99: phase.p99,
           p999: phase.p999,
           outcomes: phase.outcomes,
+          generatorCpuPercent: phase.generatorCpuPercent,
           sellOutSeconds: soldOut ? phase.lastPurchaseSeconds : undefined,
           invariants
         })
@@ -257,7 +260,7 @@ const program = Effect.gen(function* () {
             (design.id === "ceiling"
               ? ""
               : `${Math.round(phase.purchasesPerSecond).toLocaleString("en-US")} purchases/s, `) +
-            `p99 ${phase.p99} ms` +
+            `p99 ${phase.p99} ms, wrk CPU ${Math.round(phase.generatorCpuPercent)} %` +
             (invariants === undefined
               ? ""
               : `, ${invariants.committed.toLocaleString("en-US")} sold${soldOut ? ` (sold out after ${phase.lastPurchaseSeconds.toFixed(2)} s)` : ""}`)

@@ -1,25 +1,31 @@
 /**
- * `npm run bench:http`: purchases over HTTP against the real service, and in the same run,
- * with the same load generator (autocannon) and bodies, a bare node:http server that parses
- * the body and answers a fixed JSON (the ceiling). Options: --quick, --buyers N, --stock N,
- * --duration S, --connections 64,256. Fails only when an invariant is broken. BENCH_NODE_ARGS
- * passes flags to the node processes it starts (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+ * `npm run bench:http`: the purchase flood over HTTP against the real service and, back to
+ * back in every round, a bare node:http server that parses the body and answers a fixed JSON
+ * (the ceiling), both loaded by wrk (bench/load.ts) with the same buyers and bodies. Every
+ * request is a new buyer; each round sells a fresh sale. Figures are medians over the rounds
+ * with min–max; a round whose ceiling moved more than `ceilingDrift` from the median is
+ * flagged. Options: --quick, --rounds N, --buyers N, --stock N, --duration S,
+ * --connections 64,256. Fails only when an invariant is broken. BENCH_NODE_ARGS passes flags
+ * to the servers it starts.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
-import { cpus, totalmem } from "node:os"
+import { cpus, loadavg, totalmem } from "node:os"
 import { parseArgs } from "node:util"
 import { Audit, checkInvariants, violations } from "../src/storage/Audit.ts"
 import { makeSale, makeUsers } from "../tests/support/Fixtures.ts"
 import { freshServerStorage } from "../tests/support/TestDatabase.ts"
-import { load } from "./load.ts"
-import { serve } from "./serve.ts"
-import { formatRate } from "./stats.ts"
+import { load, type Phase } from "./load.ts"
+import type { ProbeStats } from "./probe.ts"
+import { phaseProgress } from "./progress.ts"
+import { serve, type Served } from "./serve.ts"
+import { formatRate, ratio, spread, type Spread } from "./stats.ts"
 import { benchSecret, signTokens } from "./tokens.ts"
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
+    rounds: { type: "string" },
     buyers: { type: "string" },
     stock: { type: "string" },
     duration: { type: "string" },
@@ -27,25 +33,115 @@ const { values: args } = parseArgs({
   }
 })
 const quick = args.quick === true
+const rounds = Number(args.rounds ?? (quick ? 1 : 3))
 const buyers = Number(args.buyers ?? (quick ? 20_000 : 200_000))
 const stock = Number(args.stock ?? 10_000)
 const duration = Number(args.duration ?? (quick ? 3 : 10))
-const connectionCounts = (args.connections ?? (quick ? "64" : "64,256")).split(",").map(Number)
+const connectionCounts = (args.connections ?? (quick ? "64" : "256")).split(",").map(Number)
+/** A round's ceiling further than this from the median ceiling is flagged. */
+const ceilingDrift = 0.15
+
+/** One round at one connection count: MinCommerce, then the ceiling, back to back. */
+interface Round {
+  readonly ours: Phase
+  readonly ceiling: Phase
+  readonly oursProbe: ProbeStats
+  readonly ceilingProbe: ProbeStats
+  readonly violations: number
+}
+
+const measured = (server: Served, phase: Effect.Effect<Phase>) =>
+  Effect.gen(function* () {
+    yield* Effect.promise(server.probe)
+    const result = yield* phase
+    return { result, probe: yield* Effect.promise(server.probe) }
+  })
+
+const fmt = (s: Spread, digits = 0) =>
+  s.runs === 1
+    ? s.median.toFixed(digits)
+    : `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`
+const rate = (s: Spread) =>
+  s.runs === 1 ? formatRate(s.median) : `${formatRate(s.median)} (${formatRate(s.min)}–${formatRate(s.max)})`
+
+const report = (connections: number, list: ReadonlyArray<Round>) => {
+  const of = (f: (round: Round) => number) => spread(list.map(f))
+  const ceilings = list.map((r) => r.ceiling.requestsPerSecond)
+  const middle = spread(ceilings).median
+  const drifted = ceilings.filter((c) => Math.abs(c - middle) / middle > ceilingDrift).length
+  const ratios = of((r) => ratio(r.ours.requestsPerSecond, r.ceiling.requestsPerSecond) * 100)
+  console.log(`\n${connections} connections, ${list.length} round(s): median (min–max)`)
+  console.log(
+    `  MinCommerce: ${rate(of((r) => r.ours.requestsPerSecond))} req/s, ${rate(of((r) => r.ours.purchasesPerSecond))} purchases/s, ` +
+      `p50 ${fmt(
+        of((r) => r.ours.p50),
+        1
+      )} ms, p99 ${fmt(
+        of((r) => r.ours.p99),
+        1
+      )} ms, p99.9 ${fmt(
+        of((r) => r.ours.p999),
+        1
+      )} ms; ` +
+      `wrk CPU ${fmt(of((r) => r.ours.generatorCpuPercent))} % of a core`
+  )
+  console.log(
+    `    server: event-loop delay p99 ${fmt(
+      of((r) => r.oursProbe.loopDelayP99),
+      1
+    )} ms, max ${fmt(
+      of((r) => r.oursProbe.loopDelayMax),
+      1
+    )} ms; ` +
+      `GC ${fmt(of((r) => r.oursProbe.gcCount))} pauses, ${fmt(of((r) => r.oursProbe.gcTotalMillis))} ms in all, longest ${fmt(
+        of((r) => r.oursProbe.gcMaxMillis),
+        1
+      )} ms`
+  )
+  console.log(
+    `  bare node:http: ${rate(of((r) => r.ceiling.requestsPerSecond))} req/s, p50 ${fmt(
+      of((r) => r.ceiling.p50),
+      1
+    )} ms, ` +
+      `p99 ${fmt(
+        of((r) => r.ceiling.p99),
+        1
+      )} ms, p99.9 ${fmt(
+        of((r) => r.ceiling.p999),
+        1
+      )} ms; wrk CPU ${fmt(of((r) => r.ceiling.generatorCpuPercent))} % of a core; ` +
+      `event-loop delay p99 ${fmt(
+        of((r) => r.ceilingProbe.loopDelayP99),
+        1
+      )} ms`
+  )
+  console.log(
+    `  ratio to the bare server: ${fmt(ratios)} % of its requests/s (goal >= 70 %); p99 ${fmt(
+      of((r) => r.ours.p99 / r.ceiling.p99),
+      2
+    )}x the bare server's (goal <= 2x)` +
+      (drifted > 0
+        ? `\n  FLAGGED: the ceiling moved more than ${ceilingDrift * 100} % from its median in ${drifted} round(s): ${ceilings.map(formatRate).join(", ")} req/s`
+        : "")
+  )
+  const last = list[list.length - 1]
+  if (last !== undefined)
+    console.log(`  outcomes by status (last round): ${JSON.stringify(last.ours.outcomes)}`)
+}
+
 const program = Effect.gen(function* () {
   const { url: databaseUrl, storage } = yield* freshServerStorage()
   const cpu = cpus()
   console.log(`MinCommerce bench:http${quick ? " (quick)" : ""}`)
   console.log(
-    `machine: ${cpu.length} x ${cpu[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`
+    `machine: ${cpu.length} x ${cpu[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, load average ${loadavg()[0]?.toFixed(2)}`
   )
   console.log(
-    `${buyers.toLocaleString("en-US")} signed-in buyers, ${stock.toLocaleString("en-US")} units per sale, ${duration} s per run`
+    `${buyers.toLocaleString("en-US")} signed-in buyers, ${stock.toLocaleString("en-US")} units per sale, ${duration} s per run, ` +
+      `${rounds} round(s), load generator wrk (native; its CPU is stated)`
   )
-
   const users = yield* makeUsers(buyers).pipe(Effect.provideContext(storage))
   const tokens = signTokens(users)
-  console.log(`signed ${tokens.length.toLocaleString("en-US")} tokens`)
-
   const node = yield* serve("src/main.ts", {
     DATABASE_URL: databaseUrl,
     PORT: "0",
@@ -54,54 +150,62 @@ const program = Effect.gen(function* () {
     RATE_LIMIT_PER_USER: "0"
   })
   const bare = yield* serve("bench/bare.ts", {})
-  let broken = 0
-
-  // Warm-up, not counted.
-  const warm = yield* makeSale(stock).pipe(Effect.provideContext(storage))
-  yield* load({
-    urls: [`${node.url}/api/sales/${warm}/purchases`],
-    connections: 64,
-    seconds: 2,
-    tokens,
-    users
-  })
-  yield* load({ urls: [`${bare.url}/`], connections: 64, seconds: 2, tokens, users })
-
-  for (const connections of connectionCounts) {
-    const saleId = yield* makeSale(stock).pipe(Effect.provideContext(storage))
-    console.log(`\n${connections} connections`)
-    const ours = yield* load({
-      urls: [`${node.url}/api/sales/${saleId}/purchases`],
-      connections,
-      seconds: duration,
-      tokens,
-      users
-    })
-    const ceiling = yield* load({ urls: [`${bare.url}/`], connections, seconds: duration, tokens, users })
-    const record = yield* Effect.provideContext(
-      Effect.flatMap(Audit, (audit) => audit.read(saleId)),
-      storage
-    )
-    const report = checkInvariants(record, ours.confirmed)
-    broken += violations(report)
-    console.log(
-      `  MinCommerce: ${formatRate(ours.requestsPerSecond)} req/s, ${formatRate(ours.purchasesPerSecond)} purchases/s ` +
-        `(sold ${ours.purchased} in ${ours.lastPurchaseSeconds.toFixed(2)} s), latency p50 ${ours.p50} ms, ` +
-        `p99 ${ours.p99} ms, p99.9 ${ours.p999} ms`
-    )
-    console.log(`  outcomes by status: ${JSON.stringify(ours.outcomes)}`)
-    console.log(
-      `  bare node:http: ${formatRate(ceiling.requestsPerSecond)} req/s, p50 ${ceiling.p50} ms, p99 ${ceiling.p99} ms`
-    )
-    console.log(
-      `  ratio to the bare server: ${((100 * ours.requestsPerSecond) / ceiling.requestsPerSecond).toFixed(0)} % ` +
-        `(goal >= 70 %); p99 ${ours.p99} ms (goal <= 25 ms at 256 connections)`
-    )
-    console.log(
-      `  invariants: committed ${report.committed}/${stock}, oversold ${report.oversold}, duplicate buyers ` +
-        `${report.duplicateBuyers}, 2xx without a row ${report.lostConfirmed} -> ${violations(report) === 0 ? "OK" : "VIOLATED"}`
+  const phase = (url: string, connections: number, seconds: number, record: boolean, label: string) => {
+    const progress = phaseProgress(label, seconds)
+    return load({ urls: [url], connections, seconds, tokens, users, record, ticker: progress }).pipe(
+      Effect.tap((result) =>
+        Effect.sync(() =>
+          progress.done(`${formatRate(result.requestsPerSecond)} req/s, p99 ${result.p99.toFixed(1)} ms`)
+        )
+      )
     )
   }
+
+  // Warm-up of both servers, not counted.
+  const warm = yield* makeSale(stock).pipe(Effect.provideContext(storage))
+  yield* phase(`${node.url}/api/sales/${warm}/purchases`, 64, 2, false, "warm-up, MinCommerce")
+  yield* phase(`${bare.url}/`, 64, 2, false, "warm-up, bare node:http")
+
+  let broken = 0
+  const results = new Map<number, Array<Round>>(connectionCounts.map((c) => [c, []]))
+  for (let round = 1; round <= rounds; round++) {
+    for (const connections of connectionCounts) {
+      const saleId = yield* makeSale(stock).pipe(Effect.provideContext(storage))
+      const label = `${connections} conn., round ${round}/${rounds}`
+      const ours = yield* measured(
+        node,
+        phase(
+          `${node.url}/api/sales/${saleId}/purchases`,
+          connections,
+          duration,
+          true,
+          `MinCommerce, ${label}`
+        )
+      )
+      const ceiling = yield* measured(
+        bare,
+        phase(`${bare.url}/`, connections, duration, false, `bare, ${label}`)
+      )
+      const record = yield* Effect.provideContext(
+        Effect.flatMap(Audit, (audit) => audit.read(saleId)),
+        storage
+      )
+      const invariants = checkInvariants(record, ours.result.confirmed)
+      broken += violations(invariants)
+      console.log(
+        `  invariants: committed ${invariants.committed}/${stock}, oversold ${invariants.oversold}, duplicate buyers ` +
+          `${invariants.duplicateBuyers}, 2xx without a row ${invariants.lostConfirmed} -> ${violations(invariants) === 0 ? "OK" : "VIOLATED"}`
+      )
+      results.get(connections)?.push({
+        ours: ours.result,
+        ceiling: ceiling.result,
+        oursProbe: ours.probe,
+        ceilingProbe: ceiling.probe,
+        violations: violations(invariants)
+      })
+    }
+  }
+  for (const [connections, list] of results) report(connections, list)
   if (broken > 0) {
     console.log("INVARIANT VIOLATED")
     process.exitCode = 1

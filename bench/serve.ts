@@ -1,10 +1,38 @@
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { ProbeStats } from "./probe.ts"
 
 /** A server process the bench started; it is killed (SIGTERM) when the scope closes. */
 export interface Served {
   readonly url: string
   readonly pid: number
+  /**
+   * The server's event-loop delay and GC since the previous call (bench/probe.ts, loaded into
+   * every server the bench starts): call it before a phase to start afresh, and after it.
+   */
+  readonly probe: () => Promise<ProbeStats>
+}
+
+const probeScript = new URL("./probe.ts", import.meta.url).pathname
+
+const readProbe = async (pid: number, file: string): Promise<ProbeStats> => {
+  const before = statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0
+  process.kill(pid, "SIGUSR2")
+  for (let i = 0; i < 200; i++) {
+    const written = statSync(file, { throwIfNoEntry: false })
+    if (written !== undefined && written.mtimeMs !== before && written.size > 0) {
+      try {
+        return JSON.parse(readFileSync(file, "utf8")) as ProbeStats
+      } catch {
+        // caught mid-write: read again
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  throw new Error(`the server ${pid} did not answer the probe`)
 }
 
 /**
@@ -17,8 +45,10 @@ export const serve = (script: string, env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.callback<{ readonly served: Served; readonly stop: () => Promise<void> }>((resume) => {
       const flags = process.env.BENCH_NODE_ARGS?.split(" ").filter((flag) => flag.length > 0) ?? []
-      const child = spawn(process.execPath, [...flags, script], {
-        env: { ...process.env, ...env },
+      const probeFolder = mkdtempSync(join(tmpdir(), "mincommerce-probe-"))
+      const probeFile = join(probeFolder, "stats.json")
+      const child = spawn(process.execPath, [...flags, "--import", probeScript, script], {
+        env: { ...process.env, ...env, BENCH_PROBE_FILE: probeFile },
         stdio: ["ignore", "pipe", "inherit"]
       })
       let output = ""
@@ -29,6 +59,7 @@ export const serve = (script: string, env: Record<string, string>) =>
         const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
         await exited
         clearTimeout(timer)
+        rmSync(probeFolder, { recursive: true, force: true })
       }
       child.stdout.on("data", (chunk: Buffer) => {
         if (listening) return
@@ -38,7 +69,8 @@ export const serve = (script: string, env: Record<string, string>) =>
           listening = true
           output = ""
           child.stdout.resume()
-          resume(Effect.succeed({ served: { url, pid: child.pid ?? 0 }, stop }))
+          const pid = child.pid ?? 0
+          resume(Effect.succeed({ served: { url, pid, probe: () => readProbe(pid, probeFile) }, stop }))
         }
       })
       child.on("exit", (code) => {

@@ -38,6 +38,8 @@ export interface Run {
   readonly p99: number
   readonly p999: number
   readonly outcomes: Record<string, number>
+  /** wrk's own CPU over the run, percent of one core (absent in results made before it was measured). */
+  readonly generatorCpuPercent?: number
   /** Seconds from the first request to the last unit sold; undefined when stock remained. */
   readonly sellOutSeconds: number | undefined
   /** Read back from PostgreSQL after the run; undefined for the ceiling, which stores nothing. */

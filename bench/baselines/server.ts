@@ -160,6 +160,10 @@ export const servePurchases = (options: {
   }
 
   const server = createServer((request, response) => {
+    // As a MinCommerce node does: the caller's request id comes back (the bench matches each
+    // answer to its buyer by it).
+    const requestId = request.headers["x-request-id"]
+    if (typeof requestId === "string" && requestId.length <= 64) response.setHeader("x-request-id", requestId)
     // The endpoint takes no payload: a body is read and dropped, and refused past the limit.
     let bytes = 0
     let refused = false

@@ -1,5 +1,6 @@
 -- A purchase flood for wrk: every request a distinct buyer, in order, each buyer once per
--- pass. Buyer i's token is line i of the file named by BENCH_TOKENS; the buyer's index
+-- pass. Buyer i's token is line i of the file named by BENCH_TOKENS; with BENCH_PATHS (a file
+-- of paths, one per line) buyer i goes to path i mod n, else every buyer to the URL's path; the buyer's index
 -- rides in x-request-id (the node echoes it), so each answer is matched to its buyer without
 -- knowing which connection carried it. Set BENCH_RECORD=1 to record answers (status counts,
 -- the order id of every 2xx with its buyer, and the buyers definitely refused); without it wrk runs without Lua per answer.
@@ -32,9 +33,20 @@ function init(args)
     tokens[#tokens + 1] = line
   end
   file:close()
+  paths = {}
+  local paths_file = os.getenv("BENCH_PATHS")
+  if paths_file and paths_file ~= "" then
+    local listed = assert(io.open(paths_file, "r"))
+    for line in listed:lines() do
+      paths[#paths + 1] = line
+    end
+    listed:close()
+  end
+  if #paths == 0 then
+    paths[1] = wrk.path
+  end
   thread_total = tonumber(os.getenv("BENCH_STRIDE"))
   next_buyer = tonumber(os.getenv("BENCH_FIRST")) + thread_index
-  path = wrk.path
   statuses = {}
   confirmed = {}
   refused = {}
@@ -47,7 +59,7 @@ end
 function request()
   local i = next_buyer % #tokens
   next_buyer = next_buyer + thread_total
-  return wrk.format("POST", path, {
+  return wrk.format("POST", paths[(i % #paths) + 1], {
     ["content-type"] = "application/json",
     ["authorization"] = "Bearer " .. tokens[i + 1],
     ["x-request-id"] = "b" .. i

@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import type { UserId } from "../../src/domain/Ids.ts"
-import { loadWrk } from "../../bench/wrk.ts"
+import { load } from "../../bench/load.ts"
 
 /**
  * A server that knows the buyers by their tokens: even buyers get 201 with an order id that
@@ -45,7 +45,7 @@ const buyersServer = Effect.acquireRelease(
   (server) => Effect.sync(server.close)
 )
 
-describe("wrk load generator", () => {
+describe("load (wrk)", () => {
   it.live(
     "matches every answer to its buyer, counts answers by status, and sends each buyer once while buyers last",
     () =>
@@ -54,7 +54,7 @@ describe("wrk load generator", () => {
         const buyers = 400_000
         const tokens = Array.from({ length: buyers }, (_, i) => `token-${i}`)
         const users = Array.from({ length: buyers }, (_, i) => `user-${i}` as UserId)
-        const phase = yield* loadWrk({
+        const phase = yield* load({
           urls: [server.url],
           connections: 8,
           seconds: 1,

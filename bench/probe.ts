@@ -1,0 +1,45 @@
+/**
+ * Loaded into a server the bench starts (`node --import ./bench/probe.ts`), never into the
+ * node itself: the server's event-loop delay and garbage collection over a phase. SIGUSR2
+ * writes what was seen since the last SIGUSR2 to BENCH_PROBE_FILE as JSON, then starts over.
+ */
+import { writeFileSync } from "node:fs"
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks"
+
+export interface ProbeStats {
+  /** Event-loop delay percentiles, milliseconds (sampled every 10 ms). */
+  readonly loopDelayP50: number
+  readonly loopDelayP99: number
+  readonly loopDelayMax: number
+  /** Garbage collections: how many, their total and longest pause, milliseconds. */
+  readonly gcCount: number
+  readonly gcTotalMillis: number
+  readonly gcMaxMillis: number
+}
+
+const file = process.env.BENCH_PROBE_FILE
+if (file !== undefined && file !== "") {
+  const delay = monitorEventLoopDelay({ resolution: 10 })
+  delay.enable()
+  let gc = { count: 0, total: 0, max: 0 }
+  new PerformanceObserver((entries) => {
+    for (const entry of entries.getEntries()) {
+      gc.count++
+      gc.total += entry.duration
+      gc.max = Math.max(gc.max, entry.duration)
+    }
+  }).observe({ entryTypes: ["gc"] })
+  process.on("SIGUSR2", () => {
+    const stats: ProbeStats = {
+      loopDelayP50: delay.percentile(50) / 1e6,
+      loopDelayP99: delay.percentile(99) / 1e6,
+      loopDelayMax: delay.max / 1e6,
+      gcCount: gc.count,
+      gcTotalMillis: gc.total,
+      gcMaxMillis: gc.max
+    }
+    writeFileSync(file, JSON.stringify(stats))
+    delay.reset()
+    gc = { count: 0, total: 0, max: 0 }
+  })
+}
