@@ -2,18 +2,16 @@ import { Effect, Layer } from "effect"
 import { HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { SqlClient } from "effect/sql"
-import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import { SaleRouter } from "../cluster/SaleRouter.ts"
 import { Database } from "../storage/Database.ts"
-import { Sales, type SaleRow } from "../storage/Sales.ts"
 import { Users } from "../storage/Users.ts"
 import { Api } from "./Api.ts"
-import { noCurrentSale, NotReady, saleNotFound } from "./ApiErrors.ts"
+import { NotReady } from "./ApiErrors.ts"
 import { AuthenticationLive, ErrorAnswersLive } from "./ApiMiddleware.ts"
 import { AdminHandlers } from "./AdminHandlers.ts"
 import { addressOf, Limits } from "./Limits.ts"
 import { PurchaseHandlers } from "./PurchaseHandlers.ts"
-import { presentSale } from "./SaleView.ts"
+import { CurrentSaleHandlers, SalesHandlers } from "./SaleReadHandlers.ts"
 import { Tokens } from "./Tokens.ts"
 
 export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
@@ -31,49 +29,6 @@ export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
         return { token, userId, email, admin }
       }).pipe(Effect.catchTag("SqlError", Effect.die))
     )
-  })
-)
-
-export const SalesHandlers = HttpApiBuilder.group(Api, "sales", (handlers) =>
-  Effect.gen(function* () {
-    const sales = yield* Sales
-    const registry = yield* SaleRegistry
-    const present = (row: SaleRow) => presentSale(registry, row)
-    return handlers
-      .handle("list", () =>
-        sales.list.pipe(
-          Effect.map((rows) => rows.map(present)),
-          Effect.orDie
-        )
-      )
-      .handle("get", ({ params }) =>
-        Effect.gen(function* () {
-          const row = yield* sales.find(params.saleId).pipe(Effect.orDie)
-          if (row === undefined) return yield* saleNotFound(params.saleId)
-          return present(row)
-        })
-      )
-  })
-)
-
-export const CurrentSaleHandlers = HttpApiBuilder.group(Api, "currentSale", (handlers) =>
-  Effect.gen(function* () {
-    const sales = yield* Sales
-    const registry = yield* SaleRegistry
-    const current = Effect.flatMap(sales.current.pipe(Effect.orDie), (row) =>
-      row === undefined ? Effect.fail(noCurrentSale()) : Effect.succeed(presentSale(registry, row))
-    )
-    return handlers
-      .handle("status", () => current)
-      .handle("stats", () =>
-        Effect.map(current, (sale) => ({
-          saleId: sale.saleId,
-          status: sale.status,
-          total: sale.total,
-          sold: sale.total - sale.remaining,
-          remaining: sale.remaining
-        }))
-      )
   })
 )
 

@@ -1,0 +1,82 @@
+import { Exit, Schema } from "effect"
+import { Packr } from "msgpackr"
+import type { SaleId } from "../domain/Ids.ts"
+
+/**
+ * A sale's figures as its owner publishes them: what changes with purchases and cancels,
+ * ordered by (epoch, version). The owner's epoch grows with each new owner (minted in
+ * PostgreSQL) and the version with each change the owner makes, so comparing the pair tells
+ * which of two views is newer, whichever path each took.
+ */
+export interface PushedFigures {
+  readonly saleId: SaleId
+  readonly epoch: number
+  readonly version: number
+  readonly total: number
+  readonly remaining: number
+  readonly startsAt: number
+  readonly endsAt: number
+  readonly cancelled: boolean
+}
+
+/**
+ * One message on the views channel, msgpack-packed (no JSON on the wire):
+ *   [0, [[saleId, epoch, version, total, remaining, startsAt, endsAt, cancelled], …]]  figures
+ *   [1, saleId]                                                                       the admin changed the sale
+ */
+const FiguresTuple = Schema.Tuple([
+  Schema.String.pipe(Schema.brand("SaleId")),
+  Schema.Number,
+  Schema.Number,
+  Schema.Number,
+  Schema.Number,
+  Schema.Number,
+  Schema.Number,
+  Schema.Boolean
+])
+const Message = Schema.Union([
+  Schema.Tuple([Schema.Literal(0), Schema.Array(FiguresTuple)]),
+  Schema.Tuple([Schema.Literal(1), Schema.String.pipe(Schema.brand("SaleId"))])
+])
+const decodeMessage = Schema.decodeUnknownExit(Message)
+
+const packr = new Packr({ useRecords: false, moreTypes: false })
+
+export const packFigures = (views: ReadonlyArray<PushedFigures>): Buffer =>
+  packr.pack([
+    0,
+    views.map((f) => [f.saleId, f.epoch, f.version, f.total, f.remaining, f.startsAt, f.endsAt, f.cancelled])
+  ])
+
+export const packCatalogChange = (saleId: SaleId): Buffer => packr.pack([1, saleId])
+
+export type ViewMessage =
+  | { readonly _tag: "Figures"; readonly views: ReadonlyArray<PushedFigures> }
+  | { readonly _tag: "CatalogChanged"; readonly saleId: SaleId }
+
+/** A message from the channel, decoded; undefined for anything that is not one (ignored). */
+export const unpackMessage = (bytes: Buffer): ViewMessage | undefined => {
+  let raw: unknown
+  try {
+    raw = packr.unpack(bytes)
+  } catch {
+    return undefined
+  }
+  const decoded = decodeMessage(raw)
+  if (Exit.isFailure(decoded)) return undefined
+  const message = decoded.value
+  if (message[0] === 1) return { _tag: "CatalogChanged", saleId: message[1] as SaleId }
+  return {
+    _tag: "Figures",
+    views: message[1].map(([saleId, epoch, version, total, remaining, startsAt, endsAt, cancelled]) => ({
+      saleId: saleId as SaleId,
+      epoch,
+      version,
+      total,
+      remaining,
+      startsAt,
+      endsAt,
+      cancelled
+    }))
+  }
+}

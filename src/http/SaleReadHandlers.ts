@@ -1,0 +1,120 @@
+import { Effect } from "effect"
+import { HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpApiBuilder } from "effect/http-api"
+import { SaleWatch, snapshotOf, type SaleListing } from "../cluster/SaleWatch.ts"
+import { Api } from "./Api.ts"
+import { noCurrentSale, saleNotFound } from "./ApiErrors.ts"
+
+/**
+ * The public reads answer from the sale views in memory (see SaleWatch), never PostgreSQL
+ * once warm. Each answer carries an ETag of its body, so a client or proxy that has it gets
+ * a 304, and lets a proxy serve it for a second and while it asks again.
+ */
+export const readCacheControl = "public, max-age=1, stale-while-revalidate=5"
+
+/** The API's sale shape, from a listing and the time (status is the clock's as much as the owner's). */
+export const presentListing = (listing: SaleListing, now: number) => {
+  const f = listing.figures
+  return {
+    saleId: f.saleId,
+    productName: listing.productName,
+    priceCents: listing.priceCents,
+    startsAt: new Date(f.startsAt).toISOString(),
+    endsAt: new Date(f.endsAt).toISOString(),
+    status: snapshotOf(f, now).status,
+    total: f.total,
+    remaining: f.remaining
+  }
+}
+
+export const presentStats = (listing: SaleListing, now: number) => {
+  const f = listing.figures
+  return {
+    saleId: f.saleId,
+    status: snapshotOf(f, now).status,
+    total: f.total,
+    sold: f.total - f.remaining,
+    remaining: f.remaining
+  }
+}
+
+/** FNV-1a over the body: cheap, and a different body gets a different tag in practice. */
+export const etagOf = (body: string): string => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < body.length; i++) {
+    hash ^= body.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return `W/"${(hash >>> 0).toString(36)}-${body.length.toString(36)}"`
+}
+
+/** Whether an If-None-Match header names `etag` (a list, or `*`). */
+export const matches = (ifNoneMatch: string | undefined, etag: string): boolean => {
+  if (ifNoneMatch === undefined) return false
+  if (ifNoneMatch === etag || ifNoneMatch.trim() === "*") return true
+  return ifNoneMatch.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag.replace(/^W\//, ""))
+}
+
+/** A 200 with the JSON body and its ETag, or a 304 when the caller has it already. */
+export const cachedJson = (
+  ifNoneMatch: string | undefined,
+  value: unknown
+): HttpServerResponse.HttpServerResponse => {
+  const body = JSON.stringify(value)
+  const etag = etagOf(body)
+  const headers = { etag, "cache-control": readCacheControl }
+  if (matches(ifNoneMatch, etag)) return HttpServerResponse.empty({ status: 304, headers })
+  return HttpServerResponse.text(body, { contentType: "application/json", headers })
+}
+
+const ifNoneMatch = Effect.map(
+  HttpServerRequest.HttpServerRequest,
+  (request) => request.headers["if-none-match"]
+)
+
+export const SalesHandlers = HttpApiBuilder.group(Api, "sales", (handlers) =>
+  Effect.gen(function* () {
+    const watch = yield* SaleWatch
+    return handlers
+      .handleRaw("list", () =>
+        Effect.gen(function* () {
+          const listings = yield* watch.list
+          const now = Date.now()
+          return cachedJson(
+            yield* ifNoneMatch,
+            listings.map((listing) => presentListing(listing, now))
+          )
+        })
+      )
+      .handleRaw("get", ({ params }) =>
+        Effect.gen(function* () {
+          const listing = yield* watch
+            .sale(params.saleId)
+            .pipe(Effect.catchTag("SaleNotFound", () => Effect.fail(saleNotFound(params.saleId))))
+          return cachedJson(yield* ifNoneMatch, presentListing(listing, Date.now()))
+        })
+      )
+  })
+)
+
+export const CurrentSaleHandlers = HttpApiBuilder.group(Api, "currentSale", (handlers) =>
+  Effect.gen(function* () {
+    const watch = yield* SaleWatch
+    const current = Effect.flatMap(watch.current, (listing) =>
+      listing === undefined ? Effect.fail(noCurrentSale()) : Effect.succeed(listing)
+    )
+    return handlers
+      .handleRaw("status", () =>
+        Effect.gen(function* () {
+          const listing = yield* current
+          return cachedJson(yield* ifNoneMatch, presentListing(listing, Date.now()))
+        })
+      )
+      .handleRaw("stats", () =>
+        Effect.gen(function* () {
+          const listing = yield* current
+          return cachedJson(yield* ifNoneMatch, presentStats(listing, Date.now()))
+        })
+      )
+  })
+)
