@@ -2,7 +2,17 @@ import { Exit, Schema } from "effect"
 import { connect, type Socket } from "node:net"
 import type { SaleId, UserId } from "../domain/Ids.ts"
 import type { RoutedReply } from "../domain/Reply.ts"
-import { decodeReplies, encodeFrame, FrameReader, proofOf, replyAnswer, type NotOwner } from "./Frames.ts"
+import {
+  decodeReplies,
+  encodeFrame,
+  encodeFrames,
+  FrameReader,
+  handshakeFrameBytes,
+  maxFrameBytes,
+  proofOf,
+  replyAnswer,
+  type NotOwner
+} from "./Frames.ts"
 
 /** The owner cannot have seen the purchase (no connection): looking again and retrying is safe. */
 export class NotSent extends Schema.TaggedError<NotSent>()("NotSent", { address: Schema.String }) {}
@@ -102,7 +112,7 @@ export class PeerConnection {
       waiting.deadline = deadline
       this.pending.set(requestId, waiting)
     })
-    const frame = encodeFrame(this.outbox)
+    const frame = encodeFrames(this.outbox)
     this.outbox = []
     this.outboxPending = []
     socket.write(frame)
@@ -117,10 +127,15 @@ export class PeerConnection {
     })
     this.socket = socket
     this.proofSent = false
+    // Until the owner took the proof, what it sends is a challenge or a yes: small.
     const reader = new FrameReader((frame) => {
-      if (!this.connected) return this.handshake(socket, frame[0])
+      if (!this.connected) {
+        this.handshake(socket, frame[0])
+        if (this.connected) reader.limit = maxFrameBytes
+        return
+      }
       this.answer(socket, frame)
-    })
+    }, handshakeFrameBytes)
     // Nothing may wait longer than its timeout, a connection attempt and handshake included.
     socket.setTimeout(this.timeoutMillis, () => {
       if (!this.connected) socket.destroy()

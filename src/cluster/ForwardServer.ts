@@ -1,7 +1,20 @@
 import { Exit } from "effect"
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net"
 import type { SaleId, UserId } from "../domain/Ids.ts"
-import { decodeRequests, encodeFrame, FrameReader, newChallenge, proves, type ReplyCode } from "./Frames.ts"
+import {
+  decodeRequests,
+  encodeFrame,
+  encodeFrames,
+  FrameReader,
+  handshakeFrameBytes,
+  maxFrameBytes,
+  newChallenge,
+  proves,
+  type ReplyCode
+} from "./Frames.ts"
+
+/** A connection that has not proven the cluster's key within this is closed. */
+export const handshakeMillis = 3_000
 
 /** Where a connection's answers go: `send` once per request id, in any order. */
 export interface Replies {
@@ -37,7 +50,7 @@ export const listen = (
       const flush = () => {
         flushing = false
         if (pending.length === 0 || socket.destroyed) return
-        const frame = encodeFrame(pending)
+        const frame = encodeFrames(pending)
         pending = []
         socket.write(frame)
       }
@@ -53,18 +66,24 @@ export const listen = (
       const challenge = newChallenge()
       let proven = false
       socket.write(encodeFrame([challenge]))
+      // A stranger gets a kilobyte of buffer and a few seconds to prove the key, no more.
+      socket.setTimeout(handshakeMillis, () => {
+        if (!proven) socket.destroy()
+      })
       const reader = new FrameReader((messages) => {
         if (!proven) {
           // Every frame before a valid proof is refused, however many arrived in one chunk.
-          if (!proves(key, challenge, messages[0])) return void socket.destroy()
+          if (socket.destroyed || !proves(key, challenge, messages[0])) return void socket.destroy()
           proven = true
+          socket.setTimeout(0)
+          reader.limit = maxFrameBytes
           socket.write(encodeFrame([true]))
           return
         }
         const requests = decodeRequests(messages)
         if (Exit.isFailure(requests)) return void socket.destroy()
         for (const [requestId, saleId, userId] of requests.value) handle(saleId, userId, requestId, replies)
-      })
+      }, handshakeFrameBytes)
       socket.on("data", (chunk: Buffer) => {
         try {
           reader.push(chunk)

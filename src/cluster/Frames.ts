@@ -55,7 +55,11 @@ export type ForwardRequest = (typeof RequestFrame.Type)[number]
 const replyCodes = Object.values(Reply)
 /** An owner's answers: request id, reply code, the code's value. */
 export const ReplyFrame = Schema.Array(
-  Schema.Tuple([Schema.Number, Schema.Literals(replyCodes), Schema.Union([Schema.String, Schema.Number, Schema.Null])])
+  Schema.Tuple([
+    Schema.Number,
+    Schema.Literals(replyCodes),
+    Schema.Union([Schema.String, Schema.Number, Schema.Null])
+  ])
 )
 export type ForwardReply = (typeof ReplyFrame.Type)[number]
 
@@ -72,8 +76,24 @@ export const encodeFrame = (messages: ReadonlyArray<unknown>): Buffer => {
   return frame
 }
 
-/** Largest frame accepted from a peer: a bound on what a broken or hostile peer can make us buffer. */
-const maxFrameBytes = 64 * 1024 * 1024
+/**
+ * Largest frame taken before the handshake is done: the challenge and its proof fit in far
+ * less, so a stranger can make a node buffer a kilobyte, not the size it announces.
+ */
+export const handshakeFrameBytes = 1024
+/** Largest frame taken from a proven peer: a bound on what a broken peer can make us buffer. */
+export const maxFrameBytes = 8 * 1024 * 1024
+/** Messages per frame at most, so a burst queued in one turn stays far below `maxFrameBytes`. */
+export const maxFrameMessages = 10_000
+
+/** `messages` as frames of at most `maxFrameMessages` each, joined for one write. */
+export const encodeFrames = (messages: ReadonlyArray<unknown>): Buffer => {
+  if (messages.length <= maxFrameMessages) return encodeFrame(messages)
+  const frames: Array<Buffer> = []
+  for (let i = 0; i < messages.length; i += maxFrameMessages)
+    frames.push(encodeFrame(messages.slice(i, i + maxFrameMessages)))
+  return Buffer.concat(frames)
+}
 
 /**
  * Cuts a byte stream into frames and hands each decoded body to `onFrame`. A large frame
@@ -85,8 +105,11 @@ export class FrameReader {
   /** Length of the frame being received, once its header is in. */
   private needed = -1
   private readonly onFrame: (messages: ReadonlyArray<unknown>) => void
-  constructor(onFrame: (messages: ReadonlyArray<unknown>) => void) {
+  /** The largest frame taken now; a reader raises it once its peer is proven. */
+  limit: number
+  constructor(onFrame: (messages: ReadonlyArray<unknown>) => void, limit = maxFrameBytes) {
     this.onFrame = onFrame
+    this.limit = limit
   }
 
   push(chunk: Buffer): void {
@@ -97,7 +120,7 @@ export class FrameReader {
         if (this.buffered < 4) return
         const head = this.take(4)
         this.needed = head.readUInt32BE(0)
-        if (this.needed > maxFrameBytes) throw new Error(`frame of ${this.needed} bytes is over the limit`)
+        if (this.needed > this.limit) throw new Error(`frame of ${this.needed} bytes is over the limit`)
       }
       if (this.buffered < this.needed) return
       const body = this.take(this.needed)
@@ -165,7 +188,11 @@ const notOwner = new NotOwner()
 const isUnavailableReason = Schema.is(PurchaseUnavailable.fields.reason)
 
 /** What one decoded reply says for the sale it was asked about. */
-export const replyAnswer = (saleId: SaleId, code: ReplyCode, value: ForwardReply[2]): RoutedReply | NotOwner => {
+export const replyAnswer = (
+  saleId: SaleId,
+  code: ReplyCode,
+  value: ForwardReply[2]
+): RoutedReply | NotOwner => {
   const outcome = replyOutcome(code, value)
   if (outcome !== undefined) return outcome
   switch (code) {
