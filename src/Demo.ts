@@ -1,4 +1,8 @@
 import { Effect, Layer } from "effect"
+import { randomBytes } from "node:crypto"
+import { Passwords } from "./http/Passwords.ts"
+import { Accounts } from "./storage/Accounts.ts"
+import { Database } from "./storage/Database.ts"
 import { Products } from "./storage/Products.ts"
 import { Sales } from "./storage/Sales.ts"
 
@@ -33,5 +37,40 @@ export const DemoSale = Layer.effectDiscard(
       startsAt: new Date(startsAt).toISOString(),
       stock: 1_000
     })
+  })
+)
+
+/** The embedded demo's admin account. */
+export const demoAdminEmail = "admin@mincommerce.local"
+
+/**
+ * The embedded demo (`npm start` with no DATABASE_URL) has one admin: made on the first
+ * start with a random password, which is printed that once and stored only as its hash.
+ * A node on a configured database makes nobody an admin: that is `npm run admin -- grant`.
+ */
+export const DemoAdmin = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const database = yield* Database
+    if (database.mode !== "embedded") return
+    const accounts = yield* Accounts
+    if ((yield* accounts.byEmail(demoAdminEmail)) !== undefined) return
+    const password = randomBytes(12).toString("base64url")
+    // 16 random characters meet the password policy.
+    const hash = yield* (yield* Passwords).hash(password).pipe(Effect.catchTag("PasswordRefused", Effect.die))
+    yield* accounts.create(demoAdminEmail, hash).pipe(
+      Effect.andThen(accounts.setAdmin(demoAdminEmail, true)),
+      // Another start made it meanwhile: its password is the one printed.
+      Effect.catchTags({ EmailTaken: () => Effect.void, AccountNotFound: Effect.die })
+    )
+    console.log(
+      [
+        "",
+        "  The demo's admin account was created (this is shown once, on the first start):",
+        `    email:    ${demoAdminEmail}`,
+        `    password: ${password}`,
+        "  Sign in at /admin. Lost it? Delete the data folder to start afresh.",
+        ""
+      ].join("\n")
+    )
   })
 )

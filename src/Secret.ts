@@ -5,9 +5,10 @@ import { join } from "node:path"
 import * as Settings from "./Settings.ts"
 
 /**
- * The secret the nodes of one deployment share: JWT_SECRET, or, unset, one made once per
- * data folder (so tokens survive restarts without configuration). It signs session tokens,
- * and a key derived from it admits nodes to each other's forward port.
+ * The secret the nodes of one deployment share: JWT_SECRET (32 bytes at least, checked with
+ * the settings), or, unset, one made once per data folder (so tokens survive restarts without
+ * configuration). It signs session tokens, and a key derived from it admits nodes to each
+ * other's forward port.
  */
 export const sharedSecret = Effect.gen(function* () {
   const { jwtSecret } = yield* Settings.authSettings

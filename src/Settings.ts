@@ -1,4 +1,4 @@
-import { ByteSize, Config, Data, Duration, Effect, Schema } from "effect"
+import { ByteSize, Config, ConfigProvider, Data, Duration, Effect, Option, Redacted, Schema } from "effect"
 import { distance } from "fastest-levenshtein"
 
 /**
@@ -45,11 +45,74 @@ export const httpSettings = Config.all({
   )
 })
 
+// The secret signs every session: one a laptop could guess is no secret.
+const minSecretBytes = 32
+const Secret = Schema.String.check(
+  Schema.makeFilter(
+    (value: string) =>
+      Buffer.byteLength(value) >= minSecretBytes ||
+      `must be at least ${minSecretBytes} bytes (e.g. \`openssl rand -hex 32\`)`
+  )
+)
+
+const HttpUrl = Schema.String.check(
+  Schema.makeFilter((value: string) => URL.canParse(value) || "must be an http(s) URL")
+)
+
 export const authSettings = Config.all({
   /** Unset: a secret is generated once and kept in DATA_DIR. */
-  jwtSecret: Config.option(Config.Redacted("JWT_SECRET")),
-  adminEmails: Config.String("ADMIN_EMAILS").pipe(Config.withDefault("admin@example.com")),
-  tokenTtlSeconds: Config.Int("TOKEN_TTL_SECONDS").pipe(Config.withDefault(86_400))
+  jwtSecret: Config.option(Config.schema(Secret, "JWT_SECRET").pipe(Config.map(Redacted.make))),
+  /** Lifetime of an access token; the storefront refreshes it unnoticed. */
+  tokenTtlSeconds: positiveInt("TOKEN_TTL_SECONDS").pipe(Config.withDefault(900)),
+  /** Lifetime of the refresh cookie: how long a buyer stays signed in without typing a password. */
+  refreshTtlSeconds: positiveInt("REFRESH_TTL_SECONDS").pipe(Config.withDefault(7 * 86_400))
+})
+
+/**
+ * The shop's identity provider: with AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE set, its
+ * access tokens are accepted. AUTH_ADMIN_CLAIM names the claim that carries the admin role
+ * (a list that contains AUTH_ADMIN_ROLE, or that value itself); unset, the role is the database's.
+ */
+export const providerSettings = Config.all({
+  jwksUrl: Config.option(Config.schema(HttpUrl, "AUTH_JWKS_URL")),
+  issuer: Config.option(Config.String("AUTH_ISSUER")),
+  audience: Config.option(Config.String("AUTH_AUDIENCE")),
+  adminClaim: Config.option(Config.String("AUTH_ADMIN_CLAIM")),
+  adminRole: Config.String("AUTH_ADMIN_ROLE").pipe(Config.withDefault("admin")),
+  clockToleranceSeconds: Config.Int("AUTH_CLOCK_TOLERANCE_SECONDS").pipe(Config.withDefault(30))
+}).pipe(
+  Config.flatMap((settings) => {
+    const set = [settings.jwksUrl, settings.issuer, settings.audience].filter(Option.isSome).length
+    return set === 0 || set === 3
+      ? Config.succeed(settings)
+      : Config.fail(
+          new ConfigProvider.SourceError({
+            message: "AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE: set all three or none"
+          })
+        )
+  })
+)
+
+/**
+ * Built-in accounts: sign-up is open by default, closed by default when an identity provider
+ * is set (its buyers come from there); AUTH_SIGNUP=true|false says otherwise.
+ */
+export const signUpOpen = Config.all({
+  signUp: Config.option(Config.Boolean("AUTH_SIGNUP")),
+  jwksUrl: Config.option(Config.String("AUTH_JWKS_URL"))
+}).pipe(Config.map(({ signUp, jwksUrl }) => Option.getOrElse(signUp, () => Option.isNone(jwksUrl))))
+
+/**
+ * Sign-in and sign-up limits, token buckets over AUTH_LIMIT_WINDOW: per address and per
+ * account (every attempt), sign-ups per address, and failed sign-ins per account, which slow
+ * a guesser down for at most one window without locking the buyer out for longer.
+ */
+export const authLimitSettings = Config.all({
+  perAddress: Config.Int("AUTH_LIMIT_PER_ADDRESS").pipe(Config.withDefault(30)),
+  perAccount: Config.Int("AUTH_LIMIT_PER_ACCOUNT").pipe(Config.withDefault(10)),
+  signUpsPerAddress: Config.Int("AUTH_SIGNUPS_PER_ADDRESS").pipe(Config.withDefault(5)),
+  failuresPerAccount: Config.Int("AUTH_FAILURES_PER_ACCOUNT").pipe(Config.withDefault(5)),
+  window: Config.Duration("AUTH_LIMIT_WINDOW").pipe(Config.withDefault(Duration.minutes(1)))
 })
 
 export const logSettings = Config.all({
@@ -99,8 +162,20 @@ export const settingNames: ReadonlyArray<string> = [
   "MAX_BODY_BYTES",
   "CORS_ORIGINS",
   "JWT_SECRET",
-  "ADMIN_EMAILS",
   "TOKEN_TTL_SECONDS",
+  "REFRESH_TTL_SECONDS",
+  "AUTH_SIGNUP",
+  "AUTH_JWKS_URL",
+  "AUTH_ISSUER",
+  "AUTH_AUDIENCE",
+  "AUTH_ADMIN_CLAIM",
+  "AUTH_ADMIN_ROLE",
+  "AUTH_CLOCK_TOLERANCE_SECONDS",
+  "AUTH_LIMIT_PER_ADDRESS",
+  "AUTH_LIMIT_PER_ACCOUNT",
+  "AUTH_SIGNUPS_PER_ADDRESS",
+  "AUTH_FAILURES_PER_ACCOUNT",
+  "AUTH_LIMIT_WINDOW",
   "LOG_LEVEL",
   "LOG_FORMAT",
   "RATE_LIMIT_PER_USER",
@@ -120,6 +195,9 @@ const everySetting: ReadonlyArray<Config.Config<unknown>> = [
   actorSettings,
   httpSettings,
   authSettings,
+  providerSettings,
+  signUpOpen,
+  authLimitSettings,
   logSettings,
   limitSettings,
   clusterSettings
@@ -143,6 +221,15 @@ const describe = (message: string): string => {
   return `${names.join(".")}: ${what}`
 }
 
+/**
+ * Settings a node no longer reads, and what to do instead: left set, an operator would believe
+ * they still did something, so the start stops.
+ */
+export const removedSettings: Readonly<Record<string, string>> = {
+  ADMIN_EMAILS:
+    "no longer makes anyone an admin (an email alone proves nothing); grant the role to an account with `npm run admin -- grant <email>` and unset ADMIN_EMAILS"
+}
+
 /** Variables named like a setting but not one: the likely typo, with the setting it meant. */
 export const mistypedSettings = (
   env: Readonly<Record<string, string | undefined>>
@@ -151,6 +238,11 @@ export const mistypedSettings = (
   const problems: Array<string> = []
   for (const name of Object.keys(env)) {
     if (known.has(name)) continue
+    const removed = removedSettings[name]
+    if (removed !== undefined) {
+      problems.push(`${name}: removed: it ${removed}`)
+      continue
+    }
     // Short names collide by chance (HOME and HOST), so they must be one edit apart.
     const meant = settingNames.find((setting) => {
       const d = distance(name, setting)

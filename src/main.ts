@@ -4,9 +4,10 @@ import { randomUUID } from "node:crypto"
 import { SaleRegistry } from "./actors/SaleRegistry.ts"
 import { Ownership } from "./cluster/Ownership.ts"
 import { SaleRouter } from "./cluster/SaleRouter.ts"
-import { DemoSale } from "./Demo.ts"
+import { DemoAdmin, DemoSale } from "./Demo.ts"
 import { sharedSecret } from "./Secret.ts"
 import { recordCommit } from "./http/Metrics.ts"
+import { Identity } from "./http/Identity.ts"
 import { HttpServerLive } from "./http/Server.ts"
 import * as Settings from "./Settings.ts"
 import { Catalog } from "./storage/Catalog.ts"
@@ -37,7 +38,8 @@ const Cluster = Layer.unwrap(
   Effect.gen(function* () {
     const settings = yield* Settings.clusterSettings
     const nodeId = Option.getOrElse(settings.nodeId, () => randomUUID().slice(0, 8))
-    if (Option.isNone(settings.redisUrl)) return SaleRouter.make().pipe(Layer.provideMerge(Ownership.local(nodeId)))
+    if (Option.isNone(settings.redisUrl))
+      return SaleRouter.make().pipe(Layer.provideMerge(Ownership.local(nodeId)))
     yield* Effect.logInfo("cluster node", { nodeId, leaseTtlMillis: settings.leaseTtlMillis })
     const forward = {
       host: settings.forwardHost,
@@ -78,7 +80,8 @@ const HandoffOnSignal = Layer.effectDiscard(
 
 const Node = Layer.merge(HttpServerLive, HandoffOnSignal).pipe(
   Layer.provideMerge(Cluster),
-  Layer.provideMerge(Layer.mergeAll(Actors, DemoSale)),
+  Layer.provideMerge(Layer.mergeAll(Actors, DemoSale, DemoAdmin)),
+  Layer.provideMerge(Identity),
   Layer.provideMerge(Storage)
 )
 

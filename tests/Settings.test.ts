@@ -29,7 +29,8 @@ describe("settings", () => {
         PATH: process.env.PATH ?? "",
         PORT: "eighty",
         MAILBOX_CAPACITY: "0",
-        ADMIN_EMAIL: "boss@example.com",
+        ADMIN_EMAILS: "boss@example.com",
+        JWT_SECRET: "too short a secret",
         // Unreachable on purpose: the check must fail first, without a database.
         DATABASE_URL: "postgres://nobody@127.0.0.1:1/none"
       },
@@ -40,7 +41,9 @@ describe("settings", () => {
     expect(started.stderr).toContain("MinCommerce cannot start: invalid settings")
     expect(started.stderr).toContain("PORT: Expected a finite number")
     expect(started.stderr).toContain("MAILBOX_CAPACITY: Expected a value greater than or equal to 1")
-    expect(started.stderr).toContain("ADMIN_EMAIL: not a setting; did you mean ADMIN_EMAILS?")
+    expect(started.stderr).toContain("ADMIN_EMAILS: removed: it no longer makes anyone an admin")
+    expect(started.stderr).toContain("JWT_SECRET: must be at least 32 bytes")
+    expect(started.stderr).not.toContain("too short a secret")
     expect(started.stdout).not.toContain("database:")
   })
 })

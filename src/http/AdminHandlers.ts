@@ -15,11 +15,10 @@ import {
   SaleStarted,
   StockBelowSold
 } from "./ApiErrors.ts"
+import { AdminRole } from "./AdminRole.ts"
 import { presentSale } from "./SaleView.ts"
 
 const notAdmin = new NotAdmin({ error: { code: "forbidden", message: "Admins only" } })
-
-const requireAdmin = Effect.flatMap(CurrentUser, (user) => (user.admin ? Effect.void : Effect.fail(notAdmin)))
 
 /** An ISO instant as epoch milliseconds, or a 400 naming the field. */
 const instant = (field: string, value: string) => {
@@ -153,6 +152,11 @@ const saleStats = (stores: Stores, saleId: SaleId) =>
 
 export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
   Effect.gen(function* () {
+    const role = yield* AdminRole
+    // On every admin request: the role as the database (or the provider's claim) says now.
+    const requireAdmin = Effect.flatMap(CurrentUser, (user) =>
+      Effect.flatMap(role.isAdmin(user), (admin) => (admin ? Effect.void : Effect.fail(notAdmin)))
+    )
     const stores: Stores = {
       products: yield* Products,
       sales: yield* Sales,

@@ -1,36 +1,15 @@
 import { Effect, Layer } from "effect"
-import { HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { SqlClient } from "effect/sql"
 import { SaleRouter } from "../cluster/SaleRouter.ts"
 import { Database } from "../storage/Database.ts"
-import { Users } from "../storage/Users.ts"
 import { Api } from "./Api.ts"
 import { NotReady } from "./ApiErrors.ts"
 import { AuthenticationLive, ErrorAnswersLive } from "./ApiMiddleware.ts"
 import { AdminHandlers } from "./AdminHandlers.ts"
-import { addressOf, Limits } from "./Limits.ts"
+import { IdentityHandlers } from "./AuthHandlers.ts"
 import { PurchaseHandlers } from "./PurchaseHandlers.ts"
 import { CurrentSaleHandlers, SalesHandlers } from "./SaleReadHandlers.ts"
-import { Tokens } from "./Tokens.ts"
-
-export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
-  Effect.gen(function* () {
-    const users = yield* Users
-    const tokens = yield* Tokens
-    const limits = yield* Limits
-    return handlers.handle("login", ({ payload }) =>
-      Effect.gen(function* () {
-        const limited = limits.take(addressOf(yield* HttpServerRequest.HttpServerRequest))
-        if (limited !== undefined) return yield* limited
-        const email = payload.email.toLowerCase()
-        const userId = yield* users.byEmail(email)
-        const { token, admin } = yield* tokens.issue(userId, email)
-        return { token, userId, email, admin }
-      }).pipe(Effect.catchTag("SqlError", Effect.die))
-    )
-  })
-)
 
 export const HealthHandlers = HttpApiBuilder.group(Api, "health", (handlers) =>
   Effect.gen(function* () {
@@ -83,7 +62,7 @@ export const HealthHandlers = HttpApiBuilder.group(Api, "health", (handlers) =>
 )
 
 export const ApiHandlers = Layer.mergeAll(
-  AuthHandlers,
+  IdentityHandlers,
   SalesHandlers,
   CurrentSaleHandlers,
   PurchaseHandlers,

@@ -4,6 +4,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import type { SaleId, UserId } from "../domain/Ids.ts"
 import { OrderQueries, type OrderRow } from "../storage/OrderQueries.ts"
 import { Sales } from "../storage/Sales.ts"
+import { AdminRole } from "./AdminRole.ts"
 import { Api, CurrentUser } from "./Api.ts"
 import { noCurrentSale, NotYourOrders, saleNotFound } from "./ApiErrors.ts"
 import { addressOf } from "./Limits.ts"
@@ -23,6 +24,7 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
     const endpoint = yield* PurchaseEndpoint
     const sales = yield* Sales
     const orders = yield* OrderQueries
+    const role = yield* AdminRole
 
     // The hot path: the user comes from the verified token, the decision from the sale's
     // owner, the answer from the endpoint the node:http route shares; no log line, no extra
@@ -45,7 +47,7 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
 
     const ofUser = Effect.fnUntraced(function* (userId: UserId) {
       const user = yield* CurrentUser
-      if (user.userId !== userId && !user.admin) return yield* notYours
+      if (user.userId !== userId && !(yield* role.isAdmin(user))) return yield* notYours
       return (yield* orders.ofUser(userId).pipe(Effect.orDie)).map(orderView)
     })
 

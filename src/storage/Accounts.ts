@@ -49,11 +49,15 @@ export class Accounts extends Context.Service<
       passwordHash: string
     ) => Effect.Effect<Account, EmailTaken | SqlError.SqlError>
     readonly byEmail: (email: string) => Effect.Effect<Account | undefined, SqlError.SqlError>
+    readonly byId: (userId: UserId) => Effect.Effect<Account | undefined, SqlError.SqlError>
     /**
      * The account of an identity provider's subject, made on first sight. The provider's word
-     * on the email is taken only when the address is free.
+     * on the email is taken only when the address is free (and given).
      */
-    readonly ofSubject: (subject: string, email: string) => Effect.Effect<Account, SqlError.SqlError>
+    readonly ofSubject: (
+      subject: string,
+      email: string | undefined
+    ) => Effect.Effect<Account, SqlError.SqlError>
     readonly isAdmin: (userId: UserId) => Effect.Effect<boolean, SqlError.SqlError>
     readonly setAdmin: (
       email: string,
@@ -83,12 +87,20 @@ export class Accounts extends Context.Service<
         return row === undefined ? undefined : account(row)
       })
 
-      const ofSubject = Effect.fn("Accounts.ofSubject")(function* (subject: string, email: string) {
+      const byId = Effect.fn("Accounts.byId")(function* (userId: UserId) {
+        const [row] = yield* sql<Row>`SELECT ${columns} FROM users WHERE id = ${userId}`
+        return row === undefined ? undefined : account(row)
+      })
+
+      const ofSubject = Effect.fn("Accounts.ofSubject")(function* (
+        subject: string,
+        email: string | undefined
+      ) {
         const [known] = yield* sql<Row>`SELECT ${columns} FROM users WHERE subject = ${subject}`
         if (known !== undefined) return account(known)
         // The address may belong to a built-in account: then the subject gets a placeholder
         // address of its own rather than someone else's account.
-        const free = (yield* byEmail(email)) === undefined
+        const free = email !== undefined && (yield* byEmail(email)) === undefined
         const address = free
           ? email.toLowerCase()
           : `${createHash("sha256").update(subject).digest("hex").slice(0, 32)}@subject.invalid`
@@ -112,7 +124,7 @@ export class Accounts extends Context.Service<
         return row === undefined ? yield* new AccountNotFound({ email: email.toLowerCase() }) : account(row)
       })
 
-      return Accounts.of({ create, byEmail, ofSubject, isAdmin, setAdmin })
+      return Accounts.of({ create, byEmail, byId, ofSubject, isAdmin, setAdmin })
     })
   )
 }

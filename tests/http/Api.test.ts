@@ -6,7 +6,16 @@ import { SignJWT } from "jose"
 import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
-import { admin, ApiNode, baseUrl, fastServed, secret } from "../support/ApiNode.ts"
+import {
+  admin,
+  ApiNode,
+  baseUrl,
+  fastServed,
+  grantAdmin,
+  secret,
+  signedInBuyers,
+  testPassword
+} from "../support/ApiNode.ts"
 import { makeSale } from "../support/Fixtures.ts"
 
 interface Answer {
@@ -35,9 +44,15 @@ const call = (
     })
   )
 
+// Signs up (once) and signs in; the admin email gets the role as `npm run admin -- grant` gives it.
 const login = (email: string) =>
-  Effect.map(call("POST", "/api/auth/login", { body: JSON.stringify({ email }) }), (answer) => {
-    assert.strictEqual(answer.status, 200)
+  Effect.gen(function* () {
+    const body = JSON.stringify({ email, password: testPassword })
+    const signedUp = yield* call("POST", "/api/auth/signup", { body })
+    assert.include([201, 409], signedUp.status, JSON.stringify(signedUp.body))
+    if (email === admin) yield* grantAdmin(email)
+    const answer = yield* call("POST", "/api/auth/login", { body })
+    assert.strictEqual(answer.status, 200, JSON.stringify(answer.body))
     return answer.body as { token: string; userId: UserId; admin: boolean }
   })
 
@@ -525,11 +540,7 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("HTTP API over l
   it.effect("sells exactly the stock to 2,000 concurrent signed-in buyers over HTTP", () =>
     Effect.gen(function* () {
       const saleId: SaleId = yield* makeSale(300)
-      const buyers = yield* Effect.forEach(
-        Array.from({ length: 2_000 }, (_, i) => `crowd-${i}@example.test`),
-        login,
-        { concurrency: 50 }
-      )
+      const buyers = yield* signedInBuyers(Array.from({ length: 2_000 }, (_, i) => `crowd-${i}@example.test`))
       const answers = yield* Effect.forEach(
         buyers,
         (buyer) =>

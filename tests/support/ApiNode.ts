@@ -8,11 +8,17 @@ import { recordCommit } from "../../src/http/Metrics.ts"
 import * as NodeServer from "../../src/http/NodeServer.ts"
 import { PurchaseEndpoint } from "../../src/http/PurchaseEndpoint.ts"
 import { serveApi } from "../../src/http/Server.ts"
+import { AdminRole } from "../../src/http/AdminRole.ts"
+import { AuthLimits } from "../../src/http/AuthLimits.ts"
+import { IdentityProvider, type ProviderOptions } from "../../src/http/IdentityProvider.ts"
+import { Passwords } from "../../src/http/Passwords.ts"
 import { Tokens } from "../../src/http/Tokens.ts"
+import { Accounts } from "../../src/storage/Accounts.ts"
 import { Audit } from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { OrderQueries } from "../../src/storage/OrderQueries.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
+import { Users } from "../../src/storage/Users.ts"
 import { TestDatabase } from "./TestDatabase.ts"
 
 /**
@@ -44,23 +50,60 @@ const Served = Layer.unwrap(
   })
 )
 
-export const ApiNode = Served.pipe(
-  Layer.provide(PurchaseEndpoint.layerWith({ maxBodyBytes: 16 * 1024, corsEnabled: true })),
-  Layer.provide(Layer.succeed(Tokens, Tokens.make({ secret, admins: new Set([admin]), ttlSeconds: 600 }))),
-  // Per user only: every test buyer shares one loopback address.
-  Layer.provide(Limits.make({ perUser: purchasesPerUser, perAddress: 0, window: "10 seconds" })),
-  Layer.provideMerge(SaleRouter.make().pipe(Layer.provide(Ownership.local("api-test")))),
-  Layer.provideMerge(
-    SaleRegistry.make({
-      mailboxCapacity: 10_000,
-      maxBatchSize: 2_000,
-      idleMillis: 60_000,
-      onCommit: recordCommit
-    })
-  ),
-  Layer.provideMerge(Layer.mergeAll(Catalog.layer, OrderStore.layer, OrderQueries.layer, Audit.layer)),
-  Layer.provideMerge(TestDatabase.layer)
-)
+/** Sign-in limits of the test node: every test buyer shares one loopback address. */
+export const testAuthLimits = {
+  perAddress: 0,
+  perAccount: 20,
+  signUpsPerAddress: 0,
+  failuresPerAccount: 5,
+  window: "1 minute"
+} as const
+
+/**
+ * Identity as a node has it (accounts, Argon2id passwords, tokens, sign-in limits, the admin
+ * role), with the shop's identity provider when `provider` is given.
+ */
+export const testIdentity = (
+  options: {
+    readonly provider?: ProviderOptions
+    readonly authLimits?: Parameters<typeof AuthLimits.make>[0]
+  } = {}
+) =>
+  Layer.mergeAll(
+    Layer.succeed(AuthLimits, AuthLimits.make(options.authLimits ?? testAuthLimits)),
+    AdminRole.layer,
+    options.provider === undefined ? IdentityProvider.none : IdentityProvider.make(options.provider)
+  ).pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(
+        Accounts.layer,
+        Passwords.layer,
+        Layer.succeed(Tokens, Tokens.make({ secret, ttlSeconds: 600 }))
+      )
+    )
+  )
+
+/** A node as `ApiNode`, with its identity services chosen by the test. */
+export const apiNodeWith = (identity: ReturnType<typeof testIdentity>) =>
+  Served.pipe(
+    Layer.provide(PurchaseEndpoint.layerWith({ maxBodyBytes: 16 * 1024, corsEnabled: true })),
+    Layer.provideMerge(identity),
+    // Per user only: every test buyer shares one loopback address.
+    Layer.provide(Limits.make({ perUser: purchasesPerUser, perAddress: 0, window: "10 seconds" })),
+    Layer.provideMerge(SaleRouter.make().pipe(Layer.provide(Ownership.local("api-test")))),
+    Layer.provideMerge(
+      SaleRegistry.make({
+        mailboxCapacity: 10_000,
+        maxBatchSize: 2_000,
+        idleMillis: 60_000,
+        onCommit: recordCommit
+      })
+    ),
+    Layer.provideMerge(Layer.mergeAll(Catalog.layer, OrderStore.layer, OrderQueries.layer, Audit.layer)),
+    Layer.provideMerge(TestDatabase.layer)
+  )
+
+export const ApiNode = apiNodeWith(testIdentity())
 
 /** Where the node listens, e.g. `http://127.0.0.1:41234`. */
 export const baseUrl = Effect.map(HttpServer.HttpServer, (server) =>
@@ -68,3 +111,24 @@ export const baseUrl = Effect.map(HttpServer.HttpServer, (server) =>
     ? `http://127.0.0.1:${server.address.port}`
     : ""
 )
+
+/** The password of every test account (the policy wants 10 characters at least). */
+export const testPassword = "correct horse battery staple"
+
+/** Makes an existing account an admin, as `npm run admin -- grant` does. */
+export const grantAdmin = (email: string) =>
+  Effect.flatMap(Accounts, (accounts) => accounts.setAdmin(email, true)).pipe(Effect.orDie)
+
+/**
+ * Signed-in buyers by the thousand, without an Argon2id hash each: accounts made in one
+ * statement and tokens issued by the node's Tokens, as sign-in would issue them.
+ */
+export const signedInBuyers = (emails: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const users = yield* Users
+    const tokens = yield* Tokens
+    const ids = yield* users.byEmails(emails).pipe(Effect.orDie)
+    return yield* Effect.forEach(ids, (userId, i) =>
+      Effect.map(tokens.issue(userId, emails[i]!), ({ token }) => ({ token, userId, admin: false }))
+    )
+  })
