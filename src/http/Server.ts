@@ -128,24 +128,28 @@ const edge = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E,
     let route = unmatched
     if (refused !== undefined) response = answer(refused)
     else {
-      response = yield* app.pipe(
-        Effect.catchCause((cause) => {
-          if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
-          const known = requestFailure(cause)
-          if (known !== undefined) return Effect.succeed(answer(known))
-          return Effect.as(
-            Effect.logError("Request failed with a defect", cause).pipe(
-              Effect.annotateLogs({ method: request.method, url: request.url })
-            ),
-            answer(unexpectedFailure(requestId))
-          )
-        }),
+      response = yield* Effect.gen(function* () {
+        const answered = yield* app.pipe(
+          Effect.catchCause((cause) => {
+            if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+            const known = requestFailure(cause)
+            if (known !== undefined) return Effect.succeed(answer(known))
+            return Effect.as(
+              Effect.logError("Request failed with a defect", cause).pipe(
+                Effect.annotateLogs({ method: request.method, url: request.url })
+              ),
+              answer(unexpectedFailure(requestId))
+            )
+          })
+        )
+        // The router leaves the matched route in the fiber's context for the rest of the request.
+        const matched = yield* Effect.serviceOption(HttpRouter.RouteContext)
+        if (Option.isSome(matched)) route = matched.value.route.path
+        return answered
+      }).pipe(
         // Whatever a handler logs names the request it served.
         Effect.annotateLogs("requestId", requestId)
       )
-      // The router leaves the matched route in the fiber's context until the request ends.
-      const matched = yield* Effect.serviceOption(HttpRouter.RouteContext)
-      if (Option.isSome(matched)) route = matched.value.route.path
       if (response.status >= 400 && !isJson(response))
         response = answer(answerForStatus(response.status, requestId))
     }
@@ -153,13 +157,16 @@ const edge = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E,
     return HttpServerResponse.setHeaders(response, { ...securityHeaders, "x-request-id": requestId })
   })
 
+/** The edge around every route of the server (see `edge`). */
+export const Edge = HttpRouter.middleware(edge, { global: true })
+
 export const ApiRoutes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }),
   ApiDocs,
   MetricsRoute,
   SaleEventsRoute,
   StaticAssets,
-  HttpRouter.middleware(edge, { global: true })
+  Edge
 ).pipe(Layer.provide(ApiHandlers))
 
 /**
