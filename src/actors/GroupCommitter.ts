@@ -139,9 +139,9 @@ const settled = (
   c: Committer,
   batch: ReadonlyArray<Staged>,
   outcome: CommitReceipt | PurchaseUnavailable,
-  known: boolean
+  known: boolean,
+  orders: ReadonlyArray<OrderToCommit> = ordersOf(batch)
 ) => {
-  const orders = ordersOf(batch)
   if (outcome instanceof PurchaseUnavailable) answerAll(batch, outcome)
   else for (const s of batch) answerAccepted(s, outcome)
   if (orders.length === 0) return
@@ -174,7 +174,7 @@ const settle = Effect.fnUntraced(function* (
       cause: Cause.pretty(cause)
     })
     halt(c, "failed")
-    return settled(c, batch, unavailable(c, "commit_failed"), false)
+    return settled(c, batch, unavailable(c, "commit_failed"), false, sent.orders)
   }
   const receipt = outcome.value
   yield* Effect.logWarning("batch commit failed; settled against PostgreSQL", {
@@ -182,11 +182,11 @@ const settle = Effect.fnUntraced(function* (
     orders: sent.orders.length,
     committed: receipt !== undefined
   })
-  if (receipt !== undefined) return settled(c, batch, receipt, true)
+  if (receipt !== undefined) return settled(c, batch, receipt, true, sent.orders)
   // Only this batch's records can say "accepted"; those orders were not stored.
   for (const a of sent.attempts)
     c.carried.push(a.outcome === "accepted" ? { ...a, outcome: "commit_failed" } : a)
-  settled(c, batch, unavailable(c, "commit_failed"), true)
+  settled(c, batch, unavailable(c, "commit_failed"), true, sent.orders)
 })
 
 const commitBatch = Effect.fnUntraced(function* (c: Committer, batch: ReadonlyArray<Staged>) {
@@ -200,7 +200,7 @@ const commitBatch = Effect.fnUntraced(function* (c: Committer, batch: ReadonlyAr
   const started = yield* Clock.currentTimeMillis
   const exit = yield* Effect.exit(c.store.commit(sent))
   if (Exit.isSuccess(exit)) {
-    settled(c, batch, exit.value, true)
+    settled(c, batch, exit.value, true, sent.orders)
     const finished = yield* Clock.currentTimeMillis
     c.options.onCommit?.({
       orders: sent.orders.length,
@@ -213,7 +213,7 @@ const commitBatch = Effect.fnUntraced(function* (c: Committer, batch: ReadonlyAr
     yield* Effect.logWarning("fenced: another owner holds a newer epoch; halting", { saleId, epoch })
     halt(c, "fenced")
     // The fence rolled the whole batch back: nothing of it is stored.
-    return settled(c, batch, unavailable(c, "fenced"), true)
+    return settled(c, batch, unavailable(c, "fenced"), true, sent.orders)
   }
   yield* settle(c, batch, sent, exit.cause)
 })

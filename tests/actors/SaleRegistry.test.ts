@@ -1,7 +1,8 @@
-import { assert, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { assert, describe, it as plain, layer } from "@effect/vitest"
+import { Effect, Fiber, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { SaleRegistry, type RegistryOptions } from "../../src/actors/SaleRegistry.ts"
+import type { SaleView } from "../../src/actors/SaleActor.ts"
+import { isIdle, SaleRegistry, type RegistryOptions } from "../../src/actors/SaleRegistry.ts"
 import type { SaleId, UserId } from "../../src/domain/Ids.ts"
 import { awaitReply, type Refusal } from "../../src/domain/Reply.ts"
 import { Audit } from "../../src/storage/Audit.ts"
@@ -14,11 +15,11 @@ const Storage = Layer.mergeAll(Catalog.layer, OrderStore.layer, Audit.layer).pip
   Layer.provideMerge(TestDatabase.layer)
 )
 
-// Idle after 300 ms without an offer, looked for every 50 ms.
+// Idle after 500 ms without an offer, looked for every 50 ms.
 const idle: RegistryOptions = {
   mailboxCapacity: 1_000,
   maxBatchSize: 100,
-  idleMillis: 300,
+  idleMillis: 500,
   sweepMillis: 50
 }
 
@@ -55,13 +56,16 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         const actor = yield* registry.actor(saleId)
         const epoch = yield* ownerEpoch(saleId)
         assert.strictEqual(epoch, actor.epoch)
-        // One offer every 100 ms for 1.6 s: five idle periods, never 300 ms without an offer.
-        // Half of them repeats, which count as use as much as new buyers do.
-        for (let i = 0; i < 16; i++) {
-          yield* offer(saleId, users[i % 10]!)
-          assert.strictEqual(registry.running(saleId), actor, `restarted after ${i} offers`)
+        // One offer every 100 ms for 2.6 s, each answered in its own time (a slow commit does
+        // not delay the next): five idle periods, never 500 ms without an offer. Half of them
+        // are repeats, which count as use as much as new buyers do.
+        const answered: Array<Fiber.Fiber<unknown, unknown>> = []
+        for (let i = 0; i < 26; i++) {
+          answered.push(yield* Effect.forkChild(offer(saleId, users[i % 13]!)))
           yield* Effect.sleep("100 millis")
+          assert.strictEqual(registry.running(saleId), actor, `restarted after ${i + 1} offers`)
         }
+        yield* Fiber.joinAll(answered)
         assert.strictEqual(yield* ownerEpoch(saleId), epoch, "one epoch for the whole trickle")
         assert.strictEqual(registry.running(saleId), actor)
       }).pipe(Effect.provide(SaleRegistry.make(idle)))
@@ -88,3 +92,33 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
     )
   }
 )
+
+describe("isIdle", () => {
+  const view = (over: Partial<SaleView>): SaleView => ({
+    saleId: "00000000-0000-4000-8000-000000000001" as SaleId,
+    epoch: 1,
+    total: 10,
+    remaining: 5,
+    startsAt: 0,
+    endsAt: 10_000,
+    status: "active",
+    mailboxDepth: 0,
+    lastActiveAt: 1_000,
+    ...over
+  })
+
+  plain("stops a running sale only after idleMillis without an offer", () => {
+    assert.isFalse(isIdle(view({}), 1_000 + idle.idleMillis - 1, idle))
+    assert.isTrue(isIdle(view({}), 1_000 + idle.idleMillis, idle))
+  })
+
+  plain("counts a queued purchase as activity, however old the last decision", () => {
+    assert.isFalse(isIdle(view({ mailboxDepth: 3 }), 1_000_000, idle))
+  })
+
+  plain("stops an ended or cancelled sale after one sweep without offers", () => {
+    assert.isTrue(isIdle(view({ status: "ended" }), 1_000 + (idle.sweepMillis ?? 0), idle))
+    assert.isTrue(isIdle(view({ status: "cancelled" }), 1_000 + (idle.sweepMillis ?? 0), idle))
+    assert.isFalse(isIdle(view({ status: "ended" }), 1_000 + (idle.sweepMillis ?? 0) - 1, idle))
+  })
+})
