@@ -114,8 +114,11 @@ export class SaleWatch extends Context.Service<
     readonly current: Effect.Effect<SaleListing | undefined>
     /** `listener` hears each newer figures of the sale until the returned function is called. */
     readonly follow: (saleId: SaleId, listener: (figures: PushedFigures) => void) => () => void
-    /** An admin changed or created the sale: every node reads it (and the catalog) again. */
-    readonly catalogChanged: (saleId: SaleId) => Effect.Effect<void>
+    /**
+     * An admin created or changed the sale (or a product: no sale id): every node reads the
+     * catalog, and that sale, again.
+     */
+    readonly catalogChanged: (saleId?: SaleId) => Effect.Effect<void>
     readonly snapshot: (saleId: SaleId) => Effect.Effect<SaleSnapshot, SaleNotFound>
     /** The current snapshot, then one per change of the figures. */
     readonly changes: (saleId: SaleId) => Stream.Stream<SaleSnapshot, SaleNotFound>
@@ -208,8 +211,11 @@ export class SaleWatch extends Context.Service<
         return sales.find(saleId).pipe(
           Effect.tap((row) =>
             Effect.sync(() => {
-              if (row !== undefined) fromRow(row, Date.now())
-              else if (view.figures === undefined) views.delete(saleId)
+              if (row !== undefined) {
+                fromRow(row, Date.now())
+                // A sale the catalog does not know yet was created meanwhile: the list is read again.
+                if (catalog !== undefined && !catalog.rows.includes(saleId)) catalog.valid = false
+              } else if (view.figures === undefined) views.delete(saleId)
             })
           ),
           // PostgreSQL away: the last view known is served rather than nothing.
@@ -331,9 +337,9 @@ export class SaleWatch extends Context.Service<
         })
       })
 
-      const changedHere = (saleId: SaleId) => {
+      const changedHere = (saleId: SaleId | undefined) => {
         if (catalog !== undefined) catalog.valid = false
-        const view = views.get(saleId)
+        const view = saleId === undefined ? undefined : views.get(saleId)
         if (view === undefined) return
         view.overridable = true
         view.heardAt = 0

@@ -22,7 +22,7 @@ export interface PushedFigures {
 /**
  * One message on the views channel, msgpack-packed (no JSON on the wire):
  *   [0, [[saleId, epoch, version, total, remaining, startsAt, endsAt, cancelled], …]]  figures
- *   [1, saleId]                                                                       the admin changed the sale
+ *   [1, saleId | null]                                   the admin changed the sale (null: a product)
  */
 const FiguresTuple = Schema.Tuple([
   Schema.String.pipe(Schema.brand("SaleId")),
@@ -36,7 +36,7 @@ const FiguresTuple = Schema.Tuple([
 ])
 const Message = Schema.Union([
   Schema.Tuple([Schema.Literal(0), Schema.Array(FiguresTuple)]),
-  Schema.Tuple([Schema.Literal(1), Schema.String.pipe(Schema.brand("SaleId"))])
+  Schema.Tuple([Schema.Literal(1), Schema.NullOr(Schema.String.pipe(Schema.brand("SaleId")))])
 ])
 const decodeMessage = Schema.decodeUnknownExit(Message)
 
@@ -48,11 +48,11 @@ export const packFigures = (views: ReadonlyArray<PushedFigures>): Buffer =>
     views.map((f) => [f.saleId, f.epoch, f.version, f.total, f.remaining, f.startsAt, f.endsAt, f.cancelled])
   ])
 
-export const packCatalogChange = (saleId: SaleId): Buffer => packr.pack([1, saleId])
+export const packCatalogChange = (saleId: SaleId | undefined): Buffer => packr.pack([1, saleId ?? null])
 
 export type ViewMessage =
   | { readonly _tag: "Figures"; readonly views: ReadonlyArray<PushedFigures> }
-  | { readonly _tag: "CatalogChanged"; readonly saleId: SaleId }
+  | { readonly _tag: "CatalogChanged"; readonly saleId: SaleId | undefined }
 
 /** A message from the channel, decoded; undefined for anything that is not one (ignored). */
 export const unpackMessage = (bytes: Buffer): ViewMessage | undefined => {
@@ -65,7 +65,7 @@ export const unpackMessage = (bytes: Buffer): ViewMessage | undefined => {
   const decoded = decodeMessage(raw)
   if (Exit.isFailure(decoded)) return undefined
   const message = decoded.value
-  if (message[0] === 1) return { _tag: "CatalogChanged", saleId: message[1] as SaleId }
+  if (message[0] === 1) return { _tag: "CatalogChanged", saleId: message[1] ?? undefined }
   return {
     _tag: "Figures",
     views: message[1].map(([saleId, epoch, version, total, remaining, startsAt, endsAt, cancelled]) => ({

@@ -1,5 +1,6 @@
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { randomBytes } from "node:crypto"
+import { SaleWatch } from "../../src/cluster/SaleWatch.ts"
 import type { SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Products } from "../../src/storage/Products.ts"
 import { Sales } from "../../src/storage/Sales.ts"
@@ -28,6 +29,9 @@ export const makeSale = (
       startsAt: window.startsAt ?? now - 60_000,
       endsAt: window.endsAt ?? now + 3_600_000
     })
+    // Made behind the node's back, so announced as the admin's changes are: lists show it at once.
+    const watch = yield* Effect.serviceOption(SaleWatch)
+    if (Option.isSome(watch)) yield* watch.value.catalogChanged(saleId)
     return saleId
   })
 
