@@ -9,7 +9,7 @@ import {
   OpenApi
 } from "effect/http-api"
 import { OrderId, ProductId, SaleId, UserId } from "../domain/Ids.ts"
-import type { Session } from "./Tokens.ts"
+import { Email, Instant, Line, Paragraphs } from "../domain/Inputs.ts"
 import {
   EmailInUse,
   InvalidCredentials,
@@ -31,6 +31,7 @@ import {
   SoldOut,
   StockBelowSold
 } from "./ApiErrors.ts"
+import type { Session } from "./Tokens.ts"
 
 /**
  * The HTTP surface, stated once: every path, schema and error. Handlers, OpenAPI and the
@@ -85,10 +86,6 @@ export const AlreadyPurchased = Schema.Struct({
   status: Schema.Literal("purchased"),
   alreadyPurchased: Schema.Literal(true)
 })
-
-const Email = Schema.String.check(Schema.isTrimmed(), Schema.isMinLength(3), Schema.isMaxLength(254)).check(
-  Schema.isPattern(/^[^@\s]+@[^@\s]+$/)
-)
 
 export const OrderView = Schema.Struct({
   orderId: OrderId,
@@ -222,8 +219,8 @@ export class PurchaseGroup extends HttpApiGroup.make("purchase")
 
 const Stock = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(10_000_000))
 const Price = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(100_000_000))
-/** An instant as an ISO-8601 string, e.g. "2026-12-01T10:00:00Z". */
-const Instant = Schema.String.check(Schema.isMaxLength(40))
+const ProductName = Line(200)
+const Description = Paragraphs(2_000)
 
 export const SaleStats = Schema.Struct({
   saleId: SaleId,
@@ -244,8 +241,8 @@ export class AdminGroup extends HttpApiGroup.make("admin")
   .add(
     HttpApiEndpoint.post("createProduct", "/api/admin/products", {
       payload: Schema.Struct({
-        name: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200)),
-        description: Schema.optional(Schema.String.check(Schema.isMaxLength(2_000)))
+        name: ProductName,
+        description: Schema.optional(Description)
       }),
       success: Schema.Struct({ productId: ProductId }).pipe(HttpApiSchema.status(201)),
       error: [NotAdmin, InvalidRequest]
@@ -253,8 +250,8 @@ export class AdminGroup extends HttpApiGroup.make("admin")
     HttpApiEndpoint.patch("updateProduct", "/api/admin/products/:productId", {
       params: { productId: ProductId },
       payload: Schema.Struct({
-        name: Schema.optional(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200))),
-        description: Schema.optional(Schema.String.check(Schema.isMaxLength(2_000)))
+        name: Schema.optional(ProductName),
+        description: Schema.optional(Description)
       }),
       success: Schema.Struct({ productId: ProductId }),
       error: [NotAdmin, ProductNotFound, InvalidRequest]

@@ -605,12 +605,10 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
           "invalid_request"
         )
         assert.deepStrictEqual(detailsOf(backwards), { in: "payload", path: ["endsAt"] })
-        const notInstant = yield* failsWith(
-          newSale({ startsAt: "next tuesday" }),
-          InvalidRequest,
-          "invalid_request"
-        )
-        assert.deepStrictEqual(detailsOf(notInstant), { in: "payload", path: ["startsAt"] })
+        // The client checks the payload's schema before sending; the server's own 400 for a
+        // request that skips the client is in EdgeErrors.test.ts.
+        const notInstant = yield* Effect.flip(newSale({ startsAt: "next tuesday" }))
+        assert.match(String(notInstant), /ISO-8601 instant[\s\S]*"startsAt"/)
         assert.strictEqual(yield* allSales, sales)
 
         const sale = yield* newSale()
@@ -666,11 +664,10 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
           "invalid_request"
         )
         assert.deepStrictEqual(detailsOf(inverted), { in: "payload", path: ["endsAt"] })
-        yield* failsWith(
-          boss.api.admin.updateSale({ params: { saleId }, payload: { startsAt: "soon" } }),
-          InvalidRequest,
-          "invalid_request"
+        const soon = yield* Effect.flip(
+          boss.api.admin.updateSale({ params: { saleId }, payload: { startsAt: "soon" } })
         )
+        assert.match(String(soon), /ISO-8601 instant[\s\S]*"startsAt"/)
         yield* failsWith(
           boss.api.admin.updateSale({ params: { saleId: unknownSale }, payload: { stock: 1 } }),
           SaleNotFound,
