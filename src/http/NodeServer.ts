@@ -49,7 +49,21 @@ export const layer = (options: {
           const requests = Scope.forkUnsafe(serveScope, "parallel")
           const handler = yield* NodeHttpServer.makeHandler(app, { middleware, scope: requests })
           const onRequest = (request: IncomingMessage, response: ServerResponse) => {
-            if (!options.route(request, response)) handler(request, response)
+            let served: boolean
+            try {
+              served = options.route(request, response)
+            } catch (defect) {
+              // Thrown from an event listener it would take the process down.
+              const requestId = answerDefect(request, response)
+              countRequest(request.method ?? "unparsed", unmatched, 500)
+              Effect.runForkWith(context)(
+                Effect.logError("Request failed with a defect in the node:http route", defect).pipe(
+                  Effect.annotateLogs({ requestId, method: request.method, url: request.url })
+                )
+              )
+              return
+            }
+            if (!served) handler(request, response)
           }
           // Stops taking connections and lets open requests finish, then lets go of them.
           yield* Scope.addFinalizer(
@@ -72,6 +86,25 @@ const stopListening = (server: Server) =>
     if (!server.listening) return resume(Effect.void)
     server.close(() => resume(Effect.void))
   })
+
+/** The JSON 500 for a defect in a raw route, unless its answer had started; the request id. */
+const answerDefect = (request: IncomingMessage, response: ServerResponse): string => {
+  const incoming = request.headers["x-request-id"]
+  const requestId = requestIdFor(Array.isArray(incoming) ? incoming[0] : incoming)
+  if (response.headersSent) {
+    response.destroy()
+    return requestId
+  }
+  const answer = errorAnswer(answerForStatus(500, requestId))
+  response.writeHead(500, {
+    ...securityHeaders,
+    ...answerHeaders(answer),
+    "content-length": Buffer.byteLength(answer.body),
+    "x-request-id": requestId
+  })
+  response.end(answer.body)
+  return requestId
+}
 
 // Node's parser codes for what the client sent, by the status Node itself would answer.
 const statusOfParseError = (code: string | undefined): number => {

@@ -32,10 +32,16 @@ const openApiRoute = HttpRouter.add(
   Effect.succeed(HttpServerResponse.jsonUnsafe(OpenApi.fromApi(Api)))
 )
 
+// A node:http route in front of the framework (as the purchase fast route is) that throws.
+const rawRoute: NodeServer.RawRoute = (request) => {
+  if (request.url === "/test/raw-defect") throw new Error("a defect in the raw route")
+  return false
+}
+
 const EdgeNode = HttpRouter.serve(Layer.mergeAll(Edge, ApiDocs, defectRoute, openApiRoute), {
   disableLogger: true
 }).pipe(
-  Layer.provideMerge(NodeServer.layer({ route: () => false, listen: { port: 0, host: "127.0.0.1" } })),
+  Layer.provideMerge(NodeServer.layer({ route: rawRoute, listen: { port: 0, host: "127.0.0.1" } })),
   Layer.provide(captureLogs)
 )
 
@@ -111,6 +117,34 @@ layer(EdgeNode, { timeout: 60_000, excludeTestServices: true })("the edge's answ
       const after = countOf(yield* metricsText, /route="\/test\/defect",status="500"/)
       assert.strictEqual(after, before + 1)
     })
+  )
+
+  it.effect(
+    "a defect thrown by the node:http route: JSON 500 with the request id and an error-level log line",
+    () =>
+      Effect.gen(function* () {
+        const url = `http://127.0.0.1:${yield* port}`
+        const response = yield* Effect.promise(() =>
+          fetch(`${url}/test/raw-defect`, { headers: { "x-request-id": "raw-defect-1" } })
+        )
+        const text = yield* Effect.promise(() => response.text())
+        assert.strictEqual(response.status, 500)
+        assertEdgeHeaders(response.headers)
+        assert.strictEqual(response.headers.get("x-request-id"), "raw-defect-1")
+        assert.strictEqual((JSON.parse(text) as { error: { code: string } }).error.code, "internal_error")
+        assert.notInclude(text, "raw route")
+        yield* Effect.promise(async () => {
+          for (let tries = 0; tries < 50 && !logLines.some((line) => line.includes("raw-defect-1")); tries++)
+            await new Promise((resolve) => setTimeout(resolve, 20))
+        })
+        const logged = logLines
+          .map((line) => JSON.parse(line) as { level: string; annotations: Record<string, unknown> })
+          .filter((line) => line.annotations.requestId === "raw-defect-1")
+        assert.deepStrictEqual(
+          logged.map((line) => line.level),
+          ["ERROR"]
+        )
+      })
   )
 
   it.effect("Node's parser refusals are JSON errors with the security headers and a request id", () =>
