@@ -233,6 +233,8 @@ export class SaleWatch extends Context.Service<
       const figures = (saleId: SaleId): Effect.Effect<PushedFigures, SaleNotFound> =>
         Effect.suspend(() => {
           const view = viewOf(saleId)
+          // An actor just started here is followed now, not at the next look for new owners.
+          if (view.source === "row") followActor(saleId)
           if (fresh(view, Date.now())) return Effect.succeed(view.figures as PushedFigures)
           return Effect.flatMap(load(saleId, view), () =>
             view.figures === undefined
@@ -377,7 +379,7 @@ export class SaleWatch extends Context.Service<
       const followActor = (saleId: SaleId) => {
         const actor = owned.actor(saleId) ?? registry.running(saleId)
         if (actor === undefined || followed.has(saleId)) return
-        followed.set(saleId, SubscriptionRef.getUnsafe(actor.figures))
+        published(SubscriptionRef.getUnsafe(actor.figures))
         runFork(
           SubscriptionRef.changes(actor.figures).pipe(
             Stream.runForEach((figures) => Effect.sync(() => published(figures))),
