@@ -119,7 +119,10 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("live sale event
       const refused = yield* Effect.promise(() => fetch(url))
       assert.strictEqual(refused.status, 503)
       assert.strictEqual(refused.headers.get("retry-after"), "5")
-      assert.strictEqual(((yield* Effect.promise(() => refused.json())) as any).error.code, "overloaded")
+      assert.strictEqual(
+        ((yield* Effect.promise(() => refused.json())) as { error: { code: string } }).error.code,
+        "overloaded"
+      )
       for (const w of admitted) w.close()
       // Once one leaves, a newcomer is taken again.
       const again = yield* Effect.promise(async () => {
