@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
+import { SaleWatch } from "../cluster/SaleWatch.ts"
 import type { SaleId } from "../domain/Ids.ts"
 import { Products } from "../storage/Products.ts"
 import { Sales, type NewSale, type SaleChanges } from "../storage/Sales.ts"
@@ -157,6 +158,10 @@ export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
     const requireAdmin = Effect.flatMap(CurrentUser, (user) =>
       Effect.flatMap(role.isAdmin(user), (admin) => (admin ? Effect.void : Effect.fail(notAdmin)))
     )
+    // Every node's catalog and views hear of a change, so lists and status show it at once.
+    const watch = yield* SaleWatch
+    const announced = <A extends { readonly saleId: SaleId }, E, R>(change: Effect.Effect<A, E, R>) =>
+      Effect.tap(change, (sale) => watch.catalogChanged(sale.saleId))
     const stores: Stores = {
       products: yield* Products,
       sales: yield* Sales,
@@ -172,16 +177,21 @@ export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
       )
       .handle("updateProduct", ({ params, payload }) =>
         Effect.andThen(requireAdmin, stores.products.update(params.productId, payload)).pipe(
+          Effect.andThen(watch.catalogChanged()),
           Effect.as({ productId: params.productId }),
           Effect.catchTag("ProductNotFound", () => Effect.fail(productNotFound())),
           Effect.catchTag("SqlError", Effect.die)
         )
       )
-      .handle("createSale", ({ payload }) => Effect.andThen(requireAdmin, createSale(stores, payload)))
-      .handle("updateSale", ({ params, payload }) =>
-        Effect.andThen(requireAdmin, updateSale(stores, params.saleId, payload))
+      .handle("createSale", ({ payload }) =>
+        Effect.andThen(requireAdmin, announced(createSale(stores, payload)))
       )
-      .handle("cancelSale", ({ params }) => Effect.andThen(requireAdmin, cancelSale(stores, params.saleId)))
+      .handle("updateSale", ({ params, payload }) =>
+        Effect.andThen(requireAdmin, announced(updateSale(stores, params.saleId, payload)))
+      )
+      .handle("cancelSale", ({ params }) =>
+        Effect.andThen(requireAdmin, announced(cancelSale(stores, params.saleId)))
+      )
       .handle("saleStats", ({ params }) => Effect.andThen(requireAdmin, saleStats(stores, params.saleId)))
   })
 )
