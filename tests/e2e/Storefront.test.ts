@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import type { Browser, Page } from "playwright-core"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import { Accounts } from "../../src/storage/Accounts.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { Database } from "../../src/storage/Database.ts"
 import { Products } from "../../src/storage/Products.ts"
@@ -22,6 +23,7 @@ const wait = 15_000
 
 let scope: Scope.Closeable
 let node: RunningNode
+let databaseUrl: string
 let browser: Browser
 
 const api = async <A>(method: string, path: string, body?: unknown, token?: string): Promise<A> => {
@@ -38,12 +40,42 @@ const api = async <A>(method: string, path: string, body?: unknown, token?: stri
   return (await response.json()) as A
 }
 
-const login = (email: string) => api<{ token: string; userId: string }>("POST", "/api/auth/login", { email })
+/** Every account's password in these tests. */
+const password = "a browser test password"
 
-/** Signs in through the form, with the keyboard only. */
+/** Signs up through the API (once) and signs in; the admin's email gets the role. */
+const login = async (email: string) => {
+  const response = await fetch(node.url + "/api/auth/signup", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, password })
+  })
+  if (response.status !== 201 && response.status !== 409)
+    throw new Error(`sign-up of ${email}: ${response.status} ${await response.text()}`)
+  if (email === adminEmail) await setAdmin(email, true)
+  return api<{ token: string; userId: string }>("POST", "/api/auth/login", { email, password })
+}
+
+const adminEmail = "admin@example.com"
+
+/** Grants or revokes the admin role in the database, as `npm run admin` does. */
+const setAdmin = (email: string, admin: boolean) =>
+  Effect.runPromise(
+    Effect.flatMap(Accounts, (accounts) => accounts.setAdmin(email, admin)).pipe(
+      Effect.provide(
+        Accounts.layer.pipe(Layer.provide(Database.server(Redacted.make(databaseUrl), { maxConnections: 1 })))
+      ),
+      Effect.scoped
+    )
+  )
+
+/** Signs in through the form, with the keyboard only (the account is made first if need be). */
 const signIn = async (page: Page, email: string) => {
+  await login(email)
   await page.getByLabel("Email").focus()
   await page.keyboard.type(email)
+  await page.keyboard.press("Tab")
+  await page.keyboard.type(password)
   await page.keyboard.press("Enter")
   await page.getByTestId("signed-in-as").filter({ hasText: email }).waitFor({ timeout: wait })
 }
@@ -67,6 +99,7 @@ beforeAll(async () => {
   buildWebIfStale()
   scope = await Effect.runPromise(Scope.make())
   const { url } = await Effect.runPromise(Scope.provide(scope)(freshServerDatabase))
+  databaseUrl = url
   // A sale far ahead, made before the node starts: it keeps the node's demo sale away (a
   // fresh node makes one only when nothing is scheduled) and fills the "Coming up" list.
   await Effect.runPromise(
@@ -142,7 +175,7 @@ describe("storefront in Chromium", () => {
     }
   })
   it("a buyer waits for the start, buys and sees the order; another visitor sees the stock fall live to sold out", async () => {
-    const admin = await login("admin@example.com")
+    const admin = await login(adminEmail)
     const { productId } = await api<{ productId: string }>(
       "POST",
       "/api/admin/products",
@@ -255,7 +288,7 @@ describe("storefront in Chromium", () => {
 
   it("the admin creates a sale that the storefront lists, reschedules and cancels it, and watches a sale live", async () => {
     // A sale that a crowd will buy out while the admin watches.
-    const admin = await login("admin@example.com")
+    const admin = await login(adminEmail)
     const { productId } = await api<{ productId: string }>(
       "POST",
       "/api/admin/products",
@@ -287,7 +320,7 @@ describe("storefront in Chromium", () => {
     const context = await newVisitor(browser, { width: 1200, height: 1000 })
     const page = await context.newPage()
     await page.goto(node.url + "/")
-    await signIn(page, "admin@example.com")
+    await signIn(page, adminEmail)
     await page.getByRole("link", { name: "Admin" }).click()
     await page.getByTestId("admin-console").waitFor({ timeout: wait })
 
@@ -371,4 +404,77 @@ describe("storefront in Chromium", () => {
     assert.strictEqual(await page.getByTestId("upcoming").getByText("Ceramic pour-over set").count(), 0)
     await context.close()
   }, 60_000)
+})
+
+describe("sign-up and sign-in in Chromium", () => {
+  it("a new buyer creates an account with the form and is signed in", async () => {
+    const context = await newVisitor(browser)
+    const page = await context.newPage()
+    await page.goto(node.url + "/")
+    await page.getByRole("button", { name: "Create an account" }).click()
+    await page.getByRole("heading", { name: "Create an account" }).waitFor({ timeout: wait })
+    await page.getByLabel("Email").fill("nia@example.com")
+    await page.getByLabel("Password").fill("short")
+    // The browser's own check (minlength) stops a too-short password before it is sent.
+    await page.getByRole("button", { name: "Create account" }).click()
+    assert.isFalse(Boolean(await page.evaluate("document.getElementById('password').validity.valid")))
+    await page.getByLabel("Password").fill("nia's long password")
+    await page.getByRole("button", { name: "Create account" }).click()
+    await page.getByTestId("signed-in-as").filter({ hasText: "nia@example.com" }).waitFor({ timeout: wait })
+    // The same email cannot be taken twice: the second visitor is told to sign in instead.
+    const other = await newVisitor(browser)
+    const again = await other.newPage()
+    await again.goto(node.url + "/")
+    await again.getByRole("button", { name: "Create an account" }).click()
+    await again.getByLabel("Email").fill("nia@example.com")
+    await again.getByLabel("Password").fill("somebody else's password")
+    await again.getByRole("button", { name: "Create account" }).click()
+    await again
+      .getByRole("alert")
+      .filter({ hasText: "already exists. Sign in instead." })
+      .waitFor({ timeout: wait })
+    assert.strictEqual(await again.getByTestId("signed-in-as").count(), 0)
+    await page.screenshot({ path: `${screenshots}/signed-up.png` })
+    await Promise.all([context.close(), other.close()])
+  }, 30_000)
+
+  it("a wrong password is refused in plain words, and the right one then signs in", async () => {
+    await login("omar@example.com")
+    const context = await newVisitor(browser)
+    const page = await context.newPage()
+    await page.goto(node.url + "/")
+    await page.getByLabel("Email").fill("omar@example.com")
+    await page.getByLabel("Password").fill("not omar's password")
+    await page.getByRole("button", { name: "Sign in" }).click()
+    await page
+      .getByRole("alert")
+      .filter({ hasText: "That email and password do not match an account." })
+      .waitFor({ timeout: wait })
+    assert.strictEqual(await page.getByTestId("signed-in-as").count(), 0)
+    await page.screenshot({ path: `${screenshots}/wrong-password.png` })
+    await page.getByLabel("Password").fill(password)
+    await page.getByRole("button", { name: "Sign in" }).click()
+    await page.getByTestId("signed-in-as").filter({ hasText: "omar@example.com" }).waitFor({ timeout: wait })
+    await context.close()
+  }, 30_000)
+
+  it("an admin whose role is revoked loses the console within seconds, without signing out", async () => {
+    const email = "pat@example.com"
+    await login(email)
+    await setAdmin(email, true)
+    const context = await newVisitor(browser)
+    const page = await context.newPage()
+    await page.goto(node.url + "/")
+    await signIn(page, email)
+    await page.getByRole("link", { name: "Admin" }).click()
+    await page.getByTestId("admin-console").waitFor({ timeout: wait })
+
+    await setAdmin(email, false)
+    const revokedAt = Date.now()
+    await page.getByTestId("admin-denied").getByText("is not an administrator").waitFor({ timeout: wait })
+    assert.isBelow(Date.now() - revokedAt, 10_000)
+    assert.strictEqual(await page.getByTestId("admin-console").count(), 0)
+    await page.getByTestId("signed-in-as").filter({ hasText: email }).waitFor({ timeout: wait })
+    await context.close()
+  }, 30_000)
 })

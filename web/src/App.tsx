@@ -1,5 +1,5 @@
 import { useEffect, useState, type MouseEvent } from "react"
-import type { Session } from "./api.ts"
+import { api, onSessionChange, refreshSession, type Session } from "./api.ts"
 import { AdminConsole } from "./admin/AdminConsole.tsx"
 import { loadSession, saveSession } from "./session.ts"
 import { SignIn } from "./SignIn.tsx"
@@ -18,6 +18,24 @@ export function App() {
     addEventListener("popstate", onPop)
     return () => removeEventListener("popstate", onPop)
   }, [])
+
+  // A renewed (or lost) session, wherever the refresh happened, replaces the stored one.
+  useEffect(
+    () =>
+      onSessionChange((next) => {
+        saveSession(next)
+        setSession(next)
+      }),
+    []
+  )
+
+  // Renewed a minute before the access token expires, so a purchase never meets an expired one.
+  const expiresAt = session?.expiresAt
+  useEffect(() => {
+    if (expiresAt === undefined) return
+    const timer = setTimeout(() => void refreshSession(), Math.max(0, expiresAt - Date.now() - 60_000))
+    return () => clearTimeout(timer)
+  }, [expiresAt])
 
   const go = (target: Page) => (event: MouseEvent<HTMLAnchorElement>) => {
     if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return
@@ -53,7 +71,14 @@ export function App() {
         {session === undefined ? null : (
           <div className="who">
             <span data-testid="signed-in-as">{session.email}</span>
-            <button type="button" className="link" onClick={() => signIn(undefined)}>
+            <button
+              type="button"
+              className="link"
+              onClick={() => {
+                signIn(undefined)
+                void api.logout().catch(() => undefined)
+              }}
+            >
               Sign out
             </button>
           </div>
@@ -62,7 +87,7 @@ export function App() {
       <main id="main" tabIndex={-1}>
         {session === undefined ? <SignIn onSignedIn={signIn} /> : null}
         {page === "admin" ? (
-          <AdminConsole session={session} />
+          <AdminConsole key={session?.userId ?? "guest"} session={session} />
         ) : (
           <Storefront
             key={session?.userId ?? "guest"}

@@ -13,12 +13,34 @@ export interface Sale {
   readonly remaining: number
 }
 
+/**
+ * A signed-in buyer: a short-lived access token (until `expiresAt`, epoch ms) that the client
+ * renews from the node's httpOnly refresh cookie without the buyer noticing. `admin` is for
+ * showing the console; the node checks the role again on every admin request.
+ */
 export interface Session {
   readonly token: string
+  readonly expiresAt: number
   readonly userId: string
   readonly email: string
   readonly admin: boolean
 }
+
+interface SignedIn {
+  readonly token: string
+  readonly expiresInSeconds: number
+  readonly userId: string
+  readonly email: string
+  readonly admin: boolean
+}
+
+const sessionOf = (signedIn: SignedIn): Session => ({
+  token: signedIn.token,
+  expiresAt: Date.now() + signedIn.expiresInSeconds * 1_000,
+  userId: signedIn.userId,
+  email: signedIn.email,
+  admin: signedIn.admin
+})
 
 export interface Order {
   readonly orderId: string
@@ -95,28 +117,75 @@ const errorOf = async (response: Response): Promise<ApiError> => {
   )
 }
 
-const call = async <A>(
+type Listener = (session: Session | undefined) => void
+const listeners = new Set<Listener>()
+
+/** Called with the renewed session after each refresh (undefined: the session is over). */
+export const onSessionChange = (listener: Listener): (() => void) => {
+  listeners.add(listener)
+  return () => listeners.delete(listener)
+}
+
+let refreshing: Promise<Session | undefined> | undefined
+
+/**
+ * A new access token from the refresh cookie, once at a time however many calls ask; undefined
+ * when the cookie is gone or expired (the buyer signs in again).
+ */
+export const refreshSession = (): Promise<Session | undefined> => {
+  refreshing ??= fetch("/api/auth/refresh", { method: "POST", headers: { accept: "application/json" } })
+    .then(async (response) => (response.ok ? sessionOf((await response.json()) as SignedIn) : undefined))
+    .catch(() => undefined)
+    .then((session) => {
+      refreshing = undefined
+      for (const listener of listeners) listener(session)
+      return session
+    })
+  return refreshing
+}
+
+const send = (
   method: string,
   path: string,
-  options: { token?: string | undefined; body?: unknown; signal?: AbortSignal | undefined } = {}
-): Promise<{ status: number; body: A }> => {
+  options: { token?: string | undefined; body?: unknown; signal?: AbortSignal | undefined }
+): Promise<Response> => {
   const headers: Record<string, string> = { accept: "application/json" }
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
   if (options.body !== undefined) headers["content-type"] = "application/json"
   const init: RequestInit = { method, headers }
   if (options.body !== undefined) init.body = JSON.stringify(options.body)
   if (options.signal !== undefined) init.signal = options.signal
-  const response = await fetch(path, init)
+  return fetch(path, init)
+}
+
+const call = async <A>(
+  method: string,
+  path: string,
+  options: { token?: string | undefined; body?: unknown; signal?: AbortSignal | undefined } = {}
+): Promise<{ status: number; body: A }> => {
+  let response = await send(method, path, options)
+  // An access token lives minutes: an expired one is renewed once and the call made again.
+  if (response.status === 401 && options.token !== undefined) {
+    const renewed = await refreshSession()
+    if (renewed !== undefined) response = await send(method, path, { ...options, token: renewed.token })
+  }
   if (!response.ok) throw await errorOf(response)
-  return { status: response.status, body: (await response.json()) as A }
+  return { status: response.status, body: (response.status === 204 ? undefined : await response.json()) as A }
 }
 
 const get = async <A>(path: string, token?: string, signal?: AbortSignal): Promise<A> =>
   (await call<A>("GET", path, { token, signal })).body
 
 export const api = {
-  login: async (email: string): Promise<Session> =>
-    (await call<Session>("POST", "/api/auth/login", { body: { email } })).body,
+  signUp: async (email: string, password: string): Promise<Session> =>
+    sessionOf((await call<SignedIn>("POST", "/api/auth/signup", { body: { email, password } })).body),
+  login: async (email: string, password: string): Promise<Session> =>
+    sessionOf((await call<SignedIn>("POST", "/api/auth/login", { body: { email, password } })).body),
+  logout: async (): Promise<void> => {
+    await call<undefined>("POST", "/api/auth/logout")
+  },
+  /** The signed-in user as the node sees them now, the admin role included. */
+  me: (token: string) => get<{ userId: string; email: string; admin: boolean }>("/api/auth/me", token),
   sales: (signal?: AbortSignal) => get<ReadonlyArray<Sale>>("/api/sales", undefined, signal),
   sale: (saleId: string) => get<Sale>(`/api/sales/${encodeURIComponent(saleId)}`),
   purchase: async (token: string, saleId: string): Promise<Purchase> =>

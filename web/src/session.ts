@@ -2,13 +2,17 @@ import type { Session } from "./api.ts"
 
 const key = "mincommerce.session"
 
-/** The signed-in user, kept in this browser (per tab origin) until sign-out. */
+/**
+ * The signed-in user, kept in this browser (per tab origin) until sign-out. Only the
+ * short-lived access token is here; the refresh token is an httpOnly cookie no script reads.
+ */
 export const loadSession = (): Session | undefined => {
   try {
     const raw = localStorage.getItem(key)
     if (raw === null) return undefined
     const session = JSON.parse(raw) as Partial<Session>
     return typeof session.token === "string" &&
+      typeof session.expiresAt === "number" &&
       typeof session.userId === "string" &&
       typeof session.email === "string" &&
       typeof session.admin === "boolean"

@@ -23,7 +23,15 @@ export const startNode = (databaseUrl: string, timeoutMillis = 30_000): Promise<
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["src/main.ts"], {
       cwd: root,
-      env: { ...process.env, DATABASE_URL: databaseUrl, PORT: "0", JWT_SECRET: "browser test secret" },
+      env: {
+        ...process.env,
+        DATABASE_URL: databaseUrl,
+        PORT: "0",
+        JWT_SECRET: "browser test secret, thirty-two bytes or more",
+        // Every visitor of the tests comes from one loopback address.
+        AUTH_LIMIT_PER_ADDRESS: "0",
+        AUTH_SIGNUPS_PER_ADDRESS: "0"
+      },
       stdio: ["ignore", "pipe", "inherit"]
     })
     const exited = new Promise<void>((done) => child.on("exit", () => done()))

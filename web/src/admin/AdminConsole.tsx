@@ -1,15 +1,49 @@
 import { useCallback, useEffect, useState } from "react"
-import { api, type Sale, type Session } from "../api.ts"
+import { api, ApiError, type Sale, type Session } from "../api.ts"
 import { LiveSale } from "./LiveSale.tsx"
 import { NewSale } from "./NewSale.tsx"
 import { SalesTable } from "./SalesTable.tsx"
+
+/** How often the console asks the node whether the user is still an admin. */
+const roleCheckMillis = 3_000
+
+/**
+ * Whether the signed-in user is an admin, as the node says now: asked on opening and every few
+ * seconds, so a revoked admin loses the console without signing out. Starts from the session's
+ * word, which dates from sign-in.
+ */
+const useAdminRole = (session: Session | undefined): boolean => {
+  const [admin, setAdmin] = useState(session?.admin === true)
+  const token = session?.token
+  useEffect(() => {
+    if (token === undefined) return
+    let live = true
+    const check = () =>
+      api.me(token).then(
+        (me) => {
+          if (live) setAdmin(me.admin)
+        },
+        (failure: unknown) => {
+          if (live && failure instanceof ApiError && (failure.status === 401 || failure.status === 403))
+            setAdmin(false)
+        }
+      )
+    void check()
+    const timer = setInterval(() => void check(), roleCheckMillis)
+    return () => {
+      live = false
+      clearInterval(timer)
+    }
+  }, [token])
+  return session !== undefined && admin
+}
 
 /** Products and sales for admins: create, reschedule, cancel, watch live. */
 export function AdminConsole(props: { readonly session: Session | undefined }) {
   const { session } = props
   const [sales, setSales] = useState<ReadonlyArray<Sale>>([])
   const [watching, setWatching] = useState<string | undefined>(undefined)
-  const admin = session?.admin === true
+  const admin = useAdminRole(session)
 
   const load = useCallback(() => {
     if (!admin) return
@@ -25,10 +59,10 @@ export function AdminConsole(props: { readonly session: Session | undefined }) {
     return (
       <section className="panel" data-testid="admin-denied">
         <h1>Admin console</h1>
-        <p>Sign in with an administrator's email to manage sales.</p>
+        <p>Sign in with an administrator's account to manage sales.</p>
       </section>
     )
-  if (!session.admin)
+  if (!admin)
     return (
       <section className="panel" data-testid="admin-denied">
         <h1>Admin console</h1>
