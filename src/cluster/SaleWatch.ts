@@ -53,8 +53,11 @@ interface View {
   /** "owner": pushed (or this node's actor); "row": read from PostgreSQL. */
   source: "owner" | "row"
   heardAt: number
-  /** Set by an admin change: the next PostgreSQL read replaces the figures whatever their version. */
-  overridable: boolean
+  /**
+   * Owners up to this epoch were fenced by an admin change (it mints a new epoch in
+   * PostgreSQL): what they still push is ignored, and the stock row replaces their figures.
+   */
+  fencedUpTo: number
   loading: Deferred.Deferred<void> | undefined
   readonly listeners: Set<(figures: PushedFigures) => void>
 }
@@ -155,7 +158,7 @@ export class SaleWatch extends Context.Service<
           priceCents: 0,
           source: "row",
           heardAt: 0,
-          overridable: false,
+          fencedUpTo: 0,
           loading: undefined,
           listeners: new Set()
         }
@@ -173,15 +176,15 @@ export class SaleWatch extends Context.Service<
         const view = views.get(figures.saleId)
         // Only sales this node was asked about are kept.
         if (view === undefined) return
+        if (figures.epoch <= view.fencedUpTo) return
         const previous = view.figures
-        if (previous !== undefined && !view.overridable && !newer(figures, previous)) {
+        if (previous !== undefined && !newer(figures, previous)) {
           if (figures.epoch === previous.epoch && figures.version === previous.version) view.heardAt = now
           return
         }
         view.figures = figures
         view.source = "owner"
         view.heardAt = now
-        view.overridable = false
         tell(view, figures)
       }
 
@@ -193,9 +196,10 @@ export class SaleWatch extends Context.Service<
         const previous = view.figures
         view.heardAt = now
         view.source = "row"
-        if (previous !== undefined && !view.overridable && !newer(figures, previous)) return
+        // A later row read is newer than an earlier one (both epoch 0) and than a fenced owner's
+        // figures; a running owner's rank above it (they hold its reservations too).
+        if (previous !== undefined && previous.epoch > view.fencedUpTo) return
         view.figures = figures
-        view.overridable = false
         tell(view, figures)
       }
 
@@ -339,11 +343,11 @@ export class SaleWatch extends Context.Service<
         })
       })
 
-      const changedHere = (saleId: SaleId | undefined) => {
+      const changedHere = (saleId: SaleId | undefined, fencedUpTo: number) => {
         if (catalog !== undefined) catalog.valid = false
         const view = saleId === undefined ? undefined : views.get(saleId)
         if (view === undefined) return
-        view.overridable = true
+        view.fencedUpTo = Math.max(view.fencedUpTo, fencedUpTo, view.figures?.epoch ?? 0)
         view.heardAt = 0
       }
 
@@ -406,7 +410,7 @@ export class SaleWatch extends Context.Service<
           if (from.toString() !== channel) return
           const message = unpackMessage(bytes)
           if (message === undefined) return
-          if (message._tag === "CatalogChanged") return changedHere(message.saleId)
+          if (message._tag === "CatalogChanged") return changedHere(message.saleId, message.fencedUpTo)
           const now = Date.now()
           for (const figures of message.views) heard(figures, now)
         }
@@ -439,8 +443,10 @@ export class SaleWatch extends Context.Service<
         follow,
         catalogChanged: (saleId) =>
           Effect.sync(() => {
-            changedHere(saleId)
-            publish(packCatalogChange(saleId))
+            const known = saleId === undefined ? undefined : views.get(saleId)?.figures
+            const fencedUpTo = known?.epoch ?? 0
+            changedHere(saleId, fencedUpTo)
+            publish(packCatalogChange(saleId, fencedUpTo))
           }),
         snapshot,
         changes: (saleId) =>

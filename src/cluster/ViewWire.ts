@@ -22,7 +22,8 @@ export interface PushedFigures {
 /**
  * One message on the views channel, msgpack-packed (no JSON on the wire):
  *   [0, [[saleId, epoch, version, total, remaining, startsAt, endsAt, cancelled], …]]  figures
- *   [1, saleId | null]                                   the admin changed the sale (null: a product)
+ *   [1, saleId | null, fencedUpTo]      the admin changed the sale (null: a product), fencing
+ *                                       its owners up to that epoch
  */
 const FiguresTuple = Schema.Tuple([
   Schema.String.pipe(Schema.brand("SaleId")),
@@ -36,7 +37,7 @@ const FiguresTuple = Schema.Tuple([
 ])
 const Message = Schema.Union([
   Schema.Tuple([Schema.Literal(0), Schema.Array(FiguresTuple)]),
-  Schema.Tuple([Schema.Literal(1), Schema.NullOr(Schema.String.pipe(Schema.brand("SaleId")))])
+  Schema.Tuple([Schema.Literal(1), Schema.NullOr(Schema.String.pipe(Schema.brand("SaleId"))), Schema.Number])
 ])
 const decodeMessage = Schema.decodeUnknownExit(Message)
 
@@ -48,11 +49,12 @@ export const packFigures = (views: ReadonlyArray<PushedFigures>): Buffer =>
     views.map((f) => [f.saleId, f.epoch, f.version, f.total, f.remaining, f.startsAt, f.endsAt, f.cancelled])
   ])
 
-export const packCatalogChange = (saleId: SaleId | undefined): Buffer => packr.pack([1, saleId ?? null])
+export const packCatalogChange = (saleId: SaleId | undefined, fencedUpTo: number): Buffer =>
+  packr.pack([1, saleId ?? null, fencedUpTo])
 
 export type ViewMessage =
   | { readonly _tag: "Figures"; readonly views: ReadonlyArray<PushedFigures> }
-  | { readonly _tag: "CatalogChanged"; readonly saleId: SaleId | undefined }
+  | { readonly _tag: "CatalogChanged"; readonly saleId: SaleId | undefined; readonly fencedUpTo: number }
 
 /** A message from the channel, decoded; undefined for anything that is not one (ignored). */
 export const unpackMessage = (bytes: Buffer): ViewMessage | undefined => {
@@ -65,7 +67,8 @@ export const unpackMessage = (bytes: Buffer): ViewMessage | undefined => {
   const decoded = decodeMessage(raw)
   if (Exit.isFailure(decoded)) return undefined
   const message = decoded.value
-  if (message[0] === 1) return { _tag: "CatalogChanged", saleId: message[1] ?? undefined }
+  if (message[0] === 1)
+    return { _tag: "CatalogChanged", saleId: message[1] ?? undefined, fencedUpTo: message[2] }
   return {
     _tag: "Figures",
     views: message[1].map(([saleId, epoch, version, total, remaining, startsAt, endsAt, cancelled]) => ({

@@ -7,6 +7,7 @@ import { SaleRouter } from "../../src/cluster/SaleRouter.ts"
 import { republishMillis, SaleWatch, type PushedFigures } from "../../src/cluster/SaleWatch.ts"
 import type { SaleId } from "../../src/domain/Ids.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
+import { Sales } from "../../src/storage/Sales.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
 import { TestDatabase } from "../support/TestDatabase.ts"
@@ -136,6 +137,27 @@ describe("sale views pushed across nodes", () => {
           )
         }
         assert.strictEqual((yield* b.watch.figures(saleId)).remaining, 2)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+  it.live(
+    "an admin's cancel fences the running owner's figures on every node: the row wins over what it still pushes",
+    () =>
+      Effect.gen(function* () {
+        const { a, b, storage } = yield* cluster
+        const saleId = yield* makeSale(5).pipe(Effect.provideContext(storage))
+        const [buyer] = yield* makeUsers(1).pipe(Effect.provideContext(storage))
+        yield* b.watch.figures(saleId)
+        assert.strictEqual((yield* a.router.purchase(saleId, buyer!))._tag, "Accepted")
+        yield* heard(b.watch, saleId, (f) => f.remaining === 4).pipe(Effect.timeout("5 seconds"))
+        // Cancelled as the admin's handler does on node B, while A's actor runs on, unaware.
+        yield* Effect.flatMap(Sales, (sales) => sales.cancel(saleId)).pipe(Effect.provideContext(storage))
+        yield* b.watch.catalogChanged(saleId)
+        assert.isTrue((yield* b.watch.figures(saleId)).cancelled)
+        // A's republished figures (its old epoch) come and go; both nodes keep the cancel.
+        yield* Effect.sleep(republishMillis * 1.5)
+        assert.isTrue((yield* b.watch.figures(saleId)).cancelled)
+        assert.isTrue((yield* a.watch.figures(saleId)).cancelled)
       }).pipe(Effect.scoped),
     60_000
   )
