@@ -122,4 +122,59 @@ describe("nginx in front of three nodes", () => {
       await cluster.close()
     }
   }, 240_000)
+  it("microcaches the public reads: about one upstream request per URL per second, whatever the crowd", async () => {
+    const cluster = await makeCluster({ nodes: 2, saleStocks: [50], buyers: 1 })
+    const nginx = await startNginx(cluster)
+    try {
+      const saleId = cluster.sales[0]!
+      const paths = ["/api/flash-sale/status", `/api/sales/${saleId}`]
+      // Reads of those routes the nodes themselves answered, from their /metrics.
+      const upstream = async () => {
+        let total = 0
+        for (const node of cluster.nodes) {
+          const text = await (await fetch(`${node.url}/metrics`)).text()
+          for (const line of text.split("\n")) {
+            if (!line.startsWith("mincommerce_http_requests_total{") || !line.includes('method="GET"'))
+              continue
+            if (!/route="\/api\/(flash-sale\/status|sales\/:id)"/.test(line)) continue
+            total += Number(line.slice(line.lastIndexOf(" ") + 1))
+          }
+        }
+        return total
+      }
+      for (const path of paths) assert.strictEqual((await fetch(`${nginx.url}${path}`)).status, 200)
+      const before = await upstream()
+      const started = Date.now()
+      const caches = new Map<string, number>()
+      let answered = 0
+      await Promise.all(
+        Array.from({ length: 40 }, async (_, client) => {
+          for (let i = 0; Date.now() - started < 2_500; i++) {
+            const response = await fetch(`${nginx.url}${paths[(client + i) % paths.length]}`)
+            await response.arrayBuffer()
+            assert.strictEqual(response.status, 200)
+            const cache = response.headers.get("x-cache-status") ?? "none"
+            caches.set(cache, (caches.get(cache) ?? 0) + 1)
+            answered++
+          }
+        })
+      )
+      const seconds = (Date.now() - started) / 1_000
+      const reached = (await upstream()) - before
+      console.log(
+        `nginx microcache: ${answered} reads in ${seconds.toFixed(1)} s, ${reached} reached the nodes; ` +
+          `cache statuses ${JSON.stringify(Object.fromEntries(caches))}`
+      )
+      // One refresh per URL per second (each a background update or a locked miss), a second's slack.
+      assert.isAtMost(reached, paths.length * (Math.ceil(seconds) + 1))
+      assert.isAbove(answered, reached * 20)
+      // A buyer's own order and SSE are never cached.
+      const events = await fetch(`${nginx.url}/api/sales/${saleId}/events`)
+      assert.isNull(events.headers.get("x-cache-status"))
+      await events.body?.cancel()
+    } finally {
+      await nginx.stop()
+      await cluster.close()
+    }
+  }, 240_000)
 })
