@@ -27,7 +27,9 @@ export const layer = (options: {
   Layer.effect(
     HttpServer.HttpServer,
     Effect.gen(function* () {
-      const server = createServer()
+      // Node checks its header and request timeouts this often (30 s by default), so a client
+      // dripping its headers gets its 408 within a second of the limit.
+      const server = createServer({ connectionsCheckingInterval: 1_000 })
       options.configure?.(server)
       const context = yield* Effect.context<never>()
       server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {

@@ -41,7 +41,16 @@ const rawRoute: NodeServer.RawRoute = (request) => {
 const EdgeNode = HttpRouter.serve(Layer.mergeAll(Edge, ApiDocs, defectRoute, openApiRoute), {
   disableLogger: true
 }).pipe(
-  Layer.provideMerge(NodeServer.layer({ route: rawRoute, listen: { port: 0, host: "127.0.0.1" } })),
+  Layer.provideMerge(
+    NodeServer.layer({
+      route: rawRoute,
+      listen: { port: 0, host: "127.0.0.1" },
+      configure: (server) => {
+        server.headersTimeout = 1_000
+        server.requestTimeout = 1_500
+      }
+    })
+  ),
   Layer.provide(captureLogs)
 )
 
@@ -57,11 +66,13 @@ const assertEdgeHeaders = (headers: Headers | Record<string, string>) => {
 }
 
 /** Sends raw bytes and reads until the server closes: status, headers, body. */
-const rawExchange = (portNumber: number, bytes: string) =>
+const rawExchange = (portNumber: number, bytes: string, options: { readonly keepOpen?: boolean } = {}) =>
   Effect.promise(
     () =>
       new Promise<{ status: number; headers: Record<string, string>; body: string }>((resolve, reject) => {
-        const socket = connect(portNumber, "127.0.0.1", () => socket.end(bytes))
+        const socket = connect(portNumber, "127.0.0.1", () =>
+          options.keepOpen === true ? socket.write(bytes) : socket.end(bytes)
+        )
         let text = ""
         socket.setEncoding("utf8")
         socket.on("data", (chunk: string) => (text += chunk))
@@ -188,6 +199,19 @@ layer(EdgeNode, { timeout: 60_000, excludeTestServices: true })("the edge's answ
 
       const after = countOf(yield* metricsText, /method="unparsed",route="unmatched",status="400"/)
       assert.strictEqual(after, before + 2)
+
+      // Headers sent and never finished: the header timeout's 408, in the same shape.
+      const started = Date.now()
+      const dripped = yield* rawExchange(portNumber, "GET / HTTP/1.1\r\nhost: x\r\nx-slow: a", {
+        keepOpen: true
+      })
+      assert.strictEqual(dripped.status, 408)
+      assertEdgeHeaders(dripped.headers)
+      assert.strictEqual(
+        (JSON.parse(dripped.body) as { error: { code: string } }).error.code,
+        "request_timeout"
+      )
+      assert.isBelow(Date.now() - started, 5_000)
     })
   )
 
