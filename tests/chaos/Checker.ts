@@ -35,6 +35,11 @@ export interface CheckResult {
   readonly unavailability: ReadonlyArray<FaultUnavailability>
   /** Rows no buyer was told about (allowed: their answers were unknown). */
   readonly unconfirmedRows: number
+  /**
+   * "Sold out" answered before a later purchase was even sent that then succeeded: not one of
+   * the invariants (the buyer may try again), but a definite refusal that was not true.
+   */
+  readonly earlySoldOut: number
 }
 
 /** A fault an answer at `at` may be blamed on: the latest one that began before it, within its hold and `after` ms. */
@@ -149,7 +154,8 @@ export const check = (options: {
     available: record.available,
     violations,
     unavailability: unavailability(history.sales(), faults, record, options.loadEnd),
-    unconfirmedRows: report.unconfirmedRows
+    unconfirmedRows: report.unconfirmedRows,
+    earlySoldOut: earlySoldOut(ops)
   }
 }
 
@@ -185,4 +191,12 @@ export const unavailability = (
     if (openEnded) longest = Math.max(longest, Math.min(loadEnd, soldOutAt) - previous)
     return { index, millis: Math.max(0, longest), openEnded }
   })
+}
+
+/** Sold out answers that came back before a purchase that succeeded had even been sent. */
+const earlySoldOut = (ops: ReadonlyArray<Operation>): number => {
+  let lastSaleSent = -Infinity
+  for (const op of ops)
+    if (op.outcome === "ok" && op.repeat !== true) lastSaleSent = Math.max(lastSaleSent, op.sentAt)
+  return ops.filter((op) => op.code === "sold_out" && op.answeredAt < lastSaleSent).length
 }

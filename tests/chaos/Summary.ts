@@ -94,7 +94,8 @@ export const formatRun = (result: RunResult): string => {
   const { ok, failed, unknown } = result.history.byOutcome
   return (
     `seed ${result.plan.seed}: ${result.injected.length} faults, ${c.committed}/${c.stock} sold, ` +
-    `${ok} ok ${failed} failed ${unknown} unknown answers, ${c.violations.length} violations ` +
+    `${ok} ok ${failed} failed ${unknown} unknown answers, ${c.violations.length} violations` +
+    `${c.earlySoldOut > 0 ? `, ${c.earlySoldOut} "sold out" before a later sale` : ""} ` +
     `(${(result.millis / 1_000).toFixed(0)} s)\n  answers: ${[...result.history.codes()]
       .sort((a, b) => b[1] - a[1])
       .map(([code, count]) => `${code} ${count}`)
