@@ -66,64 +66,48 @@ const rate = (s: Spread) =>
 
 const report = (connections: number, list: ReadonlyArray<Round>) => {
   const of = (f: (round: Round) => number) => spread(list.map(f))
+  const ms = (f: (round: Round) => number) => fmt(of(f), 1)
+  const perRequest = (cpuMillis: number, requests: number) => (1_000 * cpuMillis) / Math.max(1, requests)
   const ceilings = list.map((r) => r.ceiling.requestsPerSecond)
   const middle = spread(ceilings).median
   const drifted = ceilings.filter((c) => Math.abs(c - middle) / middle > ceilingDrift).length
   const ratios = of((r) => ratio(r.ours.requestsPerSecond, r.ceiling.requestsPerSecond) * 100)
+  const ours = (r: Round) => r.ours
+  const bare = (r: Round) => r.ceiling
   console.log(`\n${connections} connections, ${list.length} round(s): median (min–max)`)
   console.log(
-    `  MinCommerce: ${rate(of((r) => r.ours.requestsPerSecond))} req/s, ${rate(of((r) => r.ours.purchasesPerSecond))} purchases/s, ` +
-      `p50 ${fmt(
-        of((r) => r.ours.p50),
-        1
-      )} ms, p99 ${fmt(
-        of((r) => r.ours.p99),
-        1
-      )} ms, p99.9 ${fmt(
-        of((r) => r.ours.p999),
-        1
-      )} ms; ` +
-      `wrk CPU ${fmt(of((r) => r.ours.generatorCpuPercent))} % of a core`
+    `  MinCommerce: ${rate(of((r) => ours(r).requestsPerSecond))} req/s, ` +
+      `${rate(of((r) => ours(r).purchasesPerSecond))} purchases/s, p50 ${ms((r) => ours(r).p50)} ms, ` +
+      `p99 ${ms((r) => ours(r).p99)} ms, p99.9 ${ms((r) => ours(r).p999)} ms; ` +
+      `wrk CPU ${fmt(of((r) => ours(r).generatorCpuPercent))} % of a core`
   )
   console.log(
-    `    server: event-loop delay p99 ${fmt(
-      of((r) => r.oursProbe.loopDelayP99),
-      1
-    )} ms, max ${fmt(
-      of((r) => r.oursProbe.loopDelayMax),
-      1
-    )} ms; ` +
-      `GC ${fmt(of((r) => r.oursProbe.gcCount))} pauses, ${fmt(of((r) => r.oursProbe.gcTotalMillis))} ms in all, longest ${fmt(
-        of((r) => r.oursProbe.gcMaxMillis),
-        1
-      )} ms`
+    `    server: CPU ${ms((r) => perRequest(r.oursProbe.cpuMillis, ours(r).requests))} µs per request; ` +
+      `event-loop delay p99 ${ms((r) => r.oursProbe.loopDelayP99)} ms, max ${ms((r) => r.oursProbe.loopDelayMax)} ms; ` +
+      `GC ${fmt(of((r) => r.oursProbe.gcCount))} pauses, ${fmt(of((r) => r.oursProbe.gcTotalMillis))} ms in all, ` +
+      `longest ${ms((r) => r.oursProbe.gcMaxMillis)} ms`
   )
   console.log(
-    `  bare node:http: ${rate(of((r) => r.ceiling.requestsPerSecond))} req/s, p50 ${fmt(
-      of((r) => r.ceiling.p50),
-      1
-    )} ms, ` +
+    `  bare node:http: ${rate(of((r) => bare(r).requestsPerSecond))} req/s, p50 ${ms((r) => bare(r).p50)} ms, ` +
+      `p99 ${ms((r) => bare(r).p99)} ms, p99.9 ${ms((r) => bare(r).p999)} ms; ` +
+      `wrk CPU ${fmt(of((r) => bare(r).generatorCpuPercent))} % of a core`
+  )
+  console.log(
+    `    server: CPU ${ms((r) => perRequest(r.ceilingProbe.cpuMillis, bare(r).requests))} µs per request; ` +
+      `event-loop delay p99 ${ms((r) => r.ceilingProbe.loopDelayP99)} ms`
+  )
+  console.log(
+    `  ratio to the bare server: ${fmt(ratios)} % of its requests/s (goal >= 70 %); ` +
       `p99 ${fmt(
-        of((r) => r.ceiling.p99),
-        1
-      )} ms, p99.9 ${fmt(
-        of((r) => r.ceiling.p999),
-        1
-      )} ms; wrk CPU ${fmt(of((r) => r.ceiling.generatorCpuPercent))} % of a core; ` +
-      `event-loop delay p99 ${fmt(
-        of((r) => r.ceilingProbe.loopDelayP99),
-        1
-      )} ms`
+        of((r) => ours(r).p99 / bare(r).p99),
+        2
+      )}x the bare server's (goal <= 2x)`
   )
-  console.log(
-    `  ratio to the bare server: ${fmt(ratios)} % of its requests/s (goal >= 70 %); p99 ${fmt(
-      of((r) => r.ours.p99 / r.ceiling.p99),
-      2
-    )}x the bare server's (goal <= 2x)` +
-      (drifted > 0
-        ? `\n  FLAGGED: the ceiling moved more than ${ceilingDrift * 100} % from its median in ${drifted} round(s): ${ceilings.map(formatRate).join(", ")} req/s`
-        : "")
-  )
+  if (drifted > 0)
+    console.log(
+      `  FLAGGED: the ceiling moved more than ${ceilingDrift * 100} % from its median in ${drifted} round(s): ` +
+        `${ceilings.map(formatRate).join(", ")} req/s`
+    )
   const last = list[list.length - 1]
   if (last !== undefined)
     console.log(`  outcomes by status (last round): ${JSON.stringify(last.ours.outcomes)}`)
