@@ -3,7 +3,7 @@ import { PurchaseUnavailable } from "../domain/Errors.ts"
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
 import { attemptReason, type Outcome } from "../domain/Outcome.ts"
 import type { Refusal } from "../domain/Reply.ts"
-import type { CommitReceipt, OrderToCommit } from "../storage/OrderStore.ts"
+import type { AttemptRecord, CommitReceipt, OrderToCommit } from "../storage/OrderStore.ts"
 import type * as GroupCommitter from "./GroupCommitter.ts"
 import * as Phase from "./Phase.ts"
 import * as Sale from "./SaleState.ts"
@@ -110,12 +110,27 @@ const park = (d: Decider, orderId: OrderId, waiter: Waiter) => {
   else parked.push(waiter)
 }
 
-const decidePurchase = (
-  d: Decider,
-  message: PurchaseMessage,
-  now: number,
-  staged: Array<GroupCommitter.Staged>
-) => {
+/** Refusals no buyer's history needs, counted per decided chunk (they all share its `now`). */
+type RefusalTag = "SoldOut" | "NotStarted" | "Ended" | "Cancelled"
+type Refused = Record<RefusalTag, number>
+
+const noRefusals = (): Refused => ({ SoldOut: 0, NotStarted: 0, Ended: 0, Cancelled: 0 })
+const refusalTags: ReadonlyArray<RefusalTag> = ["SoldOut", "NotStarted", "Ended", "Cancelled"]
+
+/** What one decided chunk hands the committer. */
+interface Chunk {
+  readonly staged: Array<GroupCommitter.Staged>
+  readonly refused: Refused
+}
+
+const record = (attempt: AttemptRecord): GroupCommitter.Staged => ({
+  attempt,
+  refusals: undefined,
+  order: undefined,
+  reply: undefined
+})
+
+const decidePurchase = (d: Decider, message: PurchaseMessage, now: number, chunk: Chunk) => {
   d.queued--
   d.lastActiveAt = now
   if (!Phase.decides(d.phase)) return message.reply(refusal(d))
@@ -124,26 +139,40 @@ const decidePurchase = (
   d.state = next
   switch (decision._tag) {
     case "Accepted":
-      staged.push({
+      chunk.staged.push({
         attempt: { userId, outcome: "accepted", at: now },
+        refusals: undefined,
         order: { orderId, userId, at: now },
         reply
       })
       return
     case "AwaitingCommit":
       return park(d, decision.orderId, { userId, at: now, reply })
+    case "AlreadyPurchased":
+      reply(decision)
+      chunk.staged.push(record({ userId, outcome: attemptReason.AlreadyPurchased, at: now }))
+      return
     default:
       reply(decision)
-      staged.push({
-        attempt: { userId, outcome: attemptReason[decision._tag], at: now },
-        order: undefined,
-        reply: undefined
-      })
+      chunk.refused[decision._tag]++
+  }
+}
+
+const stageRefusals = (chunk: Chunk, now: number) => {
+  for (const tag of refusalTags) {
+    const count = chunk.refused[tag]
+    if (count === 0) continue
+    chunk.staged.push({
+      attempt: undefined,
+      refusals: { outcome: attemptReason[tag], count, firstAt: now, lastAt: now },
+      order: undefined,
+      reply: undefined
+    })
   }
 }
 
 // Repeats get the original's answer; their own audit record follows in a later batch.
-const answerWaiters = (d: Decider, settlement: Settlement, staged: Array<GroupCommitter.Staged>) => {
+const answerWaiters = (d: Decider, settlement: Settlement, chunk: Chunk) => {
   const recorded = repeatRecord(settlement)
   for (const order of settlement.orders) {
     const parked = d.waiters.get(order.orderId)
@@ -153,36 +182,32 @@ const answerWaiters = (d: Decider, settlement: Settlement, staged: Array<GroupCo
       if (settlement._tag === "Committed") answerRepeat(waiter, order, settlement.receipt)
       else waiter.reply(settlement.refusal)
       if (recorded === undefined) continue
-      staged.push({
-        attempt: { userId: waiter.userId, outcome: recorded, at: waiter.at },
-        order: undefined,
-        reply: undefined
-      })
+      chunk.staged.push(record({ userId: waiter.userId, outcome: recorded, at: waiter.at }))
     }
   }
 }
 
 // An order whose fate is unknown stays pending, its unit held: this can only undersell, and
 // the committer has halted, so nothing is decided any more.
-const settle = (d: Decider, settlement: Settlement, staged: Array<GroupCommitter.Staged>) => {
+const settle = (d: Decider, settlement: Settlement, chunk: Chunk) => {
   if (settlement._tag === "Committed")
     [d.state] = Sale.decide(d.state, { _tag: "Committed", orders: settlement.orders })
   else if (settlement._tag === "NotCommitted")
     [d.state] = Sale.decide(d.state, { _tag: "Released", orders: settlement.orders })
-  if (d.waiters.size > 0) answerWaiters(d, settlement, staged)
+  if (d.waiters.size > 0) answerWaiters(d, settlement, chunk)
 }
 
-const handle = (d: Decider, message: Message, now: number, staged: Array<GroupCommitter.Staged>) => {
+const handle = (d: Decider, message: Message, now: number, chunk: Chunk) => {
   switch (message._tag) {
     case "Purchase":
-      return decidePurchase(d, message, now, staged)
+      return decidePurchase(d, message, now, chunk)
     case "Cancel":
       ;[d.state] = Sale.decide(d.state, { _tag: "Cancel" })
       return message.applied()
     case "Committed":
     case "NotCommitted":
     case "Unknown":
-      return settle(d, message, staged)
+      return settle(d, message, chunk)
     case "Drained":
       // What is left in the mailbox is still handled; then the loop ends.
       advance(d, "drained")
@@ -220,9 +245,10 @@ const loop = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
     while (true) {
       const messages = yield* Queue.takeAll(d.mailbox)
       const now = yield* Clock.currentTimeMillis
-      const staged: Array<GroupCommitter.Staged> = []
-      for (const message of messages) handle(d, message, now, staged)
-      if (staged.length > 0) yield* committer.stage(staged)
+      const chunk: Chunk = { staged: [], refused: noRefusals() }
+      for (const message of messages) handle(d, message, now, chunk)
+      stageRefusals(chunk, now)
+      if (chunk.staged.length > 0) yield* committer.stage(chunk.staged)
       yield* publish(d)
       yield* endWhenIdle(d, committer)
     }

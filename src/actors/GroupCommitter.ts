@@ -9,12 +9,18 @@ import {
   type AttemptRecord,
   type Batch,
   type CommitReceipt,
-  type OrderToCommit
+  type OrderToCommit,
+  type RefusalCount
 } from "../storage/OrderStore.ts"
 
-/** One decided attempt on its way to PostgreSQL: its audit record, and for an accepted order its buyer. */
+/**
+ * Decisions on their way to PostgreSQL: a buyer's audit record (and for an accepted order its
+ * buyer and reply), or a count of refusals no buyer's history needs. One shape for both, so
+ * the staging queue stays monomorphic.
+ */
 export interface Staged {
-  readonly attempt: AttemptRecord
+  readonly attempt: AttemptRecord | undefined
+  readonly refusals: RefusalCount | undefined
   readonly order: OrderToCommit | undefined
   /** The accepted buyer's reply: called once, with `Accepted` only after COMMIT. */
   readonly reply: ((answer: Outcome | Refusal) => void) | undefined
@@ -109,8 +115,9 @@ interface Committer {
   readonly slots: Semaphore.Semaphore
   /** Opened by a finished commit or a full batch: what a writer waiting to overlap waits for. */
   readonly overlapChanged: Latch.Latch
-  /** Audit records of a batch that failed, carried into the next one so none is lost. */
+  /** Audit records and refusal counts of a batch that failed, carried into the next one so none is lost. */
   carried: Array<AttemptRecord>
+  carriedRefusals: Array<RefusalCount>
   halted: "fenced" | "failed" | undefined
   committing: number
 }
@@ -186,17 +193,49 @@ const settle = Effect.fnUntraced(function* (
   // Only this batch's records can say "accepted"; those orders were not stored.
   for (const a of sent.attempts)
     c.carried.push(a.outcome === "accepted" ? { ...a, outcome: "commit_failed" } : a)
+  for (const r of sent.refusals) c.carriedRefusals.push(r)
   settled(c, batch, unavailable(c, "commit_failed"), true, sent.orders)
 })
+
+// Adds a count into the batch's one count per outcome.
+const addRefusals = (into: Array<RefusalCount>, count: RefusalCount) => {
+  const i = into.findIndex((r) => r.outcome === count.outcome)
+  const same = into[i]
+  if (same === undefined) into.push(count)
+  else
+    into[i] = {
+      outcome: count.outcome,
+      count: same.count + count.count,
+      firstAt: Math.min(same.firstAt, count.firstAt),
+      lastAt: Math.max(same.lastAt, count.lastAt)
+    }
+}
+
+const batchOf = (c: Committer, batch: ReadonlyArray<Staged>): Batch => {
+  const attempts = c.carried
+  const refusals: Array<RefusalCount> = []
+  for (const r of c.carriedRefusals) addRefusals(refusals, r)
+  c.carried = []
+  c.carriedRefusals = []
+  for (const s of batch) {
+    if (s.attempt !== undefined) attempts.push(s.attempt)
+    if (s.refusals !== undefined) addRefusals(refusals, s.refusals)
+  }
+  const { saleId, epoch } = c.options
+  return { batchId: randomUUID(), saleId, epoch, orders: ordersOf(batch), attempts, refusals }
+}
+
+const recordedIn = (sent: Batch) => {
+  let recorded = sent.attempts.length
+  for (const r of sent.refusals) recorded += r.count
+  return recorded
+}
 
 const commitBatch = Effect.fnUntraced(function* (c: Committer, batch: ReadonlyArray<Staged>) {
   if (c.halted !== undefined)
     return settled(c, batch, unavailable(c, c.halted === "fenced" ? "fenced" : "stopping"), true)
   const { saleId, epoch } = c.options
-  const attempts = c.carried
-  c.carried = []
-  for (const s of batch) attempts.push(s.attempt)
-  const sent: Batch = { batchId: randomUUID(), saleId, epoch, orders: ordersOf(batch), attempts }
+  const sent = batchOf(c, batch)
   const started = yield* Clock.currentTimeMillis
   const exit = yield* Effect.exit(c.store.commit(sent))
   if (Exit.isSuccess(exit)) {
@@ -204,7 +243,7 @@ const commitBatch = Effect.fnUntraced(function* (c: Committer, batch: ReadonlyAr
     const finished = yield* Clock.currentTimeMillis
     c.options.onCommit?.({
       orders: sent.orders.length,
-      attempts: attempts.length,
+      attempts: recordedIn(sent),
       millis: finished - started
     })
     return
@@ -269,6 +308,8 @@ const writer = (c: Committer, scope: Scope.Scope) =>
 // failing must not keep an actor from stopping, and these records are audit, not orders.
 const flushAttempts = 3
 
+const carrying = (c: Committer) => c.carried.length > 0 || c.carriedRefusals.length > 0
+
 // Ended: every batch in flight is answered, and audit records carried from a failed batch get
 // a commit of their own, before the committer reports itself drained.
 const drain = (c: Committer) =>
@@ -276,14 +317,15 @@ const drain = (c: Committer) =>
     yield* Semaphore.take(c.slots, c.options.commitsInFlight)
     for (
       let attempt = 0;
-      attempt < flushAttempts && c.carried.length > 0 && c.halted === undefined;
+      attempt < flushAttempts && carrying(c) && c.halted === undefined;
       attempt++
     )
       yield* commitOrHalt(c, [])
-    if (c.carried.length > 0 && c.halted === undefined)
+    if (carrying(c) && c.halted === undefined)
       yield* Effect.logError("audit records of failed batches could not be flushed", {
         saleId: c.options.saleId,
-        records: c.carried.length
+        records: c.carried.length,
+        refusalCounts: c.carriedRefusals.length
       })
     c.options.report({ _tag: "Drained" })
   })
@@ -298,6 +340,7 @@ export const make = Effect.fnUntraced(function* (
     slots: yield* Semaphore.make(options.commitsInFlight),
     overlapChanged: yield* Latch.make(false),
     carried: [],
+    carriedRefusals: [],
     halted: undefined,
     committing: 0
   }

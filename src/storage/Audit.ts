@@ -58,7 +58,11 @@ export const checkInvariants = (
 /** Reads back what PostgreSQL has committed for a sale. */
 export class Audit extends Context.Service<
   Audit,
-  { readonly read: (saleId: SaleId) => Effect.Effect<SaleRecord, SqlError.SqlError> }
+  {
+    readonly read: (saleId: SaleId) => Effect.Effect<SaleRecord, SqlError.SqlError>
+    /** Decisions recorded by outcome: a buyer's rows plus the counted refusals. */
+    readonly outcomes: (saleId: SaleId) => Effect.Effect<Readonly<Record<string, number>>, SqlError.SqlError>
+  }
 >()("mincommerce/storage/Audit") {
   static readonly layer = Layer.effect(
     Audit,
@@ -76,7 +80,16 @@ export class Audit extends Context.Service<
           orders: new Map(rows.map((row) => [row.id, row.userId]))
         }
       })
-      return Audit.of({ read })
+      const outcomes = Effect.fn("Audit.outcomes")(function* (saleId: SaleId) {
+        const rows = yield* sql<{ outcome: string; n: number }>`
+          SELECT outcome, sum(n)::int AS n FROM (
+            SELECT outcome, count(*) AS n FROM purchase_attempts WHERE sale_id = ${saleId} GROUP BY outcome
+            UNION ALL
+            SELECT outcome, sum(count) AS n FROM purchase_refusals WHERE sale_id = ${saleId} GROUP BY outcome
+          ) AS recorded GROUP BY outcome`
+        return Object.fromEntries(rows.map((row) => [row.outcome, row.n]))
+      })
+      return Audit.of({ read, outcomes })
     })
   )
 }

@@ -180,6 +180,49 @@ const accounts = Effect.gen(function* () {
       ADD COLUMN admin boolean NOT NULL DEFAULT false`
 })
 
+// Refusals that no buyer's history needs (sold out, not started, ended, cancelled) are counted
+// per batch and outcome instead of written one row each: a flood refuses far more buyers than
+// it sells to, and a row per refusal was most of what a batch wrote. Accepted, commit_failed
+// and already_purchased stay in purchase_attempts, one row per buyer. Audit totals are the
+// attempts' rows plus these counts. This commit_batch calls migration 0006's, so the fence and
+// the order of work are that function's; the counts join the same transaction.
+const refusalCounts = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE purchase_refusals (
+      sale_id uuid NOT NULL,
+      batch_id uuid NOT NULL,
+      outcome text NOT NULL,
+      count integer NOT NULL CHECK (count > 0),
+      first_at timestamptz NOT NULL,
+      last_at timestamptz NOT NULL
+    )`
+  yield* sql`CREATE INDEX purchase_refusals_sale ON purchase_refusals (sale_id, outcome)`
+  yield* sql`
+    CREATE FUNCTION commit_batch(
+      p_batch uuid, p_sale uuid, p_epoch integer,
+      p_order_ids uuid[], p_order_users uuid[], p_order_at float8[],
+      p_attempt_users uuid[], p_attempt_outcomes text[], p_attempt_at float8[],
+      p_refusal_outcomes text[], p_refusal_counts integer[],
+      p_refusal_first float8[], p_refusal_last float8[]
+    ) RETURNS integer LANGUAGE plpgsql AS $$
+    DECLARE
+      left_over integer;
+    BEGIN
+      left_over := commit_batch(
+        p_batch, p_sale, p_epoch, p_order_ids, p_order_users, p_order_at,
+        p_attempt_users, p_attempt_outcomes, p_attempt_at);
+      IF coalesce(cardinality(p_refusal_outcomes), 0) > 0 THEN
+        INSERT INTO purchase_refusals (sale_id, batch_id, outcome, count, first_at, last_at)
+        SELECT p_sale, p_batch, r.outcome, r.n, to_timestamp(r.first_at / 1000.0), to_timestamp(r.last_at / 1000.0)
+        FROM unnest(p_refusal_outcomes, p_refusal_counts, p_refusal_first, p_refusal_last)
+          AS r (outcome, n, first_at, last_at);
+      END IF;
+      RETURN left_over;
+    END
+    $$`
+})
+
 /** Brings the schema up to date; a node serves nothing before this has run. */
 export const Migrations = {
   layer: PgMigrator.layer({
@@ -190,7 +233,8 @@ export const Migrations = {
       "0004_audit_without_surrogate_key": auditWithoutSurrogateKey,
       "0005_batch_durations": batchDurations,
       "0006_commit_function": commitFunction,
-      "0007_accounts": accounts
+      "0007_accounts": accounts,
+      "0008_refusal_counts": refusalCounts
     })
   }).pipe(Layer.provide(NodeServices.layer))
 }

@@ -29,11 +29,21 @@ export interface OrderToCommit {
   readonly at: number
 }
 
+/** A decision a buyer's history needs (accepted, commit_failed, already_purchased): one row each. */
 export interface AttemptRecord {
   readonly userId: UserId
   /** A value of `attemptReason`. */
   readonly outcome: string
   readonly at: number
+}
+
+/** Refusals of one outcome no buyer's history needs, counted: one row per batch and outcome. */
+export interface RefusalCount {
+  /** A value of `attemptReason`. */
+  readonly outcome: string
+  readonly count: number
+  readonly firstAt: number
+  readonly lastAt: number
 }
 
 /**
@@ -57,6 +67,8 @@ export interface Batch {
   readonly epoch: number
   readonly orders: ReadonlyArray<OrderToCommit>
   readonly attempts: ReadonlyArray<AttemptRecord>
+  /** At most one per outcome. */
+  readonly refusals: ReadonlyArray<RefusalCount>
 }
 
 /**
@@ -75,7 +87,8 @@ export class OrderStore extends Context.Service<
     readonly load: (saleId: SaleId) => Effect.Effect<SaleSnapshot, SaleNotFound | SqlError.SqlError>
     /**
      * One transaction: check the epoch and take the units on the stock row, insert every
-     * order, record every attempt. A stale epoch rolls the whole batch back.
+     * order, record every attempt and every refusal count. A stale epoch rolls the whole
+     * batch back.
      */
     readonly commit: (batch: Batch) => Effect.Effect<CommitReceipt, StaleEpoch | SqlError.SqlError>
     /**
@@ -137,20 +150,25 @@ export class OrderStore extends Context.Service<
         return yield* readSnapshot(saleId)
       })
 
-      // One statement (migration 0006's commit_batch): the epoch read first, the inserts, then
-      // the fenced UPDATE of the stock row, so two batches of one owner insert side by side
-      // and only queue for that row's lock at the very end.
+      // One statement (migration 0008's commit_batch over 0006's): the epoch read first, the
+      // inserts, then the fenced UPDATE of the stock row, so two batches of one owner insert
+      // side by side and only queue for that row's lock at the very end.
       const commit = Effect.fnUntraced(function* (batch: Batch) {
         const ids = batch.orders.map((o) => o.orderId)
+        const { attempts, refusals } = batch
         yield* sql`
           SELECT commit_batch(
             ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
             ${ids}::uuid[],
             ${batch.orders.map((o) => o.userId)}::uuid[],
             ${batch.orders.map((o) => o.at)}::float8[],
-            ${batch.attempts.map((a) => a.userId)}::uuid[],
-            ${batch.attempts.map((a) => a.outcome)}::text[],
-            ${batch.attempts.map((a) => a.at)}::float8[]
+            ${attempts.map((a) => a.userId)}::uuid[],
+            ${attempts.map((a) => a.outcome)}::text[],
+            ${attempts.map((a) => a.at)}::float8[],
+            ${refusals.map((r) => r.outcome)}::text[],
+            ${refusals.map((r) => r.count)}::integer[],
+            ${refusals.map((r) => r.firstAt)}::float8[],
+            ${refusals.map((r) => r.lastAt)}::float8[]
           )`.pipe(
           Effect.catchTag("SqlError", (error): Effect.Effect<never, StaleEpoch | SqlError.SqlError> => {
             switch (sqlState(error)) {

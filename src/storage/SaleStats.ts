@@ -25,8 +25,13 @@ export class SaleStats extends Context.Service<
       const sql = yield* SqlClient.SqlClient
 
       const of = Effect.fn("SaleStats.of")(function* (saleId: SaleId) {
+        // A buyer's decisions are rows, refusals no history needs are counts: both are attempts.
         const outcomes = yield* sql<{ outcome: string; n: number }>`
-          SELECT outcome, count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId} GROUP BY outcome`
+          SELECT outcome, sum(n)::int AS n FROM (
+            SELECT outcome, count(*) AS n FROM purchase_attempts WHERE sale_id = ${saleId} GROUP BY outcome
+            UNION ALL
+            SELECT outcome, sum(count) AS n FROM purchase_refusals WHERE sale_id = ${saleId} GROUP BY outcome
+          ) AS recorded GROUP BY outcome`
         const [orders] = yield* sql<{ committed: number; recent: number; soldOutAt: number | null }>`
           SELECT count(*)::int AS committed,
                  count(*) FILTER (WHERE o.created_at > now() - interval '10 seconds')::int AS recent,

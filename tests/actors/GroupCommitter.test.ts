@@ -61,11 +61,14 @@ const harness = (options: { maxBatchSize: number; commitsInFlight: number; fault
     }).pipe(Effect.provide(faultyStore(plan)))
     const accepted = (userId: UserId): GroupCommitter.Staged => ({
       attempt: { userId, outcome: "accepted", at: Date.now() },
+      refusals: undefined,
       order: { orderId: randomUUID() as OrderId, userId, at: Date.now() },
       reply: (answer) => answers.set(userId, answer)
     })
-    const rejected = (userId: UserId): GroupCommitter.Staged => ({
-      attempt: { userId, outcome: "sold_out", at: Date.now() },
+    // A refusal no buyer's history needs is staged as a count, without the buyer.
+    const rejected = (_userId: UserId): GroupCommitter.Staged => ({
+      attempt: undefined,
+      refusals: { outcome: "sold_out", count: 1, firstAt: Date.now(), lastAt: Date.now() },
       order: undefined,
       reply: undefined
     })
@@ -94,9 +97,14 @@ const storedFor = (saleId: SaleId) =>
     }>`SELECT user_id AS "userId" FROM orders WHERE sale_id = ${saleId}`
     const attempts = yield* sql<{ userId: UserId; outcome: string }>`
       SELECT user_id AS "userId", outcome FROM purchase_attempts WHERE sale_id = ${saleId}`
+    const refusals = yield* sql<{ outcome: string; n: number }>`
+      SELECT outcome, sum(count)::int AS n FROM purchase_refusals WHERE sale_id = ${saleId} GROUP BY outcome`
     return {
       orders: orders.map((o) => o.userId),
-      attempts: attempts.map((a) => `${a.outcome} ${a.userId}`).sort()
+      attempts: [
+        ...attempts.map((a) => `${a.outcome} ${a.userId}`),
+        ...refusals.map((r) => `${r.outcome} x${r.n}`)
+      ].sort()
     }
   })
 
@@ -176,7 +184,7 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
             assert.deepStrictEqual(stored.attempts, [
               `accepted ${third}`,
               `commit_failed ${first}`,
-              `sold_out ${second}`
+              "sold_out x1"
             ])
           })
         )

@@ -95,13 +95,10 @@ layer(Storage, { timeout: 120_000, excludeTestServices: true })(
 
         // Every attempt was recorded for audit, each with its decision, once the actor has flushed.
         yield* (yield* SaleRegistry).stop(saleId)
-        const sql = yield* SqlClient.SqlClient
-        const recorded = yield* sql<{ outcome: string; n: number }>`
-        SELECT outcome, count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId} GROUP BY outcome`
-        const byOutcome = Object.fromEntries(recorded.map((r) => [r.outcome, r.n]))
+        const byOutcome = yield* (yield* Audit).outcomes(saleId)
         assert.strictEqual(byOutcome.accepted, 1_000)
         assert.strictEqual(
-          recorded.reduce((sum, r) => sum + r.n, 0),
+          Object.values(byOutcome).reduce((sum, n) => sum + n, 0),
           20_000
         )
       }).pipe(withRegistry())
@@ -279,10 +276,11 @@ layer(Storage, { timeout: 120_000, excludeTestServices: true })(
         assert.strictEqual(violations(report), 0)
         assert.strictEqual(report.unconfirmedRows, 0)
         // Nothing of a refused buyer was written, not even an audit record.
-        const sql = yield* SqlClient.SqlClient
-        const audited = yield* sql<{ n: number }>`
-          SELECT count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId}`
-        assert.strictEqual(audited[0]!.n, replies.length - refused.length)
+        const audited = yield* (yield* Audit).outcomes(saleId)
+        assert.strictEqual(
+          Object.values(audited).reduce((sum, n) => sum + n, 0),
+          replies.length - refused.length
+        )
       }).pipe(withRegistry())
     )
 
@@ -350,11 +348,9 @@ layer(Storage, { timeout: 120_000, excludeTestServices: true })(
           // the audit log holds one row per answered decision, and the failed ones as such.
           yield* registry.stop(saleId)
           const decided = replies.filter(([, reply]) => Exit.isSuccess(reply)).length + commitFailures
-          const audited = yield* sql<{ outcome: string; n: number }>`
-            SELECT outcome, count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId} GROUP BY outcome`
-          const byOutcome = Object.fromEntries(audited.map((row) => [row.outcome, row.n]))
+          const byOutcome = yield* (yield* Audit).outcomes(saleId)
           assert.strictEqual(
-            audited.reduce((sum, row) => sum + row.n, 0),
+            Object.values(byOutcome).reduce((sum, n) => sum + n, 0),
             decided
           )
           assert.strictEqual(byOutcome.accepted, 1_000)

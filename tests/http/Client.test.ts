@@ -915,7 +915,8 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("typed client ov
         yield* flush(saleId)
         const attempts = yield* count(
           (sql) => sql<{ n: number }>`
-        SELECT count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId}`
+        SELECT ((SELECT count(*) FROM purchase_attempts WHERE sale_id = ${saleId})
+          + (SELECT coalesce(sum(count), 0) FROM purchase_refusals WHERE sale_id = ${saleId}))::int AS n`
         )
         assert.strictEqual(attempts, purchasesPerUser + 1)
         assert.deepStrictEqual(yield* ordersOf(saleId), [])

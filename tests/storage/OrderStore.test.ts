@@ -30,11 +30,8 @@ const assertFencedCleanly = (exit: Exit.Exit<unknown, unknown>, saleId: SaleId, 
     const record = yield* Effect.flatMap(Audit, (audit) => audit.read(saleId))
     assert.strictEqual(record.orders.size, 0)
     assert.strictEqual(record.available, stock)
-    const attempts = yield* Effect.flatMap(
-      SqlClient.SqlClient,
-      (sql) => sql<{ n: number }>`SELECT count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId}`
-    )
-    assert.strictEqual(attempts[0]!.n, 0)
+    const outcomes = yield* Effect.flatMap(Audit, (audit) => audit.outcomes(saleId))
+    assert.deepStrictEqual(outcomes, {})
   })
 
 layer(Storage, { timeout: 60_000, excludeTestServices: true })(
@@ -54,10 +51,8 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
           saleId,
           epoch,
           orders,
-          attempts: [
-            ...orders.map((o) => ({ userId: o.userId, outcome: "accepted", at: o.at })),
-            { userId: users[2]!, outcome: "sold_out", at: Date.now() }
-          ]
+          attempts: orders.map((o) => ({ userId: o.userId, outcome: "accepted", at: o.at })),
+          refusals: [{ outcome: "sold_out", count: 1, firstAt: Date.now(), lastAt: Date.now() }]
         })
         assert.deepStrictEqual([...receipt.orderIds].sort(), orders.map((o) => o.orderId).sort())
         const record = yield* audit.read(saleId)
@@ -66,9 +61,7 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
           [...record.orders.entries()].sort(),
           orders.map((o) => [o.orderId, o.userId] as [OrderId, UserId]).sort()
         )
-        const attempts = yield* sql<{ n: number }>`
-          SELECT count(*)::int AS n FROM purchase_attempts WHERE sale_id = ${saleId}`
-        assert.strictEqual(attempts[0]!.n, 3)
+        assert.deepStrictEqual(yield* audit.outcomes(saleId), { accepted: 2, sold_out: 1 })
         const sale = yield* sql<{ soldOut: boolean }>`
           SELECT sold_out_at IS NOT NULL AS "soldOut" FROM flash_sales WHERE id = ${saleId}`
         assert.isTrue(sale[0]!.soldOut)
@@ -89,7 +82,8 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
             saleId,
             epoch,
             orders: [newOrder(buyer!), newOrder(buyer!)],
-            attempts: []
+            attempts: [],
+            refusals: []
           })
         )
         assert.isTrue(Exit.isFailure(exit))
@@ -113,7 +107,8 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
             saleId,
             epoch: old.epoch,
             orders: [newOrder(buyer!)],
-            attempts: [{ userId: buyer!, outcome: "accepted", at: Date.now() }]
+            attempts: [{ userId: buyer!, outcome: "accepted", at: Date.now() }],
+            refusals: []
           })
         )
         yield* assertFencedCleanly(stale, saleId, 10)
@@ -154,7 +149,8 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
                   saleId,
                   epoch,
                   orders,
-                  attempts: orders.map((o) => ({ userId: o.userId, outcome: "accepted", at: o.at }))
+                  attempts: orders.map((o) => ({ userId: o.userId, outcome: "accepted", at: o.at })),
+                  refusals: []
                 })
               )
             )
@@ -176,7 +172,7 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         const saleId = yield* makeSale(4)
         const { epoch } = yield* store.claim(saleId)
         const committed = newOrder(users[0]!)
-        const batch = { batchId: crypto.randomUUID(), saleId, epoch, orders: [committed], attempts: [] }
+        const batch = { batchId: crypto.randomUUID(), saleId, epoch, orders: [committed], attempts: [], refusals: [] }
         yield* store.commit(batch)
         const snapshot = yield* store.load(saleId)
         assert.strictEqual(snapshot.available, 3)
@@ -204,7 +200,8 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
             saleId,
             epoch,
             orders,
-            attempts: orders.map((o) => ({ userId: o.userId, outcome: "accepted", at: o.at }))
+            attempts: orders.map((o) => ({ userId: o.userId, outcome: "accepted", at: o.at })),
+            refusals: []
           }
         }
         const first = batchOf(users.slice(0, 250))
@@ -228,13 +225,13 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
       Effect.gen(function* () {
         const store = yield* OrderStore
         const sales = yield* Sales
-        const [buyer] = yield* makeUsers(1)
         const batchFor = (saleId: SaleId, epoch: number) => ({
           batchId: crypto.randomUUID(),
           saleId,
           epoch,
           orders: [],
-          attempts: [{ userId: buyer!, outcome: "not_started", at: Date.now() }]
+          attempts: [],
+          refusals: [{ outcome: "not_started", count: 1, firstAt: Date.now(), lastAt: Date.now() }]
         })
         const later = yield* makeSale(5, { startsAt: Date.now() + 3_600_000, endsAt: Date.now() + 7_200_000 })
         const before = yield* store.claim(later)
