@@ -38,7 +38,12 @@ describe("npm start", () => {
         yield* makeSale(10).pipe(Effect.provideContext(storage))
         // --ignore-scripts skips prestart (the storefront build); the start script still runs.
         const npm = spawn("npm", ["start", "--ignore-scripts", "--silent"], {
-          env: { ...process.env, DATABASE_URL: databaseUrl, PORT: "0", JWT_SECRET: "npm start test secret" },
+          env: {
+            ...process.env,
+            DATABASE_URL: databaseUrl,
+            PORT: "0",
+            JWT_SECRET: "npm start test secret, 32 bytes or more"
+          },
           stdio: ["ignore", "pipe", "inherit"]
         })
         const npmExited = new Promise<number | null>((done) => npm.on("exit", (code) => done(code)))
