@@ -149,6 +149,30 @@ export const clusterSettings = Config.all({
 
 export type ClusterSettings = Config.Success<typeof clusterSettings>
 
+/**
+ * Traces, off unless OTEL_EXPORTER_OTLP_ENDPOINT names an OTLP/HTTP collector (spans go to its
+ * /v1/traces). OTEL_TRACES_SAMPLER_ARG is the share of requests traced that arrive without a
+ * trace of their own; one that does keeps its caller's decision.
+ */
+export const tracingSettings = Config.all({
+  endpoint: Config.String("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
+    Config.withDefault(""),
+    Config.flatMap((endpoint) => {
+      if (endpoint.trim() === "") return Config.succeed(Option.none<string>())
+      return URL.canParse(endpoint) && /^https?:/.test(endpoint)
+        ? Config.succeed(Option.some(endpoint.trim()))
+        : Config.fail(
+            new ConfigProvider.SourceError({ message: "OTEL_EXPORTER_OTLP_ENDPOINT: must be an http(s) URL" })
+          )
+    })
+  ),
+  sampleRatio: Config.schema(
+    Schema.FiniteFromString.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)),
+    "OTEL_TRACES_SAMPLER_ARG"
+  ).pipe(Config.withDefault(0.01)),
+  serviceName: Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("mincommerce"))
+})
+
 /** Every variable a node reads; one that looks like a mistyped one of these stops the start. */
 export const settingNames: ReadonlyArray<string> = [
   "DATABASE_URL",
@@ -186,7 +210,10 @@ export const settingNames: ReadonlyArray<string> = [
   "NODE_ID",
   "FORWARD_PORT",
   "FORWARD_HOST",
-  "LEASE_TTL_MS"
+  "LEASE_TTL_MS",
+  "OTEL_EXPORTER_OTLP_ENDPOINT",
+  "OTEL_TRACES_SAMPLER_ARG",
+  "OTEL_SERVICE_NAME"
 ]
 
 const everySetting: ReadonlyArray<Config.Config<unknown>> = [
@@ -200,7 +227,8 @@ const everySetting: ReadonlyArray<Config.Config<unknown>> = [
   authLimitSettings,
   logSettings,
   limitSettings,
-  clusterSettings
+  clusterSettings,
+  tracingSettings
 ]
 
 /** Why a node refuses to start: each problem names the variable and what is wrong with it. */

@@ -10,6 +10,7 @@ import { recordCommit } from "./http/Metrics.ts"
 import { Identity } from "./http/Identity.ts"
 import { HttpServerLive } from "./http/Server.ts"
 import * as Settings from "./Settings.ts"
+import * as Tracing from "./Tracing.ts"
 import { Catalog } from "./storage/Catalog.ts"
 import { Database } from "./storage/Database.ts"
 import { OrderQueries } from "./storage/OrderQueries.ts"
@@ -85,13 +86,15 @@ const Node = Layer.merge(HttpServerLive, HandoffOnSignal).pipe(
   Layer.provideMerge(Storage)
 )
 
-// Structured JSON lines by default; LOG_FORMAT=pretty for reading by eye.
-const Logging = Layer.unwrap(
+// Structured JSON lines by default (with the trace id when tracing is on); LOG_FORMAT=pretty
+// for reading by eye. Traces go out only with OTEL_EXPORTER_OTLP_ENDPOINT.
+const Observability = Layer.unwrap(
   Effect.gen(function* () {
     const { level, format } = yield* Settings.logSettings
     return Layer.mergeAll(
-      Logger.layer([format === "json" ? Logger.consoleJson : Logger.consolePretty()]),
-      Layer.succeed(References.MinimumLogLevel, level)
+      Logger.layer([format === "json" ? Tracing.consoleJson : Logger.consolePretty()]),
+      Layer.succeed(References.MinimumLogLevel, level),
+      Tracing.layer
     )
   })
 )
@@ -99,7 +102,7 @@ const Logging = Layer.unwrap(
 // Settings are checked before anything starts: a bad one stops the node with one clear message.
 let refused = false
 const program = Settings.check.pipe(
-  Effect.andThen(Layer.launch(Node.pipe(Layer.provide(Logging)))),
+  Effect.andThen(Layer.launch(Node.pipe(Layer.provide(Observability)))),
   Effect.catchTag("InvalidSettings", (error) =>
     Effect.sync(() => {
       refused = true

@@ -1,9 +1,10 @@
 import { Cause, Effect, Exit } from "effect"
 import type { SaleActor } from "../actors/SaleActor.ts"
-import type { UserId } from "../domain/Ids.ts"
+import type { SaleId, UserId } from "../domain/Ids.ts"
 import { isRefusal, type Reply as ActorReply } from "../domain/Reply.ts"
+import type * as Tracing from "../Tracing.ts"
 import type { ForwardHandler, Replies } from "./ForwardLink.ts"
-import { outcomeReply, Reply } from "./Frames.ts"
+import { outcomeReply, Reply, type ReplyCode } from "./Frames.ts"
 import type { OwnedSales } from "./OwnedSales.ts"
 
 const answer = (replies: Replies, requestId: number, reply: ActorReply) => {
@@ -14,7 +15,8 @@ const answer = (replies: Replies, requestId: number, reply: ActorReply) => {
   if (reply._tag === "Overloaded") return replies.send(requestId, Reply.Overloaded, reply.retryAfterSeconds)
   // An actor stopping (lease lost, handed over, idle) or fenced is no owner any more: the
   // sender looks the owner up again. Nothing was decided, so that is safe.
-  if (reply.reason === "stopping" || reply.reason === "fenced") return replies.send(requestId, Reply.NotOwner, null)
+  if (reply.reason === "stopping" || reply.reason === "fenced")
+    return replies.send(requestId, Reply.NotOwner, null)
   return replies.send(requestId, Reply.Unavailable, reply.reason)
 }
 
@@ -27,8 +29,10 @@ const offerTo = (actor: SaleActor, userId: UserId, replies: Replies, requestId: 
  * the ceiling. Anything else is "not the owner", and the sender looks again.
  */
 export const answerForwarded =
-  (owned: OwnedSales["Service"]): ForwardHandler =>
-  (saleId, userId, requestId, replies) => {
+  (owned: OwnedSales["Service"], startSpan?: Tracing.StartSpan): ForwardHandler =>
+  (saleId, userId, requestId, sent, trace?: Tracing.TraceContext) => {
+    const replies =
+      trace === undefined || startSpan === undefined ? sent : traced(sent, startSpan, saleId, trace)
     if (owned.leaving()) return replies.send(requestId, Reply.NotOwner, null)
     const actor = owned.actor(saleId)
     if (actor !== undefined) return offerTo(actor, userId, replies, requestId)
@@ -36,7 +40,8 @@ export const answerForwarded =
     if (starting === undefined) return replies.send(requestId, Reply.NotOwner, null)
     Effect.runCallback(starting, {
       onExit: (exit) => {
-        if (Exit.isSuccess(exit) && exit.value !== undefined) return offerTo(exit.value, userId, replies, requestId)
+        if (Exit.isSuccess(exit) && exit.value !== undefined)
+          return offerTo(exit.value, userId, replies, requestId)
         const failure = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
         if (failure?._tag === "Some" && failure.value._tag === "SaleNotFound")
           return replies.send(requestId, Reply.SaleNotFound, null)
@@ -44,3 +49,26 @@ export const answerForwarded =
       }
     })
   }
+
+const replyNames = new Map<ReplyCode, string>(Object.entries(Reply).map(([name, code]) => [code, name]))
+
+/** The owner's part of a traced purchase, from its arrival to its answer, in the sender's trace. */
+const traced = (
+  replies: Replies,
+  startSpan: Tracing.StartSpan,
+  saleId: SaleId,
+  trace: Tracing.TraceContext
+): Replies => {
+  const span = startSpan("SaleActor.purchase", {
+    parent: trace,
+    kind: "server",
+    attributes: { "sale.id": saleId }
+  })
+  if (span === undefined) return replies
+  return {
+    send: (requestId, code, value) => {
+      span.end({ "purchase.outcome": replyNames.get(code) })
+      replies.send(requestId, code, value)
+    }
+  }
+}

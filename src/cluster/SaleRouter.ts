@@ -4,6 +4,7 @@ import type { SaleId, UserId } from "../domain/Ids.ts"
 import type { Outcome } from "../domain/Outcome.ts"
 import { awaitReply, type Refusal, type RoutedReply } from "../domain/Reply.ts"
 import type { SaleActor } from "../actors/SaleActor.ts"
+import * as Tracing from "../Tracing.ts"
 import { Directory } from "./Directory.ts"
 import { answerForwarded } from "./ForwardedPurchases.ts"
 import { ForwardLink, type LinkOptions } from "./ForwardLink.ts"
@@ -31,13 +32,15 @@ interface Routing {
   readonly link: ForwardLink["Service"]
   readonly runFork: <A, E>(effect: Effect.Effect<A, E>) => unknown
   readonly retryAfterSeconds: number
+  /** Spans for traced purchases; undefined while tracing is off. */
+  readonly startSpan: Tracing.StartSpan | undefined
 }
 
 /**
  * The purchase primitive: an owned sale goes to its actor and a sale whose owner's lease is
  * known to hold goes over the link, both without a fiber; anything else is looked up.
  */
-const routing = ({ ownership, owned, link, runFork, retryAfterSeconds }: Routing) => {
+const routing = ({ ownership, owned, link, runFork, retryAfterSeconds, startSpan }: Routing) => {
   const unavailable = (saleId: SaleId, reason: PurchaseUnavailable["reason"]) =>
     new PurchaseUnavailable({ saleId, reason, retryAfterSeconds })
 
@@ -46,8 +49,26 @@ const routing = ({ ownership, owned, link, runFork, retryAfterSeconds }: Routing
   const again = (saleId: SaleId, userId: UserId, reply: Reply, retried: boolean) =>
     retried ? reply(unavailable(saleId, "no_owner")) : resolve(saleId, userId, reply, true)
 
-  const forward = (address: string, saleId: SaleId, userId: UserId, reply: Reply, retried: boolean) =>
+  // A traced purchase's hop and its time at the actor are spans of the request's trace.
+  const traced = (name: string, saleId: SaleId, attributes: Record<string, unknown> = {}) => {
+    const parent = Tracing.routedPurchase.context
+    if (startSpan === undefined || parent === undefined) return undefined
+    return startSpan(name, { parent, kind: "client", attributes: { "sale.id": saleId, ...attributes } })
+  }
+
+  const toActor = (actor: SaleActor, saleId: SaleId, userId: UserId, reply: Reply) => {
+    const span = traced("SaleActor.purchase", saleId)
+    if (span === undefined) return actor.offer(userId, reply)
+    actor.offer(userId, (answer) => {
+      span.end({ "purchase.outcome": answer._tag })
+      reply(answer)
+    })
+  }
+
+  const forward = (address: string, saleId: SaleId, userId: UserId, reply: Reply, retried: boolean) => {
+    const hop = traced("SaleRouter.forward", saleId, { "server.address": address })
     link.send(address, saleId, userId, (result) => {
+      hop?.end({ "forward.result": result._tag })
       switch (result._tag) {
         case "NotOwner":
         case "NotSent":
@@ -61,25 +82,28 @@ const routing = ({ ownership, owned, link, runFork, retryAfterSeconds }: Routing
           return reply(result)
       }
     })
+  }
 
   const lookedUp = Effect.fnUntraced(function* (
     saleId: SaleId,
     userId: UserId,
     reply: Reply,
-    retried: boolean
+    retried: boolean,
+    trace: Tracing.TraceContext | undefined
   ) {
     const where = yield* ownership.lookup(saleId)
-    if (where._tag === "Remote") return forward(where.address, saleId, userId, reply, retried)
+    if (where._tag === "Remote")
+      return Tracing.routing(trace, () => forward(where.address, saleId, userId, reply, retried))
     if (owned.leaving()) return reply(unavailable(saleId, "stopping"))
     const actor = yield* owned.takeOver(saleId)
-    if (actor !== undefined) return actor.offer(userId, reply)
+    if (actor !== undefined) return Tracing.routing(trace, () => toActor(actor, saleId, userId, reply))
     ownership.forget(saleId)
-    again(saleId, userId, reply, retried)
+    Tracing.routing(trace, () => again(saleId, userId, reply, retried))
   })
 
   const resolve = (saleId: SaleId, userId: UserId, reply: Reply, retried: boolean): void =>
     void runFork(
-      lookedUp(saleId, userId, reply, retried).pipe(
+      lookedUp(saleId, userId, reply, retried, Tracing.routedPurchase.context).pipe(
         Effect.catchTags({
           SaleNotFound: (notFound) => Effect.sync(() => reply(notFound)),
           DirectoryUnavailable: () => Effect.sync(() => reply(unavailable(saleId, "no_owner"))),
@@ -91,7 +115,7 @@ const routing = ({ ownership, owned, link, runFork, retryAfterSeconds }: Routing
 
   const offer = (saleId: SaleId, userId: UserId, reply: Reply) => {
     const actor = owned.actor(saleId)
-    if (actor !== undefined) return actor.offer(userId, reply)
+    if (actor !== undefined) return toActor(actor, saleId, userId, reply)
     const route = ownership.cached(saleId, Date.now())
     if (route?._tag === "Remote") return forward(route.address, saleId, userId, reply, false)
     resolve(saleId, userId, reply, false)
@@ -134,14 +158,16 @@ export class SaleRouter extends Context.Service<
         const link = yield* ForwardLink
         const directory = yield* Directory
         const runFork = Effect.runForkWith(yield* Effect.context<never>())
+        const startSpan = yield* Tracing.startSpan
         const offer = routing({
           ownership,
           owned,
           link,
           runFork,
-          retryAfterSeconds: options.retryAfterSeconds ?? 1
+          retryAfterSeconds: options.retryAfterSeconds ?? 1,
+          startSpan
         })
-        const forwardAddress = yield* link.serve(answerForwarded(owned))
+        const forwardAddress = yield* link.serve(answerForwarded(owned, startSpan))
         if (forwardAddress !== undefined) yield* directory.advertise(forwardAddress)
 
         const readiness = Effect.map(ownership.reachable, (up): Readiness => (up ? "ready" : "degraded"))

@@ -5,6 +5,7 @@ import { SaleRouter } from "../cluster/SaleRouter.ts"
 import { SaleId, type UserId } from "../domain/Ids.ts"
 import { isOutcome, type RoutedReply } from "../domain/Reply.ts"
 import * as Settings from "../Settings.ts"
+import * as Tracing from "../Tracing.ts"
 import { answerHeaders, errorAnswer, successAnswer, toServerResponse, type JsonAnswer } from "./JsonAnswer.ts"
 import { Limits } from "./Limits.ts"
 import { countOutcome, countRequest } from "./Metrics.ts"
@@ -48,8 +49,10 @@ export class PurchaseEndpoint extends Context.Service<
     readonly maxBodyBytes: number
     /** Browsers on other origins need CORS headers: their requests take the HttpApi route. */
     readonly corsEnabled: boolean
+    /** Spans for the node:http route's requests; undefined while tracing is off. */
+    readonly startSpan?: Tracing.StartSpan | undefined
   }) => {
-    const { router, limits } = options
+    const { router, limits, startSpan } = options
 
     // The preflight both routes share once the caller is known; undefined admits the purchase.
     const refusal = (address: string, userId: UserId): JsonAnswer | undefined => {
@@ -73,8 +76,22 @@ export class PurchaseEndpoint extends Context.Service<
         write(request, response, refused)
         return true
       }
-      router.offer(admitted.saleId, admitted.userId, (reply) =>
-        write(request, response, answer(admitted.saleId, reply))
+      if (startSpan === undefined) {
+        router.offer(admitted.saleId, admitted.userId, (reply) =>
+          write(request, response, answer(admitted.saleId, reply))
+        )
+        return true
+      }
+      const span = startSpan(`POST ${route}`, {
+        kind: "server",
+        parent: Tracing.parentFromHeaders(request.headers),
+        attributes: { "http.request.method": "POST", "http.route": route, "sale.id": admitted.saleId }
+      })
+      Tracing.routing(span?.context, () =>
+        router.offer(admitted.saleId, admitted.userId, (reply) => {
+          write(request, response, answer(admitted.saleId, reply))
+          span?.end({ "http.response.status_code": response.statusCode, "purchase.reply": reply._tag })
+        })
       )
       return true
     }
@@ -98,7 +115,13 @@ export class PurchaseEndpoint extends Context.Service<
       PurchaseEndpoint,
       Effect.gen(function* () {
         const router = yield* SaleRouter
-        return PurchaseEndpoint.make({ ...options, router, tokens: yield* Tokens, limits: yield* Limits })
+        return PurchaseEndpoint.make({
+          ...options,
+          router,
+          tokens: yield* Tokens,
+          limits: yield* Limits,
+          startSpan: yield* Tracing.startSpan
+        })
       })
     )
 

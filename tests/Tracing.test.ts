@@ -1,0 +1,171 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Logger, Option, Tracer } from "effect"
+import { TestConsole } from "effect/testing"
+import { createServer, type Server } from "node:http"
+import * as Tracing from "../src/Tracing.ts"
+import { History, makeCluster, purchase, waitFor } from "./cluster/Harness.ts"
+
+interface ReceivedSpan {
+  readonly node: string
+  readonly name: string
+  readonly traceId: string
+  readonly spanId: string
+  readonly parentSpanId: string | undefined
+  readonly attributes: Record<string, unknown>
+}
+
+interface OtlpValue {
+  readonly stringValue?: string
+  readonly intValue?: number | string
+}
+interface OtlpAttribute {
+  readonly key: string
+  readonly value: OtlpValue
+}
+interface OtlpExport {
+  readonly resourceSpans: ReadonlyArray<{
+    readonly resource: { readonly attributes: ReadonlyArray<OtlpAttribute> }
+    readonly scopeSpans: ReadonlyArray<{
+      readonly spans: ReadonlyArray<{
+        readonly name: string
+        readonly traceId: string
+        readonly spanId: string
+        readonly parentSpanId?: string
+        readonly attributes: ReadonlyArray<OtlpAttribute>
+      }>
+    }>
+  }>
+}
+
+const valueOf = (value: OtlpValue): unknown => value.stringValue ?? value.intValue
+
+/** A collector's OTLP/HTTP endpoint, as small as a test needs: JSON exports to /v1/traces, kept. */
+const otlpReceiver = async () => {
+  const spans: Array<ReceivedSpan> = []
+  const server: Server = createServer((request, response) => {
+    let body = ""
+    request.on("data", (chunk: Buffer) => (body += chunk.toString()))
+    request.on("end", () => {
+      if (request.url === "/v1/traces") {
+        const data = JSON.parse(body) as OtlpExport
+        for (const resource of data.resourceSpans) {
+          const node = resource.resource.attributes.find((a) => a.key === "service.instance.id")
+          for (const scope of resource.scopeSpans)
+            for (const span of scope.spans)
+              spans.push({
+                node: String(node === undefined ? "" : valueOf(node.value)),
+                name: span.name,
+                traceId: span.traceId,
+                spanId: span.spanId,
+                parentSpanId: span.parentSpanId,
+                attributes: Object.fromEntries(span.attributes.map((a) => [a.key, valueOf(a.value)]))
+              })
+        }
+      }
+      response.writeHead(200, { "content-type": "application/json" }).end("{}")
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const { port } = server.address() as { port: number }
+  return { url: `http://127.0.0.1:${port}`, spans, close: () => server.close() }
+}
+
+const span = (sampled: boolean, traceId = "t") => Tracer.externalSpan({ traceId, spanId: "s", sampled })
+
+describe("Tracing", () => {
+  it("samples root spans at the ratio and keeps a parent's decision", () => {
+    const tracer = Tracing.sampledBy(0.25)(Tracer.nativeTracer)
+    const start = (parent: Tracer.AnySpan | undefined) =>
+      tracer.span({
+        name: "probe",
+        parent: Option.fromUndefinedOr(parent),
+        annotations: Effect.runSync(Effect.context<never>()),
+        links: [],
+        startTime: 0n,
+        kind: "internal",
+        root: parent === undefined,
+        sampled: true
+      }).sampled
+    const kept = Array.from({ length: 4_000 }, () => start(undefined)).filter(Boolean).length
+    assert.isAbove(kept, 800)
+    assert.isBelow(kept, 1_200)
+    assert.isTrue(Array.from({ length: 100 }, () => start(span(true))).every(Boolean))
+    assert.isFalse(Array.from({ length: 100 }, () => start(span(false))).some(Boolean))
+    assert.isUndefined(Tracing.fiberless(Tracer.nativeTracer), "off: no span starter at all")
+  })
+
+  it.effect("writes the trace and span ids beside the request id when tracing is on", () =>
+    Effect.gen(function* () {
+      const lines = () =>
+        TestConsole.logLines.pipe(Effect.map((all) => all.map((l) => JSON.parse(String(l)))))
+      const logged = Effect.logInfo("served").pipe(
+        Effect.annotateLogs("requestId", "r-1"),
+        Effect.withSpan("request")
+      )
+      yield* logged
+      const [off] = yield* lines()
+      assert.deepStrictEqual(off.annotations, { requestId: "r-1" })
+      const traced = yield* logged.pipe(
+        Effect.provideService(Tracer.Tracer, Tracing.sampledBy(1)(Tracer.nativeTracer)),
+        Effect.andThen(lines())
+      )
+      const on = traced[1]
+      assert.strictEqual(on.annotations.requestId, "r-1")
+      assert.match(on.annotations.traceId, /^[0-9a-f]{32}$/)
+      assert.match(on.annotations.spanId, /^[0-9a-f]{16}$/)
+    }).pipe(Effect.provide(Layer.merge(TestConsole.layer, Logger.layer([Tracing.consoleJson]))))
+  )
+
+  it("one purchase's trace on the entry node: its request and the forward hop to the owner, sampled by the caller's traceparent", async () => {
+    const receiver = await otlpReceiver()
+    const cluster = await makeCluster({
+      nodes: 2,
+      saleStocks: [10],
+      buyers: 2,
+      cluster: { env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_TRACES_SAMPLER_ARG: "0" } }
+    })
+    try {
+      const [owner, entry] = cluster.nodes
+      const saleId = cluster.sales[0]!
+      const history = new History()
+      // The first purchase makes node 1 the owner; the traced one enters at node 2.
+      assert.strictEqual((await purchase(owner!.url, saleId, cluster.users[0]!, history)).status, 201)
+      await waitFor("node 2 to know the owner", async () => {
+        const status = await fetch(`${entry!.url}/api/sales/${saleId}`)
+        return status.ok ? true : undefined
+      })
+      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
+      const response = await fetch(`${entry!.url}/api/sales/${saleId}/purchases`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${cluster.users[1]!.token}`,
+          traceparent: `00-${traceId}-00f067aa0ba902b7-01`
+        }
+      })
+      assert.strictEqual(response.status, 201)
+      const trace = await waitFor("the purchase's spans", () => {
+        const spans = receiver.spans.filter((s) => s.traceId === traceId)
+        return spans.length > 0 ? spans : undefined
+      })
+      const request = trace.find(
+        (s) => s.node === entry!.nodeId && s.name === "POST /api/sales/:id/purchases"
+      )
+      assert.isDefined(request, JSON.stringify(trace))
+      assert.strictEqual(request!.parentSpanId, "00f067aa0ba902b7")
+      assert.strictEqual(request!.attributes["http.response.status_code"], 201)
+      const hop = await waitFor("the hop's span", () =>
+        receiver.spans.find((s) => s.traceId === traceId && s.name === "SaleRouter.forward")
+      )
+      assert.strictEqual(hop.node, entry!.nodeId)
+      assert.strictEqual(hop.parentSpanId, request!.spanId)
+      assert.strictEqual(hop.attributes["forward.result"], "Accepted")
+      // Sampling at 0: the untraced first purchase sent nothing.
+      assert.isFalse(
+        receiver.spans.some((s) => s.name === "POST /api/sales/:id/purchases" && s.traceId !== traceId)
+      )
+    } finally {
+      await cluster.close()
+      receiver.close()
+    }
+  }, 50_000)
+})
