@@ -1,5 +1,6 @@
 import { hash, verify } from "@node-rs/argon2"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Schema, Semaphore } from "effect"
+import { availableParallelism } from "node:os"
 
 /**
  * Argon2id at OWASP's password storage baseline: 19 MiB of memory, two passes, one lane.
@@ -13,6 +14,13 @@ export const argon2Parameters = {
   timeCost: 2,
   parallelism: 1
 } as const
+
+/**
+ * Hashes run at once at most: all cores but one, so however many sign-ins arrive, one core is
+ * left to the event loop that serves purchases (with two cores, one hash at a time; sign-ins
+ * beyond that wait their turn rather than slow the sale).
+ */
+export const hashesAtOnce = Math.max(1, availableParallelism() - 1)
 
 /** Lengths in characters after normalisation; the upper bound keeps hashing cheap to refuse. */
 export const passwordLength = { min: 10, max: 128 } as const
@@ -51,6 +59,7 @@ export class Passwords extends Context.Service<
     Passwords,
     Effect.gen(function* () {
       const decoy = yield* Effect.promise(() => hash("a password nobody has", argon2Parameters))
+      const hashing = yield* Semaphore.make(hashesAtOnce)
       return Passwords.of({
         hash: (password) =>
           Effect.suspend(() => {
@@ -58,18 +67,20 @@ export class Passwords extends Context.Service<
             const refused = policy(normalised)
             return refused !== undefined
               ? Effect.fail(refused)
-              : Effect.promise(() => hash(normalised, argon2Parameters))
+              : hashing.withPermits(1)(Effect.promise(() => hash(normalised, argon2Parameters)))
           }),
         verify: (stored, password) =>
-          Effect.promise(async () => {
-            const normalised = normalise(password)
-            // Over-long input is refused without hashing megabytes; the decoy keeps the time.
-            const usable = policy(normalised)?.reason !== "too_long"
-            const matches = await verify(stored ?? decoy, usable ? normalised : "", argon2Parameters).catch(
-              () => false
-            )
-            return stored !== undefined && usable && matches
-          })
+          hashing.withPermits(1)(
+            Effect.promise(async () => {
+              const normalised = normalise(password)
+              // Over-long input is refused without hashing megabytes; the decoy keeps the time.
+              const usable = policy(normalised)?.reason !== "too_long"
+              const matches = await verify(stored ?? decoy, usable ? normalised : "", argon2Parameters).catch(
+                () => false
+              )
+              return stored !== undefined && usable && matches
+            })
+          )
       })
     })
   )
