@@ -18,15 +18,23 @@ import * as Settings from "./Settings.ts"
  */
 export const sampledBy =
   (ratio: number) =>
-  (tracer: Tracer.Tracer): Tracer.Tracer =>
-    Tracer.make({
+  (tracer: Tracer.Tracer): Tracer.Tracer => {
+    const sampled = Tracer.make({
       span(options) {
         const parent = options.root ? undefined : Option.getOrUndefined(options.parent)
-        const sampled = options.sampled && (parent === undefined ? Math.random() < ratio : parent.sampled)
-        return tracer.span({ ...options, sampled })
+        return tracer.span({ ...options, sampled: options.sampled && keeps(ratio, parent) })
       },
       ...(tracer.context === undefined ? {} : { context: tracer.context })
     })
+    samplers.set(sampled, { ratio, tracer })
+    return sampled
+  }
+
+const keeps = (ratio: number, parent: Tracer.AnySpan | undefined): boolean =>
+  parent === undefined ? Math.random() < ratio : parent.sampled
+
+// What `sampledBy` wrapped, so a fiberless span is decided before anything is made for it.
+const samplers = new WeakMap<Tracer.Tracer, { readonly ratio: number; readonly tracer: Tracer.Tracer }>()
 
 /** The OTLP tracer when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing otherwise. */
 export const layer: Layer.Layer<never> = Layer.unwrap(
@@ -113,9 +121,14 @@ const asSpan = (parent: Tracer.AnySpan | TraceContext): Tracer.AnySpan =>
  */
 export const fiberless = (tracer: Tracer.Tracer): StartSpan | undefined => {
   if (tracer === Tracer.nativeTracer) return undefined
+  const sampler = samplers.get(tracer)
+  const ratio = sampler?.ratio ?? 1
+  const inner = sampler?.tracer ?? tracer
   return (name, options = {}) => {
     const parent = options.parent === undefined ? undefined : asSpan(options.parent)
-    const span = tracer.span({
+    // Most purchases are not kept: decided first, they cost a random number, not a span.
+    if (!keeps(ratio, parent)) return undefined
+    const span = inner.span({
       name,
       parent: Option.fromUndefinedOr(parent),
       annotations: Context.empty(),
@@ -125,7 +138,6 @@ export const fiberless = (tracer: Tracer.Tracer): StartSpan | undefined => {
       root: parent === undefined,
       sampled: true
     })
-    if (!span.sampled) return undefined
     for (const [key, value] of Object.entries(options.attributes ?? {})) span.attribute(key, value)
     return {
       span,

@@ -92,6 +92,11 @@ describe("Tracing", () => {
     assert.isTrue(Array.from({ length: 100 }, () => start(span(true))).every(Boolean))
     assert.isFalse(Array.from({ length: 100 }, () => start(span(false))).some(Boolean))
     assert.isUndefined(Tracing.fiberless(Tracer.nativeTracer), "off: no span starter at all")
+    // A fiberless span is decided before it is made: none for an unkept root, one under a kept parent.
+    const startSpan = Tracing.fiberless(Tracing.sampledBy(0)(Tracer.nativeTracer))!
+    assert.isUndefined(startSpan("root"))
+    const child = startSpan("child", { parent: ["4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"] })
+    assert.strictEqual(child?.span.traceId, "4bf92f3577b34da6a3ce929d0e0e4736")
   })
 
   it.effect("writes the trace and span ids beside the request id when tracing is on", () =>
