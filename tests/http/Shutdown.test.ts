@@ -3,8 +3,11 @@ import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import type { OrderId, UserId } from "../../src/domain/Ids.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
-import { makeSale } from "../support/Fixtures.ts"
+import { signTokens } from "../../bench/tokens.ts"
+import { makeSale, makeUsers } from "../support/Fixtures.ts"
 import { freshServerStorage } from "../support/TestDatabase.ts"
+
+const secret = "shutdown test secret, 32 bytes or more"
 
 /** A real node process on its own database; resolves with its URL once it listens. */
 const startNode = (databaseUrl: string) =>
@@ -12,7 +15,7 @@ const startNode = (databaseUrl: string) =>
     Effect.callback<{ readonly url: string; readonly exited: Promise<number | null>; readonly pid: number }>(
       (resume) => {
         const child = spawn(process.execPath, ["src/main.ts"], {
-          env: { ...process.env, DATABASE_URL: databaseUrl, PORT: "0", JWT_SECRET: "shutdown test secret" },
+          env: { ...process.env, DATABASE_URL: databaseUrl, PORT: "0", JWT_SECRET: secret },
           stdio: ["ignore", "pipe", "inherit"]
         })
         const exited = new Promise<number | null>((done) =>
@@ -59,18 +62,9 @@ describe("graceful shutdown", () => {
             },
             body: body === undefined ? null : JSON.stringify(body)
           })
-        const buyers = yield* Effect.forEach(
-          Array.from({ length: 800 }, (_, i) => `leaver-${i}@example.test`),
-          (email) =>
-            Effect.promise(async () => {
-              const answer = (await (await post("/api/auth/login", { email })).json()) as {
-                token: string
-                userId: UserId
-              }
-              return answer
-            }),
-          { concurrency: 50 }
-        )
+        // Signed in as the node would sign them in, without 800 password hashes.
+        const userIds = yield* makeUsers(800).pipe(Effect.provideContext(storage))
+        const buyers = signTokens(userIds, secret).map((token, i) => ({ token, userId: userIds[i]! }))
 
         const confirmed = new Map<OrderId, UserId>()
         let answered = 0
