@@ -1,5 +1,6 @@
 import { HttpServerResponse } from "effect/http"
 import { errorTable, retryAfterSeconds, type ErrorAnswer } from "./ApiErrors.ts"
+import { securityHeaderList } from "./ResponseHeaders.ts"
 
 /**
  * An answer as it goes on the wire: status, body bytes and `Retry-After`. Made once, and
@@ -33,6 +34,23 @@ const json: Readonly<Record<string, string>> = { "content-type": "application/js
 /** The answer's own headers; the edge adds the security headers and the request id to every answer. */
 export const answerHeaders = (answer: JsonAnswer): Readonly<Record<string, string>> =>
   answer.retryAfter === undefined ? json : { ...json, "retry-after": answer.retryAfter }
+
+/**
+ * The answer's header block for node:http's `writeHead` as one flat [name, value, …] list, so
+ * no header object is built and walked per answer: the security headers, its own and its
+ * length. The caller appends the request id.
+ */
+export const headerList = (answer: JsonAnswer): Array<string> => {
+  const list = [
+    ...securityHeaderList,
+    "content-type",
+    "application/json",
+    "content-length",
+    String(Buffer.byteLength(answer.body))
+  ]
+  if (answer.retryAfter !== undefined) list.push("retry-after", answer.retryAfter)
+  return list
+}
 
 export const toServerResponse = (answer: JsonAnswer): HttpServerResponse.HttpServerResponse =>
   HttpServerResponse.text(answer.body, {

@@ -6,11 +6,11 @@ import { SaleId, type UserId } from "../domain/Ids.ts"
 import { isOutcome, type RoutedReply } from "../domain/Reply.ts"
 import * as Settings from "../Settings.ts"
 import * as Tracing from "../Tracing.ts"
-import { answerHeaders, errorAnswer, successAnswer, toServerResponse, type JsonAnswer } from "./JsonAnswer.ts"
+import { errorAnswer, headerList, successAnswer, toServerResponse, type JsonAnswer } from "./JsonAnswer.ts"
 import { Limits } from "./Limits.ts"
 import { countOutcome, countRequest } from "./Metrics.ts"
 import { purchaseAnswer } from "./PurchaseAnswer.ts"
-import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
+import { requestIdFor } from "./ResponseHeaders.ts"
 import { Tokens } from "./Tokens.ts"
 
 const purchasePath = /^\/api\/sales\/([^/?#]+)\/purchases$/
@@ -60,10 +60,18 @@ export class PurchaseEndpoint extends Context.Service<
       return limited === undefined ? undefined : errorAnswer(limited)
     }
 
-    const answer = (saleId: SaleId, reply: RoutedReply): JsonAnswer => {
+    // Refusals that name no sale, buyer or time are rendered once, header block included: a
+    // sold-out sale answers little else.
+    const fixedAnswers = new Map<RoutedReply["_tag"], Rendered>()
+
+    const answer = (saleId: SaleId, reply: RoutedReply): Rendered => {
       if (isOutcome(reply)) countOutcome(reply._tag)
+      const fixed = fixedAnswers.get(reply._tag)
+      if (fixed !== undefined) return fixed
       const told = purchaseAnswer(saleId, reply)
-      return "order" in told ? successAnswer(told.status, told.order) : errorAnswer(told)
+      const made = rendered("order" in told ? successAnswer(told.status, told.order) : errorAnswer(told))
+      if (fixedTags.has(reply._tag)) fixedAnswers.set(reply._tag, made)
+      return made
     }
 
     const serve = (request: IncomingMessage, response: ServerResponse): boolean => {
@@ -73,7 +81,7 @@ export class PurchaseEndpoint extends Context.Service<
       request.resume()
       const refused = refusal(request.socket.remoteAddress ?? "unknown", admitted.userId)
       if (refused !== undefined) {
-        write(request, response, refused)
+        write(request, response, rendered(refused))
         return true
       }
       if (startSpan === undefined) {
@@ -102,7 +110,7 @@ export class PurchaseEndpoint extends Context.Service<
       return router.purchase(saleId, userId).pipe(
         // A refusal or an unknown sale is an answer too, rendered like a decision.
         Effect.catch((failure) => Effect.succeed<RoutedReply>(failure)),
-        Effect.map((reply) => toServerResponse(answer(saleId, reply)))
+        Effect.map((reply) => toServerResponse(answer(saleId, reply).told))
       )
     }
 
@@ -157,14 +165,19 @@ const admit = (
   return session === undefined ? undefined : { saleId, userId: session.userId }
 }
 
+/** An answer with its header block for the fast route, but the request id. */
+interface Rendered {
+  readonly told: JsonAnswer
+  readonly headers: ReadonlyArray<string>
+}
+
+const rendered = (told: JsonAnswer): Rendered => ({ told, headers: headerList(told) })
+
+const fixedTags: ReadonlySet<RoutedReply["_tag"]> = new Set(["SoldOut", "Ended", "Cancelled"])
+
 // The fast route's answer, with the headers the edge puts on every HttpApi answer.
-const write = (request: IncomingMessage, response: ServerResponse, told: JsonAnswer) => {
-  response.writeHead(told.status, {
-    ...securityHeaders,
-    ...answerHeaders(told),
-    "content-length": Buffer.byteLength(told.body),
-    "x-request-id": requestIdFor(header(request, "x-request-id"))
-  })
+const write = (request: IncomingMessage, response: ServerResponse, { told, headers }: Rendered) => {
+  response.writeHead(told.status, [...headers, "x-request-id", requestIdFor(header(request, "x-request-id"))])
   response.end(told.body)
   countRequest("POST", route, told.status)
 }

@@ -23,6 +23,9 @@ export const securityHeaders: Readonly<Record<string, string>> = {
   "x-xss-protection": "0"
 }
 
+/** The same headers as one flat [name, value, …] list, for node:http's `writeHead`. */
+export const securityHeaderList: ReadonlyArray<string> = Object.entries(securityHeaders).flat()
+
 const sane = /^[A-Za-z0-9._-]{1,64}$/
 
 /** The caller's request id when it sent a sane one, else a fresh one. */
