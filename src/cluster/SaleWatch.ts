@@ -123,6 +123,13 @@ export class SaleWatch extends Context.Service<
      */
     readonly catalogChanged: (saleId?: SaleId) => Effect.Effect<void>
     readonly snapshot: (saleId: SaleId) => Effect.Effect<SaleSnapshot, SaleNotFound>
+    /**
+     * Without an effect, for node:http routes: the sale's listing when this node has a fresh
+     * view of it, else undefined (the caller takes the effectful path, which reads it).
+     */
+    readonly peek: (saleId: SaleId) => SaleListing | undefined
+    /** The current sale's listing when the choice and its view are fresh, else undefined. */
+    readonly peekCurrent: () => SaleListing | undefined
     /** The current snapshot, then one per change of the figures. */
     readonly changes: (saleId: SaleId) => Stream.Stream<SaleSnapshot, SaleNotFound>
   }
@@ -435,7 +442,28 @@ export class SaleWatch extends Context.Service<
 
       const snapshot = (saleId: SaleId) => Effect.map(figures(saleId), (f) => snapshotOf(f, Date.now()))
 
+      const peek = (saleId: SaleId): SaleListing | undefined => {
+        const view = views.get(saleId)
+        if (view === undefined) return undefined
+        if (view.source === "row") followActor(saleId)
+        if (!fresh(view, Date.now())) return undefined
+        return listingOf(view, view.figures as PushedFigures)
+      }
+      const peekCurrent = (): SaleListing | undefined => {
+        const memo = chosen
+        if (
+          memo === undefined ||
+          memo.saleId === undefined ||
+          Date.now() >= memo.until ||
+          catalog?.valid !== true
+        )
+          return undefined
+        return peek(memo.saleId)
+      }
+
       return SaleWatch.of({
+        peek,
+        peekCurrent,
         figures,
         sale,
         list,

@@ -1,7 +1,8 @@
-import { Config, Effect, Layer, Queue, Schema, Stream, type Cause } from "effect"
+import { Config, Effect, Layer, Queue, Schema, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { SaleWatch, snapshotOf, type PushedFigures, type SaleSnapshot } from "../cluster/SaleWatch.ts"
 import { SaleId } from "../domain/Ids.ts"
+import type { IncomingMessage, ServerResponse } from "node:http"
 
 const decodeSaleId = Schema.decodeUnknownOption(SaleId)
 const encoder = new TextEncoder()
@@ -17,7 +18,10 @@ const preamble = encoder.encode("retry: 2000\n\n")
 /** Watchers this node serves at most (all sales together): beyond it, a 503 with Retry-After. */
 export const watcherLimit = Config.Int("MAX_WATCHERS").pipe(Config.withDefault(20_000))
 
-type Watcher = Queue.Queue<Uint8Array, Cause.Done>
+/** Where a watcher's bytes go: an Effect stream's queue, or a node:http response directly. */
+interface Watcher {
+  readonly write: (bytes: Uint8Array) => void
+}
 
 interface Event {
   readonly id: string
@@ -71,7 +75,7 @@ class Audience {
     if (sameSnapshot(event.snapshot, this.sent.snapshot)) return
     this.sent = event
     this.sentAt = now
-    for (const watcher of this.watchers) Queue.offerUnsafe(watcher, event.bytes)
+    for (const watcher of this.watchers) watcher.write(event.bytes)
   }
 
   /** The status changes with the clock alone at the sale's start and end: one timer per sale. */
@@ -90,6 +94,56 @@ class Audience {
     if (this.timer !== undefined) clearTimeout(this.timer)
     if (this.clock !== undefined) clearTimeout(this.clock)
   }
+}
+
+/**
+ * Every watcher of this node, by sale, whichever route took it (node:http or the framework's):
+ * one per sale watch, so both routes count against the same limit and share each sale's
+ * serialisation.
+ */
+class Audiences {
+  private readonly bySale = new Map<SaleId, Audience>()
+  watching = 0
+  private readonly watch: SaleWatch["Service"]
+  constructor(watch: SaleWatch["Service"]) {
+    this.watch = watch
+    setInterval(() => {
+      for (const audience of this.bySale.values())
+        for (const watcher of audience.watchers) watcher.write(heartbeat)
+    }, heartbeatMillis).unref()
+  }
+
+  /** Adds the watcher, sends it the preamble and (unless it saw it last) the current state. */
+  join(first: PushedFigures, watcher: Watcher, lastSeen: string | undefined): () => void {
+    const saleId = first.saleId
+    let audience = this.bySale.get(saleId)
+    if (audience === undefined) {
+      audience = new Audience(this.watch, first)
+      this.bySale.set(saleId, audience)
+    }
+    const joined = audience
+    joined.watchers.add(watcher)
+    this.watching++
+    watcher.write(preamble)
+    if (lastSeen !== joined.sent.id) watcher.write(joined.sent.bytes)
+    return () => {
+      if (!joined.watchers.delete(watcher)) return
+      this.watching--
+      if (joined.watchers.size > 0) return
+      joined.close()
+      if (this.bySale.get(saleId) === joined) this.bySale.delete(saleId)
+    }
+  }
+}
+
+const audiencesOf = new WeakMap<SaleWatch["Service"], Audiences>()
+const audiencesFor = (watch: SaleWatch["Service"]) => {
+  let audiences = audiencesOf.get(watch)
+  if (audiences === undefined) {
+    audiences = new Audiences(watch)
+    audiencesOf.set(watch, audiences)
+  }
+  return audiences
 }
 
 const notFound = (saleId: SaleId) =>
@@ -132,36 +186,7 @@ export const SaleEventsRoute = Layer.unwrap(
   Effect.gen(function* () {
     const watch = yield* SaleWatch
     const limit = yield* watcherLimit
-    const audiences = new Map<SaleId, Audience>()
-    let watching = 0
-    yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        setInterval(() => {
-          for (const audience of audiences.values())
-            for (const watcher of audience.watchers) Queue.offerUnsafe(watcher, heartbeat)
-        }, heartbeatMillis)
-      ),
-      (timer) => Effect.sync(() => clearInterval(timer))
-    )
-
-    const join = (saleId: SaleId, first: PushedFigures, watcher: Watcher) => {
-      let audience = audiences.get(saleId)
-      if (audience === undefined) {
-        audience = new Audience(watch, first)
-        audiences.set(saleId, audience)
-      }
-      audience.watchers.add(watcher)
-      watching++
-      return audience
-    }
-    const leave = (saleId: SaleId, audience: Audience, watcher: Watcher) => {
-      if (!audience.watchers.delete(watcher)) return
-      watching--
-      if (audience.watchers.size > 0) return
-      audience.close()
-      if (audiences.get(saleId) === audience) audiences.delete(saleId)
-    }
-
+    const audiences = audiencesFor(watch)
     return HttpRouter.add(
       "GET",
       "/api/sales/:saleId/events",
@@ -170,7 +195,7 @@ export const SaleEventsRoute = Layer.unwrap(
         const decoded = decodeSaleId(params.saleId)
         if (decoded._tag === "None") return invalidSaleId
         const saleId = decoded.value
-        if (watching >= limit) return tooManyWatchers(5)
+        if (audiences.watching >= limit) return tooManyWatchers(5)
         const found = yield* Effect.exit(watch.figures(saleId))
         if (found._tag === "Failure") return notFound(saleId)
         const request = yield* HttpServerRequest.HttpServerRequest
@@ -178,22 +203,65 @@ export const SaleEventsRoute = Layer.unwrap(
         const events = Stream.callback<Uint8Array>(
           (queue) =>
             Effect.acquireRelease(
-              Effect.sync(() => {
-                const audience = join(saleId, found.value, queue)
-                Queue.offerUnsafe(queue, preamble)
-                if (lastSeen !== audience.sent.id) Queue.offerUnsafe(queue, audience.sent.bytes)
-                return audience
-              }),
-              (audience) => Effect.sync(() => leave(saleId, audience, queue))
+              Effect.sync(() =>
+                audiences.join(
+                  found.value,
+                  { write: (bytes) => void Queue.offerUnsafe(queue, bytes) },
+                  lastSeen
+                )
+              ),
+              (leave) => Effect.sync(leave)
             ),
           // A watcher that cannot keep up loses older events, never the latest: each is the whole state.
           { bufferSize: 8, strategy: "sliding" }
         )
-        return HttpServerResponse.stream(events, {
-          contentType: "text/event-stream",
-          headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
-        })
+        return HttpServerResponse.stream(events, { contentType: "text/event-stream", headers: streamHeaders })
       })
     )
   })
 )
+
+const streamHeaders = { "cache-control": "no-cache", "x-accel-buffering": "no" }
+const eventsPath =
+  /^\/api\/sales\/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\/events$/
+/** A watcher whose socket holds this much unsent is too slow to follow: it is cut off and reconnects. */
+const maxUnsentBytes = 64 * 1024
+
+/**
+ * The same events straight from node:http, for a sale this node has a fresh view of: a
+ * watcher is its response in the sale's audience, with no fiber or queue of its own, so
+ * tens of thousands cost little memory and a change is one write per watcher. Anything
+ * else (no fresh view yet, a CORS origin, over the limit) returns false and takes the route
+ * above, which answers it.
+ */
+export const eventsRoute = (
+  watch: SaleWatch["Service"],
+  limit: number,
+  headers: (request: IncomingMessage) => Readonly<Record<string, string>>
+) => {
+  const audiences = audiencesFor(watch)
+  return (request: IncomingMessage, response: ServerResponse): boolean => {
+    if (request.method !== "GET" || request.headers.origin !== undefined) return false
+    const saleId = eventsPath.exec(request.url ?? "")?.[1]?.toLowerCase() as SaleId | undefined
+    if (saleId === undefined || audiences.watching >= limit) return false
+    const listing = watch.peek(saleId)
+    if (listing === undefined) return false
+    response.writeHead(200, { ...headers(request), ...streamHeaders, "content-type": "text/event-stream" })
+    const socket = response.socket
+    socket?.setNoDelay(true)
+    socket?.setTimeout(0)
+    const lastSeen = request.headers["last-event-id"]
+    const leave = audiences.join(
+      listing.figures,
+      {
+        write: (bytes) => {
+          if (response.writableLength > maxUnsentBytes) return void response.destroy()
+          response.write(bytes)
+        }
+      },
+      typeof lastSeen === "string" ? lastSeen : undefined
+    )
+    response.on("close", leave)
+    return true
+  }
+}

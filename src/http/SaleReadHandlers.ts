@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
+import type { IncomingMessage, ServerResponse } from "node:http"
 import { SaleWatch, snapshotOf, type SaleListing } from "../cluster/SaleWatch.ts"
 import { Api } from "./Api.ts"
 import { noCurrentSale, saleNotFound } from "./ApiErrors.ts"
@@ -118,3 +119,79 @@ export const CurrentSaleHandlers = HttpApiBuilder.group(Api, "currentSale", (han
       )
   })
 )
+
+/** A sale id as it appears in a path: the UUID shape, nothing else. */
+const uuid = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
+const salesPrefix = "/api/sales/"
+
+/** One serialisation per (listing, status, shape): the body and its ETag, kept until the figures change. */
+interface Rendered {
+  readonly figures: SaleListing["figures"]
+  readonly status: string
+  readonly body: string
+  readonly etag: string
+}
+
+/**
+ * The public reads straight from node:http, before the framework: the current sale's status
+ * and stats and one sale, answered from a fresh view in memory with the same body, ETag, 304
+ * and Cache-Control as the HttpApi handlers above. Anything else (no fresh view yet, a CORS
+ * origin, a query string) returns false and takes the HttpApi route, which reads the view.
+ */
+export const readRoute = (
+  watch: Pick<SaleWatch["Service"], "peek" | "peekCurrent">,
+  respond: {
+    readonly headers: (request: IncomingMessage) => Readonly<Record<string, string>>
+    readonly counted: (route: string, status: number) => void
+  }
+) => {
+  const rendered = new Map<string, Rendered>()
+  const render = (
+    key: string,
+    listing: SaleListing,
+    present: (listing: SaleListing, now: number) => unknown
+  ) => {
+    const now = Date.now()
+    const status = snapshotOf(listing.figures, now).status
+    const known = rendered.get(key)
+    if (known !== undefined && known.figures === listing.figures && known.status === status) return known
+    const body = JSON.stringify(present(listing, now))
+    const fresh: Rendered = { figures: listing.figures, status, body, etag: etagOf(body) }
+    // Bounded by the sales asked about; a node serving far more sales starts over.
+    if (rendered.size > 10_000) rendered.clear()
+    rendered.set(key, fresh)
+    return fresh
+  }
+  return (request: IncomingMessage, response: ServerResponse): boolean => {
+    if (request.method !== "GET" || request.headers.origin !== undefined) return false
+    const url = request.url ?? ""
+    let answer: Rendered | undefined
+    let route: string
+    if (url === "/api/flash-sale/status" || url === "/api/flash-sale/stats") {
+      const listing = watch.peekCurrent()
+      if (listing === undefined) return false
+      const stats = url === "/api/flash-sale/stats"
+      route = url
+      answer = render(stats ? "stats" : "status", listing, stats ? presentStats : presentListing)
+    } else if (url.startsWith(salesPrefix) && uuid.test(url.slice(salesPrefix.length))) {
+      const saleId = url.slice(salesPrefix.length).toLowerCase() as SaleListing["figures"]["saleId"]
+      const listing = watch.peek(saleId)
+      if (listing === undefined) return false
+      route = "/api/sales/:saleId"
+      answer = render(saleId, listing, presentListing)
+    } else return false
+    const notModified = matches(request.headers["if-none-match"], answer.etag)
+    const status = notModified ? 304 : 200
+    response.writeHead(status, {
+      ...respond.headers(request),
+      etag: answer.etag,
+      "cache-control": readCacheControl,
+      ...(notModified
+        ? {}
+        : { "content-type": "application/json", "content-length": Buffer.byteLength(answer.body) })
+    })
+    response.end(notModified ? undefined : answer.body)
+    respond.counted(route, status)
+    return true
+  }
+}

@@ -1,7 +1,8 @@
 import { type ByteSize, Cause, Effect, Layer, Option, Predicate } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
-import type { Server } from "node:http"
+import type { IncomingMessage, Server } from "node:http"
+import { SaleWatch } from "../cluster/SaleWatch.ts"
 import { hasControlCharacter } from "../domain/Inputs.ts"
 import * as Settings from "../Settings.ts"
 import { Api } from "./Api.ts"
@@ -23,7 +24,8 @@ import { countRequest, MetricsRoute, unmatched } from "./Metrics.ts"
 import * as NodeServer from "./NodeServer.ts"
 import { PurchaseEndpoint } from "./PurchaseEndpoint.ts"
 import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
-import { SaleEventsRoute } from "./SaleEvents.ts"
+import { eventsRoute, SaleEventsRoute, watcherLimit } from "./SaleEvents.ts"
+import { readRoute } from "./SaleReadHandlers.ts"
 import { StaticAssets } from "./StaticAssets.ts"
 import { Tokens } from "./Tokens.ts"
 
@@ -192,10 +194,24 @@ export const HttpServerLive = Layer.unwrap(
   Effect.gen(function* () {
     const { port, host, maxBodyBytes, corsOrigins } = yield* Settings.httpSettings
     const endpoint = yield* PurchaseEndpoint
+    // The public reads and live events from memory meet node:http first too, with the edge's headers.
+    const watch = yield* SaleWatch
+    const headers = (request: IncomingMessage) => {
+      const incoming = request.headers["x-request-id"]
+      return {
+        ...securityHeaders,
+        "x-request-id": requestIdFor(typeof incoming === "string" ? incoming : undefined)
+      }
+    }
+    const reads = readRoute(watch, {
+      headers,
+      counted: (route, status) => countRequest("GET", route, status)
+    })
+    const events = eventsRoute(watch, yield* watcherLimit, headers)
+    const route: NodeServer.RawRoute = (request, response) =>
+      reads(request, response) || events(request, response) || endpoint.route(request, response)
     return serveApi({ maxBodyBytes, corsOrigins }).pipe(
-      Layer.provide(
-        NodeServer.layer({ route: endpoint.route, listen: { port, host }, configure: limitSlowClients })
-      )
+      Layer.provide(NodeServer.layer({ route, listen: { port, host }, configure: limitSlowClients }))
     )
   })
 ).pipe(Layer.provide(PurchaseEndpoint.layer), Layer.provide(Layer.mergeAll(Tokens.layer, Limits.layer)))

@@ -1,0 +1,352 @@
+/**
+ * `npm run bench:read`: what a crowd that watches costs the node.
+ *
+ * 1. Status reads: wrk against `GET /api/flash-sale/status` of a MinCommerce node and, back to
+ *    back, a bare node:http server answering the same JSON (the ceiling); PostgreSQL
+ *    transactions of the bench's database counted during the node's runs.
+ * 2. Watchers: as many SSE connections as asked (default 15,000), spread over client
+ *    processes (5,000 each: the per-process open-files limit is 20,000); the node's idle CPU
+ *    with them connected, its memory per watcher, and the time one stock change takes to
+ *    reach 50 / 99 / 100 % of them.
+ * 3. Mixed: purchases/s alone, then with the watchers connected and a crowd reading status.
+ *
+ * Options: --quick (fewer watchers, shorter runs), --duration S, --connections N,
+ * --watchers N. The same file is the bare server (BENCH_READ_ROLE=bare) and a watcher client
+ * (BENCH_READ_ROLE=watchers): one script, several processes.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect } from "effect"
+import { createParser } from "eventsource-parser"
+import { fork, spawn, type ChildProcess } from "node:child_process"
+import { readFileSync } from "node:fs"
+import { Agent, createServer, get, request } from "node:http"
+import { cpus, loadavg, totalmem } from "node:os"
+import { parseArgs } from "node:util"
+import pg from "pg"
+import { makeSale, makeUsers } from "../tests/support/Fixtures.ts"
+import { adminUrl, freshServerStorage } from "../tests/support/TestDatabase.ts"
+import { load } from "./load.ts"
+import { serve } from "./serve.ts"
+import { formatRate, percentile } from "./stats.ts"
+import { benchSecret, signTokens } from "./tokens.ts"
+
+const perClient = 5_000
+
+// ---- role: the bare ceiling, answering the status JSON it is given -------------------------
+const bare = () => {
+  const body = process.env.BENCH_READ_BODY ?? "{}"
+  const server = createServer((_request, response) => {
+    response.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=1" })
+    response.end(body)
+  })
+  server.listen(0, "127.0.0.1", () => {
+    const address = server.address()
+    console.log(
+      `Listening on http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`
+    )
+  })
+}
+
+// ---- role: a watcher client, holding `count` SSE connections --------------------------------
+const watchers = () => {
+  const url = new URL(process.env.BENCH_READ_URL ?? "")
+  const count = Number(process.env.BENCH_READ_COUNT ?? 0)
+  const agent = new Agent({ keepAlive: false, maxSockets: Infinity })
+  let connected = 0
+  let refused = 0
+  let target = -1
+  const arrivals: Array<number> = []
+  const open = () =>
+    new Promise<void>((resolve) => {
+      const req = get({ host: url.hostname, port: url.port, path: url.pathname, agent }, (response) => {
+        if (response.statusCode !== 200) {
+          refused++
+          response.resume()
+          return resolve()
+        }
+        connected++
+        resolve()
+        const parser = createParser({
+          onEvent: (event) => {
+            if (target < 0 || event.event !== "sale") return
+            if ((JSON.parse(event.data) as { remaining: number }).remaining === target)
+              arrivals.push(Date.now())
+          }
+        })
+        response.setEncoding("utf8")
+        response.on("data", (chunk: string) => parser.feed(chunk))
+      })
+      req.on("error", () => {
+        refused++
+        resolve()
+      })
+    })
+  process.on("message", (message: { readonly expect?: number; readonly report?: boolean }) => {
+    if (message.expect !== undefined) {
+      target = message.expect
+      arrivals.length = 0
+      process.send?.({ armed: true })
+    }
+    if (message.report === true) process.send?.({ arrivals })
+  })
+  void (async () => {
+    const began = Date.now()
+    // 200 connections opening at a time, so the node's accept queue is not flooded.
+    let next = 0
+    await Promise.all(
+      Array.from({ length: 200 }, async () => {
+        while (next < count) {
+          next++
+          await open()
+        }
+      })
+    )
+    process.send?.({ connected, refused, millis: Date.now() - began })
+  })()
+}
+
+// ---- the driver ----------------------------------------------------------------------------
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    duration: { type: "string" },
+    connections: { type: "string" },
+    watchers: { type: "string" }
+  }
+})
+const quick = args.quick === true
+const duration = Number(args.duration ?? (quick ? 3 : 10))
+const connections = Number(args.connections ?? 128)
+const watcherCount = Number(args.watchers ?? (quick ? 1_000 : 15_000))
+
+/** `wrk` GET run: requests/s and the count of non-2xx/3xx answers. */
+const wrkGet = (url: string, seconds: number, conns: number) =>
+  new Promise<{ readonly perSecond: number; readonly bad: number }>((resolve, reject) => {
+    const child = spawn("wrk", ["-t", "2", "-c", String(conns), "-d", `${seconds}s`, url], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    let output = ""
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
+    child.on("error", reject)
+    child.on("exit", () => {
+      const perSecond = Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1] ?? 0)
+      const bad = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(output)?.[1] ?? 0)
+      resolve({ perSecond, bad })
+    })
+  })
+
+const committed = async (database: string) => {
+  const client = new pg.Client({ connectionString: adminUrl })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ n: string }>(
+      "SELECT xact_commit AS n FROM pg_stat_database WHERE datname = $1",
+      [database]
+    )
+    return Number(rows[0]?.n ?? 0)
+  } finally {
+    await client.end()
+  }
+}
+/** PostgreSQL reports a backend's counters once it has been idle a second: wait until they stop moving. */
+const settledCommits = async (database: string) => {
+  let last = await committed(database)
+  for (let i = 0; i < 20; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 600))
+    const now = await committed(database)
+    if (now === last) return now
+    last = now
+  }
+  return last
+}
+
+const procStat = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8")
+    .replace(/^.*\) /, "")
+    .split(" ")
+  return Number(fields[11]) + Number(fields[12])
+}
+const rssBytes = (pid: number) => {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("VmRSS:"))
+  return Number(/(\d+)/.exec(line ?? "")?.[1] ?? 0) * 1024
+}
+/** Share of one core the process used over `millis`. */
+const cpuPercent = async (pid: number, millis: number) => {
+  const before = procStat(pid)
+  await new Promise((resolve) => setTimeout(resolve, millis))
+  return ((procStat(pid) - before) / 100 / (millis / 1_000)) * 100
+}
+
+const post = (url: string, token: string) =>
+  new Promise<number>((resolve) => {
+    const req = request(
+      url,
+      { method: "POST", headers: { authorization: `Bearer ${token}` } },
+      (response) => {
+        response.resume()
+        response.on("end", () => resolve(response.statusCode ?? 0))
+      }
+    )
+    req.on("error", () => resolve(0))
+    req.end()
+  })
+
+type Reply = Partial<Record<string, unknown>> | undefined
+
+const ask = <A>(child: ChildProcess, message: unknown, wanted: (reply: Reply) => boolean) =>
+  new Promise<A>((resolve) => {
+    const onMessage = (reply: unknown) => {
+      if (!wanted(reply as Reply)) return
+      child.off("message", onMessage)
+      resolve(reply as A)
+    }
+    child.on("message", onMessage)
+    if (message !== undefined) child.send(message as object)
+  })
+
+const driver = Effect.gen(function* () {
+  const started = Date.now()
+  const { url: databaseUrl, name, storage } = yield* freshServerStorage()
+  const cpu = cpus()
+  console.log(`MinCommerce bench:read${quick ? " (quick)" : ""}`)
+  console.log(
+    `machine: ${cpu.length} x ${cpu[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, load average ${loadavg()[0]?.toFixed(2)} (other work on the machine shows here)`
+  )
+  const buyers = quick ? 20_000 : 100_000
+  const users = yield* makeUsers(buyers).pipe(Effect.provideContext(storage))
+  // PostgreSQL's own autovacuum would count as transactions of this database during the runs.
+  yield* Effect.promise(async () => {
+    const client = new pg.Client({ connectionString: databaseUrl })
+    await client.connect()
+    const { rows } = await client.query<{ name: string }>(
+      "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'"
+    )
+    for (const { name: table } of rows)
+      await client.query(`ALTER TABLE "${table}" SET (autovacuum_enabled = false)`)
+    await client.end()
+  })
+  const tokens = signTokens(users)
+  // The current sale (started a day ago, so it is the running one), watched and read.
+  const watched = yield* makeSale(1_000_000, { startsAt: Date.now() - 86_400_000 }).pipe(
+    Effect.provideContext(storage)
+  )
+  const node = yield* serve("src/main.ts", {
+    DATABASE_URL: databaseUrl,
+    PORT: "0",
+    JWT_SECRET: benchSecret,
+    LOG_LEVEL: "Info",
+    RATE_LIMIT_PER_USER: "0",
+    MAX_WATCHERS: String(watcherCount + 1_000)
+  })
+  const statusUrl = `${node.url}/api/flash-sale/status`
+  const body = yield* Effect.promise(async () => (await fetch(statusUrl)).text())
+  const ceiling = yield* serve("bench/read.ts", { BENCH_READ_ROLE: "bare", BENCH_READ_BODY: body })
+
+  // 1. Status reads, node and bare back to back.
+  yield* Effect.promise(() => wrkGet(statusUrl, 1, 32))
+  yield* Effect.promise(() => wrkGet(`${ceiling.url}/`, 1, 32))
+  const before = yield* Effect.promise(() => settledCommits(name))
+  const ours = yield* Effect.promise(() => wrkGet(statusUrl, duration, connections))
+  const after = yield* Effect.promise(() => settledCommits(name))
+  const bareRun = yield* Effect.promise(() => wrkGet(`${ceiling.url}/`, duration, connections))
+  console.log(
+    `status reads (${connections} connections, ${duration} s): MinCommerce ${formatRate(ours.perSecond)} req/s, ` +
+      `bare node:http ${formatRate(bareRun.perSecond)} req/s -> ${((ours.perSecond / bareRun.perSecond) * 100).toFixed(0)} %; ` +
+      `PostgreSQL transactions during the node's run: ${after - before}; non-2xx: ${ours.bad}`
+  )
+
+  // 2. Watchers.
+  const baseline = rssBytes(node.pid)
+  const clients = Math.max(1, Math.ceil(watcherCount / perClient))
+  const eventsUrl = `${node.url}/api/sales/${watched}/events`
+  const self = new URL(import.meta.url).pathname
+  const children = Array.from({ length: clients }, (_, i) =>
+    fork(self, [], {
+      env: {
+        ...process.env,
+        BENCH_READ_ROLE: "watchers",
+        BENCH_READ_URL: eventsUrl,
+        BENCH_READ_COUNT: String(Math.min(perClient, watcherCount - i * perClient))
+      },
+      execArgv: ["--experimental-strip-types", "--no-warnings"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"]
+    })
+  )
+  yield* Effect.addFinalizer(() => Effect.sync(() => children.forEach((child) => child.kill("SIGKILL"))))
+  const counts = yield* Effect.promise(() =>
+    Promise.all(
+      children.map((child) =>
+        ask<{ connected: number; refused: number; millis: number }>(
+          child,
+          undefined,
+          (reply) => reply?.connected !== undefined
+        )
+      )
+    )
+  )
+  const connected = counts.reduce((sum, c) => sum + c.connected, 0)
+  const connectMillis = Math.max(...counts.map((c) => c.millis))
+  const refusedWatchers = counts.reduce((sum, c) => sum + c.refused, 0)
+  yield* Effect.sleep("2 seconds")
+  const idle = yield* Effect.promise(() => cpuPercent(node.pid, quick ? 3_000 : 10_000))
+  const loaded = rssBytes(node.pid)
+  // One stock change: a purchase; the time from its answer to each watcher's event.
+  const status = JSON.parse(body) as { remaining: number }
+  yield* Effect.promise(() =>
+    Promise.all(
+      children.map((child) => ask(child, { expect: status.remaining - 1 }, (reply) => reply?.armed === true))
+    )
+  )
+  // From the purchase leaving: the owner publishes its figures when it decides, before the commit answers.
+  const changedAt = Date.now()
+  const purchased = yield* Effect.promise(() =>
+    post(`${node.url}/api/sales/${watched}/purchases`, tokens[0]!)
+  )
+  yield* Effect.sleep("3 seconds")
+  const arrivals = (yield* Effect.promise(() =>
+    Promise.all(
+      children.map((child) =>
+        ask<{ arrivals: Array<number> }>(child, { report: true }, (r) => r?.arrivals !== undefined)
+      )
+    )
+  )).flatMap((r) => r.arrivals.map((at) => Math.max(0, at - changedAt)))
+  arrivals.sort((a, b) => a - b)
+  const reach = (p: number) => (arrivals.length === 0 ? NaN : percentile(arrivals, p))
+  console.log(
+    `watchers: ${connected} connected in ${(connectMillis / 1_000).toFixed(1)} s over ${clients} client process(es) ` +
+      `(${refusedWatchers} refused); node idle CPU ${idle.toFixed(1)} % of a core; memory ${(baseline / 2 ** 20).toFixed(0)} -> ` +
+      `${(loaded / 2 ** 20).toFixed(0)} MB, ${((loaded - baseline) / Math.max(1, connected) / 1024).toFixed(1)} KB per watcher; ` +
+      `one change (purchase answered ${purchased}) reached ${arrivals.length}/${connected}: 50 % in ${reach(50).toFixed(0)} ms, ` +
+      `99 % in ${reach(99).toFixed(0)} ms, 100 % in ${reach(100).toFixed(0)} ms`
+  )
+
+  // 3. Mixed: purchases alone, then with the watchers and a crowd reading status.
+  const purchaseRun = (saleId: string) =>
+    load({
+      urls: [`${node.url}/api/sales/${saleId}/purchases`],
+      connections: 64,
+      seconds: duration,
+      tokens,
+      users,
+      record: true
+    })
+  const alone = yield* purchaseRun(yield* makeSale(buyers).pipe(Effect.provideContext(storage)))
+  const mixedSale = yield* makeSale(buyers).pipe(Effect.provideContext(storage))
+  const [withCrowd, crowd] = yield* Effect.all(
+    [purchaseRun(mixedSale), Effect.promise(() => wrkGet(statusUrl, duration, 64))],
+    { concurrency: 2 }
+  )
+  console.log(
+    `mixed: purchases ${formatRate(alone.purchasesPerSecond)}/s alone, ${formatRate(withCrowd.purchasesPerSecond)}/s with ` +
+      `${connected} watchers connected and ${formatRate(crowd.perSecond)} status reads/s at the same time ` +
+      `(p99 ${alone.p99.toFixed(1)} -> ${withCrowd.p99.toFixed(1)} ms)`
+  )
+  console.log(`bench:read took ${((Date.now() - started) / 1_000).toFixed(0)} s`)
+}).pipe(Effect.scoped)
+
+const role = process.env.BENCH_READ_ROLE
+if (role === "bare") bare()
+else if (role === "watchers") watchers()
+else NodeRuntime.runMain(driver)
