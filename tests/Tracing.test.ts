@@ -148,22 +148,19 @@ describe("Tracing", () => {
         }
       })
       assert.strictEqual(response.status, 201)
-      const trace = await waitFor("the purchase's spans", () => {
-        const spans = receiver.spans.filter((s) => s.traceId === traceId)
-        return spans.length > 0 ? spans : undefined
+      const named = (name: string) => receiver.spans.find((s) => s.traceId === traceId && s.name === name)
+      const [request, hop] = await waitFor("the purchase's spans on the entry node", () => {
+        const spans = [named("POST /api/sales/:id/purchases"), named("SaleRouter.forward")]
+        return spans.every((s) => s !== undefined) ? (spans as ReadonlyArray<ReceivedSpan>) : undefined
       })
-      const request = trace.find(
-        (s) => s.node === entry!.nodeId && s.name === "POST /api/sales/:id/purchases"
-      )
-      assert.isDefined(request, JSON.stringify(trace))
+      // The request continues the caller's trace, on the node it entered.
+      assert.strictEqual(request!.node, entry!.nodeId)
       assert.strictEqual(request!.parentSpanId, "00f067aa0ba902b7")
       assert.strictEqual(request!.attributes["http.response.status_code"], 201)
-      const hop = await waitFor("the hop's span", () =>
-        receiver.spans.find((s) => s.traceId === traceId && s.name === "SaleRouter.forward")
-      )
-      assert.strictEqual(hop.node, entry!.nodeId)
-      assert.strictEqual(hop.parentSpanId, request!.spanId)
-      assert.strictEqual(hop.attributes["forward.result"], "Accepted")
+      // The hop to the owner is the request's child, on the same node.
+      assert.strictEqual(hop!.node, entry!.nodeId)
+      assert.strictEqual(hop!.parentSpanId, request!.spanId)
+      assert.strictEqual(hop!.attributes["forward.result"], "Accepted")
       // Sampling at 0: the untraced first purchase sent nothing.
       assert.isFalse(
         receiver.spans.some((s) => s.name === "POST /api/sales/:id/purchases" && s.traceId !== traceId)
