@@ -148,16 +148,10 @@ const committed = async (database: string) => {
     await client.end()
   }
 }
-/** PostgreSQL reports a backend's counters once it has been idle a second: wait until they stop moving. */
+/** An idle backend reports its counts after 10 s (PostgreSQL 15's PGSTAT_IDLE_INTERVAL): wait that long, then read. */
 const settledCommits = async (database: string) => {
-  let last = await committed(database)
-  for (let i = 0; i < 20; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 600))
-    const now = await committed(database)
-    if (now === last) return now
-    last = now
-  }
-  return last
+  await new Promise((resolve) => setTimeout(resolve, 11_000))
+  return committed(database)
 }
 
 const procStat = (pid: number) => {

@@ -24,18 +24,15 @@ const committed = (database: string) =>
     }
   })
 
-/** Waits for the node's connections to report their counters (PostgreSQL flushes them after ~1 s idle). */
+/**
+ * A backend reports its transaction counts at its next transaction a second after the last
+ * report, or after 10 s idle (PostgreSQL 15's PGSTAT_IDLE_INTERVAL): waiting that long first
+ * makes the count include everything before and nothing after.
+ */
+const statsFlushMillis = 11_000
+
 const settled = (database: string) =>
-  Effect.gen(function* () {
-    let last = yield* committed(database)
-    for (let i = 0; i < 20; i++) {
-      yield* Effect.sleep("600 millis")
-      const now = yield* committed(database)
-      if (now === last) return now
-      last = now
-    }
-    return last
-  })
+  Effect.andThen(Effect.sleep(`${statsFlushMillis} millis`), committed(database))
 
 const get = (path: string, headers: Record<string, string> = {}) =>
   Effect.flatMap(baseUrl, (url) =>
