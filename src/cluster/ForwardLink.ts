@@ -24,9 +24,16 @@ export class ForwardLink extends Context.Service<
   ForwardLink,
   {
     /** Sends one purchase to the node at `address`; `resume` is called exactly once. */
-    readonly send: (address: string, saleId: SaleId, userId: UserId, resume: (result: ForwardResult) => void) => void
+    readonly send: (
+      address: string,
+      saleId: SaleId,
+      userId: UserId,
+      resume: (result: ForwardResult) => void
+    ) => void
     /** Takes forwarded purchases for `handle` until the scope closes; its host:port, if it listens. */
-    readonly serve: (handle: ForwardServer.ForwardHandler) => Effect.Effect<string | undefined, never, Scope.Scope>
+    readonly serve: (
+      handle: ForwardServer.ForwardHandler
+    ) => Effect.Effect<string | undefined, never, Scope.Scope>
   }
 >()("mincommerce/cluster/ForwardLink") {
   static readonly layer = (options: LinkOptions) =>
