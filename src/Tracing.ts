@@ -166,6 +166,13 @@ export const parentFromHeaders = (headers: Readonly<Record<string, string | Arra
  */
 export const routedPurchase: { context: TraceContext | undefined } = { context: undefined }
 
+/** The current fiber's span as a trace context, when its trace is kept. */
+export const currentContext: Effect.Effect<TraceContext | undefined> = Effect.map(
+  Effect.option(Effect.currentSpan),
+  (span): TraceContext | undefined =>
+    Option.isSome(span) && span.value.sampled ? [span.value.traceId, span.value.spanId] : undefined
+)
+
 /** Runs `route` with `context` as the purchase being routed (see `routedPurchase`). */
 export const routing = <A>(context: TraceContext | undefined, route: () => A): A => {
   const outer = routedPurchase.context

@@ -126,7 +126,7 @@ describe("Tracing", () => {
     const cluster = await makeCluster({
       nodes: 2,
       saleStocks: [10],
-      buyers: 2,
+      buyers: 3,
       cluster: { env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_TRACES_SAMPLER_ARG: "0" } }
     })
     try {
@@ -161,9 +161,38 @@ describe("Tracing", () => {
       assert.strictEqual(hop!.node, entry!.nodeId)
       assert.strictEqual(hop!.parentSpanId, request!.spanId)
       assert.strictEqual(hop!.attributes["forward.result"], "Accepted")
+      // A purchase the node:http route leaves to the HttpApi (a chunked body) is traced too:
+      // the framework's request span is the hop's parent.
+      const apiTraceId = "5bf92f3577b34da6a3ce929d0e0e4737"
+      const viaApi = await fetch(`${entry!.url}/api/sales/${saleId}/purchases`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${cluster.users[2]!.token}`,
+          traceparent: `00-${apiTraceId}-00f067aa0ba902b7-01`,
+          "content-type": "application/json"
+        },
+        body: new ReadableStream({
+          start: (controller) => {
+            controller.enqueue(new TextEncoder().encode("{}"))
+            controller.close()
+          }
+        }),
+        duplex: "half"
+      } as RequestInit)
+      assert.strictEqual(viaApi.status, 201)
+      const [apiRequest, apiHop] = await waitFor("the HttpApi purchase's spans", () => {
+        const spans = receiver.spans.filter((s) => s.traceId === apiTraceId)
+        const request = spans.find((s) => s.name === `POST /api/sales/${saleId}/purchases`)
+        const hop = spans.find((s) => s.name === "SaleRouter.forward")
+        return request !== undefined && hop !== undefined ? [request, hop] : undefined
+      })
+      assert.strictEqual(apiRequest.parentSpanId, "00f067aa0ba902b7")
+      assert.strictEqual(apiHop.parentSpanId, apiRequest.spanId)
       // Sampling at 0: the untraced first purchase sent nothing.
       assert.isFalse(
-        receiver.spans.some((s) => s.name === "POST /api/sales/:id/purchases" && s.traceId !== traceId)
+        receiver.spans.some(
+          (s) => s.name.startsWith("POST /api/sales/") && ![traceId, apiTraceId].includes(s.traceId)
+        )
       )
     } finally {
       await cluster.close()

@@ -174,7 +174,14 @@ export class SaleRouter extends Context.Service<
         return SaleRouter.of({
           offer,
           purchase: (saleId, userId) =>
-            awaitReply<Refusal | SaleNotFound>((reply) => offer(saleId, userId, reply)),
+            startSpan === undefined
+              ? awaitReply<Refusal | SaleNotFound>((reply) => offer(saleId, userId, reply))
+              : // Traced, the fiber's span (the HttpApi request's) is the routed purchase's parent.
+                Effect.flatMap(Tracing.currentContext, (trace) =>
+                  awaitReply<Refusal | SaleNotFound>((reply) =>
+                    Tracing.routing(trace, () => offer(saleId, userId, reply))
+                  )
+                ),
           localActor: owned.actor,
           forwardAddress,
           // Degraded still serves; only a node handing its sales over asks for no more traffic.
