@@ -287,7 +287,13 @@ const driver = Effect.gen(function* () {
   const idle = yield* Effect.promise(() => cpuPercent(node.pid, quick ? 3_000 : 10_000))
   const loaded = rssBytes(node.pid)
   // One stock change: a purchase; the time from its answer to each watcher's event.
-  const status = JSON.parse(body) as { remaining: number }
+  // A first purchase starts the sale's actor (lease, epoch, state from PostgreSQL): the change
+  // measured is the next one, a sale already selling.
+  yield* Effect.promise(() => post(`${node.url}/api/sales/${watched}/purchases`, tokens[1]!))
+  yield* Effect.sleep("1 second")
+  const status = JSON.parse(yield* Effect.promise(async () => (await fetch(statusUrl)).text())) as {
+    remaining: number
+  }
   yield* Effect.promise(() =>
     Promise.all(
       children.map((child) => ask(child, { expect: status.remaining - 1 }, (reply) => reply?.armed === true))
