@@ -74,11 +74,7 @@ export const servePurchases = (options: {
 }) => {
   const { secret, port } = settings()
   // MinCommerce's own token check, so the validation cannot drift apart.
-  const tokens = Tokens.make({
-    secret: new TextEncoder().encode(secret),
-    admins: new Set(),
-    ttlSeconds: 3_600
-  })
+  const tokens = Tokens.make({ secret: new TextEncoder().encode(secret), ttlSeconds: 3_600 })
   const userOf = (authorization: string | undefined): UserId | undefined =>
     authorization === undefined || !authorization.startsWith("Bearer ")
       ? undefined

@@ -63,8 +63,6 @@ export class Tokens extends Context.Service<
     readonly secret: Uint8Array
     readonly ttlSeconds: number
     readonly refreshTtlSeconds?: number | undefined
-    /** Not read: the admin role is the database's. */
-    readonly admins?: ReadonlySet<string>
   }) => {
     const key = Buffer.from(options.secret)
     const refreshKey = createHmac("sha256", key).update("mincommerce refresh token").digest()

@@ -83,8 +83,8 @@ export const readSale = (url: string, saleId: SaleId): Promise<SaleRecord> =>
     }
   })
 
-/** Session tokens as the nodes issue them: HS256 over { sub, email, admin } with JWT_SECRET. */
+/** Session tokens as the nodes issue them: HS256 over { sub, email, iat, exp } with JWT_SECRET. */
 export const tokenSigner = (secret: string) => {
   const sign = createSigner({ key: secret, algorithm: "HS256", expiresIn: 3_600_000 })
-  return (userId: UserId, email: string): string => sign({ sub: userId, email, admin: false })
+  return (userId: UserId, email: string): string => sign({ sub: userId, email })
 }

@@ -193,11 +193,7 @@ const buildCluster = async (options: ClusterSpec, unlock: () => void) => {
   const sales: Array<SaleId> = []
   for (const stock of options.saleStocks) sales.push(await withStorage(makeSale(stock)))
   const userIds = await withStorage(makeUsers(options.buyers))
-  const tokens = Tokens.make({
-    secret: clusterSecret,
-    admins: new Set(),
-    ttlSeconds: 3_600
-  })
+  const tokens = Tokens.make({ secret: clusterSecret, ttlSeconds: 3_600 })
   const users = await Promise.all(
     userIds.map(async (userId) => ({
       userId,
