@@ -437,7 +437,8 @@ export class SaleWatch extends Context.Service<
               subscriber.off("ready", onReady)
             })
         )
-        yield* Effect.promise(() => subscriber.subscribe(channel).catch(() => 0))
+        // Not awaited: with Redis away the subscription waits for it, and the node must not.
+        subscriber.subscribe(channel).catch(() => 0)
       }
 
       const snapshot = (saleId: SaleId) => Effect.map(figures(saleId), (f) => snapshotOf(f, Date.now()))
