@@ -1,5 +1,5 @@
 import { assert, layer } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { ConfigProvider, Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose"
 import { createServer } from "node:http"
@@ -74,7 +74,13 @@ const Node = Layer.unwrap(
       })
     )
   )
-).pipe(Layer.provideMerge(ProviderLive))
+).pipe(
+  Layer.provideMerge(ProviderLive),
+  // The shop's buyers come from its provider: built-in sign-up is closed, as AUTH_SIGNUP=false says.
+  Layer.provide(
+    ConfigProvider.layerAdd(ConfigProvider.fromEnvRecord({ AUTH_SIGNUP: "false" }), { asPrimary: true })
+  )
+)
 
 const token = (
   key: SigningKey,
@@ -184,6 +190,19 @@ layer(Node, { timeout: 120_000, excludeTestServices: true })("the shop's identit
           { name: "x" }
         )
       )
+      assert.strictEqual(yield* users, before)
+    })
+  )
+
+  it.effect("answers a built-in sign-up 403 sign_up_closed when AUTH_SIGNUP=false, creating nobody", () =>
+    Effect.gen(function* () {
+      const before = yield* users
+      const answer = yield* call("POST", "/api/auth/signup", undefined, {
+        email: "walk-in@shop.example",
+        password: "a password long enough"
+      })
+      assert.strictEqual(answer.status, 403, JSON.stringify(answer.body))
+      assert.strictEqual(answer.body.error.code, "sign_up_closed")
       assert.strictEqual(yield* users, before)
     })
   )
