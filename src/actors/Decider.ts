@@ -240,10 +240,15 @@ const endWhenIdle = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
     return committer.end
   })
 
+// A full mailbox is decided in chunks, the other fibers run between them: the committer starts
+// on the first chunk's orders while the rest are decided (a sale's first commit no longer waits
+// for the whole flood to be decided), and no chunk holds the event loop for long.
+const decideChunk = 1_024
+
 const loop = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
   Effect.gen(function* () {
     while (true) {
-      const messages = yield* Queue.takeAll(d.mailbox)
+      const messages = yield* Queue.takeBetween(d.mailbox, 1, decideChunk)
       const now = yield* Clock.currentTimeMillis
       const chunk: Chunk = { staged: [], refused: noRefusals() }
       for (const message of messages) handle(d, message, now, chunk)
@@ -251,6 +256,7 @@ const loop = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
       if (chunk.staged.length > 0) yield* committer.stage(chunk.staged)
       yield* publish(d)
       yield* endWhenIdle(d, committer)
+      if (messages.length === decideChunk) yield* Effect.yieldNow
     }
   })
 
