@@ -185,6 +185,7 @@ export const settingNames: ReadonlyArray<string> = [
   "HOST",
   "MAX_BODY_BYTES",
   "CORS_ORIGINS",
+  "MAX_WATCHERS",
   "JWT_SECRET",
   "TOKEN_TTL_SECONDS",
   "REFRESH_TTL_SECONDS",
