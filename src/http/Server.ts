@@ -88,8 +88,8 @@ const refusedTarget = (url: string): InvalidRequest | undefined => {
     return invalidRequest("The request target must be a path", { in: "path", path: [] })
   const query = url.indexOf("?")
   const segments = (query === -1 ? url : url.slice(0, query)).split("/")
-  for (let index = 1; index < segments.length; index++) {
-    const segment = segments[index]!
+  for (const [index, segment] of segments.entries()) {
+    if (index === 0) continue
     if (segment.length > maxSegmentLength)
       return invalidRequest("A path segment is too long", { in: "path", path: [index - 1] })
     if (segment.includes("%") && !decodesSanely(segment))
