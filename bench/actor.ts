@@ -172,7 +172,9 @@ const measureDirect = (batchSize: number) =>
     const batches: Array<Batch> = []
     for (let from = 0; from < users.length; from += size) {
       const at = Date.now()
-      const orders = users.slice(from, from + size).map((userId) => ({ orderId: randomUUID() as OrderId, userId, at }))
+      const orders = users
+        .slice(from, from + size)
+        .map((userId) => ({ orderId: randomUUID() as OrderId, userId, at }))
       const attempts = orders.map((o) => ({ userId: o.userId, outcome: "accepted", at }))
       batches.push({ batchId: randomUUID(), saleId, epoch, orders, attempts, refusals: [] })
     }
@@ -265,9 +267,13 @@ const program = Effect.gen(function* () {
   let broken = report("actor", actor.invariants)
 
   line()
-  line("3. PostgreSQL's own figure: the same rows through commit_batch, one connection, one batch after another")
+  line(
+    "3. PostgreSQL's own figure: the same rows through commit_batch, one connection, one batch after another"
+  )
   const direct = yield* measureDirect(actor.meanBatch)
-  line(`  committed orders/s: ${formatRate(direct.ordersPerSecond)} (${direct.batches} batches of ${direct.size})`)
+  line(
+    `  committed orders/s: ${formatRate(direct.ordersPerSecond)} (${direct.batches} batches of ${direct.size})`
+  )
   broken += report("direct", direct.invariants)
   line(
     `  actor at ${((actor.ordersPerSecond / direct.ordersPerSecond) * 100).toFixed(0)} % of PostgreSQL's own figure ` +

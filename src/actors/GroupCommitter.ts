@@ -315,11 +315,7 @@ const carrying = (c: Committer) => c.carried.length > 0 || c.carriedRefusals.len
 const drain = (c: Committer) =>
   Effect.gen(function* () {
     yield* Semaphore.take(c.slots, c.options.commitsInFlight)
-    for (
-      let attempt = 0;
-      attempt < flushAttempts && carrying(c) && c.halted === undefined;
-      attempt++
-    )
+    for (let attempt = 0; attempt < flushAttempts && carrying(c) && c.halted === undefined; attempt++)
       yield* commitOrHalt(c, [])
     if (carrying(c) && c.halted === undefined)
       yield* Effect.logError("audit records of failed batches could not be flushed", {

@@ -24,7 +24,11 @@ export class Directory extends Context.Service<
   )
 
   /** `<prefix>node:<nodeId>` = forward address, with the lease TTL, refreshed every third of it. */
-  static readonly redis = (options: { readonly prefix: string; readonly nodeId: string; readonly leaseTtlMillis: number }) =>
+  static readonly redis = (options: {
+    readonly prefix: string
+    readonly nodeId: string
+    readonly leaseTtlMillis: number
+  }) =>
     Layer.effect(
       Directory,
       Effect.gen(function* () {
@@ -35,12 +39,16 @@ export class Directory extends Context.Service<
         const beat = Effect.suspend(() =>
           advertised === undefined
             ? Effect.void
-            : redis.call("node heartbeat", (client) => client.set(nodeKey(nodeId), advertised ?? "", "PX", ttl))
+            : redis.call("node heartbeat", (client) =>
+                client.set(nodeKey(nodeId), advertised ?? "", "PX", ttl)
+              )
         )
         yield* Effect.forkScoped(
           beat.pipe(Effect.ignore, Effect.repeat(Schedule.spaced(Math.max(50, Math.floor(ttl / 3)))))
         )
-        yield* Effect.addFinalizer(() => redis.call("node leave", (client) => client.del(nodeKey(nodeId))).pipe(Effect.ignore))
+        yield* Effect.addFinalizer(() =>
+          redis.call("node leave", (client) => client.del(nodeKey(nodeId))).pipe(Effect.ignore)
+        )
         return Directory.of({
           advertise: (address) =>
             Effect.suspend(() => {
@@ -51,12 +59,16 @@ export class Directory extends Context.Service<
               )
             }),
           address: (id) =>
-            redis.call("node lookup", (client) => client.get(nodeKey(id))).pipe(Effect.map((a) => a ?? undefined)),
-          reachable: redis.call("ping", (client) => client.ping()).pipe(
-            Effect.timeout("1 second"),
-            Effect.as(true),
-            Effect.orElseSucceed(() => false)
-          )
+            redis
+              .call("node lookup", (client) => client.get(nodeKey(id)))
+              .pipe(Effect.map((a) => a ?? undefined)),
+          reachable: redis
+            .call("ping", (client) => client.ping())
+            .pipe(
+              Effect.timeout("1 second"),
+              Effect.as(true),
+              Effect.orElseSucceed(() => false)
+            )
         })
       })
     )

@@ -18,12 +18,18 @@ export class RedisConnection extends Context.Service<
     readonly client: Redis
     readonly subscriber: Redis
     /** Runs one command (or pipeline) on `client`, its failure typed. */
-    readonly call: <A>(operation: string, run: (client: Redis) => Promise<A>) => Effect.Effect<A, RedisUnavailable>
+    readonly call: <A>(
+      operation: string,
+      run: (client: Redis) => Promise<A>
+    ) => Effect.Effect<A, RedisUnavailable>
     /** Whether the command connection is up now, as last seen: no round trip. */
     readonly connected: () => boolean
   }
 >()("mincommerce/cluster/RedisConnection") {
-  static readonly layer = (options: { readonly url: Redacted.Redacted; readonly commandTimeoutMillis: number }) =>
+  static readonly layer = (options: {
+    readonly url: Redacted.Redacted
+    readonly commandTimeoutMillis: number
+  }) =>
     Layer.effect(
       RedisConnection,
       Effect.gen(function* () {

@@ -201,7 +201,12 @@ describe("forwarding between nodes", () => {
         const reader = new FrameReader((frame) => {
           if (step++ === 0) return void socket.write(encodeFrame([proofOf(key, frame[0] as Uint8Array)]))
           // Proven: a request whose buyer is a number, beside a well-formed one.
-          socket.write(encodeFrame([[1, saleId, 42], [2, saleId, user("u1")]]))
+          socket.write(
+            encodeFrame([
+              [1, saleId, 42],
+              [2, saleId, user("u1")]
+            ])
+          )
         })
         socket.on("data", (chunk: Buffer) => reader.push(chunk))
         socket.on("error", () => {})

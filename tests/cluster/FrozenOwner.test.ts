@@ -6,7 +6,12 @@ const leaseTtlMillis = 2_000
 
 describe("a frozen owner", () => {
   it("SIGSTOP of the owner: another node sells within the lease TTL + 1 s; the owner wakes fenced", async () => {
-    const cluster = await makeCluster({ nodes: 3, saleStocks: [stock], buyers: 3_000, cluster: { leaseTtlMillis } })
+    const cluster = await makeCluster({
+      nodes: 3,
+      saleStocks: [stock],
+      buyers: 3_000,
+      cluster: { leaseTtlMillis }
+    })
     try {
       const saleId = cluster.sales[0]!
       const history = new History()

@@ -370,7 +370,11 @@ export const purchase = async (
   buyer: Buyer,
   history: History,
   timeoutMillis = 5_000
-): Promise<{ readonly status: number; readonly code: string | undefined; readonly reason: string | undefined }> => {
+): Promise<{
+  readonly status: number
+  readonly code: string | undefined
+  readonly reason: string | undefined
+}> => {
   try {
     const response = await fetch(`${baseUrl}/api/sales/${saleId}/purchases`, {
       method: "POST",

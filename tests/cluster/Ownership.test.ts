@@ -99,33 +99,35 @@ describe("Ownership over Redis", () => {
     }).pipe(Effect.scoped)
   )
 
-  it.live("a lease that vanishes (Redis flushed) is taken again by its holder; one another node took is lost", () =>
-    Effect.gen(function* () {
-      const { a, b, redis, prefix } = yield* twoNodes
-      const lost: Array<SaleId> = []
-      a.onLost((saleId) => lost.push(saleId))
-      const flushed = sale()
-      const taken = sale()
-      assert.isTrue(yield* a.acquire(flushed))
-      assert.isTrue(yield* a.acquire(taken))
+  it.live(
+    "a lease that vanishes (Redis flushed) is taken again by its holder; one another node took is lost",
+    () =>
+      Effect.gen(function* () {
+        const { a, b, redis, prefix } = yield* twoNodes
+        const lost: Array<SaleId> = []
+        a.onLost((saleId) => lost.push(saleId))
+        const flushed = sale()
+        const taken = sale()
+        assert.isTrue(yield* a.acquire(flushed))
+        assert.isTrue(yield* a.acquire(taken))
 
-      // Redis forgot it, nobody else claimed it: the holder's epoch still holds, it keeps the sale.
-      yield* Effect.promise(() => redis.del(`${prefix}lease:${flushed}`))
-      yield* Effect.promise(() =>
-        waitFor("the flushed lease to be taken again", async () =>
-          (await redis.get(`${prefix}lease:${flushed}`)) === "node-a" ? true : undefined
+        // Redis forgot it, nobody else claimed it: the holder's epoch still holds, it keeps the sale.
+        yield* Effect.promise(() => redis.del(`${prefix}lease:${flushed}`))
+        yield* Effect.promise(() =>
+          waitFor("the flushed lease to be taken again", async () =>
+            (await redis.get(`${prefix}lease:${flushed}`)) === "node-a" ? true : undefined
+          )
         )
-      )
 
-      // The lease expires without the holder knowing (say, it was paused) and another node takes it.
-      yield* Effect.promise(() => redis.del(`${prefix}lease:${taken}`))
-      assert.isTrue(yield* b.acquire(taken))
-      yield* Effect.promise(() =>
-        waitFor("the taken lease to be lost", () => (lost.includes(taken) ? true : undefined), 5_000)
-      )
-      assert.deepStrictEqual(a.held(), [flushed])
-      assert.deepStrictEqual(lost, [taken])
-    }).pipe(Effect.scoped)
+        // The lease expires without the holder knowing (say, it was paused) and another node takes it.
+        yield* Effect.promise(() => redis.del(`${prefix}lease:${taken}`))
+        assert.isTrue(yield* b.acquire(taken))
+        yield* Effect.promise(() =>
+          waitFor("the taken lease to be lost", () => (lost.includes(taken) ? true : undefined), 5_000)
+        )
+        assert.deepStrictEqual(a.held(), [flushed])
+        assert.deepStrictEqual(lost, [taken])
+      }).pipe(Effect.scoped)
   )
 
   it.live("a route lasts as long as the lease it was read with", () =>

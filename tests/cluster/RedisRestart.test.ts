@@ -66,7 +66,9 @@ describe("Redis lost mid-sale", () => {
               // The owner's epoch still holds in PostgreSQL: it may take its lease again. Another
               // node that claims first mints a newer epoch, which fences the old owner.
               if (newOwner !== owner)
-                await waitFor("the new epoch", async () => ((await cluster.epoch(saleId)) > before ? true : undefined))
+                await waitFor("the new epoch", async () =>
+                  (await cluster.epoch(saleId)) > before ? true : undefined
+                )
               return { at, owner, after, newOwner, epochs: [before, await cluster.epoch(saleId)] }
             })()
           }

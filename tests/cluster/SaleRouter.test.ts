@@ -45,7 +45,9 @@ const twoNodes = Effect.gen(function* () {
 
 /** The primitive as the HTTP fast path calls it, from outside any fiber. */
 const offered = (router: SaleRouter["Service"], saleId: SaleId, userId: UserId) =>
-  Effect.callback<RoutedReply>((resume) => router.offer(saleId, userId, (answer) => resume(Effect.succeed(answer))))
+  Effect.callback<RoutedReply>((resume) =>
+    router.offer(saleId, userId, (answer) => resume(Effect.succeed(answer)))
+  )
 
 describe("SaleRouter across two nodes", () => {
   it.live(

@@ -172,7 +172,14 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         const saleId = yield* makeSale(4)
         const { epoch } = yield* store.claim(saleId)
         const committed = newOrder(users[0]!)
-        const batch = { batchId: crypto.randomUUID(), saleId, epoch, orders: [committed], attempts: [], refusals: [] }
+        const batch = {
+          batchId: crypto.randomUUID(),
+          saleId,
+          epoch,
+          orders: [committed],
+          attempts: [],
+          refusals: []
+        }
         yield* store.commit(batch)
         const snapshot = yield* store.load(saleId)
         assert.strictEqual(snapshot.available, 3)
