@@ -36,92 +36,104 @@ interface Routing {
   readonly startSpan: Tracing.StartSpan | undefined
 }
 
+const unavailable = (r: Routing, saleId: SaleId, reason: PurchaseUnavailable["reason"]) =>
+  new PurchaseUnavailable({ saleId, reason, retryAfterSeconds: r.retryAfterSeconds })
+
+// The one retry rule: a purchase no owner can have decided (not the owner, not sent,
+// another node won the lease) is routed again, once, from a fresh lookup.
+const again = (r: Routing, saleId: SaleId, userId: UserId, reply: Reply, retried: boolean) =>
+  retried ? reply(unavailable(r, saleId, "no_owner")) : resolve(r, saleId, userId, reply, true)
+
+// A traced purchase's hop and its time at the actor are spans of the request's trace.
+const traced = (r: Routing, name: string, saleId: SaleId, attributes: Record<string, unknown> = {}) => {
+  const parent = Tracing.routedPurchase.context
+  if (r.startSpan === undefined || parent === undefined) return undefined
+  return r.startSpan(name, { parent, kind: "client", attributes: { "sale.id": saleId, ...attributes } })
+}
+
+const toActor = (r: Routing, actor: SaleActor, saleId: SaleId, userId: UserId, reply: Reply) => {
+  const span = traced(r, "SaleActor.purchase", saleId)
+  if (span === undefined) return actor.offer(userId, reply)
+  actor.offer(userId, (answer) => {
+    span.end({ "purchase.outcome": answer._tag })
+    reply(answer)
+  })
+}
+
+const forward = (
+  r: Routing,
+  address: string,
+  saleId: SaleId,
+  userId: UserId,
+  reply: Reply,
+  retried: boolean
+) => {
+  const hop = traced(r, "SaleRouter.forward", saleId, { "server.address": address })
+  r.link.send(address, saleId, userId, (result) => {
+    hop?.end({ "forward.result": result._tag })
+    switch (result._tag) {
+      case "NotOwner":
+      case "NotSent":
+        r.ownership.forget(saleId)
+        return again(r, saleId, userId, reply, retried)
+      case "NoAnswer":
+        // It may have been decided: the buyer hears the outcome is unknown, not a retry.
+        r.ownership.forget(saleId)
+        return reply(unavailable(r, saleId, "owner_unreachable"))
+      default:
+        return reply(result)
+    }
+  })
+}
+
+const lookedUp = Effect.fnUntraced(function* (
+  r: Routing,
+  saleId: SaleId,
+  userId: UserId,
+  reply: Reply,
+  retried: boolean,
+  trace: Tracing.TraceContext | undefined
+) {
+  const where = yield* r.ownership.lookup(saleId)
+  if (where._tag === "Remote")
+    return Tracing.routing(trace, () => forward(r, where.address, saleId, userId, reply, retried))
+  if (r.owned.leaving()) return reply(unavailable(r, saleId, "stopping"))
+  const actor = yield* r.owned.takeOver(saleId)
+  if (actor !== undefined) return Tracing.routing(trace, () => toActor(r, actor, saleId, userId, reply))
+  r.ownership.forget(saleId)
+  Tracing.routing(trace, () => again(r, saleId, userId, reply, retried))
+})
+
+const resolve = (r: Routing, saleId: SaleId, userId: UserId, reply: Reply, retried: boolean): void => {
+  const noOwner = () => Effect.sync(() => reply(unavailable(r, saleId, "no_owner")))
+  void r.runFork(
+    lookedUp(r, saleId, userId, reply, retried, Tracing.routedPurchase.context).pipe(
+      Effect.catchTags({
+        SaleNotFound: (notFound) => Effect.sync(() => reply(notFound)),
+        DirectoryUnavailable: noOwner,
+        RedisUnavailable: noOwner,
+        SqlError: noOwner
+      })
+    )
+  )
+}
+
 /**
  * The purchase primitive: an owned sale goes to its actor and a sale whose owner's lease is
  * known to hold goes over the link, both without a fiber; anything else is looked up.
  */
-const routing = ({ ownership, owned, link, runFork, retryAfterSeconds, startSpan }: Routing) => {
-  const unavailable = (saleId: SaleId, reason: PurchaseUnavailable["reason"]) =>
-    new PurchaseUnavailable({ saleId, reason, retryAfterSeconds })
-
-  // The one retry rule: a purchase no owner can have decided (not the owner, not sent,
-  // another node won the lease) is routed again, once, from a fresh lookup.
-  const again = (saleId: SaleId, userId: UserId, reply: Reply, retried: boolean) =>
-    retried ? reply(unavailable(saleId, "no_owner")) : resolve(saleId, userId, reply, true)
-
-  // A traced purchase's hop and its time at the actor are spans of the request's trace.
-  const traced = (name: string, saleId: SaleId, attributes: Record<string, unknown> = {}) => {
-    const parent = Tracing.routedPurchase.context
-    if (startSpan === undefined || parent === undefined) return undefined
-    return startSpan(name, { parent, kind: "client", attributes: { "sale.id": saleId, ...attributes } })
-  }
-
-  const toActor = (actor: SaleActor, saleId: SaleId, userId: UserId, reply: Reply) => {
-    const span = traced("SaleActor.purchase", saleId)
-    if (span === undefined) return actor.offer(userId, reply)
-    actor.offer(userId, (answer) => {
-      span.end({ "purchase.outcome": answer._tag })
-      reply(answer)
-    })
-  }
-
-  const forward = (address: string, saleId: SaleId, userId: UserId, reply: Reply, retried: boolean) => {
-    const hop = traced("SaleRouter.forward", saleId, { "server.address": address })
-    link.send(address, saleId, userId, (result) => {
-      hop?.end({ "forward.result": result._tag })
-      switch (result._tag) {
-        case "NotOwner":
-        case "NotSent":
-          ownership.forget(saleId)
-          return again(saleId, userId, reply, retried)
-        case "NoAnswer":
-          // It may have been decided: the buyer hears the outcome is unknown, not a retry.
-          ownership.forget(saleId)
-          return reply(unavailable(saleId, "owner_unreachable"))
-        default:
-          return reply(result)
-      }
-    })
-  }
-
-  const lookedUp = Effect.fnUntraced(function* (
-    saleId: SaleId,
-    userId: UserId,
-    reply: Reply,
-    retried: boolean,
-    trace: Tracing.TraceContext | undefined
-  ) {
-    const where = yield* ownership.lookup(saleId)
-    if (where._tag === "Remote")
-      return Tracing.routing(trace, () => forward(where.address, saleId, userId, reply, retried))
-    if (owned.leaving()) return reply(unavailable(saleId, "stopping"))
-    const actor = yield* owned.takeOver(saleId)
-    if (actor !== undefined) return Tracing.routing(trace, () => toActor(actor, saleId, userId, reply))
-    ownership.forget(saleId)
-    Tracing.routing(trace, () => again(saleId, userId, reply, retried))
-  })
-
-  const resolve = (saleId: SaleId, userId: UserId, reply: Reply, retried: boolean): void =>
-    void runFork(
-      lookedUp(saleId, userId, reply, retried, Tracing.routedPurchase.context).pipe(
-        Effect.catchTags({
-          SaleNotFound: (notFound) => Effect.sync(() => reply(notFound)),
-          DirectoryUnavailable: () => Effect.sync(() => reply(unavailable(saleId, "no_owner"))),
-          RedisUnavailable: () => Effect.sync(() => reply(unavailable(saleId, "no_owner"))),
-          SqlError: () => Effect.sync(() => reply(unavailable(saleId, "no_owner")))
-        })
-      )
-    )
-
-  const offer = (saleId: SaleId, userId: UserId, reply: Reply) => {
-    const actor = owned.actor(saleId)
-    if (actor !== undefined) return toActor(actor, saleId, userId, reply)
-    const route = ownership.cached(saleId, Date.now())
-    if (route?._tag === "Remote") return forward(route.address, saleId, userId, reply, false)
-    resolve(saleId, userId, reply, false)
-  }
-  return offer
+const offer = (r: Routing, saleId: SaleId, userId: UserId, reply: Reply) => {
+  const actor = r.owned.actor(saleId)
+  if (actor !== undefined) return toActor(r, actor, saleId, userId, reply)
+  const route = r.ownership.cached(saleId, Date.now())
+  if (route?._tag === "Remote") return forward(r, route.address, saleId, userId, reply, false)
+  resolve(r, saleId, userId, reply, false)
 }
+
+const routing =
+  (r: Routing) =>
+  (saleId: SaleId, userId: UserId, reply: Reply): void =>
+    offer(r, saleId, userId, reply)
 
 /**
  * Sends each purchase to its sale's owner: this node's actor when it owns the sale, the
