@@ -23,7 +23,8 @@ export const outcomeTags: ReadonlyArray<OutcomeTag> = [
   "Cancelled"
 ]
 
-// The column value recorded in purchase_attempts for each outcome.
+// The outcome as recorded: a row per buyer in purchase_attempts (accepted, already purchased),
+// or a count per batch in purchase_refusals (sold out, not started, ended, cancelled).
 export const attemptReason: Record<OutcomeTag, string> = {
   Accepted: "accepted",
   AlreadyPurchased: "already_purchased",
