@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Option, Tracer } from "effect"
+import { Effect, Exit, Layer, Logger, Option, Tracer } from "effect"
 import { TestConsole } from "effect/testing"
 import { createServer, type Server } from "node:http"
+import { decodeRequests, encodeFrame, FrameReader } from "../src/cluster/Frames.ts"
 import * as Tracing from "../src/Tracing.ts"
 import { History, makeCluster, purchase, waitFor } from "./cluster/Harness.ts"
 
@@ -121,7 +122,24 @@ describe("Tracing", () => {
     }).pipe(Effect.provide(Layer.merge(TestConsole.layer, Logger.layer([Tracing.consoleJson]))))
   )
 
-  it("one purchase's trace on the entry node: its request and the forward hop to the owner, sampled by the caller's traceparent", async () => {
+  it("carries a traced purchase's context in the forward frame, beside untraced ones", () => {
+    const frames: Array<ReadonlyArray<unknown>> = []
+    const reader = new FrameReader((messages) => frames.push(messages))
+    const traced = [2, "sale", "other", "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"]
+    reader.push(encodeFrame([[1, "sale", "buyer"], traced]))
+    reader.push(encodeFrame([[3, "sale", "buyer"]]))
+    const [mixed, untraced] = frames.map(decodeRequests)
+    assert.deepStrictEqual<unknown>(Exit.isSuccess(mixed!) ? mixed.value : mixed, [
+      [1, "sale", "buyer"],
+      traced
+    ])
+    assert.deepStrictEqual<unknown>(Exit.isSuccess(untraced!) ? untraced.value : untraced, [
+      [3, "sale", "buyer"]
+    ])
+    assert.isTrue(Exit.isFailure(decodeRequests([[4, "sale", "buyer", 7, "span"]])))
+  })
+
+  it("one purchase's trace across two nodes: the request and the hop on the entry node, the decision on the owner", async () => {
     const receiver = await otlpReceiver()
     const cluster = await makeCluster({
       nodes: 2,
@@ -149,8 +167,12 @@ describe("Tracing", () => {
       })
       assert.strictEqual(response.status, 201)
       const named = (name: string) => receiver.spans.find((s) => s.traceId === traceId && s.name === name)
-      const [request, hop] = await waitFor("the purchase's spans on the entry node", () => {
-        const spans = [named("POST /api/sales/:id/purchases"), named("SaleRouter.forward")]
+      const [request, hop, decision] = await waitFor("the purchase's three spans", () => {
+        const spans = [
+          named("POST /api/sales/:id/purchases"),
+          named("SaleRouter.forward"),
+          named("SaleActor.purchase")
+        ]
         return spans.every((s) => s !== undefined) ? (spans as ReadonlyArray<ReceivedSpan>) : undefined
       })
       // The request continues the caller's trace, on the node it entered.
@@ -161,6 +183,11 @@ describe("Tracing", () => {
       assert.strictEqual(hop!.node, entry!.nodeId)
       assert.strictEqual(hop!.parentSpanId, request!.spanId)
       assert.strictEqual(hop!.attributes["forward.result"], "Accepted")
+      // The trace went on over the link, in the forwarded purchase's frame: the owner's part
+      // (its actor's decision and the commit it waited for) is the hop's child.
+      assert.strictEqual(decision!.node, owner!.nodeId)
+      assert.strictEqual(decision!.parentSpanId, hop!.spanId)
+      assert.strictEqual(decision!.attributes["purchase.outcome"], "Accepted")
       // A purchase the node:http route leaves to the HttpApi (a chunked body) is traced too:
       // the framework's request span is the hop's parent.
       const apiTraceId = "5bf92f3577b34da6a3ce929d0e0e4737"

@@ -47,7 +47,9 @@ export class PeerConnection {
   private failures = 0
   private retryAt = 0
   private nextId = 1
-  private outbox: Array<readonly [number, string, string]> = []
+  private outbox: Array<
+    readonly [number, string, string] | readonly [number, string, string, string, string]
+  > = []
   private outboxPending: Array<Pending> = []
   private flushScheduled = false
   private readonly pending = new Map<number, Pending>()
@@ -77,10 +79,15 @@ export class PeerConnection {
     return this.pending.size === 0 && this.outbox.length === 0
   }
 
-  send(saleId: SaleId, userId: UserId, resume: Resume): void {
+  /** `trace`: a traced purchase's trace id and sending span id, carried to the owner. */
+  send(saleId: SaleId, userId: UserId, resume: Resume, trace?: readonly [string, string]): void {
     if (this.closed) return resume(this.notSent)
     this.lastUsed = Date.now()
-    this.outbox.push([this.nextId++, saleId, userId])
+    this.outbox.push(
+      trace === undefined
+        ? [this.nextId++, saleId, userId]
+        : [this.nextId++, saleId, userId, trace[0], trace[1]]
+    )
     this.outboxPending.push({ saleId, resume, deadline: 0 })
     if (!this.flushScheduled) {
       this.flushScheduled = true

@@ -23,12 +23,16 @@ export interface LinkOptions {
 export class ForwardLink extends Context.Service<
   ForwardLink,
   {
-    /** Sends one purchase to the node at `address`; `resume` is called exactly once. */
+    /**
+     * Sends one purchase to the node at `address`; `resume` is called exactly once. A traced
+     * purchase carries `trace` (trace id, sending span id) to the owner.
+     */
     readonly send: (
       address: string,
       saleId: SaleId,
       userId: UserId,
-      resume: (result: ForwardResult) => void
+      resume: (result: ForwardResult) => void,
+      trace?: readonly [string, string]
     ) => void
     /** Takes forwarded purchases for `handle` until the scope closes; its host:port, if it listens. */
     readonly serve: (
@@ -46,7 +50,8 @@ export class ForwardLink extends Context.Service<
           (peers) => Effect.sync(() => peers.closeAll())
         )
         return ForwardLink.of({
-          send: (address, saleId, userId, resume) => peers.to(address).send(saleId, userId, resume),
+          send: (address, saleId, userId, resume, trace) =>
+            peers.to(address).send(saleId, userId, resume, trace),
           serve: (handle) =>
             Effect.acquireRelease(
               Effect.promise(() => ForwardServer.listen(options.host, options.port, key, handle)),

@@ -21,8 +21,17 @@ export interface Replies {
   readonly send: (requestId: number, code: ReplyCode, value: string | number | null) => void
 }
 
-/** Decides one forwarded purchase and answers it exactly once through `replies`. */
-export type ForwardHandler = (saleId: SaleId, userId: UserId, requestId: number, replies: Replies) => void
+/**
+ * Decides one forwarded purchase and answers it exactly once through `replies`; `trace` is a
+ * traced purchase's trace id and the sender's span id.
+ */
+export type ForwardHandler = (
+  saleId: SaleId,
+  userId: UserId,
+  requestId: number,
+  replies: Replies,
+  trace?: readonly [traceId: string, spanId: string]
+) => void
 
 export interface ForwardListener {
   /** host:port other nodes connect to. */
@@ -82,7 +91,14 @@ export const listen = (
         }
         const requests = decodeRequests(messages)
         if (Exit.isFailure(requests)) return void socket.destroy()
-        for (const [requestId, saleId, userId] of requests.value) handle(saleId, userId, requestId, replies)
+        for (const [requestId, saleId, userId, traceId, spanId] of requests.value)
+          handle(
+            saleId,
+            userId,
+            requestId,
+            replies,
+            traceId === undefined || spanId === undefined ? undefined : [traceId, spanId]
+          )
       }, handshakeFrameBytes)
       socket.on("data", (chunk: Buffer) => {
         try {

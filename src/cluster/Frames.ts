@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import { Exit, Schema } from "effect"
 import { Packr } from "msgpackr"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import { Overloaded, PurchaseUnavailable, SaleNotFound } from "../domain/Errors.ts"
@@ -11,7 +11,8 @@ import type { RoutedReply } from "../domain/Reply.ts"
  * the packed body). A frame carries many messages as one flat array, so everything queued
  * for a peer in one turn of the event loop goes out in one write.
  *
- * Request frame: [[requestId, saleId, userId], [requestId, saleId, userId], …]
+ * Request frame: [[requestId, saleId, userId], [requestId, saleId, userId], …]; a traced
+ * purchase adds its trace id and the sending span's id: [requestId, saleId, userId, traceId, spanId].
  * Reply frame:   [[requestId, code, value], [requestId, code, value], …]
  *
  * A peer's frames are decoded with the schemas below, never trusted as they come: a frame
@@ -50,7 +51,17 @@ const LinkUserId = Schema.String.pipe(Schema.brand("UserId"))
 
 /** A forwarded purchase as it travels: request id, sale id, buyer id. */
 export const RequestFrame = Schema.Array(Schema.Tuple([Schema.Number, LinkSaleId, LinkUserId]))
-export type ForwardRequest = (typeof RequestFrame.Type)[number]
+/** The same, where some purchases carry their trace: trace id and the sending span's id. */
+export const TracedRequestFrame = Schema.Array(
+  Schema.Tuple([
+    Schema.Number,
+    LinkSaleId,
+    LinkUserId,
+    Schema.optionalKey(Schema.String),
+    Schema.optionalKey(Schema.String)
+  ])
+)
+export type ForwardRequest = (typeof TracedRequestFrame.Type)[number]
 
 const replyCodes = Object.values(Reply)
 /** An owner's answers: request id, reply code, the code's value. */
@@ -63,7 +74,18 @@ export const ReplyFrame = Schema.Array(
 )
 export type ForwardReply = (typeof ReplyFrame.Type)[number]
 
-export const decodeRequests = Schema.decodeUnknownExit(RequestFrame)
+const decodeUntraced = Schema.decodeUnknownExit(RequestFrame)
+const decodeTraced = Schema.decodeUnknownExit(TracedRequestFrame)
+/**
+ * A request frame's purchases. Nearly every frame carries no trace and decodes as the short
+ * form, at its cost; only one that does not is decoded again in the longer form.
+ */
+export const decodeRequests = (
+  frame: unknown
+): Exit.Exit<ReadonlyArray<ForwardRequest>, Schema.SchemaError> => {
+  const untraced = decodeUntraced(frame)
+  return Exit.isSuccess(untraced) ? untraced : decodeTraced(frame)
+}
 export const decodeReplies = Schema.decodeUnknownExit(ReplyFrame)
 
 const packr = new Packr({ useRecords: false, moreTypes: false })

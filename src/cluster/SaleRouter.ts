@@ -69,21 +69,27 @@ const forward = (
   retried: boolean
 ) => {
   const hop = traced(r, "SaleRouter.forward", saleId, { "server.address": address })
-  r.link.send(address, saleId, userId, (result) => {
-    hop?.end({ "forward.result": result._tag })
-    switch (result._tag) {
-      case "NotOwner":
-      case "NotSent":
-        r.ownership.forget(saleId)
-        return again(r, saleId, userId, reply, retried)
-      case "NoAnswer":
-        // It may have been decided: the buyer hears the outcome is unknown, not a retry.
-        r.ownership.forget(saleId)
-        return reply(unavailable(r, saleId, "owner_unreachable"))
-      default:
-        return reply(result)
-    }
-  })
+  r.link.send(
+    address,
+    saleId,
+    userId,
+    (result) => {
+      hop?.end({ "forward.result": result._tag })
+      switch (result._tag) {
+        case "NotOwner":
+        case "NotSent":
+          r.ownership.forget(saleId)
+          return again(r, saleId, userId, reply, retried)
+        case "NoAnswer":
+          // It may have been decided: the buyer hears the outcome is unknown, not a retry.
+          r.ownership.forget(saleId)
+          return reply(unavailable(r, saleId, "owner_unreachable"))
+        default:
+          return reply(result)
+      }
+    },
+    hop?.context
+  )
 }
 
 const lookedUp = Effect.fnUntraced(function* (
