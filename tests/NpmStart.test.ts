@@ -2,16 +2,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFileSync, spawn } from "node:child_process"
 import { makeSale } from "./support/Fixtures.ts"
+import { isAlive } from "./support/Processes.ts"
 import { freshServerStorage } from "./support/TestDatabase.ts"
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 /** The pids of a process's children, as `ps` sees them. */
 const childrenOf = (pid: number): ReadonlyArray<number> => {

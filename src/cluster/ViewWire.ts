@@ -1,23 +1,15 @@
 import { Exit, Schema } from "effect"
 import { Packr } from "msgpackr"
+import type { SaleFigures } from "../actors/SaleActor.ts"
 import type { SaleId } from "../domain/Ids.ts"
 
 /**
  * A sale's figures as its owner publishes them: what changes with purchases and cancels,
  * ordered by (epoch, version). The owner's epoch grows with each new owner (minted in
  * PostgreSQL) and the version with each change the owner makes, so comparing the pair tells
- * which of two views is newer, whichever path each took.
+ * which of two views is newer, whichever path each took. The actor's own figures, as they are.
  */
-export interface PushedFigures {
-  readonly saleId: SaleId
-  readonly epoch: number
-  readonly version: number
-  readonly total: number
-  readonly remaining: number
-  readonly startsAt: number
-  readonly endsAt: number
-  readonly cancelled: boolean
-}
+export type PushedFigures = SaleFigures
 
 /**
  * One message on the views channel, msgpack-packed (no JSON on the wire):

@@ -3,7 +3,6 @@ import { Redis } from "ioredis"
 import { spawn, type ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
@@ -12,6 +11,9 @@ import { Audit, checkInvariants, violations, type InvariantReport } from "../../
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
 import { freshServerStorage } from "../support/TestDatabase.ts"
+import { freePort, isAlive, sleep, waitFor } from "../support/Processes.ts"
+
+export { freePort, sleep, waitFor }
 import { SqlClient } from "effect/sql"
 
 /**
@@ -22,34 +24,6 @@ import { SqlClient } from "effect/sql"
 const secret = "cluster test secret, long enough for HS256"
 /** The JWT_SECRET every node of a test cluster shares (its forward links prove a key made from it). */
 export const clusterSecret = new TextEncoder().encode(secret)
-
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-
-export const sleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis))
-
-/** Waits for `condition` to hold, checking every `every` ms; fails after `within` ms. */
-export const waitFor = async <A>(
-  what: string,
-  condition: () => Promise<A | undefined> | A | undefined,
-  within = 15_000,
-  every = 25
-): Promise<A> => {
-  const deadline = Date.now() + within
-  while (Date.now() < deadline) {
-    const value = await condition()
-    if (value !== undefined && value !== false) return value
-    await sleep(every)
-  }
-  throw new Error(`timed out after ${within} ms waiting for ${what}`)
-}
 
 export interface NodeProcess {
   readonly nodeId: string
@@ -110,15 +84,6 @@ export const privateRedis = async () => {
  * cores, and the failover tests measure time. Other test files keep running in parallel.
  */
 const clusterLock = join(tmpdir(), "mincommerce-cluster-test.lock")
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 const takeClusterLock = async (): Promise<() => void> => {
   const token = `${process.pid} ${randomBytes(6).toString("hex")}`

@@ -4,7 +4,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import { Redis } from "ioredis"
-import { createServer } from "node:net"
+import { freePort, isAlive, sleep, waitFor } from "./Processes.ts"
+
+export { freePort, sleep, waitFor }
 
 /**
  * A PostgreSQL server and a Redis of the test's own, on free loopback ports, that a test
@@ -13,46 +15,6 @@ import { createServer } from "node:net"
  */
 
 const run = promisify(execFile)
-
-// These three mirror tests/cluster/Harness.ts, whose module pulls in the node's own modules:
-// a fault suite that talks to nodes only over HTTP and SQL must load whatever src/ holds.
-
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-
-export const sleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis))
-
-/** Waits for `condition` to hold, checking every `every` ms; fails after `within` ms. */
-export const waitFor = async <A>(
-  what: string,
-  condition: () => Promise<A | undefined> | A | undefined,
-  within = 15_000,
-  every = 25
-): Promise<A> => {
-  const deadline = Date.now() + within
-  while (Date.now() < deadline) {
-    const value = await condition()
-    if (value !== undefined && value !== false) return value
-    await sleep(every)
-  }
-  throw new Error(`timed out after ${within} ms waiting for ${what}`)
-}
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 const signal = (pid: number | undefined, name: NodeJS.Signals) => {
   if (pid === undefined) return
