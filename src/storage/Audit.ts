@@ -1,6 +1,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
+import { outcomeTotals } from "./SaleStats.ts"
 
 /** What PostgreSQL holds for one sale, read back to check the invariants. */
 export interface SaleRecord {
@@ -81,12 +82,7 @@ export class Audit extends Context.Service<
         }
       })
       const outcomes = Effect.fn("Audit.outcomes")(function* (saleId: SaleId) {
-        const rows = yield* sql<{ outcome: string; n: number }>`
-          SELECT outcome, sum(n)::int AS n FROM (
-            SELECT outcome, count(*) AS n FROM purchase_attempts WHERE sale_id = ${saleId} GROUP BY outcome
-            UNION ALL
-            SELECT outcome, sum(count) AS n FROM purchase_refusals WHERE sale_id = ${saleId} GROUP BY outcome
-          ) AS recorded GROUP BY outcome`
+        const rows = yield* outcomeTotals(sql, saleId)
         return Object.fromEntries(rows.map((row) => [row.outcome, row.n]))
       })
       return Audit.of({ read, outcomes })

@@ -14,6 +14,18 @@ export interface SaleFigures {
   readonly commitMillis: { readonly p50: number; readonly p99: number } | null
 }
 
+/**
+ * Every decision of a sale by outcome. A buyer's decisions are rows (purchase_attempts),
+ * refusals no history needs are counts per batch (purchase_refusals): both are attempts.
+ */
+export const outcomeTotals = (sql: SqlClient.SqlClient, saleId: SaleId) =>
+  sql<{ outcome: string; n: number }>`
+    SELECT outcome, sum(n)::int AS n FROM (
+      SELECT outcome, count(*) AS n FROM purchase_attempts WHERE sale_id = ${saleId} GROUP BY outcome
+      UNION ALL
+      SELECT outcome, sum(count) AS n FROM purchase_refusals WHERE sale_id = ${saleId} GROUP BY outcome
+    ) AS recorded GROUP BY outcome`
+
 /** A sale's figures for its admins: read only, never on the purchase path. */
 export class SaleStats extends Context.Service<
   SaleStats,
@@ -25,13 +37,7 @@ export class SaleStats extends Context.Service<
       const sql = yield* SqlClient.SqlClient
 
       const of = Effect.fn("SaleStats.of")(function* (saleId: SaleId) {
-        // A buyer's decisions are rows, refusals no history needs are counts: both are attempts.
-        const outcomes = yield* sql<{ outcome: string; n: number }>`
-          SELECT outcome, sum(n)::int AS n FROM (
-            SELECT outcome, count(*) AS n FROM purchase_attempts WHERE sale_id = ${saleId} GROUP BY outcome
-            UNION ALL
-            SELECT outcome, sum(count) AS n FROM purchase_refusals WHERE sale_id = ${saleId} GROUP BY outcome
-          ) AS recorded GROUP BY outcome`
+        const outcomes = yield* outcomeTotals(sql, saleId)
         const [orders] = yield* sql<{ committed: number; recent: number; soldOutAt: number | null }>`
           SELECT count(*)::int AS committed,
                  count(*) FILTER (WHERE o.created_at > now() - interval '10 seconds')::int AS recent,
