@@ -299,7 +299,7 @@ const driver = Effect.gen(function* () {
       children.map((child) => ask(child, { expect: status.remaining - 1 }, (reply) => reply?.armed === true))
     )
   )
-  // From the purchase leaving: the owner publishes its figures when it decides, before the commit answers.
+  // From the purchase leaving: the owner publishes its figures once the order's batch has committed.
   const changedAt = Date.now()
   const purchased = yield* Effect.promise(() =>
     post(`${node.url}/api/sales/${watched}/purchases`, tokens[0]!)

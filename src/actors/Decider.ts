@@ -8,7 +8,12 @@ import type * as GroupCommitter from "./GroupCommitter.ts"
 import * as Phase from "./Phase.ts"
 import * as Sale from "./SaleState.ts"
 
-/** What the sale watch shows of a sale: versioned, so a watcher can tell a newer figure. */
+/**
+ * What the sale watch shows of a sale: versioned, so a watcher can tell a newer figure.
+ * `remaining` counts the units no committed order holds: a unit reserved by an order still in
+ * its batch shows as sold only once that batch has committed, so every published figure is
+ * one PostgreSQL holds (or held, for a batch then rolled back, whose units come back).
+ */
 export interface SaleFigures {
   readonly saleId: SaleId
   readonly epoch: number
@@ -68,12 +73,14 @@ export interface Decider {
   ended: boolean
 }
 
+const committedRemaining = (state: Sale.SaleState) => state.remaining + state.reserved
+
 export const figuresOf = (d: Pick<Decider, "saleId" | "epoch" | "state">, version: number): SaleFigures => ({
   saleId: d.saleId,
   epoch: d.epoch,
   version,
   total: d.state.total,
-  remaining: d.state.remaining,
+  remaining: committedRemaining(d.state),
   startsAt: d.state.startsAt,
   endsAt: d.state.endsAt,
   cancelled: d.state.cancelled
@@ -219,10 +226,10 @@ const handle = (d: Decider, message: Message, now: number, chunk: Chunk) => {
   }
 }
 
-/** At most once per decided chunk, and only when the figures changed. */
+/** At most once per decided chunk, and only when the committed figures changed. */
 const publish = (d: Decider) =>
   Effect.suspend(() => {
-    if (d.state.remaining === d.published.remaining && d.state.cancelled === d.published.cancelled)
+    if (committedRemaining(d.state) === d.published.remaining && d.state.cancelled === d.published.cancelled)
       return Effect.void
     d.published = figuresOf(d, d.published.version + 1)
     return SubscriptionRef.set(d.figures, d.published)

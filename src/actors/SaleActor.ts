@@ -53,7 +53,7 @@ export interface SaleActor {
   /** A message to the decider; completes when applied. */
   readonly cancel: Effect.Effect<void>
   readonly view: (now: number) => SaleView
-  /** Published by the decider after every change of total/remaining/cancelled: the sale watch reads it. */
+  /** Published by the decider after every committed change of remaining/cancelled: the sale watch reads it. */
   readonly figures: SubscriptionRef.SubscriptionRef<Decider.SaleFigures>
   /** Stops taking purchases, decides what is queued, commits what is staged, then ends. */
   readonly stop: Effect.Effect<Phase.StopReason>

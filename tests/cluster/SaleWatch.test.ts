@@ -4,6 +4,7 @@ import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
 import { Ownership } from "../../src/cluster/Ownership.ts"
 import { SaleRouter } from "../../src/cluster/SaleRouter.ts"
 import { SaleWatch, type SaleSnapshot } from "../../src/cluster/SaleWatch.ts"
+import { SqlClient } from "effect/sql"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
@@ -44,6 +45,8 @@ describe("SaleWatch", () => {
         const users = yield* makeUsers(3)
         // The first purchase starts the actor here; from then on its figures are pushed.
         assert.strictEqual((yield* router.purchase(saleId, users[0]!))._tag, "Accepted")
+        // The answer follows the COMMIT; the figures follow the decider's turn on that commit.
+        yield* Stream.runDrain(Stream.takeUntil(watch.changes(saleId), (s) => s.remaining === 2))
         const seen = yield* collect(watch.changes(saleId), 3)
         for (const user of users.slice(1)) yield* router.purchase(saleId, user)
         const snapshots = yield* Fiber.join(seen)
@@ -61,6 +64,45 @@ describe("SaleWatch", () => {
           total: 3,
           remaining: 0
         })
+      }).pipe(Effect.provide(Node)),
+    30_000
+  )
+
+  it.live(
+    "publishes only committed figures: every unit a change shows sold has its order row",
+    () =>
+      Effect.gen(function* () {
+        const router = yield* SaleRouter
+        const watch = yield* SaleWatch
+        const sql = yield* SqlClient.SqlClient
+        const total = 40
+        const saleId = yield* makeSale(total)
+        const users = yield* makeUsers(120)
+        assert.strictEqual((yield* router.purchase(saleId, users[0]!))._tag, "Accepted")
+        const checks: Array<readonly [shown: number, rows: number]> = []
+        const watching = yield* Effect.forkChild(
+          Stream.runForEach(
+            Stream.takeUntil(watch.changes(saleId), (s) => s.remaining === 0),
+            (snapshot) =>
+              Effect.gen(function* () {
+                const [row] = yield* sql<{ n: number }>`
+                  SELECT count(*)::int AS n FROM orders WHERE sale_id = ${saleId}`
+                checks.push([total - snapshot.remaining, row?.n ?? 0])
+              })
+          )
+        )
+        // Everyone at once: decided in chunks, committed in overlapping batches.
+        const answers = yield* Effect.forEach(users.slice(1), (user) => router.purchase(saleId, user), {
+          concurrency: "unbounded"
+        })
+        yield* Fiber.join(watching)
+        assert.isAbove(checks.length, 1)
+        for (const [shown, rows] of checks) assert.isAtMost(shown, rows)
+        const [orders] = yield* sql<{
+          n: number
+        }>`SELECT count(*)::int AS n FROM orders WHERE sale_id = ${saleId}`
+        assert.strictEqual(orders?.n, total)
+        assert.strictEqual(answers.filter((a) => a._tag === "Accepted").length, total - 1)
       }).pipe(Effect.provide(Node)),
     30_000
   )
