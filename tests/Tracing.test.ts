@@ -101,6 +101,10 @@ describe("Tracing", () => {
     assert.isUndefined(startSpan("root"))
     const child = startSpan("child", { parent: ["4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"] })
     assert.strictEqual(child?.span.traceId, "4bf92f3577b34da6a3ce929d0e0e4736")
+    // A root linked to kept spans (a batch commit) is kept with them, whatever the ratio.
+    const linked = startSpan("batch", { links: [["4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"]] })
+    assert.strictEqual(linked?.span.links[0]?.span.spanId, "00f067aa0ba902b7")
+    assert.notStrictEqual(linked?.span.traceId, "4bf92f3577b34da6a3ce929d0e0e4736")
   })
 
   it.effect("writes the trace and span ids beside the request id when tracing is on", () =>

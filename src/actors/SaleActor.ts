@@ -51,11 +51,10 @@ export interface SaleActor {
   readonly saleId: SaleId
   readonly epoch: number
   /**
-   * The purchase primitive of every layer (actor, router): `reply` is called exactly once,
-   * synchronously or later, and never before the decision (for an accepted order, never
-   * before its COMMIT). It needs no fiber, which is what keeps the hot path lean. `trace` is
-   * the purchase's span when its trace is kept: the decision is that span's child, and the
-   * commit that carries its order links to it.
+   * The purchase primitive: `reply` is called exactly once, synchronously or later, and never
+   * before the decision (for an accepted order, never before its COMMIT). It needs no fiber,
+   * which is what keeps the hot path lean. `trace` is the purchase's span when its trace is
+   * kept: the decision is that span's child, and the commit that carries its order links to it.
    */
   readonly offer: (userId: UserId, reply: Decider.Reply, trace?: Tracing.TraceContext) => void
   /** A message to the decider; completes when applied. */
