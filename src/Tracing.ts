@@ -103,6 +103,7 @@ export interface FiberlessSpanOptions {
   readonly parent?: Tracer.AnySpan | TraceContext | undefined
   readonly kind?: Tracer.SpanKind
   readonly attributes?: Record<string, unknown>
+  /** Spans of kept traces only: a root span with links is kept whatever the ratio. */
   readonly links?: ReadonlyArray<TraceContext>
 }
 
@@ -126,13 +127,15 @@ export const fiberless = (tracer: Tracer.Tracer): StartSpan | undefined => {
   const inner = sampler?.tracer ?? tracer
   return (name, options = {}) => {
     const parent = options.parent === undefined ? undefined : asSpan(options.parent)
-    // Most purchases are not kept: decided first, they cost a random number, not a span.
-    if (!keeps(ratio, parent)) return undefined
+    const links = options.links ?? []
+    // Most purchases are not kept: decided first, they cost a random number, not a span. A root
+    // that links kept spans is kept with them (a batch commit, beside the purchases it carried).
+    if (!(parent === undefined && links.length > 0) && !keeps(ratio, parent)) return undefined
     const span = inner.span({
       name,
       parent: Option.fromUndefinedOr(parent),
       annotations: Context.empty(),
-      links: (options.links ?? []).map((link) => ({ span: asSpan(link), attributes: {} })),
+      links: links.map((link) => ({ span: asSpan(link), attributes: {} })),
       startTime: nowNanos(),
       kind: options.kind ?? "internal",
       root: parent === undefined,

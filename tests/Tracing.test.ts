@@ -13,6 +13,7 @@ interface ReceivedSpan {
   readonly spanId: string
   readonly parentSpanId: string | undefined
   readonly attributes: Record<string, unknown>
+  readonly links: ReadonlyArray<{ readonly traceId: string; readonly spanId: string }>
 }
 
 interface OtlpValue {
@@ -33,6 +34,7 @@ interface OtlpExport {
         readonly spanId: string
         readonly parentSpanId?: string
         readonly attributes: ReadonlyArray<OtlpAttribute>
+        readonly links?: ReadonlyArray<{ readonly traceId: string; readonly spanId: string }>
       }>
     }>
   }>
@@ -59,7 +61,8 @@ const otlpReceiver = async () => {
                 traceId: span.traceId,
                 spanId: span.spanId,
                 parentSpanId: span.parentSpanId,
-                attributes: Object.fromEntries(span.attributes.map((a) => [a.key, valueOf(a.value)]))
+                attributes: Object.fromEntries(span.attributes.map((a) => [a.key, valueOf(a.value)])),
+                links: (span.links ?? []).map(({ traceId, spanId }) => ({ traceId, spanId }))
               })
         }
       }
@@ -98,6 +101,10 @@ describe("Tracing", () => {
     assert.isUndefined(startSpan("root"))
     const child = startSpan("child", { parent: ["4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"] })
     assert.strictEqual(child?.span.traceId, "4bf92f3577b34da6a3ce929d0e0e4736")
+    // A root linked to kept spans (a batch commit) is kept with them, whatever the ratio.
+    const linked = startSpan("batch", { links: [["4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"]] })
+    assert.strictEqual(linked?.span.links[0]?.span.spanId, "00f067aa0ba902b7")
+    assert.notStrictEqual(linked?.span.traceId, "4bf92f3577b34da6a3ce929d0e0e4736")
   })
 
   it.effect("writes the trace and span ids beside the request id when tracing is on", () =>
@@ -139,7 +146,7 @@ describe("Tracing", () => {
     assert.isTrue(Exit.isFailure(decodeRequests([[4, "sale", "buyer", 7, "span"]])))
   })
 
-  it("one purchase's trace across two nodes: the request and the hop on the entry node, the decision on the owner", async () => {
+  it("one purchase's trace across two nodes: the request and the hop on the entry node, the decision and the commit linked to it on the owner", async () => {
     const receiver = await otlpReceiver()
     const cluster = await makeCluster({
       nodes: 2,
@@ -167,11 +174,12 @@ describe("Tracing", () => {
       })
       assert.strictEqual(response.status, 201)
       const named = (name: string) => receiver.spans.find((s) => s.traceId === traceId && s.name === name)
-      const [request, hop, decision] = await waitFor("the purchase's three spans", () => {
+      const [request, hop, atOwner, decision] = await waitFor("the purchase's four spans", () => {
         const spans = [
           named("POST /api/sales/:id/purchases"),
           named("SaleRouter.forward"),
-          named("SaleActor.purchase")
+          named("SaleActor.purchase"),
+          named("SaleActor.decide")
         ]
         return spans.every((s) => s !== undefined) ? (spans as ReadonlyArray<ReceivedSpan>) : undefined
       })
@@ -185,9 +193,35 @@ describe("Tracing", () => {
       assert.strictEqual(hop!.attributes["forward.result"], "Accepted")
       // The trace went on over the link, in the forwarded purchase's frame: the owner's part
       // (its actor's decision and the commit it waited for) is the hop's child.
+      assert.strictEqual(atOwner!.node, owner!.nodeId)
+      assert.strictEqual(atOwner!.parentSpanId, hop!.spanId)
+      assert.strictEqual(atOwner!.attributes["purchase.outcome"], "Accepted")
+      // The decision is a span of its own within the owner's part.
       assert.strictEqual(decision!.node, owner!.nodeId)
-      assert.strictEqual(decision!.parentSpanId, hop!.spanId)
-      assert.strictEqual(decision!.attributes["purchase.outcome"], "Accepted")
+      assert.strictEqual(decision!.parentSpanId, atOwner!.spanId)
+      assert.strictEqual(decision!.attributes["purchase.decision"], "Accepted")
+      // The batch that committed the order is a trace of its own (it carries many purchases),
+      // linked to the owner's part of each traced purchase it carried.
+      const commit = await waitFor("the batch commit linked to the purchase", () =>
+        receiver.spans.find(
+          (s) =>
+            s.name === "GroupCommitter.commit" &&
+            s.links.some((l) => l.traceId === traceId && l.spanId === atOwner!.spanId)
+        )
+      )
+      assert.strictEqual(commit.node, owner!.nodeId)
+      assert.notStrictEqual(commit.traceId, traceId)
+      assert.isUndefined(commit.parentSpanId)
+      assert.strictEqual(commit.attributes["sale.id"], saleId)
+      assert.strictEqual(commit.attributes["commit.outcome"], "committed")
+      assert.isAtLeast(Number(commit.attributes["batch.traced_orders"]), 1)
+      // The statement that committed the batch is the commit span's child.
+      await waitFor("the commit's statement under the commit span", () =>
+        receiver.spans.find(
+          (s) =>
+            s.parentSpanId === commit.spanId && String(s.attributes["db.query.text"]).includes("commit_batch")
+        )
+      )
       // A purchase the node:http route leaves to the HttpApi (a chunked body) is traced too:
       // the framework's request span is the hop's parent.
       const apiTraceId = "5bf92f3577b34da6a3ce929d0e0e4737"
@@ -215,11 +249,14 @@ describe("Tracing", () => {
       })
       assert.strictEqual(apiRequest.parentSpanId, "00f067aa0ba902b7")
       assert.strictEqual(apiHop.parentSpanId, apiRequest.spanId)
-      // Sampling at 0: the untraced first purchase sent nothing.
+      // Sampling at 0: the untraced first purchase sent nothing, nor did the commit of its order.
       assert.isFalse(
         receiver.spans.some(
           (s) => s.name.startsWith("POST /api/sales/") && ![traceId, apiTraceId].includes(s.traceId)
         )
+      )
+      assert.isTrue(
+        receiver.spans.filter((s) => s.name === "GroupCommitter.commit").every((s) => s.links.length > 0)
       )
     } finally {
       await cluster.close()

@@ -4,6 +4,7 @@ import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
 import { attemptReason, type Outcome } from "../domain/Outcome.ts"
 import type { Refusal } from "../domain/Reply.ts"
 import type { AttemptRecord, CommitReceipt, OrderToCommit } from "../storage/OrderStore.ts"
+import type * as Tracing from "../Tracing.ts"
 import type * as GroupCommitter from "./GroupCommitter.ts"
 import * as Phase from "./Phase.ts"
 import * as Sale from "./SaleState.ts"
@@ -29,7 +30,14 @@ export type Reply = (answer: Outcome | Refusal) => void
 
 /** What the decider takes from its mailbox. Only purchases count against its capacity. */
 export type Message =
-  | { readonly _tag: "Purchase"; readonly userId: UserId; readonly orderId: OrderId; readonly reply: Reply }
+  | {
+      readonly _tag: "Purchase"
+      readonly userId: UserId
+      readonly orderId: OrderId
+      readonly reply: Reply
+      /** The purchase's span, when its trace is kept; undefined whenever tracing is off. */
+      readonly trace: Tracing.TraceContext | undefined
+    }
   | { readonly _tag: "Cancel"; readonly applied: () => void }
   /** Sent by `stop` and `relinquish`, so a decider waiting on an empty mailbox looks at the phase. */
   | { readonly _tag: "Wake" }
@@ -59,6 +67,8 @@ export interface Decider {
   readonly saleId: SaleId
   readonly epoch: number
   readonly retryAfterSeconds: number
+  /** Spans for traced purchases' decisions; undefined while tracing is off. */
+  readonly startSpan: Tracing.StartSpan | undefined
   readonly mailbox: Queue.Queue<Message, Cause.Done>
   readonly figures: SubscriptionRef.SubscriptionRef<SaleFigures>
   readonly waiters: Map<OrderId, Array<Waiter>>
@@ -134,14 +144,36 @@ const record = (attempt: AttemptRecord): GroupCommitter.Staged => ({
   attempt,
   refusals: undefined,
   order: undefined,
-  reply: undefined
+  reply: undefined,
+  trace: undefined
 })
 
 const decidePurchase = (d: Decider, message: PurchaseMessage, now: number, chunk: Chunk) => {
   d.queued--
   d.lastActiveAt = now
   if (!Phase.decides(d.phase)) return message.reply(refusal(d))
-  const { userId, orderId, reply } = message
+  if (message.trace !== undefined && d.startSpan !== undefined)
+    return decideTraced(d, message, now, chunk, d.startSpan, message.trace)
+  decide(d, message, now, chunk)
+}
+
+// A traced purchase's decision is a span of its own, the purchase's child.
+const decideTraced = (
+  d: Decider,
+  message: PurchaseMessage,
+  now: number,
+  chunk: Chunk,
+  startSpan: Tracing.StartSpan,
+  trace: Tracing.TraceContext
+) => {
+  const span = startSpan("SaleActor.decide", { parent: trace, attributes: { "sale.id": d.saleId } })
+  const decision = decide(d, message, now, chunk)
+  span?.end({ "purchase.decision": decision, "sale.remaining": d.state.remaining })
+}
+
+/** Decides one purchase, answers or stages it; returns the decision's tag. */
+const decide = (d: Decider, message: PurchaseMessage, now: number, chunk: Chunk) => {
+  const { userId, orderId, reply, trace } = message
   const [next, decision] = Sale.decide(d.state, { _tag: "Purchase", userId, orderId, now })
   d.state = next
   switch (decision._tag) {
@@ -150,19 +182,22 @@ const decidePurchase = (d: Decider, message: PurchaseMessage, now: number, chunk
         attempt: { userId, outcome: "accepted", at: now },
         refusals: undefined,
         order: { orderId, userId, at: now },
-        reply
+        reply,
+        trace
       })
-      return
+      break
     case "AwaitingCommit":
-      return park(d, decision.orderId, { userId, at: now, reply })
+      park(d, decision.orderId, { userId, at: now, reply })
+      break
     case "AlreadyPurchased":
       reply(decision)
       chunk.staged.push(record({ userId, outcome: attemptReason.AlreadyPurchased, at: now }))
-      return
+      break
     default:
       reply(decision)
       chunk.refused[decision._tag]++
   }
+  return decision._tag
 }
 
 const stageRefusals = (chunk: Chunk, now: number) => {
@@ -173,7 +208,8 @@ const stageRefusals = (chunk: Chunk, now: number) => {
       attempt: undefined,
       refusals: { outcome: attemptReason[tag], count, firstAt: now, lastAt: now },
       order: undefined,
-      reply: undefined
+      reply: undefined,
+      trace: undefined
     })
   }
 }

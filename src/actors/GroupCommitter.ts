@@ -12,6 +12,7 @@ import {
   type OrderToCommit,
   type RefusalCount
 } from "../storage/OrderStore.ts"
+import type * as Tracing from "../Tracing.ts"
 
 /**
  * Decisions on their way to PostgreSQL: a buyer's audit record (and for an accepted order its
@@ -24,6 +25,8 @@ export interface Staged {
   readonly order: OrderToCommit | undefined
   /** The accepted buyer's reply: called once, with `Accepted` only after COMMIT. */
   readonly reply: ((answer: Outcome | Refusal) => void) | undefined
+  /** The accepted purchase's span, when its trace is kept: the batch's commit links to it. */
+  readonly trace: Tracing.TraceContext | undefined
 }
 
 /**
@@ -72,6 +75,8 @@ export interface CommitterOptions {
   readonly onCommit?: ((report: CommitReport) => void) | undefined
   /** Receives every report; must not block. */
   readonly report: (report: CommitterReport) => void
+  /** Spans for batch commits; undefined while tracing is off. */
+  readonly startSpan?: Tracing.StartSpan | undefined
 }
 
 /**
@@ -231,13 +236,62 @@ const recordedIn = (sent: Batch) => {
   return recorded
 }
 
+// A batch's commit span links at most this many of the traced purchases it carried (the
+// OpenTelemetry SDKs' default limit of links per span); `batch.traced_orders` counts them all.
+export const maxCommitLinks = 128
+
+/**
+ * The batch's commit span, a root linked to the spans of the traced purchases whose orders it
+ * carries: kept whenever it carries one, else at the sampling ratio.
+ */
+const commitSpan = (
+  c: Committer,
+  startSpan: Tracing.StartSpan,
+  batch: ReadonlyArray<Staged>,
+  sent: Batch
+) => {
+  const links: Array<Tracing.TraceContext> = []
+  let traced = 0
+  for (const s of batch) {
+    if (s.trace === undefined) continue
+    traced++
+    if (links.length < maxCommitLinks) links.push(s.trace)
+  }
+  return startSpan("GroupCommitter.commit", {
+    links,
+    attributes: {
+      "sale.id": c.options.saleId,
+      "sale.epoch": c.options.epoch,
+      "batch.id": sent.batchId,
+      "batch.orders": sent.orders.length,
+      "batch.attempts": sent.attempts.length,
+      "batch.traced_orders": traced
+    }
+  })
+}
+
+const isFenced = (cause: Cause.Cause<{ readonly _tag: string }>) =>
+  cause.reasons.some((r) => Cause.isFailReason(r) && r.error._tag === "StaleEpoch")
+
+const commitOutcome = (exit: Exit.Exit<unknown, { readonly _tag: string }>) =>
+  Exit.isSuccess(exit) ? "committed" : isFenced(exit.cause) ? "fenced" : "failed"
+
+// Traced, the store's own spans (the statement's) are the commit span's children.
+const commitTraced = Effect.fnUntraced(function* (c: Committer, batch: ReadonlyArray<Staged>, sent: Batch) {
+  const span = c.options.startSpan === undefined ? undefined : commitSpan(c, c.options.startSpan, batch, sent)
+  if (span === undefined) return yield* Effect.exit(c.store.commit(sent))
+  const exit = yield* Effect.exit(Effect.withParentSpan(c.store.commit(sent), span.span))
+  span.end({ "commit.outcome": commitOutcome(exit) })
+  return exit
+})
+
 const commitBatch = Effect.fnUntraced(function* (c: Committer, batch: ReadonlyArray<Staged>) {
   if (c.halted !== undefined)
     return settled(c, batch, unavailable(c, c.halted === "fenced" ? "fenced" : "stopping"), true)
   const { saleId, epoch } = c.options
   const sent = batchOf(c, batch)
   const started = yield* Clock.currentTimeMillis
-  const exit = yield* Effect.exit(c.store.commit(sent))
+  const exit = yield* commitTraced(c, batch, sent)
   if (Exit.isSuccess(exit)) {
     settled(c, batch, exit.value, true, sent.orders)
     const finished = yield* Clock.currentTimeMillis
@@ -248,7 +302,7 @@ const commitBatch = Effect.fnUntraced(function* (c: Committer, batch: ReadonlyAr
     })
     return
   }
-  if (exit.cause.reasons.some((r) => Cause.isFailReason(r) && r.error._tag === "StaleEpoch")) {
+  if (isFenced(exit.cause)) {
     yield* Effect.logWarning("fenced: another owner holds a newer epoch; halting", { saleId, epoch })
     halt(c, "fenced")
     // The fence rolled the whole batch back: nothing of it is stored.

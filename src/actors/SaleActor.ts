@@ -1,9 +1,9 @@
 import { Clock, Deferred, Effect, Queue, SubscriptionRef, type Cause, type Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { Overloaded } from "../domain/Errors.ts"
-import type { OrderId, SaleId } from "../domain/Ids.ts"
-import type { Offer } from "../domain/Reply.ts"
+import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
 import type { Claim, OrderStore } from "../storage/OrderStore.ts"
+import type * as Tracing from "../Tracing.ts"
 import * as Decider from "./Decider.ts"
 import * as GroupCommitter from "./GroupCommitter.ts"
 import * as Phase from "./Phase.ts"
@@ -38,6 +38,8 @@ export interface ActorOptions {
   readonly retryAfterSeconds?: number
   /** Called after every successful commit, on the committer's fiber: keep it cheap. */
   readonly onCommit?: (report: GroupCommitter.CommitReport) => void
+  /** Spans for traced purchases' decisions and for batch commits; undefined while tracing is off. */
+  readonly startSpan?: Tracing.StartSpan | undefined
 }
 
 /**
@@ -48,8 +50,13 @@ export interface ActorOptions {
 export interface SaleActor {
   readonly saleId: SaleId
   readonly epoch: number
-  /** The purchase primitive: answered after the decision, and for an order only after its COMMIT. */
-  readonly offer: Offer
+  /**
+   * The purchase primitive: `reply` is called exactly once, synchronously or later, and never
+   * before the decision (for an accepted order, never before its COMMIT). It needs no fiber,
+   * which is what keeps the hot path lean. `trace` is the purchase's span when its trace is
+   * kept: the decision is that span's child, and the commit that carries its order links to it.
+   */
+  readonly offer: (userId: UserId, reply: Decider.Reply, trace?: Tracing.TraceContext) => void
   /** A message to the decider; completes when applied. */
   readonly cancel: Effect.Effect<void>
   readonly view: (now: number) => SaleView
@@ -71,13 +78,18 @@ const wake: Decider.Message = { _tag: "Wake" }
 const reasonOf = (phase: Phase.Phase): Phase.StopReason =>
   phase._tag === "Stopped" ? phase.reason : "failed"
 
-const makeDecider = Effect.fnUntraced(function* (claim: Claim, retryAfterSeconds: number) {
+const makeDecider = Effect.fnUntraced(function* (
+  claim: Claim,
+  retryAfterSeconds: number,
+  startSpan: Tracing.StartSpan | undefined
+) {
   const state = Sale.initialState(claim.snapshot)
   const first = Decider.figuresOf({ saleId: claim.snapshot.saleId, epoch: claim.epoch, state }, 0)
   const d: Decider.Decider = {
     saleId: claim.snapshot.saleId,
     epoch: claim.epoch,
     retryAfterSeconds,
+    startSpan,
     mailbox: yield* Queue.unbounded<Decider.Message, Cause.Done>(),
     figures: yield* SubscriptionRef.make(first),
     waiters: new Map(),
@@ -92,13 +104,13 @@ const makeDecider = Effect.fnUntraced(function* (claim: Claim, retryAfterSeconds
 })
 
 const makeOffer =
-  (d: Decider.Decider, mailboxCapacity: number): Offer =>
-  (userId, reply) => {
+  (d: Decider.Decider, mailboxCapacity: number): SaleActor["offer"] =>
+  (userId, reply, trace) => {
     if (!Phase.admits(d.phase)) return reply(Decider.refusal(d))
     if (d.queued >= mailboxCapacity)
       return reply(new Overloaded({ saleId: d.saleId, retryAfterSeconds: d.retryAfterSeconds }))
     d.queued++
-    Queue.offerUnsafe(d.mailbox, { _tag: "Purchase", userId, orderId: randomUUID() as OrderId, reply })
+    Queue.offerUnsafe(d.mailbox, { _tag: "Purchase", userId, orderId: randomUUID() as OrderId, reply, trace })
   }
 
 const viewOf = (d: Decider.Decider, now: number): SaleView => ({
@@ -118,7 +130,7 @@ export const make = Effect.fnUntraced(function* (
   options: ActorOptions
 ): Effect.fn.Return<SaleActor, never, OrderStore | Scope.Scope> {
   const scope = yield* Effect.scope
-  const d = yield* makeDecider(claim, options.retryAfterSeconds ?? 1)
+  const d = yield* makeDecider(claim, options.retryAfterSeconds ?? 1, options.startSpan)
   const stopped = yield* Deferred.make<Phase.StopReason>()
   const committer = yield* GroupCommitter.make({
     saleId: d.saleId,
@@ -127,6 +139,7 @@ export const make = Effect.fnUntraced(function* (
     commitsInFlight: options.commitsInFlight ?? 3,
     retryAfterSeconds: d.retryAfterSeconds,
     onCommit: options.onCommit,
+    startSpan: options.startSpan,
     report: (report) => {
       // A halt takes effect at once, so new purchases are refused without queueing.
       if (report._tag === "Halted") Decider.advance(d, report.reason === "fenced" ? "fence" : "fail")

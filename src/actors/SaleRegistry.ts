@@ -3,6 +3,7 @@ import type { SqlError } from "effect/sql"
 import type { SaleNotFound } from "../domain/Errors.ts"
 import type { SaleId } from "../domain/Ids.ts"
 import { OrderStore } from "../storage/OrderStore.ts"
+import * as Tracing from "../Tracing.ts"
 import * as SaleActor from "./SaleActor.ts"
 
 export interface RegistryOptions extends SaleActor.ActorOptions {
@@ -121,7 +122,8 @@ export class SaleRegistry extends Context.Service<
       SaleRegistry,
       Effect.gen(function* () {
         const r: Registry = {
-          options,
+          // The tracer is the layer's: an actor started from any fiber traces alike.
+          options: { ...options, startSpan: options.startSpan ?? (yield* Tracing.startSpan) },
           store: yield* OrderStore,
           scope: yield* Effect.scope,
           entries: new Map()

@@ -20,8 +20,13 @@ const answer = (replies: Replies, requestId: number, reply: ActorReply) => {
   return replies.send(requestId, Reply.Unavailable, reply.reason)
 }
 
-const offerTo = (actor: SaleActor, userId: UserId, replies: Replies, requestId: number) =>
-  actor.offer(userId, (reply) => answer(replies, requestId, reply))
+const offerTo = (
+  actor: SaleActor,
+  userId: UserId,
+  replies: Replies,
+  requestId: number,
+  span: Tracing.FiberlessSpan | undefined
+) => actor.offer(userId, (reply) => answer(replies, requestId, reply), span?.context)
 
 /**
  * Purchases other nodes forward here: decided only while this node owns the sale (or is
@@ -31,17 +36,18 @@ const offerTo = (actor: SaleActor, userId: UserId, replies: Replies, requestId: 
 export const answerForwarded =
   (owned: OwnedSales["Service"], startSpan?: Tracing.StartSpan): ForwardHandler =>
   (saleId, userId, requestId, sent, trace?: Tracing.TraceContext) => {
-    const replies =
-      trace === undefined || startSpan === undefined ? sent : traced(sent, startSpan, saleId, trace)
+    const span =
+      trace === undefined || startSpan === undefined ? undefined : ownersPart(startSpan, saleId, trace)
+    const replies = span === undefined ? sent : endingAt(sent, span)
     if (owned.leaving()) return replies.send(requestId, Reply.NotOwner, null)
     const actor = owned.actor(saleId)
-    if (actor !== undefined) return offerTo(actor, userId, replies, requestId)
+    if (actor !== undefined) return offerTo(actor, userId, replies, requestId, span)
     const starting = owned.starting(saleId)
     if (starting === undefined) return replies.send(requestId, Reply.NotOwner, null)
     Effect.runCallback(starting, {
       onExit: (exit) => {
         if (Exit.isSuccess(exit) && exit.value !== undefined)
-          return offerTo(exit.value, userId, replies, requestId)
+          return offerTo(exit.value, userId, replies, requestId, span)
         const failure = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
         if (failure?._tag === "Some" && failure.value._tag === "SaleNotFound")
           return replies.send(requestId, Reply.SaleNotFound, null)
@@ -53,22 +59,12 @@ export const answerForwarded =
 const replyNames = new Map<ReplyCode, string>(Object.entries(Reply).map(([name, code]) => [code, name]))
 
 /** The owner's part of a traced purchase, from its arrival to its answer, in the sender's trace. */
-const traced = (
-  replies: Replies,
-  startSpan: Tracing.StartSpan,
-  saleId: SaleId,
-  trace: Tracing.TraceContext
-): Replies => {
-  const span = startSpan("SaleActor.purchase", {
-    parent: trace,
-    kind: "server",
-    attributes: { "sale.id": saleId }
-  })
-  if (span === undefined) return replies
-  return {
-    send: (requestId, code, value) => {
-      span.end({ "purchase.outcome": replyNames.get(code) })
-      replies.send(requestId, code, value)
-    }
+const ownersPart = (startSpan: Tracing.StartSpan, saleId: SaleId, trace: Tracing.TraceContext) =>
+  startSpan("SaleActor.purchase", { parent: trace, kind: "server", attributes: { "sale.id": saleId } })
+
+const endingAt = (replies: Replies, span: Tracing.FiberlessSpan): Replies => ({
+  send: (requestId, code, value) => {
+    span.end({ "purchase.outcome": replyNames.get(code) })
+    replies.send(requestId, code, value)
   }
-}
+})

@@ -54,10 +54,14 @@ const traced = (r: Routing, name: string, saleId: SaleId, attributes: Record<str
 const toActor = (r: Routing, actor: SaleActor, saleId: SaleId, userId: UserId, reply: Reply) => {
   const span = traced(r, "SaleActor.purchase", saleId)
   if (span === undefined) return actor.offer(userId, reply)
-  actor.offer(userId, (answer) => {
-    span.end({ "purchase.outcome": answer._tag })
-    reply(answer)
-  })
+  actor.offer(
+    userId,
+    (answer) => {
+      span.end({ "purchase.outcome": answer._tag })
+      reply(answer)
+    },
+    span.context
+  )
 }
 
 const forward = (

@@ -1,6 +1,5 @@
 import { Effect } from "effect"
 import { Overloaded, PurchaseUnavailable, SaleNotFound } from "./Errors.ts"
-import type { UserId } from "./Ids.ts"
 import { outcomeTags, type Outcome } from "./Outcome.ts"
 
 /** Why a purchase was not decided: the sale is busy, or cannot decide now (retry is safe). */
@@ -19,13 +18,6 @@ export const isOutcome = <E extends { readonly _tag: string }>(answer: Outcome |
 
 export const isRefusal = (reply: RoutedReply): reply is Refusal =>
   reply instanceof Overloaded || reply instanceof PurchaseUnavailable
-
-/**
- * The purchase primitive of every layer (actor, router): `reply` is called exactly once,
- * synchronously or later, and never before the decision (for an accepted order, never
- * before its COMMIT). It needs no fiber, which is what keeps the hot path lean.
- */
-export type Offer<E = Refusal> = (userId: UserId, reply: (answer: Outcome | E) => void) => void
 
 /** The one place the Effect form of a purchase is derived from the callback primitive. */
 export const awaitReply = <E extends { readonly _tag: string }>(

@@ -1,5 +1,5 @@
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Exit, Latch, Layer, Queue } from "effect"
+import { Deferred, Effect, Exit, Latch, Layer, Queue, Tracer } from "effect"
 import { SqlClient } from "effect/sql"
 import { randomUUID } from "node:crypto"
 import * as GroupCommitter from "../../src/actors/GroupCommitter.ts"
@@ -9,6 +9,7 @@ import type { Refusal } from "../../src/domain/Reply.ts"
 import { Audit } from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
+import * as Tracing from "../../src/Tracing.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
 import { TestDatabase, testDatabaseMode } from "../support/TestDatabase.ts"
 import { faultyStore, type Fault } from "./Faults.ts"
@@ -23,7 +24,12 @@ type Answer = Outcome | Refusal
  * A committer on a freshly claimed sale, over the real store whose commits pass through a
  * plan: each commit announces its size on `started`, waits for `gate`, then takes its fault.
  */
-const harness = (options: { maxBatchSize: number; commitsInFlight: number; faults?: ReadonlyArray<Fault> }) =>
+const harness = (options: {
+  maxBatchSize: number
+  commitsInFlight: number
+  faults?: ReadonlyArray<Fault>
+  startSpan?: Tracing.StartSpan
+}) =>
   Effect.gen(function* () {
     const users = yield* makeUsers(200)
     const saleId = yield* makeSale(200)
@@ -53,24 +59,29 @@ const harness = (options: { maxBatchSize: number; commitsInFlight: number; fault
       maxBatchSize: options.maxBatchSize,
       commitsInFlight: options.commitsInFlight,
       retryAfterSeconds: 1,
+      startSpan: options.startSpan,
       report: (report) => {
         reports.push(report)
         Queue.offerUnsafe(reported, report)
         if (report._tag === "Drained") Deferred.doneUnsafe(drained, Exit.void)
       }
     }).pipe(Effect.provide(faultyStore(plan)))
-    const accepted = (userId: UserId): GroupCommitter.Staged => ({
+    // A purchase whose span is kept: its batch's commit links to it.
+    const traced = (userId: UserId, trace: Tracing.TraceContext | undefined): GroupCommitter.Staged => ({
       attempt: { userId, outcome: "accepted", at: Date.now() },
       refusals: undefined,
       order: { orderId: randomUUID() as OrderId, userId, at: Date.now() },
-      reply: (answer) => answers.set(userId, answer)
+      reply: (answer) => answers.set(userId, answer),
+      trace
     })
+    const accepted = (userId: UserId) => traced(userId, undefined)
     // A refusal no buyer's history needs is staged as a count, without the buyer.
     const rejected = (_userId: UserId): GroupCommitter.Staged => ({
       attempt: undefined,
       refusals: { outcome: "sold_out", count: 1, firstAt: Date.now(), lastAt: Date.now() },
       order: undefined,
-      reply: undefined
+      reply: undefined,
+      trace: undefined
     })
     return {
       users,
@@ -82,6 +93,7 @@ const harness = (options: { maxBatchSize: number; commitsInFlight: number; fault
       reports,
       answers,
       accepted,
+      traced,
       rejected,
       most: () => most,
       reported,
@@ -219,6 +231,57 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
           const stored = yield* storedFor(h.saleId)
           assert.deepStrictEqual(stored.orders, [h.users[0]!])
           assert.deepStrictEqual(stored.attempts, [`accepted ${h.users[0]!}`])
+        })
+      )
+    )
+
+    it.effect("links a batch's commit span to the traced purchases it carried, at most maxCommitLinks", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          // Tracing on, no root kept by the ratio: only a commit that carries traced purchases is.
+          const kept: Array<Tracing.FiberlessSpan> = []
+          const startSpan = Tracing.fiberless(Tracing.sampledBy(0)(Tracer.nativeTracer))!
+          const h = yield* harness({
+            maxBatchSize: 200,
+            commitsInFlight: 1,
+            startSpan: (name, options) => {
+              const span = startSpan(name, options)
+              if (span !== undefined) kept.push(span)
+              return span
+            }
+          })
+          yield* h.committer.stage([h.accepted(h.users[0]!)])
+          yield* Queue.take(h.started)
+          const traceOf = (i: number): Tracing.TraceContext => [
+            i.toString(16).padStart(32, "0"),
+            i.toString(16).padStart(16, "0")
+          ]
+          const traced = GroupCommitter.maxCommitLinks + 2
+          yield* h.committer.stage(
+            h.users
+              .slice(1, 151)
+              .map((userId, i) => h.traced(userId, i < traced ? traceOf(i + 1) : undefined))
+          )
+          yield* h.gate.open
+          yield* h.committer.end
+          yield* h.drained
+          assert.deepStrictEqual(h.sizes, [1, 150])
+          assert.deepStrictEqual(
+            kept.map((k) => k.span.name),
+            ["GroupCommitter.commit"],
+            "the untraced batch made no span"
+          )
+          const commit = kept[0]!.span
+          assert.isTrue(commit.sampled)
+          assert.strictEqual(commit.parent._tag, "None", "a root of its own trace")
+          assert.deepStrictEqual(
+            commit.links.map((link): Tracing.TraceContext => [link.span.traceId, link.span.spanId]),
+            Array.from({ length: GroupCommitter.maxCommitLinks }, (_, i) => traceOf(i + 1))
+          )
+          assert.strictEqual(commit.attributes.get("batch.orders"), 150)
+          assert.strictEqual(commit.attributes.get("batch.traced_orders"), traced)
+          assert.strictEqual(commit.attributes.get("commit.outcome"), "committed")
+          assert.strictEqual(commit.status._tag, "Ended")
         })
       )
     )
