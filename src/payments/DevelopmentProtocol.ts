@@ -8,7 +8,7 @@ import { OrderId } from "../domain/Ids.ts"
  * modules that know these paths. Server-to-server calls carry `authorization: Bearer <key>`.
  *
  *   POST /intents                  IntentRequest → PaymentIntent (201; 200 for an order that has one)
- *   GET  /intents/:intentId        → IntentView
+ *   GET  /intents/:intentId        → IntentView (with the events sent and their delivery)
  *   POST /intents/:intentId/refund RefundRequest → Refund (409: nothing was paid)
  *   GET  /checkout/:intentId       the buyer's page: the amount, "Pay" and "Decline"
  *   POST /checkout/:intentId/pay | /decline   303 to the intent's return URL
@@ -32,14 +32,24 @@ export const RefundRequest = Schema.Struct({
 export const IntentStatus = Schema.Literals(["pending", "succeeded", "failed", "refunded"])
 export type IntentStatus = typeof IntentStatus.Type
 
-/** An intent as the provider keeps it. */
+/** An event the provider announced, and how its delivery to the node went. */
+export const SentEvent = Schema.Struct({
+  eventId: Schema.String,
+  kind: PaymentEventKind,
+  delivery: Schema.Literals(["sending", "delivered", "abandoned"]),
+  attempts: Schema.Int
+})
+export type SentEvent = typeof SentEvent.Type
+
+/** An intent as the provider keeps it, with the events it sent about it. */
 export const IntentView = Schema.Struct({
   intentId: Schema.String,
   orderId: OrderId,
   amountCents: Schema.Int,
   currency: Currency,
   status: IntentStatus,
-  refund: Schema.optionalKey(Schema.Struct({ refundId: Schema.String, reason: Schema.String }))
+  refund: Schema.optionalKey(Schema.Struct({ refundId: Schema.String, reason: Schema.String })),
+  events: Schema.Array(SentEvent)
 })
 export type IntentView = typeof IntentView.Type
 
@@ -48,6 +58,3 @@ export const ProblemBody = Schema.Struct({ error: Schema.String })
 
 /** A webhook's body: exactly the bytes that were signed. */
 export const WebhookBody = Schema.fromJsonString(PaymentEvent)
-
-/** The event each final status of an intent announces. */
-export const eventKindOf = (status: Exclude<IntentStatus, "pending">): PaymentEventKind => status

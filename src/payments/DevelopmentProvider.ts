@@ -13,7 +13,13 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { createServer } from "node:http"
 import { IntentRequest, type PaymentEvent, type PaymentEventKind } from "../domain/Payments.ts"
 import { checkoutPage } from "./CheckoutPage.ts"
-import { type IntentStatus, type IntentView, paths, RefundRequest } from "./DevelopmentProtocol.ts"
+import {
+  type IntentStatus,
+  type IntentView,
+  paths,
+  RefundRequest,
+  type SentEvent
+} from "./DevelopmentProtocol.ts"
 import { defaultDelivery, deliver, type DeliveryOptions } from "./WebhookDelivery.ts"
 
 export interface DevelopmentProviderOptions {
@@ -36,6 +42,7 @@ interface Intent {
   readonly request: IntentRequest
   status: IntentStatus
   refund: { readonly refundId: string; readonly reason: string } | undefined
+  readonly events: Array<SentEvent>
 }
 
 class WrongKey extends Data.TaggedError("WrongKey") {}
@@ -53,7 +60,8 @@ const viewOf = (intent: Intent): IntentView => ({
   amountCents: intent.request.amountCents,
   currency: intent.request.currency,
   status: intent.status,
-  ...(intent.refund === undefined ? {} : { refund: intent.refund })
+  ...(intent.refund === undefined ? {} : { refund: intent.refund }),
+  events: intent.events.map((event) => ({ ...event }))
 })
 
 /**
@@ -113,7 +121,17 @@ const make = Effect.fnUntraced(function* (options: DevelopmentProviderOptions) {
       kind,
       at: yield* Clock.currentTimeMillis
     }
-    yield* Effect.forkIn(send(event).pipe(Effect.provide(context)), scope)
+    const sent: SentEvent = { eventId: event.eventId, kind, delivery: "sending", attempts: 0 }
+    intent.events.push(sent)
+    const index = intent.events.length - 1
+    const delivery = send(event).pipe(
+      Effect.tap(({ delivered, attempts }) =>
+        Effect.sync(() => {
+          intent.events[index] = { ...sent, delivery: delivered ? "delivered" : "abandoned", attempts }
+        })
+      )
+    )
+    yield* Effect.forkIn(delivery.pipe(Effect.provide(context)), scope)
   })
 
   const createIntent = Effect.gen(function* () {
@@ -121,7 +139,13 @@ const make = Effect.fnUntraced(function* (options: DevelopmentProviderOptions) {
     const request = yield* HttpServerRequest.schemaBodyJson(IntentRequest)
     // One intent per order, so a node that lost the answer may simply ask again.
     const known = intentOfOrder.get(request.orderId)
-    const intent = known ?? { intentId: reference("pi"), request, status: "pending", refund: undefined }
+    const intent = known ?? {
+      intentId: reference("pi"),
+      request,
+      status: "pending",
+      refund: undefined,
+      events: []
+    }
     intents.set(intent.intentId, intent)
     intentOfOrder.set(request.orderId, intent)
     return HttpServerResponse.jsonUnsafe(

@@ -31,7 +31,7 @@ const encodeBody = Schema.encodeSync(WebhookBody)
  * Sends `event` to `url` until the node answers 2xx, with a capped exponential backoff. Each
  * attempt is signed at the time it is sent, so a retry an hour later is still fresh; the body
  * and the event id stay the same, which is what lets the node apply the event once. Resolves
- * with the number of attempts it took, or undefined when it gave up.
+ * with whether the node took it, and after how many attempts.
  */
 export const deliver = (options: {
   readonly url: string
@@ -62,11 +62,11 @@ export const deliver = (options: {
     ])
     return yield* attempt.pipe(
       Effect.retry({ schedule: backoff, times: Math.max(0, options.delivery.attempts - 1) }),
-      Effect.as(attempts),
+      Effect.map(() => ({ delivered: true, attempts })),
       Effect.catchTag("NotAccepted", (error) =>
         Effect.logWarning("webhook given up: the node never accepted it").pipe(
           Effect.annotateLogs({ eventId: event.eventId, attempts, last: error.why }),
-          Effect.as(undefined)
+          Effect.as({ delivered: false, attempts })
         )
       )
     )
