@@ -2,14 +2,23 @@ import eslint from "@eslint/js"
 import reactHooks from "eslint-plugin-react-hooks"
 import tseslint from "typescript-eslint"
 
-// The layers of a node, top to bottom: main → http → cluster → actors → storage → domain.
-// A module may import its own layer and any layer below it, never one above: the arrows
-// point one way by construction. Settings and the shared secret sit beside main, readable
-// by every layer that needs configuration.
-const layers = ["http", "cluster", "actors", "storage", "domain"]
+// The layers of a node, top to bottom: main → http → cluster → actors → payments | storage →
+// domain. A module may import any layer below its own and its own layer, never one above nor
+// one beside it: payments and storage sit side by side (actors and http use both, neither
+// uses the other), so the arrows point one way by construction. Settings and the shared
+// secret sit beside main, readable by every layer that needs configuration.
+const ranks = [["http"], ["cluster"], ["actors"], ["payments", "storage"], ["domain"]]
+const layers = ranks.flat()
+const arrows = "main → http → cluster → actors → payments | storage → domain"
 
 const importsAbove = (layer) => {
-  const above = layers.slice(0, layers.indexOf(layer))
+  const rank = ranks.findIndex((names) => names.includes(layer))
+  const above = ranks.slice(0, rank).flat()
+  const beside = ranks[rank].filter((name) => name !== layer)
+  const refuse = (name, why) => ({
+    group: [`../${name}/*`, `../../${name}/*`, `**/src/${name}/*`],
+    message: `src/${layer} is ${why} src/${name}: imports point down (${arrows}).`
+  })
   return {
     files: [`src/${layer}/**/*.ts`],
     rules: {
@@ -17,10 +26,8 @@ const importsAbove = (layer) => {
         "error",
         {
           patterns: [
-            ...above.map((name) => ({
-              group: [`../${name}/*`, `../../${name}/*`, `**/src/${name}/*`],
-              message: `src/${layer} is below src/${name}: imports point down (main → http → cluster → actors → storage → domain).`
-            })),
+            ...above.map((name) => refuse(name, "below")),
+            ...beside.map((name) => refuse(name, "beside")),
             {
               group: ["../main.ts", "**/src/main.ts"],
               message: "main.ts wires the layers; nothing imports it."

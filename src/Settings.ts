@@ -173,6 +173,24 @@ export const tracingSettings = Config.all({
   serviceName: Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("mincommerce"))
 })
 
+/**
+ * Payments. PAYMENT_PROVIDER_URL names a development provider running elsewhere; unset, the
+ * node starts one in its own process (the embedded demo). The key the node presents to the
+ * provider and the secret the provider signs webhooks with are derived from the shared secret
+ * unless set; a real provider issues both, so they are set from its dashboard.
+ */
+export const paymentSettings = Config.all({
+  providerUrl: Config.option(Config.schema(HttpUrl, "PAYMENT_PROVIDER_URL")),
+  providerKey: Config.option(Config.Redacted("PAYMENT_PROVIDER_KEY")),
+  webhookSecret: Config.option(
+    Config.schema(Secret, "PAYMENT_WEBHOOK_SECRET").pipe(Config.map(Redacted.make))
+  ),
+  /** How old (or how far ahead) a webhook's signature may be; a replay past it is refused. */
+  webhookToleranceSeconds: positiveInt("PAYMENT_WEBHOOK_TOLERANCE_SECONDS").pipe(Config.withDefault(300))
+})
+
+export type PaymentSettings = Config.Success<typeof paymentSettings>
+
 /** Every variable a node reads; one that looks like a mistyped one of these stops the start. */
 export const settingNames: ReadonlyArray<string> = [
   "DATABASE_URL",
@@ -214,7 +232,11 @@ export const settingNames: ReadonlyArray<string> = [
   "LEASE_TTL_MS",
   "OTEL_EXPORTER_OTLP_ENDPOINT",
   "OTEL_TRACES_SAMPLER_ARG",
-  "OTEL_SERVICE_NAME"
+  "OTEL_SERVICE_NAME",
+  "PAYMENT_PROVIDER_URL",
+  "PAYMENT_PROVIDER_KEY",
+  "PAYMENT_WEBHOOK_SECRET",
+  "PAYMENT_WEBHOOK_TOLERANCE_SECONDS"
 ]
 
 const everySetting: ReadonlyArray<Config.Config<unknown>> = [
@@ -229,7 +251,8 @@ const everySetting: ReadonlyArray<Config.Config<unknown>> = [
   logSettings,
   limitSettings,
   clusterSettings,
-  tracingSettings
+  tracingSettings,
+  paymentSettings
 ]
 
 /** Why a node refuses to start: each problem names the variable and what is wrong with it. */

@@ -26,11 +26,27 @@ describe("layering (npm run lint)", () => {
     expect(await rulesBroken("src/http/Probe.ts", 'export * from "../main.ts"\n')).toContain(
       "no-restricted-imports"
     )
+    expect(await rulesBroken("src/payments/Probe.ts", 'export * from "../actors/SaleActor.ts"\n')).toContain(
+      "no-restricted-imports"
+    )
+  })
+
+  it("keeps payments and storage beside each other: neither imports the other", async () => {
+    expect(
+      await rulesBroken("src/payments/Probe.ts", 'export * from "../storage/OrderStore.ts"\n')
+    ).toContain("no-restricted-imports")
+    expect(
+      await rulesBroken("src/storage/Probe.ts", 'export * from "../payments/PaymentProvider.ts"\n')
+    ).toContain("no-restricted-imports")
   })
 
   it("allows imports that point down", async () => {
     expect(await rulesBroken("src/http/Probe.ts", 'export * from "../cluster/SaleRouter.ts"\n')).toEqual([])
     expect(await rulesBroken("src/cluster/Probe.ts", 'export * from "../actors/SaleActor.ts"\n')).toEqual([])
     expect(await rulesBroken("src/actors/Probe.ts", 'export * from "../storage/OrderStore.ts"\n')).toEqual([])
+    expect(
+      await rulesBroken("src/actors/Probe.ts", 'export * from "../payments/PaymentProvider.ts"\n')
+    ).toEqual([])
+    expect(await rulesBroken("src/payments/Probe.ts", 'export * from "../domain/Payments.ts"\n')).toEqual([])
   })
 })
