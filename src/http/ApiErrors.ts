@@ -358,7 +358,8 @@ export const proofOfWorkRequired = () =>
   new ProofOfWorkRequired({
     error: {
       code: "proof_of_work_required",
-      message: "This sale asks a solved challenge: GET /api/sales/:saleId/challenge, solve it, send it in Proof-Of-Work"
+      message:
+        "This sale asks a solved challenge: GET /api/sales/:saleId/challenge, solve it, send it in Proof-Of-Work"
     }
   })
 
@@ -378,7 +379,10 @@ export const proofOfWorkRejected = (reason: PowRejection) =>
 
 export const proofOfWorkReused = () =>
   new ProofOfWorkReused({
-    error: { code: "proof_of_work_reused", message: "This solved challenge was used already; ask for a new one" }
+    error: {
+      code: "proof_of_work_reused",
+      message: "This solved challenge was used already; ask for a new one"
+    }
   })
 
 export const proofOfWorkNotRequired = () =>

@@ -31,7 +31,9 @@ const ChallengeParameters = Schema.Struct({
   memoryCost: Schema.optionalKey(Schema.Int),
   parallelism: Schema.optionalKey(Schema.Int),
   expiresAt: Schema.optionalKey(Schema.Finite),
-  data: Schema.optionalKey(Schema.Record(Schema.String, Schema.NullOr(Schema.Union([Schema.String, Schema.Finite, Schema.Boolean]))))
+  data: Schema.optionalKey(
+    Schema.Record(Schema.String, Schema.NullOr(Schema.Union([Schema.String, Schema.Finite, Schema.Boolean])))
+  )
 })
 
 /** A challenge as the node issues it (ALTCHA v2's shape), signed with the nodes' shared key. */
@@ -74,7 +76,8 @@ export class ProofOfWork extends Context.Service<
     ) => Promise<ApiError | undefined>
   }
 >()("mincommerce/http/ProofOfWork") {
-  static readonly make = (secret: Uint8Array) => {
+  static readonly make = (secret: Uint8Array, options: { readonly ttlSeconds?: number } = {}) => {
+    const ttlSeconds = options.ttlSeconds ?? challengeTtlSeconds
     const derived = (label: string) => createHmac("sha256", secret).update(label).digest("hex")
     const hmacSignatureSecret = derived("mincommerce proof-of-work challenge")
     const hmacKeySignatureSecret = derived("mincommerce proof-of-work key")
@@ -107,7 +110,7 @@ export class ProofOfWork extends Context.Service<
           // The secret counter the solver must find, from half the difficulty to all of it.
           counter: randomInt(difficulty, Math.ceil(difficulty / 2)),
           deriveKey,
-          expiresAt: Math.floor(Date.now() / 1_000) + challengeTtlSeconds,
+          expiresAt: Math.floor(Date.now() / 1_000) + ttlSeconds,
           data: { saleId, userId },
           hmacSignatureSecret,
           hmacKeySignatureSecret
@@ -116,7 +119,10 @@ export class ProofOfWork extends Context.Service<
         Effect.flatMap((challenge) =>
           challenge.signature === undefined
             ? Effect.die(new Error("altcha-lib issued an unsigned challenge"))
-            : Effect.succeed<PowChallenge>({ parameters: challenge.parameters, signature: challenge.signature })
+            : Effect.succeed<PowChallenge>({
+                parameters: challenge.parameters,
+                signature: challenge.signature
+              })
         )
       )
 
@@ -139,7 +145,8 @@ export class ProofOfWork extends Context.Service<
         hmacSignatureSecret,
         hmacKeySignatureSecret
       }).catch(() => undefined)
-      if (result?.verified !== true) return proofOfWorkRejected(result?.expired === true ? "expired" : "invalid")
+      if (result?.verified !== true)
+        return proofOfWorkRejected(result?.expired === true ? "expired" : "invalid")
       // Two purchases with one solution may pass the check above together: one spends it.
       return spend(challenge.signature, expiresAt, Date.now()) ? undefined : proofOfWorkReused()
     }
@@ -147,5 +154,8 @@ export class ProofOfWork extends Context.Service<
     return ProofOfWork.of({ issue, verify })
   }
 
-  static readonly layer = Layer.effect(ProofOfWork, Effect.map(sharedSecret, ProofOfWork.make))
+  static readonly layer = Layer.effect(
+    ProofOfWork,
+    Effect.map(sharedSecret, (secret) => ProofOfWork.make(secret))
+  )
 }

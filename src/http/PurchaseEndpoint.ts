@@ -113,11 +113,13 @@ export class PurchaseEndpoint extends Context.Service<
         offer(request, response, admitted.saleId, admitted.userId)
         return true
       }
-      void proofOfWork.verify(header(request, proofHeader), admitted.saleId, admitted.userId).then((refusal) =>
-        refusal === undefined
-          ? offer(request, response, admitted.saleId, admitted.userId)
-          : write(request, response, rendered(errorAnswer(refusal)))
-      )
+      void proofOfWork
+        .verify(header(request, proofHeader), admitted.saleId, admitted.userId)
+        .then((refusal) =>
+          refusal === undefined
+            ? offer(request, response, admitted.saleId, admitted.userId)
+            : write(request, response, rendered(errorAnswer(refusal)))
+        )
       return true
     }
 

@@ -56,7 +56,9 @@ export class SaleRules extends Context.Service<
         const known = rulesBySale.get(saleId)
         if (known !== undefined) return Effect.succeed(known)
         return sales.rules(saleId).pipe(
-          Effect.tap((rules) => Effect.sync(() => rules !== undefined && remember(rulesBySale, saleId, rules))),
+          Effect.tap((rules) =>
+            Effect.sync(() => rules !== undefined && remember(rulesBySale, saleId, rules))
+          ),
           Effect.orDie
         )
       }

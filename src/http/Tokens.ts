@@ -121,7 +121,9 @@ export class Tokens extends Context.Service<
       issue: (userId, email, accountCreatedAt) =>
         Effect.sync(() => ({
           token: sign(
-            accountCreatedAt === undefined ? { sub: userId, email } : { sub: userId, email, created: accountCreatedAt }
+            accountCreatedAt === undefined
+              ? { sub: userId, email }
+              : { sub: userId, email, created: accountCreatedAt }
           ),
           expiresAt: Date.now() + ttlMillis
         })),
