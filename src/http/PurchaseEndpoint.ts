@@ -1,4 +1,4 @@
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Exit, Layer, Schema } from "effect"
 import type { HttpServerResponse } from "effect/http"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { SaleRouter } from "../cluster/SaleRouter.ts"
@@ -8,6 +8,7 @@ import type { PurchaseRules } from "../domain/PurchaseRules.ts"
 import { isOutcome, type RoutedReply } from "../domain/Reply.ts"
 import * as Settings from "../Settings.ts"
 import * as Tracing from "../Tracing.ts"
+import { NotReady } from "./ApiErrors.ts"
 import { errorAnswer, headerList, successAnswer, toServerResponse, type JsonAnswer } from "./JsonAnswer.ts"
 import { Limits } from "./Limits.ts"
 import { countOutcome, countRequest } from "./Metrics.ts"
@@ -92,12 +93,6 @@ export class PurchaseEndpoint extends Context.Service<
     const serve = (request: IncomingMessage, response: ServerResponse): boolean => {
       const admitted = admit(request, options)
       if (admitted === undefined) return false
-      // Rules this node has not read yet, or an account age no token claim gives: the HttpApi
-      // route reads them (once per sale, once per account).
-      const saleRules = rules.known(admitted.saleId)
-      if (saleRules === undefined) return false
-      const account = rules.account(saleRules, admitted.session)
-      if (account === "unknown") return false
       // The endpoint takes no payload: whatever was sent is read and dropped.
       request.resume()
       const refused = refusal(request.socket.remoteAddress ?? "unknown", admitted.userId)
@@ -105,14 +100,50 @@ export class PurchaseEndpoint extends Context.Service<
         write(request, response, rendered(refused))
         return true
       }
-      if (account !== "admitted") {
-        write(request, response, rendered(errorAnswer(account)))
+      const known = rules.known(admitted.saleId)
+      if (known !== undefined) {
+        checkAccount(request, response, admitted, known)
         return true
       }
-      if (saleRules.powDifficulty === undefined) {
-        offer(request, response, admitted.saleId, admitted.userId)
-        return true
-      }
+      // Read once per sale and node; from then on `known` answers.
+      rules.loadThen(admitted.saleId, (exit) => {
+        if (Exit.isFailure(exit)) return write(request, response, rulesUnread)
+        if (exit.value === undefined)
+          return write(
+            request,
+            response,
+            answer(admitted.saleId, new SaleNotFound({ saleId: admitted.saleId }))
+          )
+        checkAccount(request, response, admitted, exit.value)
+      })
+      return true
+    }
+
+    const checkAccount = (
+      request: IncomingMessage,
+      response: ServerResponse,
+      admitted: Admitted,
+      saleRules: PurchaseRules
+    ) => {
+      const account = rules.account(saleRules, admitted.session)
+      if (account === "admitted") return checkProof(request, response, admitted, saleRules)
+      if (account !== "unknown") return write(request, response, rendered(errorAnswer(account)))
+      // A token without the account's creation time: read once per account and node.
+      rules.resolveThen(saleRules, admitted.session, (exit) => {
+        if (Exit.isFailure(exit)) return write(request, response, rulesUnread)
+        if (exit.value !== undefined) return write(request, response, rendered(errorAnswer(exit.value)))
+        checkProof(request, response, admitted, saleRules)
+      })
+    }
+
+    const checkProof = (
+      request: IncomingMessage,
+      response: ServerResponse,
+      admitted: Admitted,
+      saleRules: PurchaseRules
+    ) => {
+      if (saleRules.powDifficulty === undefined)
+        return offer(request, response, admitted.saleId, admitted.userId)
       void proofOfWork
         .verify(header(request, proofHeader), admitted.saleId, admitted.userId)
         .then((refusal) =>
@@ -120,7 +151,6 @@ export class PurchaseEndpoint extends Context.Service<
             ? offer(request, response, admitted.saleId, admitted.userId)
             : write(request, response, rendered(errorAnswer(refusal)))
         )
-      return true
     }
 
     const offer = (request: IncomingMessage, response: ServerResponse, saleId: SaleId, userId: UserId) => {
@@ -161,10 +191,10 @@ export class PurchaseEndpoint extends Context.Service<
       address: string,
       proof: string | undefined
     ) {
-      const saleRules = rules.known(saleId) ?? (yield* rules.load(saleId))
-      if (saleRules === undefined) return toServerResponse(answer(saleId, new SaleNotFound({ saleId })).told)
       const refused = refusal(address, session.userId)
       if (refused !== undefined) return toServerResponse(refused)
+      const saleRules = rules.known(saleId) ?? (yield* rules.load(saleId))
+      if (saleRules === undefined) return toServerResponse(answer(saleId, new SaleNotFound({ saleId })).told)
       const broken = yield* ruleRefusal(saleId, saleRules, session, proof)
       if (broken !== undefined) return toServerResponse(errorAnswer(broken))
       return yield* router.purchase(saleId, session.userId).pipe(
@@ -202,6 +232,13 @@ export class PurchaseEndpoint extends Context.Service<
   )
 }
 
+/** A purchase the node:http route took: its sale and its authenticated buyer. */
+interface Admitted {
+  readonly saleId: SaleId
+  readonly userId: UserId
+  readonly session: Session
+}
+
 /**
  * Whether the node:http route takes the request: a purchase path with a well-formed sale id,
  * a small body of known length, no CORS origin to answer, a valid bearer token.
@@ -213,7 +250,7 @@ const admit = (
     readonly maxBodyBytes: number
     readonly corsEnabled: boolean
   }
-): { readonly saleId: SaleId; readonly userId: UserId; readonly session: Session } | undefined => {
+): Admitted | undefined => {
   if (request.method !== "POST") return undefined
   const saleId = purchasePath.exec(request.url ?? "")?.[1]
   if (saleId === undefined || !isSaleId(saleId)) return undefined
@@ -234,6 +271,19 @@ interface Rendered {
 }
 
 const rendered = (told: JsonAnswer): Rendered => ({ told, headers: headerList(told) })
+
+/** The sale's rules could not be read (PostgreSQL did not answer): nothing was decided. */
+const rulesUnread = rendered(
+  errorAnswer(
+    new NotReady({
+      error: {
+        code: "database_unreachable",
+        message: "The sale's purchase rules could not be read; retry shortly",
+        details: { retryAfterSeconds: 1 }
+      }
+    })
+  )
+)
 
 const fixedTags: ReadonlySet<RoutedReply["_tag"]> = new Set(["SoldOut", "Ended", "Cancelled"])
 

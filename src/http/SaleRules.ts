@@ -1,4 +1,4 @@
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, type Exit, Layer } from "effect"
 import type { SaleId, UserId } from "../domain/Ids.ts"
 import type { PurchaseRules } from "../domain/PurchaseRules.ts"
 import { Accounts } from "../storage/Accounts.ts"
@@ -33,6 +33,14 @@ export class SaleRules extends Context.Service<
     readonly account: (rules: PurchaseRules, session: Session) => AccountVerdict
     /** As `account`, reading the account's creation time when this node does not know it. */
     readonly resolve: (rules: PurchaseRules, session: Session) => Effect.Effect<AccountTooNew | undefined>
+    /** `load` without a fiber of the caller's, for the node:http route: `then` hears its exit. */
+    readonly loadThen: (saleId: SaleId, then: (exit: Exit.Exit<PurchaseRules | undefined>) => void) => void
+    /** `resolve` without a fiber of the caller's, for the node:http route. */
+    readonly resolveThen: (
+      rules: PurchaseRules,
+      session: Session,
+      then: (exit: Exit.Exit<AccountTooNew | undefined>) => void
+    ) => void
   }
 >()("mincommerce/http/SaleRules") {
   static readonly layer = Layer.effect(
@@ -42,6 +50,9 @@ export class SaleRules extends Context.Service<
       const accounts = yield* Accounts
       const rulesBySale = new Map<SaleId, PurchaseRules>()
       const createdAtByUser = new Map<UserId, number>()
+      const runFork = Effect.runForkWith(yield* Effect.context<never>())
+      const settle = <A>(effect: Effect.Effect<A>, then: (exit: Exit.Exit<A>) => void) =>
+        void runFork(effect).addObserver(then)
 
       const remember = <K, V>(map: Map<K, V>, key: K, value: V) => {
         map.set(key, value)
@@ -88,7 +99,14 @@ export class SaleRules extends Context.Service<
         )
       }
 
-      return SaleRules.of({ known: (saleId) => rulesBySale.get(saleId), load, account, resolve })
+      return SaleRules.of({
+        known: (saleId) => rulesBySale.get(saleId),
+        load,
+        account,
+        resolve,
+        loadThen: (saleId, then) => settle(load(saleId), then),
+        resolveThen: (rules, session, then) => settle(resolve(rules, session), then)
+      })
     })
   )
 }

@@ -211,9 +211,6 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("purchase rules 
               assert.strictEqual(yield* ordersOf(saleId, buyer.userId), 0, `${route} ${code}: no order row`)
               answers.push({ userId: buyer.userId, answer })
             })
-          // Warm the node's rules of the sale, so the fast route takes what follows.
-          yield* purchase(saleId, missing!.token, "api")
-
           yield* refused(
             missing!,
             yield* purchase(saleId, missing!.token, route),
