@@ -144,13 +144,9 @@ export class PurchaseEndpoint extends Context.Service<
     ) => {
       if (saleRules.powDifficulty === undefined)
         return offer(request, response, admitted.saleId, admitted.userId)
-      void proofOfWork
-        .verify(header(request, proofHeader), admitted.saleId, admitted.userId)
-        .then((refusal) =>
-          refusal === undefined
-            ? offer(request, response, admitted.saleId, admitted.userId)
-            : write(request, response, rendered(errorAnswer(refusal)))
-        )
+      const refusal = proofOfWork.verify(header(request, proofHeader), admitted.saleId, admitted.userId)
+      if (refusal !== undefined) return write(request, response, rendered(errorAnswer(refusal)))
+      offer(request, response, admitted.saleId, admitted.userId)
     }
 
     const offer = (request: IncomingMessage, response: ServerResponse, saleId: SaleId, userId: UserId) => {
@@ -182,7 +178,7 @@ export class PurchaseEndpoint extends Context.Service<
       const tooNew = yield* rules.resolve(saleRules, session)
       if (tooNew !== undefined) return tooNew
       if (saleRules.powDifficulty === undefined) return undefined
-      return yield* Effect.promise(() => proofOfWork.verify(proof, saleId, session.userId))
+      return proofOfWork.verify(proof, saleId, session.userId)
     })
 
     const purchase = Effect.fnUntraced(function* (
