@@ -13,6 +13,7 @@ import {
   ApiNode,
   baseUrl,
   corsOrigin,
+  fastServed,
   grantAdmin,
   secret,
   signedInBuyers,
@@ -165,8 +166,11 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("purchase rules 
           [a!, "api"],
           [b!, "fast"]
         ] as const) {
-          const answer = yield* purchase(saleId, buyer.token, route, yield* solvedFor(saleId, buyer.token))
+          const proof = yield* solvedFor(saleId, buyer.token)
+          const served = fastServed.count
+          const answer = yield* purchase(saleId, buyer.token, route, proof)
           assert.strictEqual(answer.status, 201, `${route}: ${JSON.stringify(answer.body)}`)
+          assert.strictEqual(fastServed.count, served + (route === "fast" ? 1 : 0), "the route taken")
           answers.push({ userId: buyer.userId, answer })
         }
         // Without proof of work: no challenge to ask for, and a purchase as before on both routes.
@@ -184,6 +188,33 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("purchase rules 
         assert.strictEqual((yield* checkSale(saleId, answers)).committed, 2)
         assert.strictEqual((yield* checkSale(plainId, plainAnswers)).committed, 2)
       })
+  )
+
+  it.effect("the seed's attempt route asks the current sale's proof of work too", () =>
+    Effect.gen(function* () {
+      // Started before every other sale of this file: the "current" one.
+      const productId = yield* (yield* Products).create("Seed route", "Current")
+      const now = Date.now()
+      const saleId = yield* (yield* Sales).create({
+        productId,
+        priceCents: 100,
+        stock: 5,
+        startsAt: now - 600_000,
+        endsAt: now + 3_600_000,
+        powDifficulty: 10
+      })
+      const [buyer] = yield* buyers("seed-route", 1)
+      const missing = yield* call("POST", "/api/purchase/attempt", { token: buyer!.token })
+      expectError(missing, 403, "proof_of_work_required")
+      const proof = yield* solvedFor(saleId, buyer!.token)
+      const bought = yield* call("POST", "/api/purchase/attempt", {
+        token: buyer!.token,
+        headers: { "proof-of-work": proof }
+      })
+      assert.strictEqual(bought.status, 201, JSON.stringify(bought.body))
+      assert.strictEqual(bought.body.saleId, saleId)
+      assert.strictEqual((yield* checkSale(saleId, [{ userId: buyer!.userId, answer: bought }])).committed, 1)
+    })
   )
 
   it.effect(
