@@ -546,6 +546,13 @@ describe("purchase rules in Chromium", () => {
     await console_.getByLabel("Only accounts created before this sale").check()
     await console_.getByRole("button", { name: "Create sale" }).click()
     await console_.getByText("Sale of “Rules apply lamp” created.").waitFor({ timeout: wait })
+    await console_
+      .getByTestId("admin-sales")
+      .getByRole("row")
+      .filter({ hasText: "Rules apply lamp" })
+      .getByText("proof of work 1,500, older accounts only")
+      .waitFor({ timeout: wait })
+    await console_.screenshot({ path: `${screenshots}/admin-rules.png`, fullPage: true })
     const listed = await api<
       ReadonlyArray<{
         productName: string

@@ -104,6 +104,11 @@ export function CurrentSale(props: {
           </p>
         )}
       </div>
+      {sale.accountsCreatedBefore === null ? null : (
+        <p className="note" data-testid="sale-rule">
+          Open to accounts created before {formatInstant(sale.accountsCreatedBefore)}.
+        </p>
+      )}
       <button type="button" className="buy" onClick={buy} disabled={disabledBecause !== undefined}>
         {disabledBecause ?? `Buy for ${formatPrice(sale.priceCents)}`}
       </button>
