@@ -108,8 +108,9 @@ export const solutionHolds = (keys: PowKeys, challenge: PowChallenge, solution: 
  * Proofs of work with ALTCHA (`altcha-lib`): a challenge is bound to one buyer and one sale
  * (in its signed `data`) and expires; a purchase carries it solved. Checking a solution is two
  * HMACs (the challenge's signature, and the derived key's against the key signature made at
- * issue: `solutionHolds`), no key derivation and no database read, synchronous. Every node signs and checks with keys
- * derived from the deployment's shared secret, so any node checks what another issued.
+ * issue: `solutionHolds`), synchronous, with no key derivation and no database read. Every
+ * node signs and checks with keys derived from the deployment's shared secret, so any node
+ * checks what another issued.
  */
 export class ProofOfWork extends Context.Service<
   ProofOfWork,

@@ -1,4 +1,4 @@
-import { Context, Effect, type Exit, Layer } from "effect"
+import { Context, Deferred, Effect, type Exit, Layer } from "effect"
 import type { SaleId, UserId } from "../domain/Ids.ts"
 import type { PurchaseRules } from "../domain/PurchaseRules.ts"
 import { Accounts } from "../storage/Accounts.ts"
@@ -63,16 +63,31 @@ export class SaleRules extends Context.Service<
         }
       }
 
-      const load = (saleId: SaleId) => {
-        const known = rulesBySale.get(saleId)
-        if (known !== undefined) return Effect.succeed(known)
-        return sales.rules(saleId).pipe(
-          Effect.tap((rules) =>
-            Effect.sync(() => rules !== undefined && remember(rulesBySale, saleId, rules))
-          ),
-          Effect.orDie
-        )
-      }
+      // A sale's opening brings thousands of purchases to a node that has not read its rules
+      // yet: one read per sale at a time, run apart from any caller (so an interrupted caller
+      // cannot leave the others waiting), and every caller meanwhile awaits it.
+      const reading = new Map<SaleId, Deferred.Deferred<PurchaseRules | undefined>>()
+      const load = (saleId: SaleId): Effect.Effect<PurchaseRules | undefined> =>
+        Effect.suspend(() => {
+          const known = rulesBySale.get(saleId)
+          if (known !== undefined) return Effect.succeed(known)
+          const inFlight = reading.get(saleId)
+          if (inFlight !== undefined) return Deferred.await(inFlight)
+          const done = Deferred.makeUnsafe<PurchaseRules | undefined>()
+          reading.set(saleId, done)
+          runFork(
+            sales.rules(saleId).pipe(
+              Effect.tap((rules) =>
+                Effect.sync(() => rules !== undefined && remember(rulesBySale, saleId, rules))
+              ),
+              Effect.orDie,
+              Effect.exit,
+              Effect.flatMap((exit) => Deferred.done(done, exit)),
+              Effect.ensuring(Effect.sync(() => reading.delete(saleId)))
+            )
+          )
+          return Deferred.await(done)
+        })
 
       const verdict = (rules: PurchaseRules, createdAt: number | undefined): AccountVerdict => {
         const before = rules.accountsCreatedBefore
