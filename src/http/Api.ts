@@ -208,7 +208,14 @@ export class PurchaseGroup extends HttpApiGroup.make("purchase")
         InvalidRequest,
         ...RuleErrors
       ]
-    }),
+    }).annotate(
+      OpenApi.Description,
+      // The header is read by PurchaseEndpoint (both routes) and decoded there; it is not
+      // declared as the endpoint's headers, which would make every typed-client call pass it.
+      "Buys one unit as the token's user. A sale with `powDifficulty` asks a solved challenge " +
+        "(`GET /api/sales/{saleId}/challenge`) in the `Proof-Of-Work` header: base64 of " +
+        "`{ challenge, solution }` JSON."
+    ),
     /**
      * A proof-of-work challenge for this buyer and sale (ALTCHA v2), valid two minutes: solve
      * it and send `{ challenge, solution }`, base64 JSON, in the purchase's `Proof-Of-Work` header.
