@@ -3,7 +3,9 @@ import { mkdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import type { Browser, Page } from "playwright-core"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Accounts } from "../../src/storage/Accounts.ts"
+import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { Database } from "../../src/storage/Database.ts"
 import { Products } from "../../src/storage/Products.ts"
@@ -532,6 +534,20 @@ describe("purchase rules in Chromium", () => {
       ((await refused.json()) as { error: { code: string } }).error.code,
       "proof_of_work_required"
     )
+    // PostgreSQL holds the buyer's order, the one the page showed, and nothing for the bot.
+    const shownOrder = /order id is ([0-9a-f-]{36})/.exec((await outcome.textContent()) ?? "")?.[1]
+    const vera = await login("vera@example.com")
+    const record = await Effect.runPromise(
+      Effect.flatMap(Audit, (audit) => audit.read(sale.saleId as SaleId)).pipe(
+        Effect.provide(
+          Audit.layer.pipe(Layer.provide(Database.server(Redacted.make(databaseUrl), { maxConnections: 1 })))
+        ),
+        Effect.scoped
+      )
+    )
+    const report = checkInvariants(record, new Map([[shownOrder as OrderId, vera.userId as UserId]]))
+    assert.strictEqual(violations(report), 0, JSON.stringify(report))
+    assert.strictEqual(report.committed, 1)
 
     // The console's form has the rules' fields.
     await context.close()
