@@ -1,6 +1,7 @@
 import type { Deferred } from "effect"
 import type { SaleId } from "../domain/Ids.ts"
-import type { SaleRow } from "../storage/Sales.ts"
+import { noRules, type PurchaseRules } from "../domain/PurchaseRules.ts"
+import { rulesOf, type SaleRow } from "../storage/Sales.ts"
 import type { PushedFigures } from "./ViewWire.ts"
 
 /**
@@ -24,6 +25,7 @@ const maxViews = 10_000
 export interface SaleListing {
   readonly productName: string
   readonly priceCents: number
+  readonly rules: PurchaseRules
   readonly figures: PushedFigures
 }
 
@@ -31,6 +33,8 @@ export interface View {
   figures: PushedFigures | undefined
   productName: string
   priceCents: number
+  /** Fixed at the sale's creation: read with the row, never pushed. */
+  rules: PurchaseRules
   /** "owner": pushed (or this node's actor); "row": read from PostgreSQL. */
   source: "owner" | "row"
   heardAt: number
@@ -110,6 +114,7 @@ export const viewOf = (state: SaleViews, saleId: SaleId): View => {
     figures: undefined,
     productName: "",
     priceCents: 0,
+    rules: noRules,
     source: "row",
     heardAt: 0,
     fencedUpTo: 0,
@@ -147,6 +152,7 @@ export const fromRow = (state: SaleViews, row: SaleRow, now: number) => {
   const view = viewOf(state, row.saleId)
   view.productName = row.productName
   view.priceCents = row.priceCents
+  view.rules = rulesOf(row)
   const figures = rowFigures(row)
   const previous = view.figures
   view.heardAt = now
@@ -165,6 +171,7 @@ export const fresh = (view: View, now: number) =>
 export const listingOf = (view: View, figures: PushedFigures): SaleListing => ({
   productName: view.productName,
   priceCents: view.priceCents,
+  rules: view.rules,
   figures
 })
 

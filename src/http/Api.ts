@@ -9,8 +9,10 @@ import {
   OpenApi
 } from "effect/http-api"
 import { OrderId, ProductId, SaleId, UserId } from "../domain/Ids.ts"
+import { maxPowDifficulty, minPowDifficulty } from "../domain/PurchaseRules.ts"
 import { Email, Instant, Line, Paragraphs } from "../domain/Inputs.ts"
 import {
+  AccountTooNew,
   EmailInUse,
   InvalidCredentials,
   InvalidRequest,
@@ -21,6 +23,10 @@ import {
   NotYourOrders,
   Overloaded,
   ProductNotFound,
+  ProofOfWorkNotRequired,
+  ProofOfWorkRejected,
+  ProofOfWorkRequired,
+  ProofOfWorkReused,
   PurchaseUnavailable,
   RateLimited,
   SaleCancelled,
@@ -31,6 +37,7 @@ import {
   SoldOut,
   StockBelowSold
 } from "./ApiErrors.ts"
+import { PowChallenge } from "./ProofOfWork.ts"
 import type { Session } from "./Tokens.ts"
 
 /**
@@ -68,7 +75,14 @@ export const SaleView = Schema.Struct({
   endsAt: Schema.String,
   status: SaleStatus,
   total: Schema.Int,
-  remaining: Schema.Int
+  remaining: Schema.Int,
+  /**
+   * Proof of work a purchase must carry: the most key derivations its challenge takes
+   * (`GET /api/sales/:saleId/challenge`); null: none.
+   */
+  powDifficulty: Schema.NullOr(Schema.Int),
+  /** Only accounts created before this instant (the sale's publication) may buy; null: any. */
+  accountsCreatedBefore: Schema.NullOr(Schema.String)
 })
 
 /** 201: a new order, committed. */
@@ -176,6 +190,9 @@ export class CurrentSaleGroup extends HttpApiGroup.make("currentSale")
   )
   .annotateMerge(OpenApi.annotations({ title: "Current sale (seed contract)" })) {}
 
+/** What a sale's purchase rules refuse, before the sale's owner sees the attempt. */
+const RuleErrors = [ProofOfWorkRequired, ProofOfWorkRejected, ProofOfWorkReused, AccountTooNew] as const
+
 export class PurchaseGroup extends HttpApiGroup.make("purchase")
   .add(
     HttpApiEndpoint.post("purchase", "/api/sales/:saleId/purchases", {
@@ -188,8 +205,25 @@ export class PurchaseGroup extends HttpApiGroup.make("purchase")
         Overloaded,
         PurchaseUnavailable,
         RateLimited,
-        InvalidRequest
+        InvalidRequest,
+        ...RuleErrors
       ]
+    }).annotate(
+      OpenApi.Description,
+      // The header is read by PurchaseEndpoint (both routes) and decoded there; it is not
+      // declared as the endpoint's headers, which would make every typed-client call pass it.
+      "Buys one unit as the token's user. A sale with `powDifficulty` asks a solved challenge " +
+        "(`GET /api/sales/{saleId}/challenge`) in the `Proof-Of-Work` header: base64 of " +
+        "`{ challenge, solution }` JSON."
+    ),
+    /**
+     * A proof-of-work challenge for this buyer and sale (ALTCHA v2), valid two minutes: solve
+     * it and send `{ challenge, solution }`, base64 JSON, in the purchase's `Proof-Of-Work` header.
+     */
+    HttpApiEndpoint.get("challenge", "/api/sales/:saleId/challenge", {
+      params: { saleId: SaleId },
+      success: PowChallenge,
+      error: [SaleNotFound, ProofOfWorkNotRequired, AccountTooNew, RateLimited, InvalidRequest]
     }),
     HttpApiEndpoint.get("mine", "/api/sales/:saleId/purchases/me", {
       params: { saleId: SaleId },
@@ -205,7 +239,8 @@ export class PurchaseGroup extends HttpApiGroup.make("purchase")
         SaleNotActive,
         Overloaded,
         PurchaseUnavailable,
-        RateLimited
+        RateLimited,
+        ...RuleErrors
       ]
     }),
     HttpApiEndpoint.get("status", "/api/purchase/status", { success: MyPurchase, error: NoCurrentSale }),
@@ -221,6 +256,10 @@ const Stock = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessTh
 const Price = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(100_000_000))
 const ProductName = Line(200)
 const Description = Paragraphs(2_000)
+const PowDifficulty = Schema.Int.check(
+  Schema.isGreaterThanOrEqualTo(minPowDifficulty),
+  Schema.isLessThanOrEqualTo(maxPowDifficulty)
+)
 
 export const SaleStats = Schema.Struct({
   saleId: SaleId,
@@ -262,7 +301,11 @@ export class AdminGroup extends HttpApiGroup.make("admin")
         priceCents: Price,
         stock: Stock,
         startsAt: Instant,
-        endsAt: Instant
+        endsAt: Instant,
+        /** Proof of work per purchase attempt (see SaleView.powDifficulty); absent: none. */
+        powDifficulty: Schema.optional(PowDifficulty),
+        /** Only accounts created before this sale may buy. */
+        olderAccountsOnly: Schema.optional(Schema.Boolean)
       }),
       success: SaleView.pipe(HttpApiSchema.status(201)),
       error: [NotAdmin, ProductNotFound, InvalidRequest]

@@ -38,6 +38,11 @@ export const errorTable = {
   SaleStarted: { status: 409, retryAfter: false },
   SaleCancelled: { status: 409, retryAfter: false },
   StockBelowSold: { status: 409, retryAfter: false },
+  ProofOfWorkRequired: { status: 403, retryAfter: false },
+  ProofOfWorkRejected: { status: 403, retryAfter: false },
+  ProofOfWorkReused: { status: 409, retryAfter: false },
+  ProofOfWorkNotRequired: { status: 409, retryAfter: false },
+  AccountTooNew: { status: 403, retryAfter: false },
   PayloadTooLarge: { status: 413, retryAfter: false },
   UnsupportedContentType: { status: 415, retryAfter: false },
   RequestTimedOut: { status: 408, retryAfter: false },
@@ -142,6 +147,40 @@ export class StockBelowSold extends Schema.TaggedError<StockBelowSold>()(
   { error: ErrorBody },
   status("StockBelowSold")
 ) {}
+/** The sale asks a solved challenge (`Proof-Of-Work` header) and the purchase carried none. */
+export class ProofOfWorkRequired extends Schema.TaggedError<ProofOfWorkRequired>()(
+  "ProofOfWorkRequired",
+  { error: ErrorBody },
+  status("ProofOfWorkRequired")
+) {}
+/**
+ * The solution does not pass: its code says whether it is malformed or wrong
+ * (`proof_of_work_invalid`), past its expiry (`proof_of_work_expired`), or issued to another
+ * buyer or for another sale (`proof_of_work_foreign`). A new challenge is the way on.
+ */
+export class ProofOfWorkRejected extends Schema.TaggedError<ProofOfWorkRejected>()(
+  "ProofOfWorkRejected",
+  { error: ErrorBody },
+  status("ProofOfWorkRejected")
+) {}
+/** The solution was spent already: each solved challenge buys one attempt. */
+export class ProofOfWorkReused extends Schema.TaggedError<ProofOfWorkReused>()(
+  "ProofOfWorkReused",
+  { error: ErrorBody },
+  status("ProofOfWorkReused")
+) {}
+/** A challenge asked for a sale that asks no proof of work. */
+export class ProofOfWorkNotRequired extends Schema.TaggedError<ProofOfWorkNotRequired>()(
+  "ProofOfWorkNotRequired",
+  { error: ErrorBody },
+  status("ProofOfWorkNotRequired")
+) {}
+/** The sale admits only accounts created before it was published, and this one is newer. */
+export class AccountTooNew extends Schema.TaggedError<AccountTooNew>()(
+  "AccountTooNew",
+  { error: ErrorBody },
+  status("AccountTooNew")
+) {}
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
   "PayloadTooLarge",
   { error: ErrorBody },
@@ -218,6 +257,11 @@ export type ApiError =
   | SaleStarted
   | SaleCancelled
   | StockBelowSold
+  | ProofOfWorkRequired
+  | ProofOfWorkRejected
+  | ProofOfWorkReused
+  | ProofOfWorkNotRequired
+  | AccountTooNew
   | PayloadTooLarge
   | UnsupportedContentType
   | RequestTimedOut
@@ -262,6 +306,11 @@ const classes = [
   SaleStarted,
   SaleCancelled,
   StockBelowSold,
+  ProofOfWorkRequired,
+  ProofOfWorkRejected,
+  ProofOfWorkReused,
+  ProofOfWorkNotRequired,
+  AccountTooNew,
   PayloadTooLarge,
   UnsupportedContentType,
   RequestTimedOut,
@@ -304,6 +353,51 @@ export const invalidRequest = (
 
 export const noSuchRoute = () =>
   new NoSuchRoute({ error: { code: "not_found", message: "No such resource" } })
+
+export const proofOfWorkRequired = () =>
+  new ProofOfWorkRequired({
+    error: {
+      code: "proof_of_work_required",
+      message:
+        "This sale asks a solved challenge: GET /api/sales/:saleId/challenge, solve it, send it in Proof-Of-Work"
+    }
+  })
+
+/** Why a solution was rejected, as its machine-readable code says. */
+export type PowRejection = "invalid" | "expired" | "foreign"
+
+const rejectionMessages: Record<PowRejection, string> = {
+  invalid: "The proof of work is malformed or does not solve its challenge",
+  expired: "The challenge has expired; ask for a new one",
+  foreign: "The challenge was issued to another buyer or for another sale"
+}
+
+export const proofOfWorkRejected = (reason: PowRejection) =>
+  new ProofOfWorkRejected({
+    error: { code: `proof_of_work_${reason}`, message: rejectionMessages[reason] }
+  })
+
+export const proofOfWorkReused = () =>
+  new ProofOfWorkReused({
+    error: {
+      code: "proof_of_work_reused",
+      message: "This solved challenge was used already; ask for a new one"
+    }
+  })
+
+export const proofOfWorkNotRequired = () =>
+  new ProofOfWorkNotRequired({
+    error: { code: "proof_of_work_not_required", message: "This sale asks no proof of work" }
+  })
+
+export const accountTooNew = (accountsCreatedBefore: number) =>
+  new AccountTooNew({
+    error: {
+      code: "account_too_new",
+      message: "This sale is open only to accounts created before it was published",
+      details: { accountsCreatedBefore: new Date(accountsCreatedBefore).toISOString() }
+    }
+  })
 
 export const payloadTooLarge = () =>
   new PayloadTooLarge({

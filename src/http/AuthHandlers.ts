@@ -61,9 +61,10 @@ export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
       readonly userId: UserId
       readonly email: string
       readonly admin: boolean
+      readonly createdAt: Date
     }) {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const access = yield* tokens.issue(account.userId, account.email)
+      const access = yield* tokens.issue(account.userId, account.email, account.createdAt.getTime())
       yield* setRefresh(request, tokens.issueRefresh(account.userId).token, refreshTtlSeconds)
       return {
         token: access.token,

@@ -83,6 +83,7 @@ export class IdentityProvider extends Context.Service<
           const session: Session = {
             userId: account.userId,
             email: account.email,
+            accountCreatedAt: account.createdAt.getTime(),
             adminClaim:
               options.adminClaim === undefined
                 ? undefined

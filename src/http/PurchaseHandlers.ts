@@ -6,9 +6,11 @@ import { OrderQueries, type OrderRow } from "../storage/OrderQueries.ts"
 import { Sales } from "../storage/Sales.ts"
 import { AdminRole } from "./AdminRole.ts"
 import { Api, CurrentUser } from "./Api.ts"
-import { noCurrentSale, NotYourOrders, saleNotFound } from "./ApiErrors.ts"
-import { addressOf } from "./Limits.ts"
+import { noCurrentSale, NotYourOrders, proofOfWorkNotRequired, saleNotFound } from "./ApiErrors.ts"
+import { addressOf, Limits } from "./Limits.ts"
+import { ProofOfWork, proofHeader } from "./ProofOfWork.ts"
 import { PurchaseEndpoint } from "./PurchaseEndpoint.ts"
+import { SaleRules } from "./SaleRules.ts"
 
 const orderView = (order: OrderRow) => ({
   orderId: order.orderId,
@@ -25,6 +27,9 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
     const sales = yield* Sales
     const orders = yield* OrderQueries
     const role = yield* AdminRole
+    const rules = yield* SaleRules
+    const proofOfWork = yield* ProofOfWork
+    const limits = yield* Limits
 
     // The hot path: the user comes from the verified token, the decision from the sale's
     // owner, the answer from the endpoint the node:http route shares; no log line, no extra
@@ -32,7 +37,22 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
     const purchase = Effect.fnUntraced(function* (saleId: SaleId) {
       const user = yield* CurrentUser
       const request = yield* HttpServerRequest.HttpServerRequest
-      return yield* endpoint.purchase(saleId, user.userId, addressOf(request))
+      return yield* endpoint.purchase(saleId, user, addressOf(request), request.headers[proofHeader])
+    })
+
+    // A challenge costs the node one key derivation (on the thread pool), so asking for one
+    // takes from the buyer's purchase rate limit; an account the sale refuses gets none.
+    const challenge = Effect.fnUntraced(function* (saleId: SaleId) {
+      const user = yield* CurrentUser
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const saleRules = yield* rules.load(saleId)
+      if (saleRules === undefined) return yield* saleNotFound(saleId)
+      const limited = limits.take(addressOf(request), user.userId)
+      if (limited !== undefined) return yield* limited
+      if (saleRules.powDifficulty === undefined) return yield* proofOfWorkNotRequired()
+      const tooNew = yield* rules.resolve(saleRules, user)
+      if (tooNew !== undefined) return yield* tooNew
+      return yield* proofOfWork.issue(saleId, user.userId, saleRules.powDifficulty)
     })
 
     const currentSaleId = Effect.flatMap(sales.current.pipe(Effect.orDie), (row) =>
@@ -54,6 +74,7 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
     return handlers
       .handle("purchase", ({ params }) => purchase(params.saleId))
       .handle("attempt", () => Effect.flatMap(currentSaleId, purchase))
+      .handle("challenge", ({ params }) => challenge(params.saleId))
       .handle("mine", ({ params }) =>
         Effect.gen(function* () {
           const sale = yield* sales.find(params.saleId).pipe(Effect.orDie)

@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from "node:http"
 import { SaleWatch, snapshotOf, type SaleListing } from "../cluster/SaleWatch.ts"
 import { Api } from "./Api.ts"
 import { noCurrentSale, saleNotFound } from "./ApiErrors.ts"
+import { presentRules } from "./SaleView.ts"
 
 /**
  * The public reads answer from the sale views in memory (see SaleWatch), never PostgreSQL
@@ -24,7 +25,8 @@ export const presentListing = (listing: SaleListing, now: number) => {
     endsAt: new Date(f.endsAt).toISOString(),
     status: snapshotOf(f, now).status,
     total: f.total,
-    remaining: f.remaining
+    remaining: f.remaining,
+    ...presentRules(listing.rules)
   }
 }
 

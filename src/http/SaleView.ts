@@ -1,6 +1,14 @@
 import type { SaleRegistry } from "../actors/SaleRegistry.ts"
 import { statusAt } from "../actors/SaleState.ts"
-import type { SaleRow } from "../storage/Sales.ts"
+import type { PurchaseRules } from "../domain/PurchaseRules.ts"
+import { rulesOf, type SaleRow } from "../storage/Sales.ts"
+
+/** A sale's purchase rules as the API shows them. */
+export const presentRules = (rules: PurchaseRules) => ({
+  powDifficulty: rules.powDifficulty ?? null,
+  accountsCreatedBefore:
+    rules.accountsCreatedBefore === undefined ? null : new Date(rules.accountsCreatedBefore).toISOString()
+})
 
 /** A sale for the API: the owner's memory is the freshest view of a running sale, else the stock row. */
 export const presentSale = (registry: SaleRegistry["Service"], row: SaleRow) => {
@@ -15,6 +23,7 @@ export const presentSale = (registry: SaleRegistry["Service"], row: SaleRow) => 
     endsAt: new Date(row.endsAt).toISOString(),
     status: running?.status ?? statusAt({ ...row, remaining }, now),
     total: row.total,
-    remaining
+    remaining,
+    ...presentRules(rulesOf(row))
   }
 }

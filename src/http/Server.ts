@@ -22,10 +22,12 @@ import { errorAnswer, toServerResponse } from "./JsonAnswer.ts"
 import { Limits } from "./Limits.ts"
 import { countRequest, MetricsRoute, unmatched } from "./Metrics.ts"
 import * as NodeServer from "./NodeServer.ts"
+import { ProofOfWork } from "./ProofOfWork.ts"
 import { PurchaseEndpoint } from "./PurchaseEndpoint.ts"
 import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
 import { eventsRoute, SaleEventsRoute, watcherLimit } from "./SaleEvents.ts"
 import { readRoute } from "./SaleReadHandlers.ts"
+import { SaleRules } from "./SaleRules.ts"
 import { StaticAssets } from "./StaticAssets.ts"
 import { Tokens } from "./Tokens.ts"
 
@@ -214,7 +216,10 @@ export const HttpServerLive = Layer.unwrap(
       Layer.provide(NodeServer.layer({ route, listen: { port, host }, configure: limitSlowClients }))
     )
   })
-).pipe(Layer.provide(PurchaseEndpoint.layer), Layer.provide(Layer.mergeAll(Tokens.layer, Limits.layer)))
+).pipe(
+  Layer.provide(PurchaseEndpoint.layer),
+  Layer.provide(Layer.mergeAll(Tokens.layer, Limits.layer, SaleRules.layer, ProofOfWork.layer))
+)
 
 const limitSlowClients = (server: Server) => {
   server.headersTimeout = 5_000

@@ -14,6 +14,12 @@ export interface Session {
    * undefined for the node's own tokens and for a provider whose role lives in the database.
    */
   readonly adminClaim: boolean | undefined
+  /**
+   * When the account was created (epoch milliseconds), for the sales that admit only older
+   * accounts; undefined when the token does not say (a token issued without it), and then
+   * the purchase route asks PurchaseRules, which reads it once per account.
+   */
+  readonly accountCreatedAt: number | undefined
 }
 
 /** A signed access token and when it stops being accepted. */
@@ -23,8 +29,9 @@ export interface Issued {
 }
 
 // `exp` and `iat` are required (the verifier refuses a token without them); anything else in
-// the token, an `admin` claim included, is ignored.
-const Claims = Schema.Struct({ sub: UserId, email: Schema.String })
+// the token, an `admin` claim included, is ignored. `created` is the account's creation time,
+// signed into the token so the account rule costs a purchase no database read.
+const Claims = Schema.Struct({ sub: UserId, email: Schema.String, created: Schema.optional(Schema.Finite) })
 const decodeClaims = Schema.decodeUnknownOption(Claims)
 const RefreshClaims = Schema.Struct({ sub: UserId, typ: Schema.Literal("refresh") })
 const decodeRefresh = Schema.decodeUnknownOption(RefreshClaims)
@@ -45,7 +52,7 @@ const providerCacheSize = 20_000
 export class Tokens extends Context.Service<
   Tokens,
   {
-    readonly issue: (userId: UserId, email: string) => Effect.Effect<Issued>
+    readonly issue: (userId: UserId, email: string, accountCreatedAt?: number) => Effect.Effect<Issued>
     /**
      * The session a token carries, or undefined when it is malformed, tampered with, expired
      * or unknown. Synchronous, so the purchase fast route needs no fiber to authenticate.
@@ -98,7 +105,12 @@ export class Tokens extends Context.Service<
       try {
         const claims = decodeClaims(check(token))
         if (Option.isSome(claims))
-          return { userId: claims.value.sub, email: claims.value.email, adminClaim: undefined }
+          return {
+            userId: claims.value.sub,
+            email: claims.value.email,
+            adminClaim: undefined,
+            accountCreatedAt: claims.value.created
+          }
       } catch {
         // Not one of this node's tokens: perhaps one of the provider's.
       }
@@ -106,8 +118,15 @@ export class Tokens extends Context.Service<
     }
 
     return Tokens.of({
-      issue: (userId, email) =>
-        Effect.sync(() => ({ token: sign({ sub: userId, email }), expiresAt: Date.now() + ttlMillis })),
+      issue: (userId, email, accountCreatedAt) =>
+        Effect.sync(() => ({
+          token: sign(
+            accountCreatedAt === undefined
+              ? { sub: userId, email }
+              : { sub: userId, email, created: accountCreatedAt }
+          ),
+          expiresAt: Date.now() + ttlMillis
+        })),
       verify,
       issueRefresh: (userId) => ({
         token: signRefresh({ sub: userId, typ: "refresh" }),

@@ -223,6 +223,17 @@ const refusalCounts = Effect.gen(function* () {
     $$`
 })
 
+// Per-sale rules checked before a purchase reaches the owner (see domain/PurchaseRules.ts):
+// a proof-of-work difficulty, and whether only accounts older than the sale may buy. Both are
+// set at creation and never change, so nodes cache them without invalidation.
+const purchaseRules = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    ALTER TABLE flash_sales
+      ADD COLUMN pow_difficulty integer CHECK (pow_difficulty IS NULL OR pow_difficulty BETWEEN 1 AND 1000000),
+      ADD COLUMN older_accounts_only boolean NOT NULL DEFAULT false`
+})
+
 /** Brings the schema up to date; a node serves nothing before this has run. */
 export const Migrations = {
   layer: PgMigrator.layer({
@@ -234,7 +245,8 @@ export const Migrations = {
       "0005_batch_durations": batchDurations,
       "0006_commit_function": commitFunction,
       "0007_accounts": accounts,
-      "0008_refusal_counts": refusalCounts
+      "0008_refusal_counts": refusalCounts,
+      "0010_purchase_rules": purchaseRules
     })
   }).pipe(Layer.provide(NodeServices.layer))
 }

@@ -8,6 +8,7 @@ import {
   StockBelowSold
 } from "../domain/Errors.ts"
 import type { ProductId, SaleId } from "../domain/Ids.ts"
+import type { PurchaseRules } from "../domain/PurchaseRules.ts"
 import { sqlState } from "./Database.ts"
 
 /** A sale as stored, with its stock row. */
@@ -20,6 +21,10 @@ export interface SaleRow {
   readonly cancelled: boolean
   readonly total: number
   readonly available: number
+  /** The proof-of-work difficulty; null: none asked. */
+  readonly powDifficulty: number | null
+  /** Only accounts created before this instant (the sale's creation) may buy; null: any. */
+  readonly accountsCreatedBefore: number | null
 }
 
 export interface NewSale {
@@ -28,7 +33,16 @@ export interface NewSale {
   readonly stock: number
   readonly startsAt: number
   readonly endsAt: number
+  readonly powDifficulty?: number | undefined
+  /** Only accounts created before the sale (its publication) may buy. */
+  readonly olderAccountsOnly?: boolean | undefined
 }
+
+/** A row's purchase rules as the domain states them. */
+export const rulesOf = (row: Pick<SaleRow, "powDifficulty" | "accountsCreatedBefore">): PurchaseRules => ({
+  powDifficulty: row.powDifficulty ?? undefined,
+  accountsCreatedBefore: row.accountsCreatedBefore ?? undefined
+})
 
 export interface SaleChanges {
   readonly priceCents?: number | undefined
@@ -44,6 +58,8 @@ export class Sales extends Context.Service<
     /** Creates the sale and its stock row in one transaction. */
     readonly create: (sale: NewSale) => Effect.Effect<SaleId, ProductNotFound | SqlError.SqlError>
     readonly find: (saleId: SaleId) => Effect.Effect<SaleRow | undefined, SqlError.SqlError>
+    /** The sale's purchase rules (fixed at creation), or undefined for no such sale. */
+    readonly rules: (saleId: SaleId) => Effect.Effect<PurchaseRules | undefined, SqlError.SqlError>
     /** The sale running now, else the next one to start (the seed API's "current" sale). */
     readonly current: Effect.Effect<SaleRow | undefined, SqlError.SqlError>
     /** Every sale, newest start first. */
@@ -72,16 +88,26 @@ export class Sales extends Context.Service<
         return rows.length > 0
       }, sql.withTransaction)
 
+      const ruleColumns = sql`
+        f.pow_difficulty AS "powDifficulty",
+        CASE WHEN f.older_accounts_only THEN (extract(epoch FROM f.created_at) * 1000)::float8 END
+          AS "accountsCreatedBefore"`
       const saleFrom = sql`flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id`
       const saleColumns = sql`
         f.id AS "saleId", p.name AS "productName", f.price_cents AS "priceCents",
         (extract(epoch FROM f.starts_at) * 1000)::float8 AS "startsAt",
         (extract(epoch FROM f.ends_at) * 1000)::float8 AS "endsAt",
-        f.status = 'cancelled' AS cancelled, s.total, s.available`
+        f.status = 'cancelled' AS cancelled, s.total, s.available, ${ruleColumns}`
 
       const find = Effect.fn("Sales.find")(function* (saleId: SaleId) {
         const rows = yield* sql<SaleRow>`SELECT ${saleColumns} FROM ${saleFrom} WHERE f.id = ${saleId}`
         return rows[0]
+      })
+
+      const rules = Effect.fn("Sales.rules")(function* (saleId: SaleId) {
+        const rows = yield* sql<Pick<SaleRow, "powDifficulty" | "accountsCreatedBefore">>`
+          SELECT ${ruleColumns} FROM flash_sales f WHERE f.id = ${saleId}`
+        return rows[0] === undefined ? undefined : rulesOf(rows[0])
       })
 
       const list =
@@ -99,7 +125,7 @@ export class Sales extends Context.Service<
         Effect.withSpan("Sales.current")
       )
 
-      return Sales.of({ create, find, current, list, update, cancel })
+      return Sales.of({ create, find, rules, current, list, update, cancel })
     })
   )
 }
@@ -107,9 +133,10 @@ export class Sales extends Context.Service<
 const createSale = (sql: SqlClient.SqlClient) =>
   Effect.fn("Sales.create")(function* (sale: NewSale) {
     const [row] = yield* sql<{ id: SaleId }>`
-        INSERT INTO flash_sales (product_id, price_cents, starts_at, ends_at)
+        INSERT INTO flash_sales (product_id, price_cents, starts_at, ends_at, pow_difficulty, older_accounts_only)
         VALUES (${sale.productId}, ${sale.priceCents},
-                to_timestamp(${sale.startsAt} / 1000.0), to_timestamp(${sale.endsAt} / 1000.0))
+                to_timestamp(${sale.startsAt} / 1000.0), to_timestamp(${sale.endsAt} / 1000.0),
+                ${sale.powDifficulty ?? null}::int, ${sale.olderAccountsOnly ?? false})
         RETURNING id`.pipe(
       Effect.catchTag("SqlError", (error): Effect.Effect<never, ProductNotFound | SqlError.SqlError> =>
         // SQLSTATE 23503, foreign_key_violation: the only foreign key of a sale is its product's.

@@ -6,7 +6,9 @@ import { SaleRouter } from "../../src/cluster/SaleRouter.ts"
 import { Limits } from "../../src/http/Limits.ts"
 import { recordCommit } from "../../src/http/Metrics.ts"
 import * as NodeServer from "../../src/http/NodeServer.ts"
+import { ProofOfWork } from "../../src/http/ProofOfWork.ts"
 import { PurchaseEndpoint } from "../../src/http/PurchaseEndpoint.ts"
+import { SaleRules } from "../../src/http/SaleRules.ts"
 import { serveApi } from "../../src/http/Server.ts"
 import { AdminRole } from "../../src/http/AdminRole.ts"
 import { AuthLimits } from "../../src/http/AuthLimits.ts"
@@ -87,6 +89,7 @@ export const testIdentity = (
 export const apiNodeWith = (identity: ReturnType<typeof testIdentity>) =>
   Served.pipe(
     Layer.provide(PurchaseEndpoint.layerWith({ maxBodyBytes: 16 * 1024, corsEnabled: true })),
+    Layer.provideMerge(Layer.merge(SaleRules.layer, Layer.succeed(ProofOfWork, ProofOfWork.make(secret)))),
     Layer.provideMerge(identity),
     // Per user only: every test buyer shares one loopback address.
     Layer.provide(Limits.make({ perUser: purchasesPerUser, perAddress: 0, window: "10 seconds" })),

@@ -74,7 +74,7 @@ describe("purchase outcomes in plain words", () => {
 })
 
 function BuyButton(props: { readonly onPurchased: () => void }) {
-  const { buy, busy, outcome, secondsLeft } = usePurchase("token", saleId, props.onPurchased)
+  const { buy, busy, outcome, secondsLeft } = usePurchase("token", saleId, null, props.onPurchased)
   return (
     <>
       <button type="button" onClick={buy} disabled={busy}>

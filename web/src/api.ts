@@ -11,6 +11,26 @@ export interface Sale {
   readonly status: SaleStatus
   readonly total: number
   readonly remaining: number
+  /** A purchase must carry a solved challenge of this difficulty; null: none. */
+  readonly powDifficulty: number | null
+  /** Only accounts created before this instant may buy; null: any. */
+  readonly accountsCreatedBefore: string | null
+}
+
+/** A proof-of-work challenge as the node issues it (ALTCHA v2), bound to the buyer and the sale. */
+export interface PowChallenge {
+  readonly parameters: {
+    readonly algorithm: string
+    readonly nonce: string
+    readonly salt: string
+    readonly cost: number
+    readonly keyLength: number
+    readonly keyPrefix: string
+    readonly keySignature?: string
+    readonly expiresAt?: number
+    readonly data?: Readonly<Record<string, string | number | boolean | null>>
+  }
+  readonly signature: string
 }
 
 /**
@@ -144,12 +164,15 @@ export const refreshSession = (): Promise<Session | undefined> => {
   return refreshing
 }
 
-const send = (
-  method: string,
-  path: string,
-  options: { token?: string | undefined; body?: unknown; signal?: AbortSignal | undefined }
-): Promise<Response> => {
-  const headers: Record<string, string> = { accept: "application/json" }
+interface CallOptions {
+  token?: string | undefined
+  body?: unknown
+  signal?: AbortSignal | undefined
+  headers?: Readonly<Record<string, string>> | undefined
+}
+
+const send = (method: string, path: string, options: CallOptions): Promise<Response> => {
+  const headers: Record<string, string> = { accept: "application/json", ...options.headers }
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
   if (options.body !== undefined) headers["content-type"] = "application/json"
   const init: RequestInit = { method, headers }
@@ -161,7 +184,7 @@ const send = (
 const call = async <A>(
   method: string,
   path: string,
-  options: { token?: string | undefined; body?: unknown; signal?: AbortSignal | undefined } = {}
+  options: CallOptions = {}
 ): Promise<{ status: number; body: A }> => {
   let response = await send(method, path, options)
   // An access token lives minutes: an expired one is renewed once and the call made again.
@@ -188,15 +211,32 @@ export const api = {
   me: (token: string) => get<{ userId: string; email: string; admin: boolean }>("/api/auth/me", token),
   sales: (signal?: AbortSignal) => get<ReadonlyArray<Sale>>("/api/sales", undefined, signal),
   sale: (saleId: string) => get<Sale>(`/api/sales/${encodeURIComponent(saleId)}`),
-  purchase: async (token: string, saleId: string): Promise<Purchase> =>
-    (await call<Purchase>("POST", `/api/sales/${encodeURIComponent(saleId)}/purchases`, { token })).body,
+  /** A proof-of-work challenge for this buyer and sale (only for a sale with a difficulty). */
+  challenge: (token: string, saleId: string) =>
+    get<PowChallenge>(`/api/sales/${encodeURIComponent(saleId)}/challenge`, token),
+  /** `proof`: the solved challenge, for a sale that asks one. */
+  purchase: async (token: string, saleId: string, proof?: string): Promise<Purchase> =>
+    (
+      await call<Purchase>("POST", `/api/sales/${encodeURIComponent(saleId)}/purchases`, {
+        token,
+        headers: proof === undefined ? undefined : { "proof-of-work": proof }
+      })
+    ).body,
   myOrders: (token: string, userId: string) =>
     get<ReadonlyArray<Order>>(`/api/purchase/user/${encodeURIComponent(userId)}`, token),
   createProduct: async (token: string, name: string): Promise<{ productId: string }> =>
     (await call<{ productId: string }>("POST", "/api/admin/products", { token, body: { name } })).body,
   createSale: async (
     token: string,
-    sale: { productId: string; priceCents: number; stock: number; startsAt: string; endsAt: string }
+    sale: {
+      productId: string
+      priceCents: number
+      stock: number
+      startsAt: string
+      endsAt: string
+      powDifficulty?: number
+      olderAccountsOnly?: boolean
+    }
   ): Promise<Sale> => (await call<Sale>("POST", "/api/admin/sales", { token, body: sale })).body,
   updateSale: async (
     token: string,

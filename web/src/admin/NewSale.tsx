@@ -2,7 +2,14 @@ import { useState, type FormEvent } from "react"
 import { api, ApiError, type Sale, type Session } from "../api.ts"
 import { fromLocalInput, toLocalInput } from "./times.ts"
 
-/** Creates a product and puts it on sale: price, stock, start and end. */
+/** A difficulty that costs a person about a second in a browser (see the README's measurement). */
+export const suggestedDifficulty = 2_000
+
+/**
+ * Creates a product and puts it on sale: price, stock, start and end, and the purchase rules
+ * (a proof-of-work difficulty, and whether only accounts older than the sale may buy), which
+ * are fixed once the sale exists.
+ */
 export function NewSale(props: { readonly session: Session; readonly onCreated: (sale: Sale) => void }) {
   const [name, setName] = useState("")
   const [price, setPrice] = useState("49.00")
@@ -13,6 +20,8 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
   const [endsAt, setEndsAt] = useState(() =>
     toLocalInput(Math.ceil(Date.now() / 60_000) * 60_000 + 3_660_000)
   )
+  const [difficulty, setDifficulty] = useState("0")
+  const [olderAccountsOnly, setOlderAccountsOnly] = useState(false)
   const [message, setMessage] = useState<{ ok: boolean; text: string } | undefined>(undefined)
   const [busy, setBusy] = useState(false)
 
@@ -30,6 +39,12 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
       return setMessage({ ok: false, text: "Start and end must be dates." })
     if (Date.parse(end) <= Date.parse(start))
       return setMessage({ ok: false, text: "The sale must end after it starts." })
+    const powDifficulty = Number(difficulty)
+    if (!Number.isInteger(powDifficulty) || powDifficulty < 0 || powDifficulty > 1_000_000)
+      return setMessage({
+        ok: false,
+        text: "The difficulty must be a whole number from 0 (off) to 1,000,000."
+      })
     setBusy(true)
     setMessage(undefined)
     try {
@@ -39,7 +54,9 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
         priceCents,
         stock: units,
         startsAt: start,
-        endsAt: end
+        endsAt: end,
+        ...(powDifficulty > 0 ? { powDifficulty } : {}),
+        ...(olderAccountsOnly ? { olderAccountsOnly } : {})
       })
       setMessage({ ok: true, text: `Sale of “${sale.productName}” created.` })
       setName("")
@@ -117,6 +134,33 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
             value={endsAt}
             onChange={(e) => setEndsAt(e.target.value)}
           />
+        </label>
+        <label>
+          Proof of work (0: off)
+          <input
+            name="powDifficulty"
+            type="number"
+            min="0"
+            max="1000000"
+            step="1"
+            required
+            value={difficulty}
+            aria-describedby="pow-hint"
+            onChange={(e) => setDifficulty(e.target.value)}
+          />
+          <small id="pow-hint">
+            Key derivations a buyer&apos;s browser does per attempt, at most;{" "}
+            {suggestedDifficulty.toLocaleString("en-US")} ≈ 1 s for a person.
+          </small>
+        </label>
+        <label className="check">
+          <input
+            name="olderAccountsOnly"
+            type="checkbox"
+            checked={olderAccountsOnly}
+            onChange={(e) => setOlderAccountsOnly(e.target.checked)}
+          />
+          Only accounts created before this sale
         </label>
       </div>
       <button type="submit" disabled={busy}>

@@ -3,6 +3,15 @@ import { api, ApiError, formatPrice, type Sale, type Session } from "../api.ts"
 import { formatInstant } from "../store/time.ts"
 import { fromLocalInput, toLocalInput } from "./times.ts"
 
+/** A sale's purchase rules in a few words; "none" when it has none. */
+const rulesOf = (sale: Sale): string => {
+  const rules = [
+    ...(sale.powDifficulty === null ? [] : [`proof of work ${sale.powDifficulty.toLocaleString("en-US")}`]),
+    ...(sale.accountsCreatedBefore === null ? [] : ["older accounts only"])
+  ]
+  return rules.length === 0 ? "none" : rules.join(", ")
+}
+
 /** One row per sale; before its start a sale can be rescheduled or cancelled. */
 export function SalesTable(props: {
   readonly session: Session
@@ -51,6 +60,7 @@ export function SalesTable(props: {
               <th scope="col">Status</th>
               <th scope="col">Price</th>
               <th scope="col">Left</th>
+              <th scope="col">Rules</th>
               <th scope="col">Starts</th>
               <th scope="col">Ends</th>
               <th scope="col">Actions</th>
@@ -69,6 +79,7 @@ export function SalesTable(props: {
                   <td className="digits">
                     {sale.remaining} / {sale.total}
                   </td>
+                  <td>{rulesOf(sale)}</td>
                   {edit === undefined ? (
                     <>
                       <td>{formatInstant(sale.startsAt)}</td>

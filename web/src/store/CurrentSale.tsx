@@ -26,7 +26,12 @@ export function CurrentSale(props: {
   const { sale, session } = props
   const { live, connected } = useSaleEvents(sale.saleId)
   const now = useNow()
-  const { buy, busy, outcome, secondsLeft } = usePurchase(session?.token, sale.saleId, props.onPurchased)
+  const { buy, busy, proving, outcome, secondsLeft } = usePurchase(
+    session?.token,
+    sale.saleId,
+    sale.powDifficulty,
+    props.onPurchased
+  )
 
   const startsAt = Date.parse(sale.startsAt)
   const endsAt = Date.parse(sale.endsAt)
@@ -69,9 +74,11 @@ export function CurrentSale(props: {
             ? "Cancelled"
             : session === undefined
               ? "Sign in to buy"
-              : busy
-                ? "Buying…"
-                : undefined
+              : proving
+                ? "Checking you're a person…"
+                : busy
+                  ? "Buying…"
+                  : undefined
 
   return (
     <article className="sale current" aria-labelledby="current-sale-name" data-testid="current-sale">
@@ -97,6 +104,11 @@ export function CurrentSale(props: {
           </p>
         )}
       </div>
+      {sale.accountsCreatedBefore === null ? null : (
+        <p className="note" data-testid="sale-rule">
+          Open to accounts created before {formatInstant(sale.accountsCreatedBefore)}.
+        </p>
+      )}
       <button type="button" className="buy" onClick={buy} disabled={disabledBecause !== undefined}>
         {disabledBecause ?? `Buy for ${formatPrice(sale.priceCents)}`}
       </button>

@@ -8,6 +8,10 @@ export type PurchaseOutcome =
   | { readonly kind: "not_started" }
   | { readonly kind: "ended" }
   | { readonly kind: "cancelled" }
+  /** The sale admits only accounts created before it was published. */
+  | { readonly kind: "account_too_new" }
+  /** The check that the buyer is a person (the proof of work) did not pass; another try solves anew. */
+  | { readonly kind: "not_verified" }
   /** 429 or 503: the shop retries by itself after `seconds`. */
   | { readonly kind: "retry"; readonly seconds: number; readonly reason: "rate_limited" | "busy" }
   | { readonly kind: "signed_out" }
@@ -33,6 +37,8 @@ export const purchaseOutcome = (result: { ok: Purchase } | { error: unknown }): 
     }
   if (error.status === 401) return { kind: "signed_out" }
   if (error.code === "sold_out") return { kind: "sold_out" }
+  if (error.code === "account_too_new") return { kind: "account_too_new" }
+  if (error.code.startsWith("proof_of_work_")) return { kind: "not_verified" }
   if (error.code === "sale_not_active") {
     const reason = reasonOf(error.details)
     if (reason === "not_started") return { kind: "not_started" }
@@ -60,6 +66,10 @@ export const describeOutcome = (outcome: PurchaseOutcome, secondsLeft?: number):
       return "The sale is over."
     case "cancelled":
       return "This sale was cancelled."
+    case "account_too_new":
+      return "This sale is open only to accounts that existed before it was announced."
+    case "not_verified":
+      return "We could not check that you're a person. Press Buy to try again."
     case "retry": {
       const seconds = Math.max(0, secondsLeft ?? outcome.seconds)
       const why = outcome.reason === "rate_limited" ? "Too many tries from you" : "The shop is busy"
@@ -78,4 +88,5 @@ export const isFinal = (outcome: PurchaseOutcome): boolean =>
   outcome.kind === "already_purchased" ||
   outcome.kind === "sold_out" ||
   outcome.kind === "ended" ||
-  outcome.kind === "cancelled"
+  outcome.kind === "cancelled" ||
+  outcome.kind === "account_too_new"

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react"
 import { api } from "../api.ts"
 import { purchaseOutcome, type PurchaseOutcome } from "./outcome.ts"
+import { proveFor } from "./proofOfWork.ts"
 import { useNow } from "./time.ts"
 
 // Automatic retries after 429/503 before the buyer is asked to press again.
@@ -8,20 +9,25 @@ const maxRetries = 5
 
 /**
  * Buying one unit of a sale: the outcome in plain terms and, after a 429 or 503, an automatic
- * retry once `Retry-After` has passed.
+ * retry once `Retry-After` has passed. A sale with a proof-of-work difficulty first gets a
+ * challenge solved (`proving` meanwhile), afresh for each attempt: a solution is spent once
+ * checked, so an answer that comes after (a busy owner's 503) needs a new one.
  */
 export const usePurchase = (
   token: string | undefined,
   saleId: string,
+  powDifficulty: number | null,
   onPurchased: () => void
 ): {
   readonly buy: () => void
   readonly busy: boolean
+  readonly proving: boolean
   readonly outcome: PurchaseOutcome | undefined
   readonly secondsLeft: number | undefined
 } => {
   const [outcome, setOutcome] = useState<PurchaseOutcome | undefined>(undefined)
   const [busy, setBusy] = useState(false)
+  const [proving, setProving] = useState(false)
   const [retryAt, setRetryAt] = useState<number | undefined>(undefined)
   const retries = useRef(0)
   const purchased = useRef(onPurchased)
@@ -35,7 +41,12 @@ export const usePurchase = (
     setRetryAt(undefined)
     let next: PurchaseOutcome
     try {
-      next = purchaseOutcome({ ok: await api.purchase(token, saleId) })
+      let proof: string | undefined
+      if (powDifficulty !== null) {
+        setProving(true)
+        proof = await proveFor(token, saleId).finally(() => setProving(false))
+      }
+      next = purchaseOutcome({ ok: await api.purchase(token, saleId, proof) })
     } catch (error) {
       next = purchaseOutcome({ error })
     }
@@ -52,7 +63,7 @@ export const usePurchase = (
     setOutcome(next)
     setBusy(false)
     if (next.kind === "purchased" || next.kind === "already_purchased") purchased.current()
-  }, [token, saleId])
+  }, [token, saleId, powDifficulty])
 
   useEffect(() => {
     if (retryAt === undefined) return
@@ -69,5 +80,5 @@ export const usePurchase = (
     void attempt()
   }, [busy, attempt])
 
-  return { buy, busy, outcome, secondsLeft }
+  return { buy, busy, proving, outcome, secondsLeft }
 }
