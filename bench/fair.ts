@@ -13,17 +13,23 @@
  * answer latencies; `docs/fair.md` and `docs/fair.svg` get the table and chart. Every sale
  * ends checked against PostgreSQL (no oversell, one order per buyer, every 2xx has its row);
  * the bench fails only when an invariant is broken. Options: --quick, --farm K, --people H,
- * --units N, --spread S (seconds over which people arrive).
+ * --units N, --spread S (seconds over which people arrive), --difficulty N (proof of work, the
+ * most key derivations a solve takes; default the admin console's suggestion, 500 with --quick).
  */
 import { NodeRuntime } from "@effect/platform-node"
+import { solveChallenge } from "altcha-lib"
+import { deriveKey } from "altcha-lib/algorithms/pbkdf2"
 import { Effect } from "effect"
 import { fork, type ChildProcess } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import { cpus, loadavg, totalmem } from "node:os"
 import { parseArgs } from "node:util"
 import type { OrderId, SaleId, UserId } from "../src/domain/Ids.ts"
+import { ProofOfWork } from "../src/http/ProofOfWork.ts"
 import { Audit, checkInvariants, violations } from "../src/storage/Audit.ts"
-import { makeSale, makeUsers } from "../tests/support/Fixtures.ts"
+import { Products } from "../src/storage/Products.ts"
+import { Sales } from "../src/storage/Sales.ts"
+import { makeUsers } from "../tests/support/Fixtures.ts"
 import { freshServerStorage } from "../tests/support/TestDatabase.ts"
 import { fairChartSvg } from "./fairChart.ts"
 import { serve } from "./serve.ts"
@@ -39,6 +45,8 @@ interface Crowd {
   readonly openAt: number
   /** Each request leaves at openAt + this many ms (0 for the farm). */
   readonly delays: ReadonlyArray<number>
+  /** The sale asks a solved challenge with each attempt. */
+  readonly pow: boolean
 }
 
 /** One answer as a client saw it. */
@@ -51,32 +59,68 @@ interface Answer {
 
 interface CrowdReport {
   readonly answers: ReadonlyArray<Answer>
-  /** The client's own CPU time (user + system) from its first request to its last answer, ms. */
+  /** The client's own CPU time (user + system), from its first challenge or request to its last answer, ms. */
   readonly cpuMillis: number
+  /** How late the client was ready for the opening (its solving took longer than the lead), ms; <= 0: on time. */
+  readonly lateMillis: number
 }
 
 // ---- role: a client process (farm or people) -------------------------------------------------
+/** A solved challenge for this buyer and sale, as the `Proof-Of-Work` header carries it. */
+const proofFor = async (crowd: Crowd, token: string): Promise<string> => {
+  const response = await fetch(`${crowd.url}/api/sales/${crowd.saleId}/challenge`, {
+    headers: { authorization: `Bearer ${token}` }
+  })
+  if (response.status !== 200) throw new Error(`challenge: ${response.status} ${await response.text()}`)
+  const challenge = (await response.json()) as Parameters<typeof solveChallenge>[0]["challenge"]
+  const solution = await solveChallenge({ challenge, deriveKey })
+  if (solution === null) throw new Error("the solver gave up")
+  return Buffer.from(JSON.stringify({ challenge, solution })).toString("base64")
+}
+
+const attempt = async (crowd: Crowd, token: string, proof: string | undefined) => {
+  const headers: Record<string, string> = { authorization: `Bearer ${token}` }
+  if (proof !== undefined) headers["proof-of-work"] = proof
+  const response = await fetch(`${crowd.url}/api/sales/${crowd.saleId}/purchases`, {
+    method: "POST",
+    headers
+  })
+  const body = (await response.json()) as { order?: { orderId?: string } }
+  return { status: response.status, orderId: body.order?.orderId }
+}
+
+/**
+ * Two messages from the driver: the crowd (prepare: every challenge is fetched and solved
+ * before the opening, as a farm does; a person's solving happens on their own device, so it
+ * is done here ahead of time too and its cost reported, not counted in their latency), then
+ * `{ go: true }`, after which each request leaves at its moment.
+ */
 const client = () => {
-  process.once("message", (crowd: Crowd) => {
+  let crowd: Crowd | undefined
+  let proofs: ReadonlyArray<string> = []
+  const cpu = process.cpuUsage()
+  process.on("message", (message: Crowd | { readonly go: true }) => {
     void (async () => {
-      const wait = crowd.openAt - Date.now()
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
-      const cpu = process.cpuUsage()
+      if (!("go" in message)) {
+        crowd = message
+        const current = message
+        proofs = current.pow ? await Promise.all(current.tokens.map((t) => proofFor(current, t))) : []
+        const used = process.cpuUsage(cpu)
+        process.send?.({ ready: true, cpuMillis: (used.user + used.system) / 1_000 })
+        return
+      }
+      const ready = crowd
+      if (ready === undefined) throw new Error("go before the crowd")
+      const late = Date.now() - ready.openAt
       const answers = await Promise.all(
-        crowd.tokens.map(async (token, index) => {
-          const delay = crowd.openAt + (crowd.delays[index] ?? 0) - Date.now()
+        ready.tokens.map(async (token, index): Promise<Answer> => {
+          const delay = ready.openAt + (ready.delays[index] ?? 0) - Date.now()
           if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
           const sent = performance.now()
           try {
-            const response = await fetch(`${crowd.url}/api/sales/${crowd.saleId}/purchases`, {
-              method: "POST",
-              headers: { authorization: `Bearer ${token}` }
-            })
-            const body = (await response.json()) as { order?: { orderId?: string } }
             return {
               index,
-              status: response.status,
-              orderId: body.order?.orderId,
+              ...(await attempt(ready, token, proofs[index])),
               millis: performance.now() - sent
             }
           } catch {
@@ -85,7 +129,7 @@ const client = () => {
         })
       )
       const used = process.cpuUsage(cpu)
-      const report: CrowdReport = { answers, cpuMillis: (used.user + used.system) / 1_000 }
+      const report: CrowdReport = { answers, cpuMillis: (used.user + used.system) / 1_000, lateMillis: late }
       process.send?.(report, () => process.exit(0))
     })()
   })
@@ -98,12 +142,13 @@ const { values: args } = parseArgs({
     farm: { type: "string" },
     people: { type: "string" },
     units: { type: "string" },
-    spread: { type: "string" }
+    spread: { type: "string" },
+    difficulty: { type: "string" }
   }
 })
 const quick = args.quick === true
-const farmSize = Number(args.farm ?? (quick ? 100 : 200))
-const peopleSize = Number(args.people ?? (quick ? 400 : 800))
+const farmSize = Number(args.farm ?? (quick ? 50 : 200))
+const peopleSize = Number(args.people ?? (quick ? 200 : 800))
 const units = Number(args.units ?? (quick ? 30 : 100))
 const spreadMillis = Number(args.spread ?? 3) * 1_000
 
@@ -121,6 +166,12 @@ export interface ModeResult {
   /** Half-width of the 95 % band of the farm's share under a uniform draw of `units` from the crowd. */
   readonly fairBand: number
   readonly farmCpuMillisPerUnit: number | undefined
+  /** The farm's CPU time in all (solving its challenges, sending its requests), ms. */
+  readonly farmCpuMillis: number
+  /** A person's CPU time for their proof of work (on their own device, before the request), ms. */
+  readonly personSolveMillis: number | undefined
+  /** Requests answered 5xx or not at all. */
+  readonly failed: number
   readonly peopleP50: number
   readonly peopleP99: number
   readonly violations: number
@@ -137,20 +188,93 @@ export const fairBand = (n: number, marked: number, total: number): number => {
   return (1.96 * Math.sqrt(variance)) / n
 }
 
-const runCrowd = (crowd: Crowd) =>
-  Effect.callback<CrowdReport>((resume) => {
-    const child: ChildProcess = fork(new URL(import.meta.url).pathname, [], {
-      env: { ...process.env, BENCH_FAIR_ROLE: "client" },
-      execArgv: ["--experimental-strip-types", "--no-warnings"],
-      stdio: ["ignore", "inherit", "inherit", "ipc"]
+interface Mode {
+  readonly id: string
+  readonly title: string
+  readonly pow: boolean
+  readonly olderAccountsOnly: boolean
+}
+
+const modes: ReadonlyArray<Mode> = [
+  { id: "first_come", title: "first come, first served", pow: false, olderAccountsOnly: false },
+  { id: "first_come_pow", title: "first come, proof of work", pow: true, olderAccountsOnly: false },
+  { id: "first_come_older", title: "first come, older accounts only", pow: false, olderAccountsOnly: true }
+]
+
+/** Proof of work when a sale asks it: the admin console suggests 2,000 (web/src/admin/NewSale.tsx). */
+const difficulty = Number(args.difficulty ?? (quick ? 500 : 2_000))
+
+/** CPU time of one solve at `difficulty` on this machine, ms: sets how long before the opening challenges are handed out. */
+const calibrate = Effect.gen(function* () {
+  const pow = ProofOfWork.make(new TextEncoder().encode("bench:fair calibration, long enough for HMAC"))
+  const cpu = process.cpuUsage()
+  for (let i = 0; i < 3; i++) {
+    const challenge = yield* pow.issue(
+      "00000000-0000-4000-8000-000000000001" as SaleId,
+      "00000000-0000-4000-8000-000000000002" as UserId,
+      difficulty
+    )
+    yield* Effect.promise(() => solveChallenge({ challenge, deriveKey }))
+  }
+  const used = process.cpuUsage(cpu)
+  return (used.user + used.system) / 1_000 / 3
+})
+
+const saleFor = (mode: Mode, openAt: number) =>
+  Effect.gen(function* () {
+    const productId = yield* (yield* Products).create("Limited sneaker", "bench:fair")
+    return yield* (yield* Sales).create({
+      productId,
+      priceCents: 12_900,
+      stock: units,
+      startsAt: openAt,
+      endsAt: openAt + 600_000,
+      powDifficulty: mode.pow ? difficulty : undefined,
+      olderAccountsOnly: mode.olderAccountsOnly
     })
-    child.once("message", (report) => resume(Effect.succeed(report as CrowdReport)))
-    child.once("exit", (code) => {
-      if (code !== 0) resume(Effect.die(new Error(`a crowd client exited with ${code}`)))
-    })
-    child.send(crowd)
-    return Effect.sync(() => child.kill("SIGKILL"))
   })
+
+/** A client process with its crowd handed over; `prepared` once its challenges are solved. */
+const startCrowd = (crowd: Crowd) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const child: ChildProcess = fork(new URL(import.meta.url).pathname, [], {
+        env: { ...process.env, BENCH_FAIR_ROLE: "client" },
+        execArgv: ["--experimental-strip-types", "--no-warnings"],
+        stdio: ["ignore", "inherit", "inherit", "ipc"]
+      })
+      const replies: Array<unknown> = []
+      const waiting: Array<() => void> = []
+      child.on("message", (reply) => {
+        replies.push(reply)
+        waiting.splice(0).forEach((wake) => wake())
+      })
+      child.once("exit", (code) => {
+        if (code !== 0) replies.push({ failed: code })
+        waiting.splice(0).forEach((wake) => wake())
+      })
+      child.send(crowd)
+      const next = <A>(): Promise<A> =>
+        new Promise((resolve, reject) => {
+          const take = () => {
+            const reply = replies.shift() as (A & { failed?: number }) | undefined
+            if (reply === undefined) return void waiting.push(take)
+            if (reply.failed !== undefined) reject(new Error(`a crowd client exited with ${reply.failed}`))
+            else resolve(reply)
+          }
+          take()
+        })
+      return {
+        prepared: Effect.promise(() => next<{ readonly cpuMillis: number }>()),
+        go: Effect.promise(() => {
+          child.send({ go: true })
+          return next<CrowdReport>()
+        }),
+        child
+      }
+    }),
+    ({ child }) => Effect.sync(() => child.kill("SIGKILL"))
+  )
 
 const shuffledDelays = (count: number) => Array.from({ length: count }, () => Math.random() * spreadMillis)
 
@@ -174,54 +298,77 @@ const driver = Effect.gen(function* () {
     RATE_LIMIT_PER_USER: "0"
   })
 
+  const solveMillis = yield* calibrate
+  console.log(
+    `proof of work at difficulty ${difficulty}: ${solveMillis.toFixed(0)} ms of CPU per solve on this machine`
+  )
   const results: Array<ModeResult> = []
-  for (const mode of [{ id: "first_come", title: "first come, first served" }]) {
+  for (const mode of modes) {
     const farmUsers = yield* makeUsers(farmSize).pipe(Effect.provideContext(storage))
     const people = yield* makeUsers(peopleSize).pipe(Effect.provideContext(storage))
-    const openAt = Date.now() + 3_000
-    const saleId: SaleId = yield* makeSale(units, { startsAt: openAt, endsAt: openAt + 600_000 }).pipe(
-      Effect.provideContext(storage)
-    )
-    console.log(`  ${mode.title}: sale opens in 3 s ...`)
-    const [farm, crowd] = yield* Effect.all(
-      [
-        runCrowd({
-          url: node.url,
-          saleId,
-          tokens: signTokens(farmUsers),
-          openAt,
-          delays: farmUsers.map(() => 0)
-        }),
-        runCrowd({
-          url: node.url,
-          saleId,
-          tokens: signTokens(people),
-          openAt,
-          delays: shuffledDelays(peopleSize)
-        })
-      ],
-      { concurrency: 2 }
-    )
-    const confirmed = new Map<OrderId, UserId>()
-    const won = (answers: ReadonlyArray<Answer>, users: ReadonlyArray<UserId>) => {
-      let count = 0
-      for (const answer of answers) {
-        const userId = users[answer.index]
-        if (answer.status !== 201 && answer.status !== 200) continue
-        count++
-        if (answer.orderId !== undefined && userId !== undefined)
-          confirmed.set(answer.orderId as OrderId, userId)
-      }
-      return count
-    }
-    const farmWon = won(farm.answers, farmUsers)
-    const peopleWon = won(crowd.answers, people)
+    const peopleTokens = signTokens(people)
+    // Long enough for both clients to solve every challenge first, where the sale asks for them.
+    const lead = 3_000 + (mode.pow ? ((farmSize + peopleSize) * solveMillis * 1.5) / cpus().length : 0)
+    const openAt = Date.now() + lead
+    const saleId = yield* saleFor(mode, openAt).pipe(Effect.provideContext(storage))
+    // The farm's accounts are made once the sale is published, as a farm makes them for a drop.
+    const farmTokens = mode.olderAccountsOnly
+      ? signTokens(yield* makeUsers(farmSize).pipe(Effect.provideContext(storage)))
+      : signTokens(farmUsers)
+    const farmIds = mode.olderAccountsOnly ? undefined : farmUsers
+    console.log(`  ${mode.title}: sale opens in ${(lead / 1_000).toFixed(0)} s ...`)
+    const farmClient = yield* startCrowd({
+      url: node.url,
+      saleId,
+      tokens: farmTokens,
+      openAt,
+      delays: farmTokens.map(() => 0),
+      pow: mode.pow
+    })
+    const peopleClient = yield* startCrowd({
+      url: node.url,
+      saleId,
+      tokens: peopleTokens,
+      openAt,
+      delays: shuffledDelays(peopleSize),
+      pow: mode.pow
+    })
+    const [, peoplePrepared] = yield* Effect.all([farmClient.prepared, peopleClient.prepared], {
+      concurrency: 2
+    })
+    const [farm, crowd] = yield* Effect.all([farmClient.go, peopleClient.go], { concurrency: 2 })
+    for (const [who, report] of [
+      ["farm", farm],
+      ["people", crowd]
+    ] as const)
+      if (report.lateMillis > 0)
+        console.log(
+          `    (the ${who} was ready ${report.lateMillis} ms after the opening: its solving outlasted the lead)`
+        )
     const record = yield* Effect.flatMap(Audit, (audit) => audit.read(saleId)).pipe(
       Effect.provideContext(storage)
     )
+    const confirmed = new Map<OrderId, UserId>()
+    const told = (answers: ReadonlyArray<Answer>, users: ReadonlyArray<UserId> | undefined) => {
+      for (const answer of answers) {
+        const userId = users?.[answer.index]
+        if (
+          (answer.status === 201 || answer.status === 200) &&
+          answer.orderId !== undefined &&
+          userId !== undefined
+        )
+          confirmed.set(answer.orderId as OrderId, userId)
+      }
+    }
+    told(farm.answers, farmIds)
+    told(crowd.answers, people)
+    // Who holds a unit, by PostgreSQL: the people's orders, and everyone else's (the farm's).
+    const peopleSet = new Set<UserId>(people)
+    const sold = record.orders.size
+    const peopleWon = [...record.orders.values()].filter((userId) => peopleSet.has(userId)).length
+    const farmWon = sold - peopleWon
     const invariants = checkInvariants(record, confirmed)
     const latencies = crowd.answers.map((a) => a.millis).sort((a, b) => a - b)
-    const sold = farmWon + peopleWon
     const result: ModeResult = {
       mode: mode.id,
       title: mode.title,
@@ -230,20 +377,25 @@ const driver = Effect.gen(function* () {
       people: peopleSize,
       farmWon,
       peopleWon,
-      farmShareOfCrowd: farmSize / (farmSize + peopleSize),
+      farmShareOfCrowd: mode.olderAccountsOnly ? 0 : farmSize / (farmSize + peopleSize),
       farmShareOfUnits: sold === 0 ? 0 : farmWon / sold,
-      fairBand: fairBand(sold, farmSize, farmSize + peopleSize),
+      fairBand: mode.olderAccountsOnly ? 0 : fairBand(sold, farmSize, farmSize + peopleSize),
       farmCpuMillisPerUnit: farmWon === 0 ? undefined : farm.cpuMillis / farmWon,
+      farmCpuMillis: farm.cpuMillis,
+      personSolveMillis: mode.pow ? peoplePrepared.cpuMillis / peopleSize : undefined,
       peopleP50: percentile(latencies, 50),
       peopleP99: percentile(latencies, 99),
+      failed: [...farm.answers, ...crowd.answers].filter((a) => a.status === 0 || a.status >= 500).length,
       violations: violations(invariants)
     }
     results.push(result)
     console.log(
       `  ${mode.title}: farm won ${farmWon} of ${sold} units (${pct(result.farmShareOfUnits)}) with ` +
         `${pct(result.farmShareOfCrowd)} of the crowd (a fair draw: ${pct(result.farmShareOfCrowd)} ± ${pct(result.fairBand)}); ` +
-        `farm CPU ${result.farmCpuMillisPerUnit?.toFixed(1) ?? "-"} ms per unit won; people answered in ` +
-        `p50 ${result.peopleP50.toFixed(0)} ms, p99 ${result.peopleP99.toFixed(0)} ms; invariants: committed ` +
+        `farm CPU ${(farm.cpuMillis / 1_000).toFixed(2)} s in all, ${result.farmCpuMillisPerUnit?.toFixed(1) ?? "-"} ms per unit won; ` +
+        `people answered in p50 ${result.peopleP50.toFixed(0)} ms, p99 ${result.peopleP99.toFixed(0)} ms` +
+        `${result.personSolveMillis === undefined ? "" : ` after solving for ${result.personSolveMillis.toFixed(0)} ms of CPU each`}; ` +
+        `${result.failed} requests failed (5xx or no answer); invariants: committed ` +
         `${invariants.committed}/${units}, oversold ${invariants.oversold}, duplicate buyers ${invariants.duplicateBuyers}, ` +
         `2xx without a row ${invariants.lostConfirmed} -> ${result.violations === 0 ? "OK" : "VIOLATED"}`
     )
@@ -276,12 +428,12 @@ const fairMarkdown = (results: ReadonlyArray<ModeResult>) =>
     "",
     "![share of units won by the farm, per mode](fair.svg)",
     "",
-    "| mode | units | farm won | farm's share of units | farm's share of the crowd (fair band) | farm CPU per unit won | people's answer p50 / p99 | invariants |",
-    "| ---- | ----- | -------- | --------------------- | ------------------------------------- | --------------------- | ------------------------- | ---------- |",
+    "| mode | units | farm won | farm's share of units | farm's share of the crowd (fair band) | farm CPU in all / per unit won | people's answer p50 / p99 | invariants |",
+    "| ---- | ----- | -------- | --------------------- | ------------------------------------- | ------------------------------ | ------------------------- | ---------- |",
     ...results.map(
       (r) =>
         `| ${r.title} | ${r.units} | ${r.farmWon} | ${pct(r.farmShareOfUnits)} | ${pct(r.farmShareOfCrowd)} ± ${pct(r.fairBand)} | ` +
-        `${r.farmCpuMillisPerUnit === undefined ? "–" : `${r.farmCpuMillisPerUnit.toFixed(1)} ms`} | ` +
+        `${(r.farmCpuMillis / 1_000).toFixed(2)} s / ${r.farmCpuMillisPerUnit === undefined ? "–" : `${r.farmCpuMillisPerUnit.toFixed(1)} ms`} | ` +
         `${r.peopleP50.toFixed(0)} / ${r.peopleP99.toFixed(0)} ms | ${r.violations === 0 ? "OK" : "VIOLATED"} |`
     ),
     ""
