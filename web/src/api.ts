@@ -15,6 +15,57 @@ export interface Sale {
   readonly powDifficulty: number | null
   /** Only accounts created before this instant may buy; null: any. */
   readonly accountsCreatedBefore: string | null
+  /** Absent: first come, first served. */
+  readonly allocation?: Allocation
+}
+
+/** The sale's draw, when it is one. */
+export const drawOf = (sale: Sale): Extract<Allocation, { readonly mode: "draw" }> | undefined =>
+  sale.allocation?.mode === "draw" ? sale.allocation : undefined
+
+/**
+ * How a sale hands out its units: first come, first served, or a draw among everyone who
+ * entered in the window from the start to `drawAt`. The seed's commitment is public from the
+ * start; the seed itself once the draw is done.
+ */
+export type Allocation =
+  | { readonly mode: "first_come" }
+  | {
+      readonly mode: "draw"
+      readonly entryWindowSeconds: number
+      readonly drawAt: string
+      readonly commitment: string
+      readonly seed: string | null
+      readonly drawnAt: string | null
+    }
+
+/** A draw as anyone can check it; entries, seed and result only once it is done. */
+export interface DrawRecord {
+  readonly saleId: string
+  readonly drawAt: string
+  readonly commitment: string
+  readonly drawn: boolean
+  readonly drawnAt: string | null
+  readonly seed: string | null
+  readonly units: number | null
+  readonly entriesHash: string | null
+  readonly entries: ReadonlyArray<{ readonly userId: string; readonly entryId: string }> | null
+  readonly winners: ReadonlyArray<string> | null
+  readonly waitingList: ReadonlyArray<string> | null
+}
+
+/** A buyer's entry in a draw sale. */
+export interface Entry {
+  readonly saleId: string
+  readonly status: "none" | "entered" | "won" | "not_drawn"
+  readonly drawAt: string
+  readonly drawnAt: string | null
+  readonly entryId: string | null
+  readonly enteredAt: string | null
+  /** The winner's order. */
+  readonly orderId: string | null
+  /** Not drawn: place on the waiting list for units that come back (1 is next). */
+  readonly waitingListPlace: number | null
 }
 
 /** A proof-of-work challenge as the node issues it (ALTCHA v2), bound to the buyer and the sale. */
@@ -69,12 +120,19 @@ export interface Order {
   readonly createdAt: string
 }
 
-export interface Purchase {
-  readonly orderId: string
-  readonly saleId: string
-  readonly status: "purchased"
-  readonly alreadyPurchased: boolean
-}
+export type Purchase =
+  | {
+      readonly orderId: string
+      readonly saleId: string
+      readonly status: "purchased"
+      readonly alreadyPurchased: boolean
+    }
+  /** 202 in a draw sale's window: an entry, committed; the draw decides later. */
+  | {
+      readonly saleId: string
+      readonly status: "entered"
+      readonly entered: { readonly entryId: string; readonly enteredAt: string; readonly drawAt: string }
+    }
 
 export interface SaleStats {
   readonly saleId: string
@@ -222,6 +280,10 @@ export const api = {
         headers: proof === undefined ? undefined : { "proof-of-work": proof }
       })
     ).body,
+  /** The buyer's entry in a draw sale: entered, won (with the order) or not drawn. */
+  entry: (token: string, saleId: string) =>
+    get<Entry>(`/api/sales/${encodeURIComponent(saleId)}/entry`, token),
+  draw: (saleId: string) => get<DrawRecord>(`/api/sales/${encodeURIComponent(saleId)}/draw`),
   myOrders: (token: string, userId: string) =>
     get<ReadonlyArray<Order>>(`/api/purchase/user/${encodeURIComponent(userId)}`, token),
   createProduct: async (token: string, name: string): Promise<{ productId: string }> =>
@@ -236,6 +298,8 @@ export const api = {
       endsAt: string
       powDifficulty?: number
       olderAccountsOnly?: boolean
+      allocation?: "first_come" | "draw"
+      entryWindowSeconds?: number
     }
   ): Promise<Sale> => (await call<Sale>("POST", "/api/admin/sales", { token, body: sale })).body,
   updateSale: async (

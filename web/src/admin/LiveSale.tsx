@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react"
 import { api, type Sale, type SaleStats, type Session } from "../api.ts"
 import { Chart, type Series } from "./Chart.tsx"
+import { LiveDraw } from "./LiveDraw.tsx"
 import { commitTotals, meanCommitMillis } from "./metrics.ts"
 
 // One reading a second, the last two minutes on screen.
@@ -146,6 +147,7 @@ export function LiveSale(props: { readonly session: Session; readonly sale: Sale
           </dd>
         </div>
       </dl>
+      <LiveDraw sale={props.sale} entries={stats?.byOutcome.entered} />
       <div className="charts">
         <Chart
           title="Remaining units"

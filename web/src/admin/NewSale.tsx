@@ -6,9 +6,10 @@ import { fromLocalInput, toLocalInput } from "./times.ts"
 export const suggestedDifficulty = 2_000
 
 /**
- * Creates a product and puts it on sale: price, stock, start and end, and the purchase rules
- * (a proof-of-work difficulty, and whether only accounts older than the sale may buy), which
- * are fixed once the sale exists.
+ * Creates a product and puts it on sale: price, stock, start and end, how units are handed out
+ * (first come, or a draw after an entry window) and the purchase rules (a proof-of-work
+ * difficulty, and whether only accounts older than the sale may buy), all fixed once the sale
+ * exists.
  */
 export function NewSale(props: { readonly session: Session; readonly onCreated: (sale: Sale) => void }) {
   const [name, setName] = useState("")
@@ -22,6 +23,8 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
   )
   const [difficulty, setDifficulty] = useState("0")
   const [olderAccountsOnly, setOlderAccountsOnly] = useState(false)
+  const [allocation, setAllocation] = useState<"first_come" | "draw">("first_come")
+  const [entryWindow, setEntryWindow] = useState("60")
   const [message, setMessage] = useState<{ ok: boolean; text: string } | undefined>(undefined)
   const [busy, setBusy] = useState(false)
 
@@ -45,6 +48,11 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
         ok: false,
         text: "The difficulty must be a whole number from 0 (off) to 1,000,000."
       })
+    const entryWindowSeconds = Number(entryWindow)
+    if (allocation === "draw" && (!Number.isInteger(entryWindowSeconds) || entryWindowSeconds < 1))
+      return setMessage({ ok: false, text: "The entry window must be a whole number of seconds ≥ 1." })
+    if (allocation === "draw" && Date.parse(start) + entryWindowSeconds * 1_000 > Date.parse(end))
+      return setMessage({ ok: false, text: "The entry window must close before the sale ends." })
     setBusy(true)
     setMessage(undefined)
     try {
@@ -56,7 +64,8 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
         startsAt: start,
         endsAt: end,
         ...(powDifficulty > 0 ? { powDifficulty } : {}),
-        ...(olderAccountsOnly ? { olderAccountsOnly } : {})
+        ...(olderAccountsOnly ? { olderAccountsOnly } : {}),
+        ...(allocation === "draw" ? { allocation, entryWindowSeconds } : {})
       })
       setMessage({ ok: true, text: `Sale of “${sale.productName}” created.` })
       setName("")
@@ -153,6 +162,35 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
             {suggestedDifficulty.toLocaleString("en-US")} ≈ 1 s for a person.
           </small>
         </label>
+        <label>
+          Allocation
+          <select
+            name="allocation"
+            value={allocation}
+            aria-describedby="allocation-hint"
+            onChange={(e) => setAllocation(e.target.value === "draw" ? "draw" : "first_come")}
+          >
+            <option value="first_come">First come, first served</option>
+            <option value="draw">Draw among everyone who enters</option>
+          </select>
+          <small id="allocation-hint">
+            A draw takes entries from the start for the window below, then picks winners at random.
+          </small>
+        </label>
+        {allocation === "draw" ? (
+          <label>
+            Entry window (seconds)
+            <input
+              name="entryWindowSeconds"
+              type="number"
+              min="1"
+              step="1"
+              required
+              value={entryWindow}
+              onChange={(e) => setEntryWindow(e.target.value)}
+            />
+          </label>
+        ) : null}
         <label className="check">
           <input
             name="olderAccountsOnly"

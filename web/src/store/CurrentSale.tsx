@@ -1,9 +1,11 @@
 import { useEffect, useRef } from "react"
-import { formatPrice, type Sale, type Session } from "../api.ts"
+import { drawOf, formatPrice, type Sale, type Session } from "../api.ts"
 import { Countdown } from "./Countdown.tsx"
+import { DrawPanel } from "./DrawPanel.tsx"
 import { PurchaseMessage } from "./PurchaseMessage.tsx"
 import { StockBar } from "./StockBar.tsx"
 import { formatInstant, useNow } from "./time.ts"
+import { useEntry } from "./useEntry.ts"
 import { usePurchase } from "./usePurchase.ts"
 import { useSaleEvents } from "./useSaleEvents.ts"
 
@@ -33,6 +35,25 @@ export function CurrentSale(props: {
     props.onPurchased
   )
 
+  const draw = drawOf(sale)
+  const drawAt = draw === undefined ? Infinity : Date.parse(draw.drawAt)
+  const entry = useEntry(
+    draw === undefined ? undefined : session?.token,
+    sale.saleId,
+    drawAt,
+    outcome?.kind === "entered" ? 1 : 0
+  )
+  // The draw is done (the buyer's entry says so, or its time is well past): the sale's record
+  // now carries the seed, so the list is read again once.
+  const drawnSeen = entry?.drawnAt != null && draw?.drawnAt === null
+  const reload = useRef(props.onScheduleChange)
+  useEffect(() => {
+    reload.current = props.onScheduleChange
+  })
+  useEffect(() => {
+    if (drawnSeen) reload.current()
+  }, [drawnSeen])
+
   const startsAt = Date.parse(sale.startsAt)
   const endsAt = Date.parse(sale.endsAt)
   const remaining = live?.remaining ?? sale.remaining
@@ -60,25 +81,32 @@ export function CurrentSale(props: {
     props.purchasedOrderId !== undefined ||
     outcome?.kind === "purchased" ||
     outcome?.kind === "already_purchased"
+  const entered = outcome?.kind === "entered" || (entry !== undefined && entry.status !== "none")
 
   // What the sale says comes first; then whether this visitor can buy.
   const disabledBecause = bought
     ? "Purchased"
-    : status === "upcoming"
-      ? "Not started"
-      : status === "sold_out"
-        ? "Sold out"
-        : status === "ended"
-          ? "Ended"
-          : status === "cancelled"
-            ? "Cancelled"
-            : session === undefined
-              ? "Sign in to buy"
-              : proving
-                ? "Checking you're a person…"
-                : busy
-                  ? "Buying…"
-                  : undefined
+    : draw !== undefined && entered
+      ? "Entered"
+      : draw !== undefined && now >= drawAt && status === "active"
+        ? "Draw closed"
+        : status === "upcoming"
+          ? "Not started"
+          : status === "sold_out"
+            ? "Sold out"
+            : status === "ended"
+              ? "Ended"
+              : status === "cancelled"
+                ? "Cancelled"
+                : session === undefined
+                  ? "Sign in to buy"
+                  : proving
+                    ? "Checking you're a person…"
+                    : busy
+                      ? draw === undefined
+                        ? "Buying…"
+                        : "Entering…"
+                      : undefined
 
   return (
     <article className="sale current" aria-labelledby="current-sale-name" data-testid="current-sale">
@@ -109,8 +137,20 @@ export function CurrentSale(props: {
           Open to accounts created before {formatInstant(sale.accountsCreatedBefore)}.
         </p>
       )}
+      {draw === undefined ? null : (
+        <DrawPanel
+          saleId={sale.saleId}
+          draw={draw}
+          entry={entry}
+          started={status !== "upcoming"}
+          onDrawTime={() => setTimeout(() => reload.current(), 3_000)}
+        />
+      )}
       <button type="button" className="buy" onClick={buy} disabled={disabledBecause !== undefined}>
-        {disabledBecause ?? `Buy for ${formatPrice(sale.priceCents)}`}
+        {disabledBecause ??
+          (draw === undefined
+            ? `Buy for ${formatPrice(sale.priceCents)}`
+            : `Enter the draw (${formatPrice(sale.priceCents)})`)}
       </button>
       <PurchaseMessage
         outcome={

@@ -4,6 +4,10 @@ import { ApiError, type Purchase } from "../api.ts"
 export type PurchaseOutcome =
   | { readonly kind: "purchased"; readonly orderId: string }
   | { readonly kind: "already_purchased"; readonly orderId: string }
+  /** A draw sale's entry, committed: the draw at `drawAt` decides. */
+  | { readonly kind: "entered"; readonly drawAt: string }
+  /** The draw is done and this buyer was not drawn. */
+  | { readonly kind: "not_drawn" }
   | { readonly kind: "sold_out" }
   | { readonly kind: "not_started" }
   | { readonly kind: "ended" }
@@ -23,9 +27,11 @@ const reasonOf = (details: unknown): unknown =>
 /** The outcome of a purchase call: its answer, or what it threw. */
 export const purchaseOutcome = (result: { ok: Purchase } | { error: unknown }): PurchaseOutcome => {
   if ("ok" in result)
-    return result.ok.alreadyPurchased
-      ? { kind: "already_purchased", orderId: result.ok.orderId }
-      : { kind: "purchased", orderId: result.ok.orderId }
+    return result.ok.status === "entered"
+      ? { kind: "entered", drawAt: result.ok.entered.drawAt }
+      : result.ok.alreadyPurchased
+        ? { kind: "already_purchased", orderId: result.ok.orderId }
+        : { kind: "purchased", orderId: result.ok.orderId }
   const error = result.error
   if (!(error instanceof ApiError))
     return { kind: "failed", message: "The shop could not be reached. Check your connection and try again." }
@@ -37,6 +43,7 @@ export const purchaseOutcome = (result: { ok: Purchase } | { error: unknown }): 
     }
   if (error.status === 401) return { kind: "signed_out" }
   if (error.code === "sold_out") return { kind: "sold_out" }
+  if (error.code === "not_drawn") return { kind: "not_drawn" }
   if (error.code === "account_too_new") return { kind: "account_too_new" }
   if (error.code.startsWith("proof_of_work_")) return { kind: "not_verified" }
   if (error.code === "sale_not_active") {
@@ -58,6 +65,10 @@ export const describeOutcome = (outcome: PurchaseOutcome, secondsLeft?: number):
       return `Purchased! Your order id is ${outcome.orderId}.`
     case "already_purchased":
       return `You already bought this one. Your order id is ${outcome.orderId}.`
+    case "entered":
+      return `You're in the draw. Winners are picked at random at ${new Date(outcome.drawAt).toLocaleTimeString()}; the result shows here.`
+    case "not_drawn":
+      return "The draw is over and you were not picked this time."
     case "sold_out":
       return "Sold out: every unit has been sold."
     case "not_started":
@@ -86,6 +97,8 @@ export const describeOutcome = (outcome: PurchaseOutcome, secondsLeft?: number):
 export const isFinal = (outcome: PurchaseOutcome): boolean =>
   outcome.kind === "purchased" ||
   outcome.kind === "already_purchased" ||
+  outcome.kind === "entered" ||
+  outcome.kind === "not_drawn" ||
   outcome.kind === "sold_out" ||
   outcome.kind === "ended" ||
   outcome.kind === "cancelled" ||
