@@ -9,6 +9,8 @@
  *    with them connected, its memory per watcher, and the time one stock change takes to
  *    reach 50 / 99 / 100 % of them.
  * 3. Mixed: purchases/s alone, then with the watchers connected and a crowd reading status.
+ * 4. The same watchers held by the bare node:http server (same run): its memory per watcher,
+ *    idle CPU and fan-out time, the floor node:http itself sets on this machine.
  *
  * Options: --quick (fewer watchers, shorter runs), --duration S, --connections N,
  * --watchers N. The same file is the bare server (BENCH_READ_ROLE=bare) and a watcher client
@@ -19,7 +21,7 @@ import { Effect } from "effect"
 import { createParser } from "eventsource-parser"
 import { fork, spawn, type ChildProcess } from "node:child_process"
 import { readFileSync } from "node:fs"
-import { Agent, createServer, get, request } from "node:http"
+import { Agent, createServer, get, request, type ServerResponse } from "node:http"
 import { cpus, loadavg, totalmem } from "node:os"
 import { parseArgs } from "node:util"
 import pg from "pg"
@@ -33,9 +35,35 @@ import { benchSecret, signTokens } from "./tokens.ts"
 const perClient = 5_000
 
 // ---- role: the bare ceiling, answering the status JSON it is given -------------------------
+/**
+ * Also the bare SSE server: `GET /events` holds a watcher (the preamble and one event, as the
+ * node sends), `POST /fire?remaining=N` writes one event to every watcher, so the watcher
+ * phase can measure what node:http itself costs per held connection and per fan-out.
+ */
 const bare = () => {
   const body = process.env.BENCH_READ_BODY ?? "{}"
-  const server = createServer((_request, response) => {
+  const watchers = new Set<ServerResponse>()
+  const event = (remaining: number) =>
+    Buffer.from(
+      `id: 1.${remaining}.active\nevent: sale\ndata: {"status":"active","remaining":${remaining}}\n\n`
+    )
+  const server = createServer((request, response) => {
+    if (request.url === "/events") {
+      response.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
+      response.socket?.setNoDelay(true)
+      response.socket?.setTimeout(0)
+      response.write("retry: 2000\n\n")
+      response.write(event(-1))
+      watchers.add(response)
+      response.on("close", () => watchers.delete(response))
+      return
+    }
+    if (request.method === "POST" && request.url?.startsWith("/fire?remaining=") === true) {
+      const bytes = event(Number(request.url.slice("/fire?remaining=".length)))
+      for (const watcher of watchers) watcher.write(bytes)
+      response.end()
+      return
+    }
     response.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=1" })
     response.end(body)
   })
@@ -252,37 +280,81 @@ const driver = Effect.gen(function* () {
   )
 
   // 2. Watchers.
-  const baseline = rssBytes(node.pid)
-  const clients = Math.max(1, Math.ceil(watcherCount / perClient))
-  const eventsUrl = `${node.url}/api/sales/${watched}/events`
   const self = new URL(import.meta.url).pathname
-  const children = Array.from({ length: clients }, (_, i) =>
-    fork(self, [], {
-      env: {
-        ...process.env,
-        BENCH_READ_ROLE: "watchers",
-        BENCH_READ_URL: eventsUrl,
-        BENCH_READ_COUNT: String(Math.min(perClient, watcherCount - i * perClient))
-      },
-      execArgv: ["--experimental-strip-types", "--no-warnings"],
-      stdio: ["ignore", "inherit", "inherit", "ipc"]
-    })
-  )
-  yield* Effect.addFinalizer(() => Effect.sync(() => children.forEach((child) => child.kill("SIGKILL"))))
-  const counts = yield* Effect.promise(() =>
-    Promise.all(
-      children.map((child) =>
-        ask<{ connected: number; refused: number; millis: number }>(
-          child,
-          undefined,
-          (reply) => reply?.connected !== undefined
+  /** Watcher clients holding `watcherCount` SSE connections to `eventsUrl`, 5,000 per process. */
+  const connectWatchers = (eventsUrl: string) =>
+    Effect.gen(function* () {
+      const clients = Math.max(1, Math.ceil(watcherCount / perClient))
+      const children = Array.from({ length: clients }, (_, i) =>
+        fork(self, [], {
+          env: {
+            ...process.env,
+            BENCH_READ_ROLE: "watchers",
+            BENCH_READ_URL: eventsUrl,
+            BENCH_READ_COUNT: String(Math.min(perClient, watcherCount - i * perClient))
+          },
+          execArgv: ["--experimental-strip-types", "--no-warnings"],
+          stdio: ["ignore", "inherit", "inherit", "ipc"]
+        })
+      )
+      yield* Effect.addFinalizer(() => Effect.sync(() => children.forEach((child) => child.kill("SIGKILL"))))
+      const counts = yield* Effect.promise(() =>
+        Promise.all(
+          children.map((child) =>
+            ask<{ connected: number; refused: number; millis: number }>(
+              child,
+              undefined,
+              (reply) => reply?.connected !== undefined
+            )
+          )
         )
       )
-    )
-  )
-  const connected = counts.reduce((sum, c) => sum + c.connected, 0)
-  const connectMillis = Math.max(...counts.map((c) => c.millis))
-  const refusedWatchers = counts.reduce((sum, c) => sum + c.refused, 0)
+      return {
+        children,
+        clients,
+        connected: counts.reduce((sum, c) => sum + c.connected, 0),
+        refused: counts.reduce((sum, c) => sum + c.refused, 0),
+        connectMillis: Math.max(...counts.map((c) => c.millis))
+      }
+    })
+  /** Arms every client for `expect` remaining, makes the change, and returns each watcher's delay, sorted. */
+  const delivery = (children: ReadonlyArray<ChildProcess>, expect: number, change: () => Promise<unknown>) =>
+    Effect.gen(function* () {
+      yield* Effect.promise(() =>
+        Promise.all(children.map((child) => ask(child, { expect }, (reply) => reply?.armed === true)))
+      )
+      const changedAt = Date.now()
+      const answer = yield* Effect.promise(change)
+      yield* Effect.sleep("3 seconds")
+      const arrivals = (yield* Effect.promise(() =>
+        Promise.all(
+          children.map((child) =>
+            ask<{ arrivals: Array<number> }>(child, { report: true }, (r) => r?.arrivals !== undefined)
+          )
+        )
+      )).flatMap((r) => r.arrivals.map((at) => Math.max(0, at - changedAt)))
+      arrivals.sort((a, b) => a - b)
+      const reach = (p: number) => (arrivals.length === 0 ? NaN : percentile(arrivals, p))
+      return { answer, arrivals, reach }
+    })
+  const watcherLine = (
+    who: string,
+    w: { clients: number; connected: number; refused: number; connectMillis: number },
+    idle: number,
+    baselineBytes: number,
+    loadedBytes: number,
+    reached: { arrivals: ReadonlyArray<number>; reach: (p: number) => number },
+    change: string
+  ) =>
+    `${who}: ${w.connected} watchers connected in ${(w.connectMillis / 1_000).toFixed(1)} s over ${w.clients} client process(es) ` +
+    `(${w.refused} refused); idle CPU ${idle.toFixed(1)} % of a core; memory ${(baselineBytes / 2 ** 20).toFixed(0)} -> ` +
+    `${(loadedBytes / 2 ** 20).toFixed(0)} MB, ${((loadedBytes - baselineBytes) / Math.max(1, w.connected) / 1024).toFixed(1)} KB per watcher; ` +
+    `one change (${change}) reached ${reached.arrivals.length}/${w.connected}: 50 % in ${reached.reach(50).toFixed(0)} ms, ` +
+    `99 % in ${reached.reach(99).toFixed(0)} ms, 100 % in ${reached.reach(100).toFixed(0)} ms`
+
+  const baseline = rssBytes(node.pid)
+  const held = yield* connectWatchers(`${node.url}/api/sales/${watched}/events`)
+  const connected = held.connected
   yield* Effect.sleep("2 seconds")
   const idle = yield* Effect.promise(() => cpuPercent(node.pid, quick ? 3_000 : 10_000))
   const loaded = rssBytes(node.pid)
@@ -294,32 +366,20 @@ const driver = Effect.gen(function* () {
   const status = JSON.parse(yield* Effect.promise(async () => (await fetch(statusUrl)).text())) as {
     remaining: number
   }
-  yield* Effect.promise(() =>
-    Promise.all(
-      children.map((child) => ask(child, { expect: status.remaining - 1 }, (reply) => reply?.armed === true))
-    )
-  )
   // From the purchase leaving: the owner publishes its figures once the order's batch has committed.
-  const changedAt = Date.now()
-  const purchased = yield* Effect.promise(() =>
+  const reached = yield* delivery(held.children, status.remaining - 1, () =>
     post(`${node.url}/api/sales/${watched}/purchases`, tokens[0]!)
   )
-  yield* Effect.sleep("3 seconds")
-  const arrivals = (yield* Effect.promise(() =>
-    Promise.all(
-      children.map((child) =>
-        ask<{ arrivals: Array<number> }>(child, { report: true }, (r) => r?.arrivals !== undefined)
-      )
-    )
-  )).flatMap((r) => r.arrivals.map((at) => Math.max(0, at - changedAt)))
-  arrivals.sort((a, b) => a - b)
-  const reach = (p: number) => (arrivals.length === 0 ? NaN : percentile(arrivals, p))
   console.log(
-    `watchers: ${connected} connected in ${(connectMillis / 1_000).toFixed(1)} s over ${clients} client process(es) ` +
-      `(${refusedWatchers} refused); node idle CPU ${idle.toFixed(1)} % of a core; memory ${(baseline / 2 ** 20).toFixed(0)} -> ` +
-      `${(loaded / 2 ** 20).toFixed(0)} MB, ${((loaded - baseline) / Math.max(1, connected) / 1024).toFixed(1)} KB per watcher; ` +
-      `one change (purchase answered ${purchased}) reached ${arrivals.length}/${connected}: 50 % in ${reach(50).toFixed(0)} ms, ` +
-      `99 % in ${reach(99).toFixed(0)} ms, 100 % in ${reach(100).toFixed(0)} ms`
+    watcherLine(
+      "MinCommerce",
+      held,
+      idle,
+      baseline,
+      loaded,
+      reached,
+      `a purchase, answered ${reached.answer}`
+    )
   )
 
   // 3. Mixed: purchases alone, then with the watchers and a crowd reading status.
@@ -342,6 +402,29 @@ const driver = Effect.gen(function* () {
     `mixed: purchases ${formatRate(alone.purchasesPerSecond)}/s alone, ${formatRate(withCrowd.purchasesPerSecond)}/s with ` +
       `${connected} watchers connected and ${formatRate(crowd.perSecond)} status reads/s at the same time ` +
       `(p99 ${alone.p99.toFixed(1)} -> ${withCrowd.p99.toFixed(1)} ms)`
+  )
+  // 4. The same watchers held by a bare node:http server: what node:http itself costs per
+  // held connection and per fan-out, on the same machine in the same run.
+  yield* Effect.sync(() => held.children.forEach((child) => child.kill("SIGKILL")))
+  yield* Effect.sleep("2 seconds")
+  const bareBaseline = rssBytes(ceiling.pid)
+  const bareHeld = yield* connectWatchers(`${ceiling.url}/events`)
+  yield* Effect.sleep("2 seconds")
+  const bareIdle = yield* Effect.promise(() => cpuPercent(ceiling.pid, quick ? 3_000 : 10_000))
+  const bareLoaded = rssBytes(ceiling.pid)
+  const bareReached = yield* delivery(bareHeld.children, 7, () =>
+    fetch(`${ceiling.url}/fire?remaining=7`, { method: "POST" }).then((r) => r.status)
+  )
+  console.log(
+    watcherLine(
+      "bare node:http",
+      bareHeld,
+      bareIdle,
+      bareBaseline,
+      bareLoaded,
+      bareReached,
+      "one write to each"
+    )
   )
   console.log(`bench:read took ${((Date.now() - started) / 1_000).toFixed(0)} s`)
 }).pipe(Effect.scoped)
