@@ -1,4 +1,5 @@
 import type { Deferred } from "effect"
+import { firstCome, type Allocation } from "../domain/Allocation.ts"
 import type { SaleId } from "../domain/Ids.ts"
 import type { SaleRow } from "../storage/Sales.ts"
 import type { PushedFigures } from "./ViewWire.ts"
@@ -24,6 +25,7 @@ const maxViews = 10_000
 export interface SaleListing {
   readonly productName: string
   readonly priceCents: number
+  readonly allocation: Allocation
   readonly figures: PushedFigures
 }
 
@@ -31,6 +33,8 @@ export interface View {
   figures: PushedFigures | undefined
   productName: string
   priceCents: number
+  /** As the row last said: a draw's seed appears in it once the draw is done. */
+  allocation: Allocation
   /** "owner": pushed (or this node's actor); "row": read from PostgreSQL. */
   source: "owner" | "row"
   heardAt: number
@@ -89,7 +93,9 @@ const rowFigures = (row: SaleRow): PushedFigures => ({
   remaining: row.available,
   startsAt: row.startsAt,
   endsAt: row.endsAt,
-  cancelled: row.cancelled
+  cancelled: row.cancelled,
+  drawAt: row.allocation.mode === "draw" ? row.allocation.drawAt : undefined,
+  drawn: row.allocation.mode === "draw" && row.allocation.drawnAt !== null
 })
 
 /** Drops views, oldest loaded first, until there is room for one more; watched or loading ones stay. */
@@ -110,6 +116,7 @@ export const viewOf = (state: SaleViews, saleId: SaleId): View => {
     figures: undefined,
     productName: "",
     priceCents: 0,
+    allocation: firstCome,
     source: "row",
     heardAt: 0,
     fencedUpTo: 0,
@@ -147,6 +154,7 @@ export const fromRow = (state: SaleViews, row: SaleRow, now: number) => {
   const view = viewOf(state, row.saleId)
   view.productName = row.productName
   view.priceCents = row.priceCents
+  view.allocation = row.allocation
   const figures = rowFigures(row)
   const previous = view.figures
   view.heardAt = now
@@ -158,13 +166,19 @@ export const fromRow = (state: SaleViews, row: SaleRow, now: number) => {
   tell(view, figures)
 }
 
+// An owner announced its draw, but the row read before it has no seed yet: read it again.
+const seedDue = (view: View) =>
+  view.figures?.drawn === true && view.allocation.mode === "draw" && view.allocation.seed === null
+
 export const fresh = (view: View, now: number) =>
   view.figures !== undefined &&
-  now - view.heardAt < (view.source === "owner" ? ownerSilenceMillis : rowMillis)
+  now - view.heardAt < (view.source === "owner" ? ownerSilenceMillis : rowMillis) &&
+  !seedDue(view)
 
 export const listingOf = (view: View, figures: PushedFigures): SaleListing => ({
   productName: view.productName,
   priceCents: view.priceCents,
+  allocation: view.allocation,
   figures
 })
 

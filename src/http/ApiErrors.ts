@@ -35,6 +35,8 @@ export const errorTable = {
   NoSuchRoute: { status: 404, retryAfter: false },
   SoldOut: { status: 409, retryAfter: false },
   SaleNotActive: { status: 409, retryAfter: false },
+  NotDrawn: { status: 409, retryAfter: false },
+  DrawPending: { status: 409, retryAfter: false },
   SaleStarted: { status: 409, retryAfter: false },
   SaleCancelled: { status: 409, retryAfter: false },
   StockBelowSold: { status: 409, retryAfter: false },
@@ -124,6 +126,18 @@ export class SaleNotActive extends Schema.TaggedError<SaleNotActive>()(
   "SaleNotActive",
   { error: ErrorBody },
   status("SaleNotActive")
+) {}
+/** A draw sale's entrant who was not drawn: `details.place` is their waiting-list place. */
+export class NotDrawn extends Schema.TaggedError<NotDrawn>()(
+  "NotDrawn",
+  { error: ErrorBody },
+  status("NotDrawn")
+) {}
+/** A draw's entries and seed are published only once the draw is done. */
+export class DrawPending extends Schema.TaggedError<DrawPending>()(
+  "DrawPending",
+  { error: ErrorBody },
+  status("DrawPending")
 ) {}
 /** An admin change to a sale that has started: only an upcoming sale can change. */
 export class SaleStarted extends Schema.TaggedError<SaleStarted>()(
@@ -215,6 +229,8 @@ export type ApiError =
   | NoSuchRoute
   | SoldOut
   | SaleNotActive
+  | NotDrawn
+  | DrawPending
   | SaleStarted
   | SaleCancelled
   | StockBelowSold
@@ -259,6 +275,8 @@ const classes = [
   NoSuchRoute,
   SoldOut,
   SaleNotActive,
+  NotDrawn,
+  DrawPending,
   SaleStarted,
   SaleCancelled,
   StockBelowSold,
@@ -278,6 +296,30 @@ export const isApiError = (error: unknown): error is ApiError => classes.some((k
 
 export const saleNotFound = (saleId: string) =>
   new SaleNotFound({ error: { code: "sale_not_found", message: "No such sale", details: { saleId } } })
+
+export const notDrawn = (place: number) =>
+  new NotDrawn({
+    error: {
+      code: "not_drawn",
+      message: "You entered, but were not drawn; you keep your place on the waiting list",
+      details: { waitingListPlace: place }
+    }
+  })
+
+export const drawPending = (drawAt: number) =>
+  new DrawPending({
+    error: {
+      code: "draw_pending",
+      message: "The draw has not happened yet",
+      details: { drawAt: new Date(drawAt).toISOString() }
+    }
+  })
+
+/** A first-come sale has no draw to show. */
+export const notADrawSale = (saleId: string) =>
+  new SaleNotFound({
+    error: { code: "not_a_draw_sale", message: "This sale is first come, first served", details: { saleId } }
+  })
 
 export const productNotFound = () =>
   new ProductNotFound({ error: { code: "product_not_found", message: "No such product" } })

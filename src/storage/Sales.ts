@@ -7,6 +7,8 @@ import {
   SaleStarted,
   StockBelowSold
 } from "../domain/Errors.ts"
+import { firstCome, type Allocation } from "../domain/Allocation.ts"
+import { commitmentOf } from "../domain/Draw.ts"
 import type { ProductId, SaleId } from "../domain/Ids.ts"
 import { sqlState } from "./Database.ts"
 
@@ -20,6 +22,13 @@ export interface SaleRow {
   readonly cancelled: boolean
   readonly total: number
   readonly available: number
+  readonly allocation: Allocation
+}
+
+/** A draw sale's setup: its entry window, and the secret seed the node made for it. */
+export interface NewDraw {
+  readonly entryWindowMillis: number
+  readonly seed: string
 }
 
 export interface NewSale {
@@ -28,6 +37,34 @@ export interface NewSale {
   readonly stock: number
   readonly startsAt: number
   readonly endsAt: number
+  /** Absent: first come, first served. */
+  readonly draw?: NewDraw | undefined
+}
+
+/** A sale row as read, before its allocation's columns are put together. */
+interface RawSaleRow extends Omit<SaleRow, "allocation"> {
+  readonly allocation: "first_come" | "draw"
+  readonly entryWindowMillis: number | null
+  readonly commitment: string | null
+  readonly seed: string | null
+  readonly drawnAt: number | null
+}
+
+const saleRowOf = (raw: RawSaleRow): SaleRow => {
+  const { entryWindowMillis, commitment, seed, drawnAt, allocation, ...sale } = raw
+  if (allocation === "first_come" || entryWindowMillis === null || commitment === null)
+    return { ...sale, allocation: firstCome }
+  return {
+    ...sale,
+    allocation: {
+      mode: "draw",
+      entryWindowMillis,
+      drawAt: sale.startsAt + entryWindowMillis,
+      commitment,
+      seed,
+      drawnAt
+    }
+  }
 }
 
 export interface SaleChanges {
@@ -72,30 +109,38 @@ export class Sales extends Context.Service<
         return rows.length > 0
       }, sql.withTransaction)
 
-      const saleFrom = sql`flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id`
+      const saleFrom = sql`
+        flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id
+        LEFT JOIN sale_draws d ON d.sale_id = f.id`
+      // The seed leaves the database only once the draw is done.
       const saleColumns = sql`
         f.id AS "saleId", p.name AS "productName", f.price_cents AS "priceCents",
         (extract(epoch FROM f.starts_at) * 1000)::float8 AS "startsAt",
         (extract(epoch FROM f.ends_at) * 1000)::float8 AS "endsAt",
-        f.status = 'cancelled' AS cancelled, s.total, s.available`
+        f.status = 'cancelled' AS cancelled, s.total, s.available,
+        f.allocation, d.entry_window_ms::float8 AS "entryWindowMillis", d.commitment,
+        CASE WHEN d.drawn_at IS NOT NULL THEN d.seed END AS seed,
+        (extract(epoch FROM d.drawn_at) * 1000)::float8 AS "drawnAt"`
 
       const find = Effect.fn("Sales.find")(function* (saleId: SaleId) {
-        const rows = yield* sql<SaleRow>`SELECT ${saleColumns} FROM ${saleFrom} WHERE f.id = ${saleId}`
-        return rows[0]
+        const rows = yield* sql<RawSaleRow>`SELECT ${saleColumns} FROM ${saleFrom} WHERE f.id = ${saleId}`
+        const row = rows[0]
+        return row === undefined ? undefined : saleRowOf(row)
       })
 
       const list =
-        sql<SaleRow>`SELECT ${saleColumns} FROM ${saleFrom} ORDER BY f.starts_at DESC LIMIT 500`.pipe(
+        sql<RawSaleRow>`SELECT ${saleColumns} FROM ${saleFrom} ORDER BY f.starts_at DESC LIMIT 500`.pipe(
+          Effect.map((rows) => rows.map(saleRowOf)),
           Effect.withSpan("Sales.list")
         )
 
-      const current = sql<SaleRow>`
+      const current = sql<RawSaleRow>`
           SELECT ${saleColumns}
           FROM ${saleFrom}
           WHERE f.status = 'scheduled' AND f.ends_at > now()
           ORDER BY f.starts_at <= now() DESC, f.starts_at
           LIMIT 1`.pipe(
-        Effect.map((rows) => rows[0]),
+        Effect.map((rows) => (rows[0] === undefined ? undefined : saleRowOf(rows[0]))),
         Effect.withSpan("Sales.current")
       )
 
@@ -107,9 +152,10 @@ export class Sales extends Context.Service<
 const createSale = (sql: SqlClient.SqlClient) =>
   Effect.fn("Sales.create")(function* (sale: NewSale) {
     const [row] = yield* sql<{ id: SaleId }>`
-        INSERT INTO flash_sales (product_id, price_cents, starts_at, ends_at)
+        INSERT INTO flash_sales (product_id, price_cents, starts_at, ends_at, allocation)
         VALUES (${sale.productId}, ${sale.priceCents},
-                to_timestamp(${sale.startsAt} / 1000.0), to_timestamp(${sale.endsAt} / 1000.0))
+                to_timestamp(${sale.startsAt} / 1000.0), to_timestamp(${sale.endsAt} / 1000.0),
+                ${sale.draw === undefined ? "first_come" : "draw"})
         RETURNING id`.pipe(
       Effect.catchTag("SqlError", (error): Effect.Effect<never, ProductNotFound | SqlError.SqlError> =>
         // SQLSTATE 23503, foreign_key_violation: the only foreign key of a sale is its product's.
@@ -120,6 +166,10 @@ const createSale = (sql: SqlClient.SqlClient) =>
     )
     if (row === undefined) return yield* Effect.die(new Error("sale insert returned no row"))
     yield* sql`INSERT INTO stocks (sale_id, total, available) VALUES (${row.id}, ${sale.stock}, ${sale.stock})`
+    if (sale.draw !== undefined)
+      yield* sql`
+        INSERT INTO sale_draws (sale_id, entry_window_ms, seed, commitment)
+        VALUES (${row.id}, ${sale.draw.entryWindowMillis}, ${sale.draw.seed}, ${commitmentOf(sale.draw.seed)})`
     return row.id
   }, sql.withTransaction)
 

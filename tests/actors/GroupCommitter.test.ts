@@ -63,6 +63,7 @@ const harness = (options: { maxBatchSize: number; commitsInFlight: number; fault
       attempt: { userId, outcome: "accepted", at: Date.now() },
       refusals: undefined,
       order: { orderId: randomUUID() as OrderId, userId, at: Date.now() },
+      entry: undefined,
       reply: (answer) => answers.set(userId, answer)
     })
     // A refusal no buyer's history needs is staged as a count, without the buyer.
@@ -70,6 +71,7 @@ const harness = (options: { maxBatchSize: number; commitsInFlight: number; fault
       attempt: undefined,
       refusals: { outcome: "sold_out", count: 1, firstAt: Date.now(), lastAt: Date.now() },
       order: undefined,
+      entry: undefined,
       reply: undefined
     })
     return {
