@@ -35,7 +35,7 @@ interface PlacedEntry {
 const placedEntries = (sql: SqlClient.SqlClient, saleId: SaleId) =>
   sql<PlacedEntry>`
     SELECT user_id AS "userId", entry_id AS "entryId", entered_at AS at, place
-    FROM sale_entries WHERE sale_id = ${saleId}`
+    FROM sale_entries WHERE sale_id = ${saleId} ORDER BY place NULLS LAST, user_id`
 
 const outcomeOf = (entries: ReadonlyArray<PlacedEntry>, units: number): DrawOutcome => {
   const winners: Array<{ userId: UserId; orderId: OrderId }> = []
