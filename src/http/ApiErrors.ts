@@ -36,7 +36,6 @@ export const errorTable = {
   SoldOut: { status: 409, retryAfter: false },
   SaleNotActive: { status: 409, retryAfter: false },
   NotDrawn: { status: 409, retryAfter: false },
-  DrawPending: { status: 409, retryAfter: false },
   SaleStarted: { status: 409, retryAfter: false },
   SaleCancelled: { status: 409, retryAfter: false },
   StockBelowSold: { status: 409, retryAfter: false },
@@ -133,12 +132,6 @@ export class NotDrawn extends Schema.TaggedError<NotDrawn>()(
   { error: ErrorBody },
   status("NotDrawn")
 ) {}
-/** A draw's entries and seed are published only once the draw is done. */
-export class DrawPending extends Schema.TaggedError<DrawPending>()(
-  "DrawPending",
-  { error: ErrorBody },
-  status("DrawPending")
-) {}
 /** An admin change to a sale that has started: only an upcoming sale can change. */
 export class SaleStarted extends Schema.TaggedError<SaleStarted>()(
   "SaleStarted",
@@ -230,7 +223,6 @@ export type ApiError =
   | SoldOut
   | SaleNotActive
   | NotDrawn
-  | DrawPending
   | SaleStarted
   | SaleCancelled
   | StockBelowSold
@@ -276,7 +268,6 @@ const classes = [
   SoldOut,
   SaleNotActive,
   NotDrawn,
-  DrawPending,
   SaleStarted,
   SaleCancelled,
   StockBelowSold,
@@ -303,15 +294,6 @@ export const notDrawn = (place: number) =>
       code: "not_drawn",
       message: "You entered, but were not drawn; you keep your place on the waiting list",
       details: { waitingListPlace: place }
-    }
-  })
-
-export const drawPending = (drawAt: number) =>
-  new DrawPending({
-    error: {
-      code: "draw_pending",
-      message: "The draw has not happened yet",
-      details: { drawAt: new Date(drawAt).toISOString() }
     }
   })
 

@@ -3,8 +3,11 @@ import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { SaleWatch, snapshotOf, type SaleListing } from "../cluster/SaleWatch.ts"
+import { DrawRecords } from "../storage/DrawRecords.ts"
 import { Api } from "./Api.ts"
 import { noCurrentSale, saleNotFound } from "./ApiErrors.ts"
+import { drawView } from "./DrawHandlers.ts"
+import { presentAllocation } from "./SaleView.ts"
 
 /**
  * The public reads answer from the sale views in memory (see SaleWatch), never PostgreSQL
@@ -24,7 +27,8 @@ export const presentListing = (listing: SaleListing, now: number) => {
     endsAt: new Date(f.endsAt).toISOString(),
     status: snapshotOf(f, now).status,
     total: f.total,
-    remaining: f.remaining
+    remaining: f.remaining,
+    allocation: presentAllocation(listing.allocation)
   }
 }
 
@@ -76,6 +80,7 @@ const ifNoneMatch = Effect.map(
 export const SalesHandlers = HttpApiBuilder.group(Api, "sales", (handlers) =>
   Effect.gen(function* () {
     const watch = yield* SaleWatch
+    const records = yield* DrawRecords
     return handlers
       .handleRaw("list", () =>
         Effect.gen(function* () {
@@ -95,6 +100,7 @@ export const SalesHandlers = HttpApiBuilder.group(Api, "sales", (handlers) =>
           return cachedJson(yield* ifNoneMatch, presentListing(listing, Date.now()))
         })
       )
+      .handle("draw", ({ params }) => drawView(records, params.saleId))
   })
 )
 

@@ -1,6 +1,22 @@
 import type { SaleRegistry } from "../actors/SaleRegistry.ts"
+import type { Allocation } from "../domain/Allocation.ts"
 import { statusAt } from "../actors/SaleState.ts"
 import type { SaleRow } from "../storage/Sales.ts"
+
+const isoOrNull = (millis: number | null) => (millis === null ? null : new Date(millis).toISOString())
+
+/** A sale's allocation for the API: the seed only once drawn (the store reveals it no earlier). */
+export const presentAllocation = (allocation: Allocation) =>
+  allocation.mode === "first_come"
+    ? { mode: "first_come" as const }
+    : {
+        mode: "draw" as const,
+        entryWindowSeconds: allocation.entryWindowMillis / 1_000,
+        drawAt: new Date(allocation.drawAt).toISOString(),
+        commitment: allocation.commitment,
+        seed: allocation.seed,
+        drawnAt: isoOrNull(allocation.drawnAt)
+      }
 
 /** A sale for the API: the owner's memory is the freshest view of a running sale, else the stock row. */
 export const presentSale = (registry: SaleRegistry["Service"], row: SaleRow) => {
@@ -15,6 +31,7 @@ export const presentSale = (registry: SaleRegistry["Service"], row: SaleRow) => 
     endsAt: new Date(row.endsAt).toISOString(),
     status: running?.status ?? statusAt({ ...row, remaining }, now),
     total: row.total,
-    remaining
+    remaining,
+    allocation: presentAllocation(row.allocation)
   }
 }
