@@ -75,3 +75,48 @@ export const draw = (seed: string, entries: ReadonlyArray<DrawEntry>, units: num
   const won = Math.max(0, Math.min(units, order.length))
   return { entriesHash, order, winners: order.slice(0, won), waitingList: order.slice(won) }
 }
+
+/** A published draw, as GET /api/sales/:saleId/draw shows it once drawn. */
+export interface PublishedDraw {
+  readonly commitment: string
+  readonly seed: string
+  readonly units: number
+  readonly entriesHash: string
+  readonly entries: ReadonlyArray<DrawEntry>
+  readonly winners: ReadonlyArray<string>
+  readonly waitingList: ReadonlyArray<string>
+}
+
+/**
+ * Checks a published draw from its own parts: the seed matches the commitment published at
+ * creation, the entries match their hash, and the winners and waiting list are exactly what
+ * the draw gives. Returns what does not match; empty when the draw checks out.
+ */
+export const verify = (published: PublishedDraw): ReadonlyArray<string> => {
+  const problems: Array<string> = []
+  if (!isSeed(published.seed)) return ["the seed is not 32 bytes of lowercase hex"]
+  if (commitmentOf(published.seed) !== published.commitment)
+    problems.push("the seed does not match the commitment published at the sale's creation")
+  const users = new Set(published.entries.map((e) => e.userId))
+  if (users.size !== published.entries.length) return [...problems, "a buyer appears twice among the entries"]
+  const result = draw(published.seed, published.entries, published.units)
+  if (result.entriesHash !== published.entriesHash)
+    problems.push("the entries do not match the entries' hash the draw used")
+  const same = (a: ReadonlyArray<string>, b: ReadonlyArray<string>) =>
+    a.length === b.length && a.every((x, i) => x === b[i])
+  if (
+    !same(
+      result.winners.map((w) => w.userId),
+      published.winners
+    )
+  )
+    problems.push("the winners are not those the seed and the entries give")
+  if (
+    !same(
+      result.waitingList.map((w) => w.userId),
+      published.waitingList
+    )
+  )
+    problems.push("the waiting list is not the one the seed and the entries give")
+  return problems
+}
