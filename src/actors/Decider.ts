@@ -1,9 +1,16 @@
-import { Cause, Clock, Effect, Queue, SubscriptionRef } from "effect"
-import { PurchaseUnavailable } from "../domain/Errors.ts"
+import { Cause, Clock, Effect, Exit, Queue, SubscriptionRef } from "effect"
+import type { SqlError } from "effect/sql"
+import { PurchaseUnavailable, type SaleNotFound, type StaleEpoch } from "../domain/Errors.ts"
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
 import { attemptReason, type Outcome } from "../domain/Outcome.ts"
 import type { Refusal } from "../domain/Reply.ts"
-import type { AttemptRecord, CommitReceipt, OrderToCommit } from "../storage/OrderStore.ts"
+import type {
+  AttemptRecord,
+  CommitReceipt,
+  DrawOutcome,
+  EntryToCommit,
+  OrderToCommit
+} from "../storage/OrderStore.ts"
 import type * as Tracing from "../Tracing.ts"
 import type * as GroupCommitter from "./GroupCommitter.ts"
 import * as Phase from "./Phase.ts"
@@ -24,7 +31,17 @@ export interface SaleFigures {
   readonly startsAt: number
   readonly endsAt: number
   readonly cancelled: boolean
+  /** A draw sale's draw time, epoch ms; undefined for a first-come sale. */
+  readonly drawAt: number | undefined
+  /** Whether a draw sale's draw is done (always false for a first-come sale). */
+  readonly drawn: boolean
 }
+
+/** The draw's one write: fenced by the epoch, once per sale (OrderStore.draw). */
+export type DrawCommit = (
+  saleId: SaleId,
+  epoch: number
+) => Effect.Effect<DrawOutcome, SaleNotFound | StaleEpoch | SqlError.SqlError>
 
 export type Reply = (answer: Outcome | Refusal) => void
 
@@ -81,6 +98,10 @@ export interface Decider {
   published: SaleFigures
   /** Whether the committer was told that nothing more comes. */
   ended: boolean
+  /** Sends a Wake to the mailbox after this many milliseconds: the draw's timer. */
+  readonly wakeAfter: (millis: number) => void
+  /** Not before this time is a failed draw tried again, epoch ms. */
+  drawRetryAt: number
 }
 
 const committedRemaining = (state: Sale.SaleState) => state.remaining + state.reserved
@@ -93,7 +114,9 @@ export const figuresOf = (d: Pick<Decider, "saleId" | "epoch" | "state">, versio
   remaining: committedRemaining(d.state),
   startsAt: d.state.startsAt,
   endsAt: d.state.endsAt,
-  cancelled: d.state.cancelled
+  cancelled: d.state.cancelled,
+  drawAt: d.state.draw?.drawAt,
+  drawn: d.state.draw?.waitingList !== undefined
 })
 
 export const advance = (d: Decider, event: Phase.PhaseEvent) => {
@@ -121,6 +144,12 @@ const answerRepeat = (waiter: Waiter, order: OrderToCommit, receipt: CommitRecei
   waiter.reply({ _tag: "AlreadyPurchased", orderId: order.orderId })
 }
 
+// And "entered" only by presenting the receipt of the entry's commit.
+const answerRepeatEntry = (waiter: Waiter, entry: EntryToCommit, receipt: CommitReceipt, drawAt: number) => {
+  if (!receipt.entryIds.has(entry.entryId)) throw new Error("answered an entry the receipt does not hold")
+  waiter.reply({ _tag: "Entered", entryId: entry.entryId, enteredAt: entry.at, drawAt })
+}
+
 const park = (d: Decider, orderId: OrderId, waiter: Waiter) => {
   const parked = d.waiters.get(orderId)
   if (parked === undefined) d.waiters.set(orderId, [waiter])
@@ -144,6 +173,7 @@ const record = (attempt: AttemptRecord): GroupCommitter.Staged => ({
   attempt,
   refusals: undefined,
   order: undefined,
+  entry: undefined,
   reply: undefined,
   trace: undefined
 })
@@ -182,6 +212,7 @@ const decide = (d: Decider, message: PurchaseMessage, now: number, chunk: Chunk)
         attempt: { userId, outcome: "accepted", at: now },
         refusals: undefined,
         order: { orderId, userId, at: now },
+        entry: undefined,
         reply,
         trace
       })
@@ -192,6 +223,21 @@ const decide = (d: Decider, message: PurchaseMessage, now: number, chunk: Chunk)
     case "AlreadyPurchased":
       reply(decision)
       chunk.staged.push(record({ userId, outcome: attemptReason.AlreadyPurchased, at: now }))
+      break
+    case "EntryAccepted":
+      chunk.staged.push({
+        attempt: { userId, outcome: attemptReason.Entered, at: now },
+        refusals: undefined,
+        order: undefined,
+        entry: { entryId: decision.entryId, userId, at: decision.at },
+        reply,
+        trace
+      })
+      break
+    // A repeat of an entrant: the same answer again, nothing more to record.
+    case "Entered":
+    case "NotDrawn":
+      reply(decision)
       break
     default:
       reply(decision)
@@ -208,6 +254,7 @@ const stageRefusals = (chunk: Chunk, now: number) => {
       attempt: undefined,
       refusals: { outcome: attemptReason[tag], count, firstAt: now, lastAt: now },
       order: undefined,
+      entry: undefined,
       reply: undefined,
       trace: undefined
     })
@@ -228,6 +275,28 @@ const answerWaiters = (d: Decider, settlement: Settlement, chunk: Chunk) => {
       chunk.staged.push(record({ userId: waiter.userId, outcome: recorded, at: waiter.at }))
     }
   }
+  for (const entry of settlement.entries) {
+    const parked = d.waiters.get(entry.entryId)
+    if (parked === undefined) continue
+    d.waiters.delete(entry.entryId)
+    for (const waiter of parked) {
+      if (settlement._tag === "Committed")
+        answerRepeatEntry(waiter, entry, settlement.receipt, d.state.draw?.drawAt ?? 0)
+      else waiter.reply(settlement.refusal)
+    }
+  }
+}
+
+const entryRefs = (entries: ReadonlyArray<EntryToCommit>) =>
+  entries.map((e) => ({ userId: e.userId, entryId: e.entryId }))
+
+// An entry whose fate is unknown stays pending, like an order: the draw waits for it, and the
+// committer has halted, so this owner never draws; the next one reloads what PostgreSQL has.
+const settleEntries = (d: Decider, settlement: Settlement) => {
+  if (settlement._tag === "Committed")
+    [d.state] = Sale.decide(d.state, { _tag: "EntriesCommitted", entries: entryRefs(settlement.entries) })
+  else if (settlement._tag === "NotCommitted")
+    [d.state] = Sale.decide(d.state, { _tag: "EntriesReleased", entries: entryRefs(settlement.entries) })
 }
 
 // An order whose fate is unknown stays pending, its unit held: this can only undersell, and
@@ -237,6 +306,7 @@ const settle = (d: Decider, settlement: Settlement, chunk: Chunk) => {
     [d.state] = Sale.decide(d.state, { _tag: "Committed", orders: settlement.orders })
   else if (settlement._tag === "NotCommitted")
     [d.state] = Sale.decide(d.state, { _tag: "Released", orders: settlement.orders })
+  if (settlement.entries.length > 0) settleEntries(d, settlement)
   if (d.waiters.size > 0) answerWaiters(d, settlement, chunk)
 }
 
@@ -265,7 +335,11 @@ const handle = (d: Decider, message: Message, now: number, chunk: Chunk) => {
 /** At most once per decided chunk, and only when the committed figures changed. */
 const publish = (d: Decider) =>
   Effect.suspend(() => {
-    if (committedRemaining(d.state) === d.published.remaining && d.state.cancelled === d.published.cancelled)
+    if (
+      committedRemaining(d.state) === d.published.remaining &&
+      d.state.cancelled === d.published.cancelled &&
+      (d.state.draw === undefined || (d.state.draw.waitingList !== undefined) === d.published.drawn)
+    )
       return Effect.void
     d.published = figuresOf(d, d.published.version + 1)
     return SubscriptionRef.set(d.figures, d.published)
@@ -278,7 +352,8 @@ const publish = (d: Decider) =>
 const endWhenIdle = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
   Effect.suspend(() => {
     if (d.ended || Phase.admits(d.phase) || d.queued > 0) return Effect.void
-    if (d.phase._tag !== "Halted" && d.state.reserved > 0) return Effect.void
+    if (d.phase._tag !== "Halted" && (d.state.reserved > 0 || (d.state.draw?.pending ?? 0) > 0))
+      return Effect.void
     d.ended = true
     return committer.end
   })
@@ -288,7 +363,45 @@ const endWhenIdle = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
 // for the whole flood to be decided), and no chunk holds the event loop for long.
 const decideChunk = 1_024
 
-const loop = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
+// How long a draw that failed on the database waits before it is tried again.
+const drawRetryMillis = 1_000
+
+/**
+ * The draw, by the decider itself once the window has closed and every entry is settled: it
+ * holds the mailbox for one transaction, while only repeats and late attempts arrive. A
+ * fenced draw wrote nothing: the actor halts and the newer owner draws. A draw that failed
+ * otherwise is tried again (the store returns the stored result if it went through).
+ */
+const runDraw = Effect.fnUntraced(function* (d: Decider, commitDraw: DrawCommit, now: number) {
+  const exit = yield* Effect.exit(commitDraw(d.saleId, d.epoch))
+  if (Exit.isSuccess(exit)) {
+    ;[d.state] = Sale.decide(d.state, { _tag: "Drawn", ...exit.value })
+    yield* Effect.logInfo("sale drawn", {
+      saleId: d.saleId,
+      epoch: d.epoch,
+      winners: exit.value.winners.length,
+      waiting: exit.value.waitingList.size
+    })
+    return
+  }
+  if (exit.cause.reasons.some((r) => Cause.isFailReason(r) && r.error._tag === "StaleEpoch")) {
+    yield* Effect.logWarning("fenced at the draw: another owner holds a newer epoch; halting", {
+      saleId: d.saleId,
+      epoch: d.epoch
+    })
+    return advance(d, "fence")
+  }
+  yield* Effect.logWarning("draw failed; trying again", { saleId: d.saleId, cause: Cause.pretty(exit.cause) })
+  d.drawRetryAt = now + drawRetryMillis
+  d.wakeAfter(drawRetryMillis)
+})
+
+const drawIfDue = (d: Decider, commitDraw: DrawCommit, now: number) =>
+  Phase.decides(d.phase) && now >= d.drawRetryAt && Sale.drawDue(d.state, now)
+    ? runDraw(d, commitDraw, now)
+    : Effect.void
+
+const loop = (d: Decider, committer: GroupCommitter.GroupCommitter, commitDraw: DrawCommit) =>
   Effect.gen(function* () {
     while (true) {
       const messages = yield* Queue.takeBetween(d.mailbox, 1, decideChunk)
@@ -297,6 +410,7 @@ const loop = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
       for (const message of messages) handle(d, message, now, chunk)
       stageRefusals(chunk, now)
       if (chunk.staged.length > 0) yield* committer.stage(chunk.staged)
+      if (d.state.draw !== undefined) yield* drawIfDue(d, commitDraw, now)
       yield* publish(d)
       yield* endWhenIdle(d, committer)
       if (messages.length === decideChunk) yield* Effect.yieldNow
@@ -321,8 +435,12 @@ const abandon = (d: Decider, cause: Cause.Cause<unknown>) =>
   })
 
 /** The decider's fiber: returns once the committer has drained and the mailbox is empty. */
-export const run = (d: Decider, committer: GroupCommitter.GroupCommitter): Effect.Effect<void> =>
-  loop(d, committer).pipe(
+export const run = (
+  d: Decider,
+  committer: GroupCommitter.GroupCommitter,
+  commitDraw: DrawCommit
+): Effect.Effect<void> =>
+  loop(d, committer, commitDraw).pipe(
     Effect.catchIf(Cause.isDone, () => Effect.void),
     Effect.catchCause((cause) =>
       Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : abandon(d, cause)

@@ -9,6 +9,7 @@ import {
   type AttemptRecord,
   type Batch,
   type CommitReceipt,
+  type EntryToCommit,
   type OrderToCommit,
   type RefusalCount
 } from "../storage/OrderStore.ts"
@@ -23,6 +24,8 @@ export interface Staged {
   readonly attempt: AttemptRecord | undefined
   readonly refusals: RefusalCount | undefined
   readonly order: OrderToCommit | undefined
+  /** A draw sale's new entry; its buyer hears `Entered` only after COMMIT. */
+  readonly entry: EntryToCommit | undefined
   /** The accepted buyer's reply: called once, with `Accepted` only after COMMIT. */
   readonly reply: ((answer: Outcome | Refusal) => void) | undefined
   /** The accepted purchase's span, when its trace is kept: the batch's commit links to it. */
@@ -30,26 +33,29 @@ export interface Staged {
 }
 
 /**
- * What the committer tells its actor, on the committer's fibers. Every batch with orders is
- * reported exactly once, after its buyers were answered, as one of the first three.
+ * What the committer tells its actor, on the committer's fibers. Every batch with orders or
+ * entries is reported exactly once, after its buyers were answered, as one of the first three.
  */
 export type CommitterReport =
   /** In PostgreSQL: the receipt proves it. */
   | {
       readonly _tag: "Committed"
       readonly orders: ReadonlyArray<OrderToCommit>
+      readonly entries: ReadonlyArray<EntryToCommit>
       readonly receipt: CommitReceipt
     }
   /** Known not to be in PostgreSQL: its buyers were refused, and may retry. */
   | {
       readonly _tag: "NotCommitted"
       readonly orders: ReadonlyArray<OrderToCommit>
+      readonly entries: ReadonlyArray<EntryToCommit>
       readonly refusal: PurchaseUnavailable
     }
   /** Whether it went through could not be learned: its buyers were refused, the committer halted. */
   | {
       readonly _tag: "Unknown"
       readonly orders: ReadonlyArray<OrderToCommit>
+      readonly entries: ReadonlyArray<EntryToCommit>
       readonly refusal: PurchaseUnavailable
     }
   /** From now on every batch is refused unsent: fenced by a newer owner, or unable to commit. */
@@ -71,6 +77,8 @@ export interface CommitterOptions {
   /** Batches committing at once, each in its own transaction; 1 commits strictly one by one. */
   readonly commitsInFlight: number
   readonly retryAfterSeconds: number
+  /** A draw sale's draw time (epoch ms), told to each entrant; undefined for a first-come sale. */
+  readonly drawAt?: number | undefined
   /** Called after every successful commit, on the committer's fiber: keep it cheap. */
   readonly onCommit?: ((report: CommitReport) => void) | undefined
   /** Receives every report; must not block. */
@@ -98,12 +106,21 @@ export interface GroupCommitter {
 // halts (its orders' units stay held, so giving up can only undersell).
 const settleSchedule = Schedule.spaced("200 millis").pipe(Schedule.upTo({ duration: "30 seconds" }))
 
-// The only way a staged buyer hears "accepted": by presenting the commit's receipt (invariant I3).
-const answerAccepted = (staged: Staged, receipt: CommitReceipt) => {
-  if (staged.reply === undefined || staged.order === undefined) return
+// The only way a staged buyer hears "accepted" (or "entered"): by presenting the commit's
+// receipt (invariant I3).
+const answerAccepted = (staged: Staged, receipt: CommitReceipt, drawAt: number) => {
+  if (staged.reply === undefined) return
+  if (staged.order === undefined) return answerEntered(staged, receipt, drawAt)
   if (!receipt.orderIds.has(staged.order.orderId))
     throw new Error("answered an order the receipt does not hold")
   staged.reply({ _tag: "Accepted", orderId: staged.order.orderId })
+}
+
+const answerEntered = (staged: Staged, receipt: CommitReceipt, drawAt: number) => {
+  const entry = staged.entry
+  if (staged.reply === undefined || entry === undefined) return
+  if (!receipt.entryIds.has(entry.entryId)) throw new Error("answered an entry the receipt does not hold")
+  staged.reply({ _tag: "Entered", entryId: entry.entryId, enteredAt: entry.at, drawAt })
 }
 
 const answerAll = (batch: ReadonlyArray<Staged>, refusal: PurchaseUnavailable) => {
@@ -146,20 +163,31 @@ const ordersOf = (batch: ReadonlyArray<Staged>) => {
   return orders
 }
 
-/** Answers a batch's buyers, then reports the batch if it held orders. `known`: its fate is certain. */
+const noEntries: ReadonlyArray<EntryToCommit> = []
+
+// Only a draw sale's batches are looked through for entries.
+const entriesOf = (c: Committer, batch: ReadonlyArray<Staged>): ReadonlyArray<EntryToCommit> => {
+  if (c.options.drawAt === undefined) return noEntries
+  const entries: Array<EntryToCommit> = []
+  for (const s of batch) if (s.entry !== undefined) entries.push(s.entry)
+  return entries
+}
+
+/** Answers a batch's buyers, then reports the batch if it held orders or entries. `known`: its fate is certain. */
 const settled = (
   c: Committer,
   batch: ReadonlyArray<Staged>,
   outcome: CommitReceipt | PurchaseUnavailable,
   known: boolean,
-  orders: ReadonlyArray<OrderToCommit> = ordersOf(batch)
+  orders: ReadonlyArray<OrderToCommit> = ordersOf(batch),
+  entries: ReadonlyArray<EntryToCommit> = entriesOf(c, batch)
 ) => {
   if (outcome instanceof PurchaseUnavailable) answerAll(batch, outcome)
-  else for (const s of batch) answerAccepted(s, outcome)
-  if (orders.length === 0) return
+  else for (const s of batch) answerAccepted(s, outcome, c.options.drawAt ?? 0)
+  if (orders.length === 0 && entries.length === 0) return
   if (outcome instanceof PurchaseUnavailable)
-    c.options.report({ _tag: known ? "NotCommitted" : "Unknown", orders, refusal: outcome })
-  else c.options.report({ _tag: "Committed", orders, receipt: outcome })
+    c.options.report({ _tag: known ? "NotCommitted" : "Unknown", orders, entries, refusal: outcome })
+  else c.options.report({ _tag: "Committed", orders, entries, receipt: outcome })
 }
 
 /**
@@ -186,7 +214,7 @@ const settle = Effect.fnUntraced(function* (
       cause: Cause.pretty(cause)
     })
     halt(c, "failed")
-    return settled(c, batch, unavailable(c, "commit_failed"), false, sent.orders)
+    return settled(c, batch, unavailable(c, "commit_failed"), false, sent.orders, sent.entries)
   }
   const receipt = outcome.value
   yield* Effect.logWarning("batch commit failed; settled against PostgreSQL", {
@@ -194,12 +222,12 @@ const settle = Effect.fnUntraced(function* (
     orders: sent.orders.length,
     committed: receipt !== undefined
   })
-  if (receipt !== undefined) return settled(c, batch, receipt, true, sent.orders)
+  if (receipt !== undefined) return settled(c, batch, receipt, true, sent.orders, sent.entries)
   // Only this batch's records can say "accepted"; those orders were not stored.
   for (const a of sent.attempts)
     c.carried.push(a.outcome === "accepted" ? { ...a, outcome: "commit_failed" } : a)
   for (const r of sent.refusals) c.carriedRefusals.push(r)
-  settled(c, batch, unavailable(c, "commit_failed"), true, sent.orders)
+  settled(c, batch, unavailable(c, "commit_failed"), true, sent.orders, sent.entries)
 })
 
 // Adds a count into the batch's one count per outcome.
@@ -227,7 +255,8 @@ const batchOf = (c: Committer, batch: ReadonlyArray<Staged>): Batch => {
     if (s.refusals !== undefined) addRefusals(refusals, s.refusals)
   }
   const { saleId, epoch } = c.options
-  return { batchId: randomUUID(), saleId, epoch, orders: ordersOf(batch), attempts, refusals }
+  const entries = entriesOf(c, batch)
+  return { batchId: randomUUID(), saleId, epoch, orders: ordersOf(batch), attempts, refusals, entries }
 }
 
 const recordedIn = (sent: Batch) => {
@@ -293,7 +322,7 @@ const commitBatch = Effect.fnUntraced(function* (c: Committer, batch: ReadonlyAr
   const started = yield* Clock.currentTimeMillis
   const exit = yield* commitTraced(c, batch, sent)
   if (Exit.isSuccess(exit)) {
-    settled(c, batch, exit.value, true, sent.orders)
+    settled(c, batch, exit.value, true, sent.orders, sent.entries)
     const finished = yield* Clock.currentTimeMillis
     c.options.onCommit?.({
       orders: sent.orders.length,
@@ -306,7 +335,7 @@ const commitBatch = Effect.fnUntraced(function* (c: Committer, batch: ReadonlyAr
     yield* Effect.logWarning("fenced: another owner holds a newer epoch; halting", { saleId, epoch })
     halt(c, "fenced")
     // The fence rolled the whole batch back: nothing of it is stored.
-    return settled(c, batch, unavailable(c, "fenced"), true, sent.orders)
+    return settled(c, batch, unavailable(c, "fenced"), true, sent.orders, sent.entries)
   }
   yield* settle(c, batch, sent, exit.cause)
 })

@@ -2,7 +2,7 @@ import { Clock, Deferred, Effect, Queue, SubscriptionRef, type Cause, type Scope
 import { randomUUID } from "node:crypto"
 import { Overloaded } from "../domain/Errors.ts"
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
-import type { Claim, OrderStore } from "../storage/OrderStore.ts"
+import { OrderStore, type Claim } from "../storage/OrderStore.ts"
 import type * as Tracing from "../Tracing.ts"
 import * as Decider from "./Decider.ts"
 import * as GroupCommitter from "./GroupCommitter.ts"
@@ -98,8 +98,17 @@ const makeDecider = Effect.fnUntraced(function* (
     lastActiveAt: yield* Clock.currentTimeMillis,
     queued: 0,
     published: first,
-    ended: false
+    ended: false,
+    wakeAfter: (millis) => {
+      // Unref'd: a sale's timer never keeps the process alive; a Wake to an ended mailbox is dropped.
+      setTimeout(() => Queue.offerUnsafe(d.mailbox, wake), Math.min(millis, 2_000_000_000)).unref()
+    },
+    drawRetryAt: 0
   }
+  // A draw sale not yet drawn wakes its decider when the window closes.
+  const draw = state.draw
+  if (draw !== undefined && draw.waitingList === undefined)
+    d.wakeAfter(Math.max(0, draw.drawAt - d.lastActiveAt) + 1)
   return d
 })
 
@@ -132,9 +141,11 @@ export const make = Effect.fnUntraced(function* (
   const scope = yield* Effect.scope
   const d = yield* makeDecider(claim, options.retryAfterSeconds ?? 1, options.startSpan)
   const stopped = yield* Deferred.make<Phase.StopReason>()
+  const store = yield* OrderStore
   const committer = yield* GroupCommitter.make({
     saleId: d.saleId,
     epoch: d.epoch,
+    drawAt: d.state.draw?.drawAt,
     maxBatchSize: options.maxBatchSize,
     commitsInFlight: options.commitsInFlight ?? 3,
     retryAfterSeconds: d.retryAfterSeconds,
@@ -147,7 +158,7 @@ export const make = Effect.fnUntraced(function* (
     }
   })
   yield* Effect.forkIn(
-    Decider.run(d, committer).pipe(
+    Decider.run(d, committer, store.draw).pipe(
       Effect.ensuring(Effect.suspend(() => Deferred.succeed(stopped, reasonOf(d.phase))))
     ),
     scope

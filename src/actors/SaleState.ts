@@ -29,6 +29,37 @@ export interface SaleState {
   readonly buyers: Map<UserId, Holding>
   /** How many holdings are reservations: orders staged or in a commit. */
   readonly reserved: number
+  /** A draw sale's entries and result; undefined for a first-come sale. */
+  readonly draw: DrawState | undefined
+}
+
+/**
+ * A draw sale's side of the state. Invariants (checked by the property tests):
+ * - one entrant per buyer (`entrants` is keyed by buyer), and no entry after `drawAt`;
+ * - `pending` is the number of entrants whose entry is staged or in a commit;
+ * - the draw is applied once, only when nothing is pending, and gives at most `remaining`
+ *   units; after it every entrant is a buyer (won) or has a waiting-list place.
+ * `entrants` is threaded like `buyers`.
+ */
+export interface DrawState {
+  readonly drawAt: number
+  readonly entrants: Map<UserId, Entrant>
+  readonly pending: number
+  /** Set by the draw: the waiting-list place of each entrant not drawn. */
+  readonly waitingList: ReadonlyMap<UserId, number> | undefined
+}
+
+export interface Entrant {
+  readonly entryId: OrderId
+  readonly at: number
+  /** Staged or in a commit: its buyer is not told "entered" until it is committed. */
+  readonly pending: boolean
+}
+
+/** A buyer's entry as the committer reports it back. */
+export interface EntryRef {
+  readonly userId: UserId
+  readonly entryId: OrderId
 }
 
 /**
@@ -73,10 +104,35 @@ export interface Released {
   readonly orders: ReadonlyArray<OrderRef>
 }
 
-export type Command = Purchase | Cancel | Committed | Released
+/** These entries are in PostgreSQL: their buyers are now told "entered". */
+export interface EntriesCommitted {
+  readonly _tag: "EntriesCommitted"
+  readonly entries: ReadonlyArray<EntryRef>
+}
 
-/** What a purchase is decided as: an outcome, or "wait for this pending order's batch". */
-export type Decision = Outcome | { readonly _tag: "AwaitingCommit"; readonly orderId: OrderId }
+/** These entries are known not to be in PostgreSQL: their buyers may enter again. */
+export interface EntriesReleased {
+  readonly _tag: "EntriesReleased"
+  readonly entries: ReadonlyArray<EntryRef>
+}
+
+/** The draw, as committed: winners hold their orders, the others their waiting-list places. */
+export interface Drawn {
+  readonly _tag: "Drawn"
+  readonly winners: ReadonlyArray<OrderRef>
+  readonly waitingList: ReadonlyMap<UserId, number>
+}
+
+export type Command = Purchase | Cancel | Committed | Released | EntriesCommitted | EntriesReleased | Drawn
+
+/**
+ * What a purchase is decided as: an outcome, "wait for this pending order's (or entry's)
+ * batch", or, in a draw sale's window, a new entry to commit (the id in the command is its id).
+ */
+export type Decision =
+  | Outcome
+  | { readonly _tag: "AwaitingCommit"; readonly orderId: OrderId }
+  | { readonly _tag: "EntryAccepted"; readonly entryId: OrderId; readonly at: number }
 
 export type SaleStatus = "upcoming" | "active" | "sold_out" | "ended" | "cancelled"
 
@@ -87,17 +143,41 @@ export const initialState = (sale: {
   readonly endsAt: number
   readonly cancelled: boolean
   readonly buyers: ReadonlyMap<UserId, OrderId>
+  readonly draw?:
+    | {
+        readonly drawAt: number
+        readonly entries: ReadonlyMap<UserId, { readonly entryId: OrderId; readonly at: number }>
+        readonly waitingList: ReadonlyMap<UserId, number> | undefined
+      }
+    | undefined
 }): SaleState => {
   if (sale.buyers.size > sale.total) {
     throw new Error(`sale ${sale.saleId} has ${sale.buyers.size} buyers for ${sale.total} units`)
   }
+  const { draw, ...rest } = sale
   return {
-    ...sale,
+    ...rest,
     remaining: sale.total - sale.buyers.size,
     buyers: new Map<UserId, Holding>(sale.buyers),
-    reserved: 0
+    reserved: 0,
+    draw: draw === undefined ? undefined : initialDraw(draw)
   }
 }
+
+const initialDraw = (draw: NonNullable<Parameters<typeof initialState>[0]["draw"]>): DrawState => {
+  const entrants = new Map<UserId, Entrant>()
+  for (const [userId, entry] of draw.entries)
+    entrants.set(userId, { entryId: entry.entryId, at: entry.at, pending: false })
+  return { drawAt: draw.drawAt, entrants, pending: 0, waitingList: draw.waitingList }
+}
+
+/** Whether the draw is due: the window closed, nothing pending, not drawn, not cancelled. */
+export const drawDue = (state: SaleState, now: number): boolean =>
+  state.draw !== undefined &&
+  state.draw.waitingList === undefined &&
+  state.draw.pending === 0 &&
+  !state.cancelled &&
+  now >= state.draw.drawAt
 
 export const statusAt = (
   state: Pick<SaleState, "cancelled" | "startsAt" | "endsAt" | "remaining">,
@@ -116,6 +196,7 @@ export const statusAt = (
  * is committed, `AwaitingCommit` while it is not (invariant I3).
  */
 const decidePurchase = (state: SaleState, command: Purchase): readonly [SaleState, Decision] => {
+  if (state.draw !== undefined) return decideEntry(state, state.draw, command)
   const held = state.buyers.get(command.userId)
   if (held !== undefined) {
     return typeof held === "string"
@@ -131,6 +212,76 @@ const decidePurchase = (state: SaleState, command: Purchase): readonly [SaleStat
     { ...state, remaining: state.remaining - 1, reserved: state.reserved + 1 },
     { _tag: "Accepted", orderId: command.orderId }
   ]
+}
+
+/**
+ * A draw sale's attempt: a winner is told about their order, any other entrant about their
+ * entry (or, after the draw, their waiting-list place) before any other check, so a retry is
+ * answered the same; a new buyer in the window enters.
+ */
+const decideEntry = (
+  state: SaleState,
+  draw: DrawState,
+  command: Purchase
+): readonly [SaleState, Decision] => {
+  const held = state.buyers.get(command.userId)
+  if (held !== undefined && typeof held === "string")
+    return [state, { _tag: "AlreadyPurchased", orderId: held }]
+  const place = draw.waitingList?.get(command.userId)
+  if (place !== undefined) return [state, { _tag: "NotDrawn", place }]
+  const entrant = draw.entrants.get(command.userId)
+  if (entrant !== undefined) {
+    return entrant.pending
+      ? [state, { _tag: "AwaitingCommit", orderId: entrant.entryId }]
+      : [state, { _tag: "Entered", entryId: entrant.entryId, enteredAt: entrant.at, drawAt: draw.drawAt }]
+  }
+  if (state.cancelled) return [state, { _tag: "Cancelled" }]
+  if (command.now < state.startsAt) return [state, { _tag: "NotStarted", startsAt: state.startsAt }]
+  if (command.now >= draw.drawAt || command.now >= state.endsAt) return [state, { _tag: "Ended" }]
+  draw.entrants.set(command.userId, { entryId: command.orderId, at: command.now, pending: true })
+  return [
+    { ...state, draw: { ...draw, pending: draw.pending + 1 } },
+    { _tag: "EntryAccepted", entryId: command.orderId, at: command.now }
+  ]
+}
+
+/** Whether the buyer's entry is exactly this pending entry. */
+const isPendingEntry = (draw: DrawState, entry: EntryRef) => {
+  const entrant = draw.entrants.get(entry.userId)
+  return entrant !== undefined && entrant.pending && entrant.entryId === entry.entryId
+}
+
+const settleEntries = (state: SaleState, entries: ReadonlyArray<EntryRef>, committed: boolean): SaleState => {
+  const draw = state.draw
+  if (draw === undefined) return state
+  let settled = 0
+  for (const entry of entries) {
+    if (!isPendingEntry(draw, entry)) continue
+    const entrant = draw.entrants.get(entry.userId)
+    if (entrant === undefined) continue
+    if (committed) draw.entrants.set(entry.userId, { ...entrant, pending: false })
+    else draw.entrants.delete(entry.userId)
+    settled++
+  }
+  return settled === 0 ? state : { ...state, draw: { ...draw, pending: draw.pending - settled } }
+}
+
+const applyDraw = (state: SaleState, command: Drawn): SaleState => {
+  const draw = state.draw
+  if (draw === undefined || draw.waitingList !== undefined) return state
+  if (draw.pending > 0) throw new Error(`sale ${state.saleId}: drawn with ${draw.pending} entries pending`)
+  if (command.winners.length > state.remaining)
+    throw new Error(`sale ${state.saleId}: ${command.winners.length} winners for ${state.remaining} units`)
+  for (const winner of command.winners) {
+    if (!draw.entrants.has(winner.userId) || state.buyers.has(winner.userId))
+      throw new Error(`sale ${state.saleId}: winner ${winner.userId} did not enter or holds a unit`)
+    state.buyers.set(winner.userId, winner.orderId)
+  }
+  return {
+    ...state,
+    remaining: state.remaining - command.winners.length,
+    draw: { ...draw, waitingList: command.waitingList }
+  }
 }
 
 /** Whether the buyer's holding is exactly this order's reservation. */
@@ -164,6 +315,12 @@ const release = (state: SaleState, orders: ReadonlyArray<OrderRef>): SaleState =
 
 const apply = (state: SaleState, command: Exclude<Command, Purchase>): SaleState => {
   switch (command._tag) {
+    case "EntriesCommitted":
+      return settleEntries(state, command.entries, true)
+    case "EntriesReleased":
+      return settleEntries(state, command.entries, false)
+    case "Drawn":
+      return applyDraw(state, command)
     case "Cancel":
       return state.cancelled ? state : { ...state, cancelled: true }
     case "Committed":

@@ -39,7 +39,11 @@ export const Reply = {
   /** value: the reason (a PurchaseUnavailable reason) */
   Unavailable: 8,
   /** This node does not own the sale (any more): look the owner up again. */
-  NotOwner: 9
+  NotOwner: 9,
+  /** value: "entryId enteredAt drawAt" (the times in epoch ms) */
+  Entered: 10,
+  /** value: the waiting-list place */
+  NotDrawn: 11
 } as const
 export type ReplyCode = (typeof Reply)[keyof typeof Reply]
 
@@ -200,6 +204,20 @@ export const outcomeReply = (outcome: Outcome): readonly [ReplyCode, string | nu
       return [Reply.Ended, null]
     case "Cancelled":
       return [Reply.Cancelled, null]
+    case "Entered":
+      return [Reply.Entered, `${outcome.entryId} ${outcome.enteredAt} ${outcome.drawAt}`]
+    case "NotDrawn":
+      return [Reply.NotDrawn, outcome.place]
+  }
+}
+
+const enteredOutcome = (value: ForwardReply[2]): Outcome => {
+  const [entryId, enteredAt, drawAt] = String(value).split(" ")
+  return {
+    _tag: "Entered",
+    entryId: (entryId ?? "") as OrderId,
+    enteredAt: Number(enteredAt),
+    drawAt: Number(drawAt)
   }
 }
 
@@ -248,6 +266,10 @@ export const replyOutcome = (code: ReplyCode, value: ForwardReply[2]): Outcome |
       return { _tag: "Ended" }
     case Reply.Cancelled:
       return { _tag: "Cancelled" }
+    case Reply.Entered:
+      return enteredOutcome(value)
+    case Reply.NotDrawn:
+      return { _tag: "NotDrawn", place: Number(value) }
     default:
       return undefined
   }

@@ -6,6 +6,7 @@ import { awaitReply, type Refusal, type RoutedReply } from "../domain/Reply.ts"
 import type { SaleActor } from "../actors/SaleActor.ts"
 import * as Tracing from "../Tracing.ts"
 import { Directory } from "./Directory.ts"
+import { DrawScheduler } from "./DrawScheduler.ts"
 import { answerForwarded } from "./ForwardedPurchases.ts"
 import { ForwardLink, type LinkOptions } from "./ForwardLink.ts"
 import { OwnedSales } from "./OwnedSales.ts"
@@ -217,10 +218,10 @@ export class SaleRouter extends Context.Service<
   /**
    * A node's cluster tier over the ownership layer it is given (Ownership.local or
    * Ownership.redis): the router, the sales it owns, the forward link (when `forward` is
-   * set) and the sale watch.
+   * set), the sale watch, and the look for due draws.
    */
   static readonly make = (options: RouterOptions & { readonly forward?: LinkOptions } = {}) =>
-    Layer.mergeAll(SaleRouter.layer(options), SaleWatch.layer).pipe(
+    Layer.mergeAll(SaleRouter.layer(options), SaleWatch.layer, DrawScheduler.layer).pipe(
       Layer.provideMerge(OwnedSales.layer),
       Layer.provideMerge(
         options.forward === undefined ? ForwardLink.none : ForwardLink.layer(options.forward)

@@ -1,4 +1,5 @@
 import type { Deferred } from "effect"
+import { firstCome, type Allocation } from "../domain/Allocation.ts"
 import type { SaleId } from "../domain/Ids.ts"
 import { noRules, type PurchaseRules } from "../domain/PurchaseRules.ts"
 import { rulesOf, type SaleRow } from "../storage/Sales.ts"
@@ -26,6 +27,7 @@ export interface SaleListing {
   readonly productName: string
   readonly priceCents: number
   readonly rules: PurchaseRules
+  readonly allocation: Allocation
   readonly figures: PushedFigures
 }
 
@@ -35,6 +37,8 @@ export interface View {
   priceCents: number
   /** Fixed at the sale's creation: read with the row, never pushed. */
   rules: PurchaseRules
+  /** As the row last said: a draw's seed appears in it once the draw is done. */
+  allocation: Allocation
   /** "owner": pushed (or this node's actor); "row": read from PostgreSQL. */
   source: "owner" | "row"
   heardAt: number
@@ -93,7 +97,9 @@ const rowFigures = (row: SaleRow): PushedFigures => ({
   remaining: row.available,
   startsAt: row.startsAt,
   endsAt: row.endsAt,
-  cancelled: row.cancelled
+  cancelled: row.cancelled,
+  drawAt: row.allocation.mode === "draw" ? row.allocation.drawAt : undefined,
+  drawn: row.allocation.mode === "draw" && row.allocation.drawnAt !== null
 })
 
 /** Drops views, oldest loaded first, until there is room for one more; watched or loading ones stay. */
@@ -115,6 +121,7 @@ export const viewOf = (state: SaleViews, saleId: SaleId): View => {
     productName: "",
     priceCents: 0,
     rules: noRules,
+    allocation: firstCome,
     source: "row",
     heardAt: 0,
     fencedUpTo: 0,
@@ -153,6 +160,7 @@ export const fromRow = (state: SaleViews, row: SaleRow, now: number) => {
   view.productName = row.productName
   view.priceCents = row.priceCents
   view.rules = rulesOf(row)
+  view.allocation = row.allocation
   const figures = rowFigures(row)
   const previous = view.figures
   view.heardAt = now
@@ -164,14 +172,20 @@ export const fromRow = (state: SaleViews, row: SaleRow, now: number) => {
   tell(view, figures)
 }
 
+// An owner announced its draw, but the row read before it has no seed yet: read it again.
+const seedDue = (view: View) =>
+  view.figures?.drawn === true && view.allocation.mode === "draw" && view.allocation.seed === null
+
 export const fresh = (view: View, now: number) =>
   view.figures !== undefined &&
-  now - view.heardAt < (view.source === "owner" ? ownerSilenceMillis : rowMillis)
+  now - view.heardAt < (view.source === "owner" ? ownerSilenceMillis : rowMillis) &&
+  !seedDue(view)
 
 export const listingOf = (view: View, figures: PushedFigures): SaleListing => ({
   productName: view.productName,
   priceCents: view.priceCents,
   rules: view.rules,
+  allocation: view.allocation,
   figures
 })
 

@@ -23,13 +23,16 @@ export interface SaleSnapshot {
   readonly status: SaleStatus
   readonly total: number
   readonly remaining: number
+  /** A draw sale's draw time (epoch ms) and whether it is drawn; undefined for first come. */
+  readonly draw: { readonly drawAt: number; readonly drawn: boolean } | undefined
 }
 
 export const snapshotOf = (figures: PushedFigures, now: number): SaleSnapshot => ({
   saleId: figures.saleId,
   status: statusAt(figures, now),
   total: figures.total,
-  remaining: figures.remaining
+  remaining: figures.remaining,
+  draw: figures.drawAt === undefined ? undefined : { drawAt: figures.drawAt, drawn: figures.drawn }
 })
 
 /** The figures' snapshot now, then again at each instant the clock alone changes its status. */
@@ -58,7 +61,13 @@ const changesFrom = (
   ).pipe(
     (later) => Stream.concat(Stream.succeed(first), later),
     Stream.switchMap(overTime),
-    Stream.changesWith((a, b) => a.status === b.status && a.remaining === b.remaining && a.total === b.total)
+    Stream.changesWith(
+      (a, b) =>
+        a.status === b.status &&
+        a.remaining === b.remaining &&
+        a.total === b.total &&
+        a.draw?.drawn === b.draw?.drawn
+    )
   )
 
 /**

@@ -13,7 +13,8 @@ export type PushedFigures = SaleFigures
 
 /**
  * One message on the views channel, msgpack-packed (no JSON on the wire):
- *   [0, [[saleId, epoch, version, total, remaining, startsAt, endsAt, cancelled], …]]  figures
+ *   [0, [[saleId, epoch, version, total, remaining, startsAt, endsAt, cancelled, drawAt?, drawn?], …]]
+ *                                       figures (a draw sale adds its draw time and whether drawn)
  *   [1, saleId | null, fencedUpTo]      the admin changed the sale (null: a product), fencing
  *                                       its owners up to that epoch
  */
@@ -25,7 +26,9 @@ const FiguresTuple = Schema.Tuple([
   Schema.Number,
   Schema.Number,
   Schema.Number,
-  Schema.Boolean
+  Schema.Boolean,
+  Schema.optionalKey(Schema.Number),
+  Schema.optionalKey(Schema.Boolean)
 ])
 const Message = Schema.Union([
   Schema.Tuple([Schema.Literal(0), Schema.Array(FiguresTuple)]),
@@ -38,7 +41,22 @@ const packr = new Packr({ useRecords: false, moreTypes: false })
 export const packFigures = (views: ReadonlyArray<PushedFigures>): Buffer =>
   packr.pack([
     0,
-    views.map((f) => [f.saleId, f.epoch, f.version, f.total, f.remaining, f.startsAt, f.endsAt, f.cancelled])
+    views.map((f) =>
+      f.drawAt === undefined
+        ? [f.saleId, f.epoch, f.version, f.total, f.remaining, f.startsAt, f.endsAt, f.cancelled]
+        : [
+            f.saleId,
+            f.epoch,
+            f.version,
+            f.total,
+            f.remaining,
+            f.startsAt,
+            f.endsAt,
+            f.cancelled,
+            f.drawAt,
+            f.drawn
+          ]
+    )
   ])
 
 export const packCatalogChange = (saleId: SaleId | undefined, fencedUpTo: number): Buffer =>
@@ -63,15 +81,19 @@ export const unpackMessage = (bytes: Buffer): ViewMessage | undefined => {
     return { _tag: "CatalogChanged", saleId: message[1] ?? undefined, fencedUpTo: message[2] }
   return {
     _tag: "Figures",
-    views: message[1].map(([saleId, epoch, version, total, remaining, startsAt, endsAt, cancelled]) => ({
-      saleId: saleId as SaleId,
-      epoch,
-      version,
-      total,
-      remaining,
-      startsAt,
-      endsAt,
-      cancelled
-    }))
+    views: message[1].map(
+      ([saleId, epoch, version, total, remaining, startsAt, endsAt, cancelled, drawAt, drawn]) => ({
+        saleId: saleId as SaleId,
+        epoch,
+        version,
+        total,
+        remaining,
+        startsAt,
+        endsAt,
+        cancelled,
+        drawAt,
+        drawn: drawn ?? false
+      })
+    )
   }
 }

@@ -2,7 +2,10 @@ import type { OrderId } from "./Ids.ts"
 
 /**
  * What the sale decided for one purchase attempt. Only `Accepted` reserves a unit,
- * and it reaches a caller only after the order is committed.
+ * and it reaches a caller only after the order is committed. In a draw sale, an attempt in
+ * the entry window is an entry: `Entered` reaches a caller only after the entry is committed,
+ * and a buyer who entered is told the same entry again; after the draw, a winner is told
+ * `AlreadyPurchased` and everyone else who entered `NotDrawn`, with their waiting-list place.
  */
 export type Outcome =
   | { readonly _tag: "Accepted"; readonly orderId: OrderId }
@@ -11,6 +14,14 @@ export type Outcome =
   | { readonly _tag: "NotStarted"; readonly startsAt: number }
   | { readonly _tag: "Ended" }
   | { readonly _tag: "Cancelled" }
+  | {
+      readonly _tag: "Entered"
+      readonly entryId: OrderId
+      /** When the entry was decided, and when the draw is due: epoch milliseconds. */
+      readonly enteredAt: number
+      readonly drawAt: number
+    }
+  | { readonly _tag: "NotDrawn"; readonly place: number }
 
 export type OutcomeTag = Outcome["_tag"]
 
@@ -20,7 +31,9 @@ export const outcomeTags: ReadonlyArray<OutcomeTag> = [
   "SoldOut",
   "NotStarted",
   "Ended",
-  "Cancelled"
+  "Cancelled",
+  "Entered",
+  "NotDrawn"
 ]
 
 // The outcome as recorded: a row per buyer in purchase_attempts (accepted, already purchased),
@@ -31,5 +44,7 @@ export const attemptReason: Record<OutcomeTag, string> = {
   SoldOut: "sold_out",
   NotStarted: "not_started",
   Ended: "ended",
-  Cancelled: "cancelled"
+  Cancelled: "cancelled",
+  Entered: "entered",
+  NotDrawn: "not_drawn"
 }

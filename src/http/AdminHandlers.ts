@@ -2,6 +2,8 @@ import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import { SaleWatch } from "../cluster/SaleWatch.ts"
+import type { Allocation } from "../domain/Allocation.ts"
+import { newSeed } from "../domain/Draw.ts"
 import type { SaleId } from "../domain/Ids.ts"
 import { Products } from "../storage/Products.ts"
 import { Sales, type NewSale, type SaleChanges } from "../storage/Sales.ts"
@@ -41,6 +43,48 @@ const badWindow = invalidRequest("Invalid payload: endsAt must be after startsAt
   in: "payload",
   path: ["endsAt"]
 })
+
+const windowPastEnd = invalidRequest(
+  "Invalid payload: the entry window must close by the sale's end (startsAt + entryWindowSeconds <= endsAt)",
+  { in: "payload", path: ["entryWindowSeconds"] }
+)
+
+const windowWithoutDraw = invalidRequest(
+  'Invalid payload: entryWindowSeconds is only for allocation "draw"',
+  {
+    in: "payload",
+    path: ["entryWindowSeconds"]
+  }
+)
+
+const drawWithoutWindow = invalidRequest('Invalid payload: allocation "draw" needs entryWindowSeconds', {
+  in: "payload",
+  path: ["entryWindowSeconds"]
+})
+
+interface AllocationPayload {
+  readonly allocation?: "first_come" | "draw" | undefined
+  readonly entryWindowSeconds?: number | undefined
+}
+
+/**
+ * The draw a new sale gets, if any: its window checked against the schedule, and a fresh
+ * secret seed made here (only its commitment is shown until the draw).
+ */
+const newDraw = (payload: AllocationPayload, startsAt: number, endsAt: number) => {
+  if (payload.allocation !== "draw")
+    return payload.entryWindowSeconds === undefined
+      ? Effect.succeed(undefined)
+      : Effect.fail(windowWithoutDraw)
+  if (payload.entryWindowSeconds === undefined) return Effect.fail(drawWithoutWindow)
+  const entryWindowMillis = payload.entryWindowSeconds * 1_000
+  if (startsAt + entryWindowMillis > endsAt) return Effect.fail(windowPastEnd)
+  return Effect.succeed({ entryWindowMillis, seed: newSeed() })
+}
+
+/** A schedule change must keep a draw's window inside the sale. */
+const keepsWindow = (allocation: Allocation, startsAt: number, endsAt: number) =>
+  allocation.mode === "first_come" || startsAt + allocation.entryWindowMillis <= endsAt
 
 // What the store says about a refused change, as the API tells it.
 const saleNotChanged = {
@@ -88,13 +132,18 @@ const saleView = (stores: Stores, saleId: SaleId) =>
 
 const createSale = (
   stores: Stores,
-  payload: Omit<NewSale, "startsAt" | "endsAt"> & { readonly startsAt: string; readonly endsAt: string }
+  payload: Omit<NewSale, "startsAt" | "endsAt" | "draw"> & {
+    readonly startsAt: string
+    readonly endsAt: string
+  } & AllocationPayload
 ) =>
   Effect.gen(function* () {
     const startsAt = yield* instant("startsAt", payload.startsAt)
     const endsAt = yield* instant("endsAt", payload.endsAt)
     if (endsAt <= startsAt) return yield* badWindow
-    const saleId = yield* stores.sales.create({ ...payload, startsAt, endsAt }).pipe(
+    const draw = yield* newDraw(payload, startsAt, endsAt)
+    const { productId, priceCents, stock } = payload
+    const saleId = yield* stores.sales.create({ productId, priceCents, stock, startsAt, endsAt, draw }).pipe(
       Effect.catchTag("ProductNotFound", () => Effect.fail(productNotFound())),
       Effect.catchTag("SqlError", Effect.die)
     )
@@ -109,6 +158,8 @@ const updateSale = (stores: Stores, saleId: SaleId, payload: SalePayload) =>
     const current = yield* stores.sales.find(saleId).pipe(Effect.orDie)
     if (current === undefined) return yield* saleNotFound(saleId)
     if ((endsAt ?? current.endsAt) <= (startsAt ?? current.startsAt)) return yield* badWindow
+    if (!keepsWindow(current.allocation, startsAt ?? current.startsAt, endsAt ?? current.endsAt))
+      return yield* windowPastEnd
     // An actor of this node holds the old schedule and stock: it drains and flushes its
     // audit records first. The update then fences any owner elsewhere (Sales.update).
     yield* stores.registry.stop(saleId)

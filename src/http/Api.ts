@@ -9,6 +9,7 @@ import {
   OpenApi
 } from "effect/http-api"
 import { OrderId, ProductId, SaleId, UserId } from "../domain/Ids.ts"
+import { maxEntryWindowSeconds, minEntryWindowSeconds } from "../domain/Allocation.ts"
 import { maxPowDifficulty, minPowDifficulty } from "../domain/PurchaseRules.ts"
 import { Email, Instant, Line, Paragraphs } from "../domain/Inputs.ts"
 import {
@@ -18,6 +19,7 @@ import {
   InvalidRequest,
   NoCurrentSale,
   NotAdmin,
+  NotDrawn,
   NotReady,
   NotSignedIn,
   NotYourOrders,
@@ -67,6 +69,22 @@ export class ErrorAnswers extends HttpApiMiddleware.Service<ErrorAnswers>()(
 
 export const SaleStatus = Schema.Literals(["upcoming", "active", "sold_out", "ended", "cancelled"])
 
+/**
+ * How the sale hands out its units. A draw shows its window, its draw time and the seed's
+ * commitment from the start; the seed, and when it was drawn, once the draw is done.
+ */
+export const AllocationView = Schema.Union([
+  Schema.Struct({ mode: Schema.Literal("first_come") }),
+  Schema.Struct({
+    mode: Schema.Literal("draw"),
+    entryWindowSeconds: Schema.Number,
+    drawAt: Schema.String,
+    commitment: Schema.String,
+    seed: Schema.NullOr(Schema.String),
+    drawnAt: Schema.NullOr(Schema.String)
+  })
+])
+
 export const SaleView = Schema.Struct({
   saleId: SaleId,
   productName: Schema.String,
@@ -82,7 +100,8 @@ export const SaleView = Schema.Struct({
    */
   powDifficulty: Schema.NullOr(Schema.Int),
   /** Only accounts created before this instant (the sale's publication) may buy; null: any. */
-  accountsCreatedBefore: Schema.NullOr(Schema.String)
+  accountsCreatedBefore: Schema.NullOr(Schema.String),
+  allocation: AllocationView
 })
 
 /** 201: a new order, committed. */
@@ -99,6 +118,44 @@ export const AlreadyPurchased = Schema.Struct({
   saleId: SaleId,
   status: Schema.Literal("purchased"),
   alreadyPurchased: Schema.Literal(true)
+})
+
+/** 202: a draw sale's entry, committed; a second attempt gets the same entry. */
+export const Entered = Schema.Struct({
+  saleId: SaleId,
+  status: Schema.Literal("entered"),
+  entered: Schema.Struct({ entryId: OrderId, enteredAt: Schema.String, drawAt: Schema.String })
+}).pipe(HttpApiSchema.status(202))
+
+/** A buyer's entry in a draw sale: none, entered, won (with the order) or not drawn (with a place). */
+export const EntryView = Schema.Struct({
+  saleId: SaleId,
+  status: Schema.Literals(["none", "entered", "won", "not_drawn"]),
+  drawAt: Schema.String,
+  drawnAt: Schema.NullOr(Schema.String),
+  entryId: Schema.NullOr(OrderId),
+  enteredAt: Schema.NullOr(Schema.String),
+  orderId: Schema.NullOr(OrderId),
+  waitingListPlace: Schema.NullOr(Schema.Int)
+})
+
+/**
+ * A draw as anyone can check it: the commitment from the start; once drawn, the seed, every
+ * entry (by buyer id), the winners and the waiting list in draw order. Before the draw the
+ * entries are not published (null).
+ */
+export const DrawView = Schema.Struct({
+  saleId: SaleId,
+  drawAt: Schema.String,
+  commitment: Schema.String,
+  drawn: Schema.Boolean,
+  drawnAt: Schema.NullOr(Schema.String),
+  seed: Schema.NullOr(Schema.String),
+  units: Schema.NullOr(Schema.Int),
+  entriesHash: Schema.NullOr(Schema.String),
+  entries: Schema.NullOr(Schema.Array(Schema.Struct({ userId: UserId, entryId: OrderId }))),
+  winners: Schema.NullOr(Schema.Array(UserId)),
+  waitingList: Schema.NullOr(Schema.Array(UserId))
 })
 
 export const OrderView = Schema.Struct({
@@ -169,6 +226,11 @@ export class SalesGroup extends HttpApiGroup.make("sales")
       params: { saleId: SaleId },
       success: SaleView,
       error: [SaleNotFound, InvalidRequest]
+    }),
+    HttpApiEndpoint.get("draw", "/api/sales/:saleId/draw", {
+      params: { saleId: SaleId },
+      success: DrawView,
+      error: [SaleNotFound, InvalidRequest]
     })
   )
   .annotateMerge(OpenApi.annotations({ title: "Sales" })) {}
@@ -197,11 +259,12 @@ export class PurchaseGroup extends HttpApiGroup.make("purchase")
   .add(
     HttpApiEndpoint.post("purchase", "/api/sales/:saleId/purchases", {
       params: { saleId: SaleId },
-      success: [Purchased, AlreadyPurchased],
+      success: [Purchased, AlreadyPurchased, Entered],
       error: [
         SaleNotFound,
         SoldOut,
         SaleNotActive,
+        NotDrawn,
         Overloaded,
         PurchaseUnavailable,
         RateLimited,
@@ -230,13 +293,19 @@ export class PurchaseGroup extends HttpApiGroup.make("purchase")
       success: MyPurchase,
       error: [SaleNotFound, InvalidRequest]
     }),
+    HttpApiEndpoint.get("entry", "/api/sales/:saleId/entry", {
+      params: { saleId: SaleId },
+      success: EntryView,
+      error: [SaleNotFound, InvalidRequest]
+    }),
     HttpApiEndpoint.post("attempt", "/api/purchase/attempt", {
-      success: [Purchased, AlreadyPurchased],
+      success: [Purchased, AlreadyPurchased, Entered],
       error: [
         NoCurrentSale,
         SaleNotFound,
         SoldOut,
         SaleNotActive,
+        NotDrawn,
         Overloaded,
         PurchaseUnavailable,
         RateLimited,
@@ -254,6 +323,10 @@ export class PurchaseGroup extends HttpApiGroup.make("purchase")
 
 const Stock = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(10_000_000))
 const Price = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(100_000_000))
+const EntryWindow = Schema.Int.check(
+  Schema.isGreaterThanOrEqualTo(minEntryWindowSeconds),
+  Schema.isLessThanOrEqualTo(maxEntryWindowSeconds)
+)
 const ProductName = Line(200)
 const Description = Paragraphs(2_000)
 const PowDifficulty = Schema.Int.check(
@@ -305,7 +378,10 @@ export class AdminGroup extends HttpApiGroup.make("admin")
         /** Proof of work per purchase attempt (see SaleView.powDifficulty); absent: none. */
         powDifficulty: Schema.optional(PowDifficulty),
         /** Only accounts created before this sale may buy. */
-        olderAccountsOnly: Schema.optional(Schema.Boolean)
+        olderAccountsOnly: Schema.optional(Schema.Boolean),
+        /** first_come (the default) or draw, with its entry window from the start. */
+        allocation: Schema.optional(Schema.Literals(["first_come", "draw"])),
+        entryWindowSeconds: Schema.optional(EntryWindow)
       }),
       success: SaleView.pipe(HttpApiSchema.status(201)),
       error: [NotAdmin, ProductNotFound, InvalidRequest]

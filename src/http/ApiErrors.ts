@@ -35,6 +35,7 @@ export const errorTable = {
   NoSuchRoute: { status: 404, retryAfter: false },
   SoldOut: { status: 409, retryAfter: false },
   SaleNotActive: { status: 409, retryAfter: false },
+  NotDrawn: { status: 409, retryAfter: false },
   SaleStarted: { status: 409, retryAfter: false },
   SaleCancelled: { status: 409, retryAfter: false },
   StockBelowSold: { status: 409, retryAfter: false },
@@ -129,6 +130,12 @@ export class SaleNotActive extends Schema.TaggedError<SaleNotActive>()(
   "SaleNotActive",
   { error: ErrorBody },
   status("SaleNotActive")
+) {}
+/** A draw sale's entrant who was not drawn: `details.place` is their waiting-list place. */
+export class NotDrawn extends Schema.TaggedError<NotDrawn>()(
+  "NotDrawn",
+  { error: ErrorBody },
+  status("NotDrawn")
 ) {}
 /** An admin change to a sale that has started: only an upcoming sale can change. */
 export class SaleStarted extends Schema.TaggedError<SaleStarted>()(
@@ -254,6 +261,7 @@ export type ApiError =
   | NoSuchRoute
   | SoldOut
   | SaleNotActive
+  | NotDrawn
   | SaleStarted
   | SaleCancelled
   | StockBelowSold
@@ -303,6 +311,7 @@ const classes = [
   NoSuchRoute,
   SoldOut,
   SaleNotActive,
+  NotDrawn,
   SaleStarted,
   SaleCancelled,
   StockBelowSold,
@@ -327,6 +336,21 @@ export const isApiError = (error: unknown): error is ApiError => classes.some((k
 
 export const saleNotFound = (saleId: string) =>
   new SaleNotFound({ error: { code: "sale_not_found", message: "No such sale", details: { saleId } } })
+
+export const notDrawn = (place: number) =>
+  new NotDrawn({
+    error: {
+      code: "not_drawn",
+      message: "You entered, but were not drawn; you keep your place on the waiting list",
+      details: { waitingListPlace: place }
+    }
+  })
+
+/** A first-come sale has no draw to show. */
+export const notADrawSale = (saleId: string) =>
+  new SaleNotFound({
+    error: { code: "not_a_draw_sale", message: "This sale is first come, first served", details: { saleId } }
+  })
 
 export const productNotFound = () =>
   new ProductNotFound({ error: { code: "product_not_found", message: "No such product" } })

@@ -1,7 +1,9 @@
 import type { OrderId, SaleId } from "../domain/Ids.ts"
 import type { RoutedReply } from "../domain/Reply.ts"
 import {
+  notDrawn,
   saleNotFound,
+  type NotDrawn,
   type ErrorAnswer,
   type Overloaded,
   type PurchaseUnavailable,
@@ -25,7 +27,20 @@ export type PurchaseAnswer =
         readonly alreadyPurchased: boolean
       }
     }
-  | ErrorAnswer<SoldOut | SaleNotActive | Overloaded | PurchaseUnavailable | SaleNotFound>
+  | {
+      /** A draw sale's entry, committed: the buyer waits for the draw. */
+      readonly status: 202
+      readonly entry: {
+        readonly saleId: SaleId
+        readonly status: "entered"
+        readonly entered: {
+          readonly entryId: OrderId
+          readonly enteredAt: string
+          readonly drawAt: string
+        }
+      }
+    }
+  | ErrorAnswer<SoldOut | SaleNotActive | NotDrawn | Overloaded | PurchaseUnavailable | SaleNotFound>
 
 // The answers that never vary, made once: most answers of a sold-out sale are this one.
 const soldOut = { _tag: "SoldOut", error: { code: "sold_out", message: "Every unit is sold" } } as const
@@ -85,5 +100,20 @@ export const purchaseAnswer = (saleId: SaleId, reply: RoutedReply): PurchaseAnsw
       }
     case "SaleNotFound":
       return saleNotFound(saleId)
+    case "Entered":
+      return {
+        status: 202,
+        entry: {
+          saleId,
+          status: "entered",
+          entered: {
+            entryId: reply.entryId,
+            enteredAt: new Date(reply.enteredAt).toISOString(),
+            drawAt: new Date(reply.drawAt).toISOString()
+          }
+        }
+      }
+    case "NotDrawn":
+      return notDrawn(reply.place)
   }
 }

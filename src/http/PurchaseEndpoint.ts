@@ -85,7 +85,13 @@ export class PurchaseEndpoint extends Context.Service<
       const fixed = fixedAnswers.get(reply._tag)
       if (fixed !== undefined) return fixed
       const told = purchaseAnswer(saleId, reply)
-      const made = rendered("order" in told ? successAnswer(told.status, told.order) : errorAnswer(told))
+      const made = rendered(
+        "order" in told
+          ? successAnswer(told.status, told.order)
+          : "entry" in told
+            ? successAnswer(told.status, told.entry)
+            : errorAnswer(told)
+      )
       if (fixedTags.has(reply._tag)) fixedAnswers.set(reply._tag, made)
       return made
     }

@@ -2,11 +2,13 @@ import { Effect } from "effect"
 import { HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import type { SaleId, UserId } from "../domain/Ids.ts"
+import { DrawRecords } from "../storage/DrawRecords.ts"
 import { OrderQueries, type OrderRow } from "../storage/OrderQueries.ts"
 import { Sales } from "../storage/Sales.ts"
 import { AdminRole } from "./AdminRole.ts"
 import { Api, CurrentUser } from "./Api.ts"
 import { noCurrentSale, NotYourOrders, proofOfWorkNotRequired, saleNotFound } from "./ApiErrors.ts"
+import { entryView } from "./DrawHandlers.ts"
 import { addressOf, Limits } from "./Limits.ts"
 import { ProofOfWork, proofHeader } from "./ProofOfWork.ts"
 import { PurchaseEndpoint } from "./PurchaseEndpoint.ts"
@@ -30,6 +32,7 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
     const rules = yield* SaleRules
     const proofOfWork = yield* ProofOfWork
     const limits = yield* Limits
+    const records = yield* DrawRecords
 
     // The hot path: the user comes from the verified token, the decision from the sale's
     // owner, the answer from the endpoint the node:http route shares; no log line, no extra
@@ -83,6 +86,9 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
         })
       )
       .handle("status", () => Effect.flatMap(currentSaleId, mine))
+      .handle("entry", ({ params }) =>
+        Effect.flatMap(CurrentUser, (user) => entryView(records, params.saleId, user.userId))
+      )
       .handle("ofUser", ({ params }) => ofUser(params.userId))
   })
 )

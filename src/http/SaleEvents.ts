@@ -32,15 +32,29 @@ interface Event {
 /** One serialisation per change: the bytes every watcher of the sale gets. */
 const eventOf = (figures: PushedFigures, now: number): Event => {
   const snapshot = snapshotOf(figures, now)
-  const { saleId, status, total, remaining } = snapshot
+  const { saleId, status, total, remaining, draw } = snapshot
   // The view's version (and the status the clock gave it), so a reconnect says what it saw last.
   const id = `${figures.epoch}.${figures.version}.${status}`
-  const data = JSON.stringify({ saleId, status, total, remaining })
+  // A draw sale's events say when it draws and, from the draw's push on, that it is drawn.
+  const data = JSON.stringify(
+    draw === undefined
+      ? { saleId, status, total, remaining }
+      : {
+          saleId,
+          status,
+          total,
+          remaining,
+          draw: { drawAt: new Date(draw.drawAt).toISOString(), drawn: draw.drawn }
+        }
+  )
   return { id, snapshot, bytes: encoder.encode(`id: ${id}\nevent: sale\ndata: ${data}\n\n`) }
 }
 
 const sameSnapshot = (a: SaleSnapshot, b: SaleSnapshot) =>
-  a.status === b.status && a.remaining === b.remaining && a.total === b.total
+  a.status === b.status &&
+  a.remaining === b.remaining &&
+  a.total === b.total &&
+  a.draw?.drawn === b.draw?.drawn
 
 /** A sale's watchers on this node, fed by one subscription to its view, coalesced per sale. */
 class Audience {

@@ -3,9 +3,11 @@ import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { SaleWatch, snapshotOf, type SaleListing } from "../cluster/SaleWatch.ts"
+import { DrawRecords } from "../storage/DrawRecords.ts"
 import { Api } from "./Api.ts"
 import { noCurrentSale, saleNotFound } from "./ApiErrors.ts"
-import { presentRules } from "./SaleView.ts"
+import { drawView } from "./DrawHandlers.ts"
+import { presentAllocation, presentRules } from "./SaleView.ts"
 
 /**
  * The public reads answer from the sale views in memory (see SaleWatch), never PostgreSQL
@@ -26,7 +28,8 @@ export const presentListing = (listing: SaleListing, now: number) => {
     status: snapshotOf(f, now).status,
     total: f.total,
     remaining: f.remaining,
-    ...presentRules(listing.rules)
+    ...presentRules(listing.rules),
+    allocation: presentAllocation(listing.allocation)
   }
 }
 
@@ -78,6 +81,7 @@ const ifNoneMatch = Effect.map(
 export const SalesHandlers = HttpApiBuilder.group(Api, "sales", (handlers) =>
   Effect.gen(function* () {
     const watch = yield* SaleWatch
+    const records = yield* DrawRecords
     return handlers
       .handleRaw("list", () =>
         Effect.gen(function* () {
@@ -97,6 +101,7 @@ export const SalesHandlers = HttpApiBuilder.group(Api, "sales", (handlers) =>
           return cachedJson(yield* ifNoneMatch, presentListing(listing, Date.now()))
         })
       )
+      .handle("draw", ({ params }) => drawView(records, params.saleId))
   })
 )
 

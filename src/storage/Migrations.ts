@@ -234,6 +234,74 @@ const purchaseRules = Effect.gen(function* () {
       ADD COLUMN older_accounts_only boolean NOT NULL DEFAULT false`
 })
 
+// Draw mode (issue 16). A sale's allocation is first come or a draw; a draw sale has one row
+// in sale_draws from its creation: the entry window's length, the secret seed and its
+// commitment (published), and, once drawn, when, by which epoch, over how many units and
+// entries and the entries' hash. The row is the draw's one-time switch: drawn_at is set once.
+// Entries are one per buyer (the primary key), written by the owner in its fenced batches:
+// this commit_batch calls migration 0008's, whose fenced UPDATE leaves the stock row locked,
+// so a draw committed before that lock was taken is seen here and the late entries are
+// refused whole (SQLSTATE MCDRN) rather than slipping in after the draw read the entries.
+// An entry's id is also its order id if it wins; its place is its position in draw order.
+const draws = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    ALTER TABLE flash_sales ADD COLUMN allocation text NOT NULL DEFAULT 'first_come'
+      CHECK (allocation IN ('first_come', 'draw'))`
+  yield* sql`
+    CREATE TABLE sale_draws (
+      sale_id uuid PRIMARY KEY REFERENCES flash_sales (id),
+      entry_window_ms bigint NOT NULL CHECK (entry_window_ms > 0),
+      seed text NOT NULL CHECK (seed ~ '^[0-9a-f]{64}$'),
+      commitment text NOT NULL CHECK (commitment ~ '^[0-9a-f]{64}$'),
+      drawn_at timestamptz,
+      drawn_epoch integer,
+      units integer CHECK (units >= 0),
+      entries integer CHECK (entries >= 0),
+      entries_hash text,
+      CHECK ((drawn_at IS NULL) = (entries_hash IS NULL))
+    )`
+  // What every node looks through each second for draws that are due.
+  yield* sql`CREATE INDEX sale_draws_pending ON sale_draws (sale_id) WHERE drawn_at IS NULL`
+  yield* sql`
+    CREATE TABLE sale_entries (
+      sale_id uuid NOT NULL,
+      user_id uuid NOT NULL,
+      entry_id uuid NOT NULL UNIQUE,
+      entered_at float8 NOT NULL,
+      owner_epoch integer NOT NULL,
+      place integer CHECK (place >= 1),
+      PRIMARY KEY (sale_id, user_id)
+    )`
+  yield* sql`
+    CREATE FUNCTION commit_batch(
+      p_batch uuid, p_sale uuid, p_epoch integer,
+      p_order_ids uuid[], p_order_users uuid[], p_order_at float8[],
+      p_attempt_users uuid[], p_attempt_outcomes text[], p_attempt_at float8[],
+      p_refusal_outcomes text[], p_refusal_counts integer[],
+      p_refusal_first float8[], p_refusal_last float8[],
+      p_entry_ids uuid[], p_entry_users uuid[], p_entry_at float8[]
+    ) RETURNS integer LANGUAGE plpgsql AS $$
+    DECLARE
+      left_over integer;
+    BEGIN
+      left_over := commit_batch(
+        p_batch, p_sale, p_epoch, p_order_ids, p_order_users, p_order_at,
+        p_attempt_users, p_attempt_outcomes, p_attempt_at,
+        p_refusal_outcomes, p_refusal_counts, p_refusal_first, p_refusal_last);
+      IF coalesce(cardinality(p_entry_ids), 0) > 0 THEN
+        IF EXISTS (SELECT 1 FROM sale_draws WHERE sale_id = p_sale AND drawn_at IS NOT NULL) THEN
+          RAISE EXCEPTION 'sale %: drawn already; entries refused', p_sale USING ERRCODE = 'MCDRN';
+        END IF;
+        INSERT INTO sale_entries (sale_id, user_id, entry_id, entered_at, owner_epoch)
+        SELECT p_sale, e.user_id, e.id, e.at, p_epoch
+        FROM unnest(p_entry_ids, p_entry_users, p_entry_at) AS e (id, user_id, at);
+      END IF;
+      RETURN left_over;
+    END
+    $$`
+})
+
 /** Brings the schema up to date; a node serves nothing before this has run. */
 export const Migrations = {
   layer: PgMigrator.layer({
@@ -246,6 +314,7 @@ export const Migrations = {
       "0006_commit_function": commitFunction,
       "0007_accounts": accounts,
       "0008_refusal_counts": refusalCounts,
+      "0009_draw": draws,
       "0010_purchase_rules": purchaseRules
     })
   }).pipe(Layer.provide(NodeServices.layer))

@@ -3,6 +3,9 @@ import { SqlClient, type SqlError } from "effect/sql"
 import { SaleNotFound, StaleEpoch } from "../domain/Errors.ts"
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
 import { sqlState } from "./Database.ts"
+import { drawSale, readDrawSnapshot, type DrawOutcome, type DrawSnapshot } from "./DrawQueries.ts"
+
+export type { DrawOutcome, DrawSnapshot, EntrySnapshot } from "./DrawQueries.ts"
 
 /** A sale as PostgreSQL has it: what an owner rebuilds its state from (invariant I5). */
 export interface SaleSnapshot {
@@ -15,6 +18,8 @@ export interface SaleSnapshot {
   readonly cancelled: boolean
   /** Every committed order of the sale, by buyer. */
   readonly buyers: ReadonlyMap<UserId, OrderId>
+  /** A draw sale's entries and result; undefined for a first-come sale. */
+  readonly draw: DrawSnapshot | undefined
 }
 
 export interface Claim {
@@ -25,6 +30,13 @@ export interface Claim {
 
 export interface OrderToCommit {
   readonly orderId: OrderId
+  readonly userId: UserId
+  readonly at: number
+}
+
+/** A draw sale's entry: its id becomes the buyer's order id if the entry wins. */
+export interface EntryToCommit {
+  readonly entryId: OrderId
   readonly userId: UserId
   readonly at: number
 }
@@ -46,6 +58,8 @@ export interface RefusalCount {
   readonly lastAt: number
 }
 
+const noEntries: ReadonlySet<OrderId> = new Set()
+
 /**
  * Proof that a batch is durably committed. Only `OrderStore.commit` makes one, and a
  * purchase can be answered "accepted" only by presenting it.
@@ -54,9 +68,12 @@ export class CommitReceipt {
   readonly saleId: SaleId
   /** The orders known to be in PostgreSQL. */
   readonly orderIds: ReadonlySet<OrderId>
-  constructor(saleId: SaleId, orderIds: ReadonlySet<OrderId>) {
+  /** The entries known to be in PostgreSQL. */
+  readonly entryIds: ReadonlySet<OrderId>
+  constructor(saleId: SaleId, orderIds: ReadonlySet<OrderId>, entryIds: ReadonlySet<OrderId> = noEntries) {
     this.saleId = saleId
     this.orderIds = orderIds
+    this.entryIds = entryIds
   }
 }
 
@@ -69,7 +86,18 @@ export interface Batch {
   readonly attempts: ReadonlyArray<AttemptRecord>
   /** At most one per outcome. */
   readonly refusals: ReadonlyArray<RefusalCount>
+  /** A draw sale's entries; absent or empty in a first-come sale's batches. */
+  readonly entries?: ReadonlyArray<EntryToCommit> | undefined
 }
+
+const receiptOf = (batch: Batch) =>
+  new CommitReceipt(
+    batch.saleId,
+    new Set(batch.orders.map((o) => o.orderId)),
+    batch.entries === undefined || batch.entries.length === 0
+      ? noEntries
+      : new Set(batch.entries.map((e) => e.entryId))
+  )
 
 /**
  * The orders of a sale, written only by its owner. Knows nothing of actors: it mints
@@ -97,6 +125,14 @@ export class OrderStore extends Context.Service<
      * connection has finished (or aborted) before the stamp is read.
      */
     readonly outcomeOf: (batch: Batch) => Effect.Effect<CommitReceipt | undefined, SqlError.SqlError>
+    /**
+     * A draw sale's draw, once and fenced: winners get their orders in the same transaction.
+     * Drawn already, it returns the stored result; a stale epoch writes nothing.
+     */
+    readonly draw: (
+      saleId: SaleId,
+      epoch: number
+    ) => Effect.Effect<DrawOutcome, SaleNotFound | StaleEpoch | SqlError.SqlError>
   }
 >()("mincommerce/storage/OrderStore") {
   static readonly layer = Layer.effect(
@@ -131,7 +167,8 @@ export class OrderStore extends Context.Service<
             )
           )
         }
-        return { saleId, ...sale, buyers } satisfies SaleSnapshot
+        const draw = yield* readDrawSnapshot(sql, saleId, sale.startsAt)
+        return { saleId, ...sale, buyers, draw } satisfies SaleSnapshot
       })
 
       const claim = Effect.fn("OrderStore.claim")(function* (saleId: SaleId) {
@@ -155,8 +192,11 @@ export class OrderStore extends Context.Service<
       // side by side and only queue for that row's lock at the very end.
       const commit = Effect.fnUntraced(function* (batch: Batch) {
         const ids = batch.orders.map((o) => o.orderId)
-        const { attempts, refusals } = batch
-        yield* sql`
+        const { attempts, refusals, entries } = batch
+        // A draw sale's entries go to the overload of migration 0009; every other batch keeps 0008's.
+        const entering = entries !== undefined && entries.length > 0
+        const statement = !entering
+          ? sql`
           SELECT commit_batch(
             ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
             ${ids}::uuid[],
@@ -169,7 +209,25 @@ export class OrderStore extends Context.Service<
             ${refusals.map((r) => r.count)}::integer[],
             ${refusals.map((r) => r.firstAt)}::float8[],
             ${refusals.map((r) => r.lastAt)}::float8[]
-          )`.pipe(
+          )`
+          : sql`
+          SELECT commit_batch(
+            ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
+            ${ids}::uuid[],
+            ${batch.orders.map((o) => o.userId)}::uuid[],
+            ${batch.orders.map((o) => o.at)}::float8[],
+            ${attempts.map((a) => a.userId)}::uuid[],
+            ${attempts.map((a) => a.outcome)}::text[],
+            ${attempts.map((a) => a.at)}::float8[],
+            ${refusals.map((r) => r.outcome)}::text[],
+            ${refusals.map((r) => r.count)}::integer[],
+            ${refusals.map((r) => r.firstAt)}::float8[],
+            ${refusals.map((r) => r.lastAt)}::float8[],
+            ${(entries ?? []).map((e) => e.entryId)}::uuid[],
+            ${(entries ?? []).map((e) => e.userId)}::uuid[],
+            ${(entries ?? []).map((e) => e.at)}::float8[]
+          )`
+        yield* statement.pipe(
           Effect.catchTag("SqlError", (error): Effect.Effect<never, StaleEpoch | SqlError.SqlError> => {
             switch (sqlState(error)) {
               case "MCSTL":
@@ -181,7 +239,7 @@ export class OrderStore extends Context.Service<
             }
           })
         )
-        return new CommitReceipt(batch.saleId, new Set(ids))
+        return entering ? receiptOf(batch) : new CommitReceipt(batch.saleId, new Set(ids))
       })
 
       // A commit that reached COMMIT holds the stock row's lock until it ends: waiting for
@@ -189,12 +247,10 @@ export class OrderStore extends Context.Service<
       const outcomeOf = Effect.fn("OrderStore.outcomeOf")(function* (batch: Batch) {
         yield* sql`SELECT 1 FROM stocks WHERE sale_id = ${batch.saleId} FOR UPDATE`
         const rows = yield* sql`SELECT 1 FROM commit_batches WHERE batch_id = ${batch.batchId}`
-        return rows.length > 0
-          ? new CommitReceipt(batch.saleId, new Set(batch.orders.map((o) => o.orderId)))
-          : undefined
+        return rows.length > 0 ? receiptOf(batch) : undefined
       }, sql.withTransaction)
 
-      return OrderStore.of({ claim, load, commit, outcomeOf })
+      return OrderStore.of({ claim, load, commit, outcomeOf, draw: drawSale(sql) })
     })
   )
 }

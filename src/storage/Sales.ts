@@ -7,6 +7,8 @@ import {
   SaleStarted,
   StockBelowSold
 } from "../domain/Errors.ts"
+import { firstCome, type Allocation } from "../domain/Allocation.ts"
+import { commitmentOf } from "../domain/Draw.ts"
 import type { ProductId, SaleId } from "../domain/Ids.ts"
 import type { PurchaseRules } from "../domain/PurchaseRules.ts"
 import { sqlState } from "./Database.ts"
@@ -25,6 +27,13 @@ export interface SaleRow {
   readonly powDifficulty: number | null
   /** Only accounts created before this instant (the sale's creation) may buy; null: any. */
   readonly accountsCreatedBefore: number | null
+  readonly allocation: Allocation
+}
+
+/** A draw sale's setup: its entry window, and the secret seed the node made for it. */
+export interface NewDraw {
+  readonly entryWindowMillis: number
+  readonly seed: string
 }
 
 export interface NewSale {
@@ -36,6 +45,34 @@ export interface NewSale {
   readonly powDifficulty?: number | undefined
   /** Only accounts created before the sale (its publication) may buy. */
   readonly olderAccountsOnly?: boolean | undefined
+  /** Absent: first come, first served. */
+  readonly draw?: NewDraw | undefined
+}
+
+/** A sale row as read, before its allocation's columns are put together. */
+interface RawSaleRow extends Omit<SaleRow, "allocation"> {
+  readonly allocation: "first_come" | "draw"
+  readonly entryWindowMillis: number | null
+  readonly commitment: string | null
+  readonly seed: string | null
+  readonly drawnAt: number | null
+}
+
+const saleRowOf = (raw: RawSaleRow): SaleRow => {
+  const { entryWindowMillis, commitment, seed, drawnAt, allocation, ...sale } = raw
+  if (allocation === "first_come" || entryWindowMillis === null || commitment === null)
+    return { ...sale, allocation: firstCome }
+  return {
+    ...sale,
+    allocation: {
+      mode: "draw",
+      entryWindowMillis,
+      drawAt: sale.startsAt + entryWindowMillis,
+      commitment,
+      seed,
+      drawnAt
+    }
+  }
 }
 
 /** A row's purchase rules as the domain states them. */
@@ -62,6 +99,8 @@ export class Sales extends Context.Service<
     readonly rules: (saleId: SaleId) => Effect.Effect<PurchaseRules | undefined, SqlError.SqlError>
     /** The sale running now, else the next one to start (the seed API's "current" sale). */
     readonly current: Effect.Effect<SaleRow | undefined, SqlError.SqlError>
+    /** Draw sales whose window has closed and that are not drawn (nor cancelled). */
+    readonly dueDraws: Effect.Effect<ReadonlyArray<SaleId>, SqlError.SqlError>
     /** Every sale, newest start first. */
     readonly list: Effect.Effect<ReadonlyArray<SaleRow>, SqlError.SqlError>
     /** Changes a sale that has not started (schedule, price, stock); on any error nothing changes. */
@@ -92,16 +131,23 @@ export class Sales extends Context.Service<
         f.pow_difficulty AS "powDifficulty",
         CASE WHEN f.older_accounts_only THEN (extract(epoch FROM f.created_at) * 1000)::float8 END
           AS "accountsCreatedBefore"`
-      const saleFrom = sql`flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id`
+      const saleFrom = sql`
+        flash_sales f JOIN products p ON p.id = f.product_id JOIN stocks s ON s.sale_id = f.id
+        LEFT JOIN sale_draws d ON d.sale_id = f.id`
+      // The seed leaves the database only once the draw is done.
       const saleColumns = sql`
         f.id AS "saleId", p.name AS "productName", f.price_cents AS "priceCents",
         (extract(epoch FROM f.starts_at) * 1000)::float8 AS "startsAt",
         (extract(epoch FROM f.ends_at) * 1000)::float8 AS "endsAt",
-        f.status = 'cancelled' AS cancelled, s.total, s.available, ${ruleColumns}`
+        f.status = 'cancelled' AS cancelled, s.total, s.available, ${ruleColumns},
+        f.allocation, d.entry_window_ms::float8 AS "entryWindowMillis", d.commitment,
+        CASE WHEN d.drawn_at IS NOT NULL THEN d.seed END AS seed,
+        (extract(epoch FROM d.drawn_at) * 1000)::float8 AS "drawnAt"`
 
       const find = Effect.fn("Sales.find")(function* (saleId: SaleId) {
-        const rows = yield* sql<SaleRow>`SELECT ${saleColumns} FROM ${saleFrom} WHERE f.id = ${saleId}`
-        return rows[0]
+        const rows = yield* sql<RawSaleRow>`SELECT ${saleColumns} FROM ${saleFrom} WHERE f.id = ${saleId}`
+        const row = rows[0]
+        return row === undefined ? undefined : saleRowOf(row)
       })
 
       const rules = Effect.fn("Sales.rules")(function* (saleId: SaleId) {
@@ -111,21 +157,29 @@ export class Sales extends Context.Service<
       })
 
       const list =
-        sql<SaleRow>`SELECT ${saleColumns} FROM ${saleFrom} ORDER BY f.starts_at DESC LIMIT 500`.pipe(
+        sql<RawSaleRow>`SELECT ${saleColumns} FROM ${saleFrom} ORDER BY f.starts_at DESC LIMIT 500`.pipe(
+          Effect.map((rows) => rows.map(saleRowOf)),
           Effect.withSpan("Sales.list")
         )
 
-      const current = sql<SaleRow>`
+      const current = sql<RawSaleRow>`
           SELECT ${saleColumns}
           FROM ${saleFrom}
           WHERE f.status = 'scheduled' AND f.ends_at > now()
           ORDER BY f.starts_at <= now() DESC, f.starts_at
           LIMIT 1`.pipe(
-        Effect.map((rows) => rows[0]),
+        Effect.map((rows) => (rows[0] === undefined ? undefined : saleRowOf(rows[0]))),
         Effect.withSpan("Sales.current")
       )
 
-      return Sales.of({ create, find, rules, current, list, update, cancel })
+      const dueDraws = sql<{ saleId: SaleId }>`
+          SELECT d.sale_id AS "saleId"
+          FROM sale_draws d JOIN flash_sales f ON f.id = d.sale_id
+          WHERE d.drawn_at IS NULL AND f.status = 'scheduled' AND f.allocation = 'draw'
+            AND f.starts_at + d.entry_window_ms * interval '1 millisecond' <= now()
+          LIMIT 100`.pipe(Effect.map((rows) => rows.map((row) => row.saleId)))
+
+      return Sales.of({ create, find, rules, current, list, update, cancel, dueDraws })
     })
   )
 }
@@ -133,10 +187,12 @@ export class Sales extends Context.Service<
 const createSale = (sql: SqlClient.SqlClient) =>
   Effect.fn("Sales.create")(function* (sale: NewSale) {
     const [row] = yield* sql<{ id: SaleId }>`
-        INSERT INTO flash_sales (product_id, price_cents, starts_at, ends_at, pow_difficulty, older_accounts_only)
+        INSERT INTO flash_sales
+          (product_id, price_cents, starts_at, ends_at, pow_difficulty, older_accounts_only, allocation)
         VALUES (${sale.productId}, ${sale.priceCents},
                 to_timestamp(${sale.startsAt} / 1000.0), to_timestamp(${sale.endsAt} / 1000.0),
-                ${sale.powDifficulty ?? null}::int, ${sale.olderAccountsOnly ?? false})
+                ${sale.powDifficulty ?? null}::int, ${sale.olderAccountsOnly ?? false},
+                ${sale.draw === undefined ? "first_come" : "draw"})
         RETURNING id`.pipe(
       Effect.catchTag("SqlError", (error): Effect.Effect<never, ProductNotFound | SqlError.SqlError> =>
         // SQLSTATE 23503, foreign_key_violation: the only foreign key of a sale is its product's.
@@ -147,6 +203,10 @@ const createSale = (sql: SqlClient.SqlClient) =>
     )
     if (row === undefined) return yield* Effect.die(new Error("sale insert returned no row"))
     yield* sql`INSERT INTO stocks (sale_id, total, available) VALUES (${row.id}, ${sale.stock}, ${sale.stock})`
+    if (sale.draw !== undefined)
+      yield* sql`
+        INSERT INTO sale_draws (sale_id, entry_window_ms, seed, commitment)
+        VALUES (${row.id}, ${sale.draw.entryWindowMillis}, ${sale.draw.seed}, ${commitmentOf(sale.draw.seed)})`
     return row.id
   }, sql.withTransaction)
 

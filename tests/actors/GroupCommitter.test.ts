@@ -71,6 +71,7 @@ const harness = (options: {
       attempt: { userId, outcome: "accepted", at: Date.now() },
       refusals: undefined,
       order: { orderId: randomUUID() as OrderId, userId, at: Date.now() },
+      entry: undefined,
       reply: (answer) => answers.set(userId, answer),
       trace
     })
@@ -80,6 +81,7 @@ const harness = (options: {
       attempt: undefined,
       refusals: { outcome: "sold_out", count: 1, firstAt: Date.now(), lastAt: Date.now() },
       order: undefined,
+      entry: undefined,
       reply: undefined,
       trace: undefined
     })

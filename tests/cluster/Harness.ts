@@ -256,6 +256,12 @@ const buildCluster = async (options: ClusterSpec, unlock: () => void) => {
       }
     },
     nodeById: (nodeId: string | undefined) => nodes.find((n) => n.nodeId === nodeId),
+    /** A draw sale starting now, its entry window `entryWindowMillis` long. */
+    makeDrawSale: (stock: number, entryWindowMillis: number) =>
+      withStorage(makeSale(stock, { startsAt: Date.now(), entryWindowMillis })),
+    /** Runs a query against the cluster's database. */
+    query: <A extends object>(run: (sql: SqlClient.SqlClient) => Effect.Effect<ReadonlyArray<A>, unknown>) =>
+      withStorage(Effect.flatMap(SqlClient.SqlClient, run)),
     epoch: (saleId: SaleId) =>
       withStorage(
         Effect.map(

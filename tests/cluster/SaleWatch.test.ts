@@ -62,7 +62,8 @@ describe("SaleWatch", () => {
           saleId,
           status: "sold_out",
           total: 3,
-          remaining: 0
+          remaining: 0,
+          draw: undefined
         })
       }).pipe(Effect.provide(Node)),
     30_000

@@ -1,6 +1,7 @@
 import { Effect, Option } from "effect"
 import { randomBytes } from "node:crypto"
 import { SaleWatch } from "../../src/cluster/SaleWatch.ts"
+import { newSeed } from "../../src/domain/Draw.ts"
 import type { SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Products } from "../../src/storage/Products.ts"
 import { Sales } from "../../src/storage/Sales.ts"
@@ -14,10 +15,13 @@ export const makeUsers = (count: number) =>
     return yield* users.byEmails(Array.from({ length: count }, (_, i) => `buyer-${tag}-${i}@example.test`))
   })
 
-/** A sale of `stock` units that started a minute ago and ends in an hour, unless told otherwise. */
+/**
+ * A sale of `stock` units that started a minute ago and ends in an hour, unless told otherwise;
+ * with `entryWindowMillis`, a draw sale whose entry window opens at its start.
+ */
 export const makeSale = (
   stock: number,
-  window: { readonly startsAt?: number; readonly endsAt?: number } = {}
+  window: { readonly startsAt?: number; readonly endsAt?: number; readonly entryWindowMillis?: number } = {}
 ) =>
   Effect.gen(function* () {
     const productId = yield* (yield* Products).create("Limited sneaker", "A test product")
@@ -27,7 +31,11 @@ export const makeSale = (
       priceCents: 12_900,
       stock,
       startsAt: window.startsAt ?? now - 60_000,
-      endsAt: window.endsAt ?? now + 3_600_000
+      endsAt: window.endsAt ?? now + 3_600_000,
+      draw:
+        window.entryWindowMillis === undefined
+          ? undefined
+          : { entryWindowMillis: window.entryWindowMillis, seed: newSeed() }
     })
     // Made behind the node's back, so announced as the admin's changes are: lists show it at once.
     const watch = yield* Effect.serviceOption(SaleWatch)
