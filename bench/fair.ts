@@ -27,6 +27,8 @@ import { parseArgs } from "node:util"
 import type { OrderId, SaleId, UserId } from "../src/domain/Ids.ts"
 import { ProofOfWork } from "../src/http/ProofOfWork.ts"
 import { Audit, checkInvariants, violations } from "../src/storage/Audit.ts"
+import { newSeed } from "../src/domain/Draw.ts"
+import { DrawRecords } from "../src/storage/DrawRecords.ts"
 import { Products } from "../src/storage/Products.ts"
 import { Sales } from "../src/storage/Sales.ts"
 import { makeUsers } from "../tests/support/Fixtures.ts"
@@ -193,13 +195,32 @@ interface Mode {
   readonly title: string
   readonly pow: boolean
   readonly olderAccountsOnly: boolean
+  /** A draw among everyone who entered in the window from the opening. */
+  readonly draw: boolean
 }
 
 const modes: ReadonlyArray<Mode> = [
-  { id: "first_come", title: "first come, first served", pow: false, olderAccountsOnly: false },
-  { id: "first_come_pow", title: "first come, proof of work", pow: true, olderAccountsOnly: false },
-  { id: "first_come_older", title: "first come, older accounts only", pow: false, olderAccountsOnly: true }
+  { id: "first_come", title: "first come, first served", pow: false, olderAccountsOnly: false, draw: false },
+  {
+    id: "first_come_pow",
+    title: "first come, proof of work",
+    pow: true,
+    olderAccountsOnly: false,
+    draw: false
+  },
+  { id: "draw", title: "draw", pow: false, olderAccountsOnly: false, draw: true },
+  { id: "draw_pow", title: "draw, proof of work", pow: true, olderAccountsOnly: false, draw: true },
+  {
+    id: "first_come_older",
+    title: "first come, older accounts only",
+    pow: false,
+    olderAccountsOnly: true,
+    draw: false
+  }
 ]
+
+/** The entry window: everyone arrives within it. */
+const entryWindowMillis = () => spreadMillis + 2_000
 
 /** Proof of work when a sale asks it: the admin console suggests 2,000 (web/src/admin/NewSale.tsx). */
 const difficulty = Number(args.difficulty ?? (quick ? 500 : 2_000))
@@ -230,8 +251,21 @@ const saleFor = (mode: Mode, openAt: number) =>
       startsAt: openAt,
       endsAt: openAt + 600_000,
       powDifficulty: mode.pow ? difficulty : undefined,
-      olderAccountsOnly: mode.olderAccountsOnly
+      olderAccountsOnly: mode.olderAccountsOnly,
+      draw: mode.draw ? { entryWindowMillis: entryWindowMillis(), seed: newSeed() } : undefined
     })
+  })
+
+/** The sale's published draw, once drawn (polled each 500 ms for at most a minute). */
+const drawnRecord = (saleId: SaleId) =>
+  Effect.gen(function* () {
+    const records = yield* DrawRecords
+    for (let i = 0; i < 120; i++) {
+      const found = yield* records.published(saleId).pipe(Effect.orDie)
+      if (found?.draw !== undefined) return found.draw
+      yield* Effect.sleep("500 millis")
+    }
+    return yield* Effect.die(new Error(`sale ${saleId} was not drawn within a minute of its window`))
   })
 
 /** A client process with its crowd handed over; `prepared` once its challenges are solved. */
@@ -308,7 +342,7 @@ const driver = Effect.gen(function* () {
     const people = yield* makeUsers(peopleSize).pipe(Effect.provideContext(storage))
     const peopleTokens = signTokens(people)
     // Long enough for both clients to solve every challenge first, where the sale asks for them.
-    const lead = 3_000 + (mode.pow ? ((farmSize + peopleSize) * solveMillis * 1.5) / cpus().length : 0)
+    const lead = 6_000 + (mode.pow ? ((farmSize + peopleSize) * solveMillis * 2.5) / cpus().length : 0)
     const openAt = Date.now() + lead
     const saleId = yield* saleFor(mode, openAt).pipe(Effect.provideContext(storage))
     // The farm's accounts are made once the sale is published, as a farm makes them for a drop.
@@ -338,13 +372,29 @@ const driver = Effect.gen(function* () {
     })
     const [farm, crowd] = yield* Effect.all([farmClient.go, peopleClient.go], { concurrency: 2 })
     for (const [who, report] of [
-      ["farm", farm],
-      ["people", crowd]
+      ["the farm's", farm],
+      ["the people's", crowd]
     ] as const)
       if (report.lateMillis > 0)
         console.log(
-          `    (the ${who} was ready ${report.lateMillis} ms after the opening: its solving outlasted the lead)`
+          `    (${who} client was ready ${report.lateMillis.toFixed(0)} ms after the opening: starting and solving outlasted the lead)`
         )
+    // A draw sale: every node looks for due draws each second; wait for it, then hold every
+    // 202 against the published entries (each must be in the draw).
+    let entriesMissing = 0
+    if (mode.draw) {
+      const published = yield* drawnRecord(saleId).pipe(Effect.provideContext(storage))
+      const entrants = new Set<string>(published.entries.map((entry) => entry.userId))
+      const enteredUsers = [
+        ...farm.answers.filter((a) => a.status === 202).map((a) => farmIds?.[a.index]),
+        ...crowd.answers.filter((a) => a.status === 202).map((a) => people[a.index])
+      ]
+      entriesMissing = enteredUsers.filter((userId) => userId === undefined || !entrants.has(userId)).length
+      console.log(
+        `    drawn ${new Date(published.drawnAt ?? 0).toISOString()}: ${published.entries.length} entries, ` +
+          `${enteredUsers.length} answered 202, ${entriesMissing} of them missing from the draw`
+      )
+    }
     const record = yield* Effect.flatMap(Audit, (audit) => audit.read(saleId)).pipe(
       Effect.provideContext(storage)
     )
@@ -386,7 +436,7 @@ const driver = Effect.gen(function* () {
       peopleP50: percentile(latencies, 50),
       peopleP99: percentile(latencies, 99),
       failed: [...farm.answers, ...crowd.answers].filter((a) => a.status === 0 || a.status >= 500).length,
-      violations: violations(invariants)
+      violations: violations(invariants) + entriesMissing
     }
     results.push(result)
     console.log(
