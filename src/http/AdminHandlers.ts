@@ -142,11 +142,13 @@ const createSale = (
     const endsAt = yield* instant("endsAt", payload.endsAt)
     if (endsAt <= startsAt) return yield* badWindow
     const draw = yield* newDraw(payload, startsAt, endsAt)
-    const { productId, priceCents, stock } = payload
-    const saleId = yield* stores.sales.create({ productId, priceCents, stock, startsAt, endsAt, draw }).pipe(
-      Effect.catchTag("ProductNotFound", () => Effect.fail(productNotFound())),
-      Effect.catchTag("SqlError", Effect.die)
-    )
+    const { productId, priceCents, stock, powDifficulty, olderAccountsOnly } = payload
+    const saleId = yield* stores.sales
+      .create({ productId, priceCents, stock, startsAt, endsAt, draw, powDifficulty, olderAccountsOnly })
+      .pipe(
+        Effect.catchTag("ProductNotFound", () => Effect.fail(productNotFound())),
+        Effect.catchTag("SqlError", Effect.die)
+      )
     // Created in this request's transaction: finding it gone is a defect.
     return yield* saleView(stores, saleId).pipe(Effect.catchTag("SaleNotFound", Effect.die))
   })
