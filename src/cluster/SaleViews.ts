@@ -74,10 +74,6 @@ export interface SaleViews {
   chosen: { readonly saleId: SaleId | undefined; readonly until: number } | undefined
   /** Follows the sale's actor when it runs on this node and is not followed yet. */
   readonly followActor: (saleId: SaleId) => void
-  /** Counts the catalog changes heard (and reconnections, which may have missed some). */
-  catalogRevision: number
-  /** Draw sales whose owner's figures this node heard, with their draw time and whether drawn. */
-  readonly drawsHeard: Map<SaleId, { readonly drawAt: number; readonly drawn: boolean }>
 }
 
 export const makeSaleViews = (followActor: (saleId: SaleId) => void): SaleViews => ({
@@ -85,9 +81,7 @@ export const makeSaleViews = (followActor: (saleId: SaleId) => void): SaleViews 
   catalog: undefined,
   catalogLoading: undefined,
   chosen: undefined,
-  followActor,
-  catalogRevision: 0,
-  drawsHeard: new Map()
+  followActor
 })
 
 /** (epoch, version) order: true when `a` is newer than `b`. */
@@ -145,10 +139,6 @@ const tell = (view: View, figures: PushedFigures) => {
 
 /** An owner's figures, from this node's actor or a push: kept only when newer. */
 export const heard = (state: SaleViews, figures: PushedFigures, now: number) => {
-  // Every owner's draws are noted, asked about or not: should the owner die, this node knows
-  // a draw is due and can take it over.
-  if (figures.drawAt !== undefined)
-    state.drawsHeard.set(figures.saleId, { drawAt: figures.drawAt, drawn: figures.drawn })
   const view = state.views.get(figures.saleId)
   // Only sales this node was asked about are kept.
   if (view === undefined) return
@@ -201,7 +191,6 @@ export const listingOf = (view: View, figures: PushedFigures): SaleListing => ({
 
 /** An admin changed the sale (or a product: no sale id): the catalog and that view are stale, its owners fenced. */
 export const changedHere = (state: SaleViews, saleId: SaleId | undefined, fencedUpTo: number) => {
-  state.catalogRevision++
   if (state.catalog !== undefined) state.catalog.valid = false
   const view = saleId === undefined ? undefined : state.views.get(saleId)
   if (view === undefined) return
@@ -211,7 +200,6 @@ export const changedHere = (state: SaleViews, saleId: SaleId | undefined, fenced
 
 /** Messages may have been missed: every view and the catalog are read again before they are served. */
 export const allStale = (state: SaleViews) => {
-  state.catalogRevision++
   for (const view of state.views.values()) view.heardAt = 0
   if (state.catalog !== undefined) state.catalog.valid = false
 }
@@ -242,23 +230,4 @@ export const peekCurrent = (state: SaleViews): SaleListing | undefined => {
   )
     return undefined
   return peek(state, memo.saleId)
-}
-
-/**
- * The draw sales this node knows of, from its views and from owners' pushes, with their draw
- * time and whether the draw is known done. A drawn sale is forgotten from the pushes' notes.
- */
-export const drawsInView = (state: SaleViews): Array<{ saleId: SaleId; drawAt: number; drawn: boolean }> => {
-  const draws = new Map<SaleId, { saleId: SaleId; drawAt: number; drawn: boolean }>()
-  for (const [saleId, heardDraw] of state.drawsHeard) {
-    draws.set(saleId, { saleId, ...heardDraw })
-    if (heardDraw.drawn) state.drawsHeard.delete(saleId)
-  }
-  for (const [saleId, view] of state.views) {
-    if (view.allocation.mode !== "draw") continue
-    const drawn =
-      view.allocation.drawnAt !== null || view.figures?.drawn === true || draws.get(saleId)?.drawn === true
-    draws.set(saleId, { saleId, drawAt: view.allocation.drawAt, drawn })
-  }
-  return [...draws.values()]
 }

@@ -8,7 +8,7 @@ import { Sales } from "../storage/Sales.ts"
 import { Leases } from "./Leases.ts"
 import { OwnedSales } from "./OwnedSales.ts"
 import { RedisConnection } from "./RedisConnection.ts"
-import { drawsInView, follow, makeSaleViews, peek, peekCurrent, type SaleListing } from "./SaleViews.ts"
+import { follow, makeSaleViews, peek, peekCurrent, type SaleListing } from "./SaleViews.ts"
 import { currentOf, figuresOf, listOf, saleOf } from "./ViewReads.ts"
 import { announceCatalogChange, followActor, hearOthers, makeViewPush, pushOwned } from "./ViewPush.ts"
 import type { PushedFigures } from "./ViewWire.ts"
@@ -104,14 +104,6 @@ export class SaleWatch extends Context.Service<
     readonly peekCurrent: () => SaleListing | undefined
     /** The current snapshot, then one per change of the figures. */
     readonly changes: (saleId: SaleId) => Stream.Stream<SaleSnapshot, SaleNotFound>
-    /** Grows with every catalog change this node heard of: a reader of the catalog compares it. */
-    readonly catalogRevision: () => number
-    /** The draw sales this node knows of (its views, owners' pushes), with their draw time and whether known drawn. */
-    readonly draws: () => ReadonlyArray<{
-      readonly saleId: SaleId
-      readonly drawAt: number
-      readonly drawn: boolean
-    }>
   }
 >()("mincommerce/cluster/SaleWatch") {
   static readonly layer = Layer.effect(
@@ -143,8 +135,6 @@ export class SaleWatch extends Context.Service<
         current: currentOf(views, sales, list),
         follow: (saleId, listener) => follow(views, saleId, listener),
         catalogChanged: (saleId) => Effect.sync(() => announceCatalogChange(push, saleId)),
-        catalogRevision: () => views.catalogRevision,
-        draws: () => drawsInView(views),
         snapshot: (saleId) => Effect.map(figures(saleId), (f) => snapshotOf(f, Date.now())),
         changes: (saleId) =>
           Stream.unwrap(

@@ -100,11 +100,7 @@ export class Sales extends Context.Service<
     /** The sale running now, else the next one to start (the seed API's "current" sale). */
     readonly current: Effect.Effect<SaleRow | undefined, SqlError.SqlError>
     /** Draw sales whose window has closed and that are not drawn (nor cancelled). */
-    /** Draw sales not drawn yet (at most 1,000, the earliest draws first), with their draw time. */
-    readonly pendingDraws: Effect.Effect<
-      ReadonlyArray<{ readonly saleId: SaleId; readonly drawAt: number }>,
-      SqlError.SqlError
-    >
+    readonly dueDraws: Effect.Effect<ReadonlyArray<SaleId>, SqlError.SqlError>
     /** Every sale, newest start first. */
     readonly list: Effect.Effect<ReadonlyArray<SaleRow>, SqlError.SqlError>
     /** Changes a sale that has not started (schedule, price, stock); on any error nothing changes. */
@@ -176,15 +172,14 @@ export class Sales extends Context.Service<
         Effect.withSpan("Sales.current")
       )
 
-      const pendingDraws = sql<{ saleId: SaleId; drawAt: number }>`
-          SELECT d.sale_id AS "saleId",
-                 (extract(epoch FROM f.starts_at) * 1000)::float8 + d.entry_window_ms::float8 AS "drawAt"
+      const dueDraws = sql<{ saleId: SaleId }>`
+          SELECT d.sale_id AS "saleId"
           FROM sale_draws d JOIN flash_sales f ON f.id = d.sale_id
           WHERE d.drawn_at IS NULL AND f.status = 'scheduled' AND f.allocation = 'draw'
-          ORDER BY 2
-          LIMIT 1000`.pipe(Effect.withSpan("Sales.pendingDraws"))
+            AND f.starts_at + d.entry_window_ms * interval '1 millisecond' <= now()
+          LIMIT 100`.pipe(Effect.map((rows) => rows.map((row) => row.saleId)))
 
-      return Sales.of({ create, find, rules, current, list, update, cancel, pendingDraws })
+      return Sales.of({ create, find, rules, current, list, update, cancel, dueDraws })
     })
   )
 }
