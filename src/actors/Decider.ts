@@ -1,17 +1,11 @@
-import { Cause, Clock, Effect, Exit, Queue, SubscriptionRef } from "effect"
-import type { SqlError } from "effect/sql"
-import { PurchaseUnavailable, type SaleNotFound, type StaleEpoch } from "../domain/Errors.ts"
+import { Cause, Clock, Effect, Queue, SubscriptionRef } from "effect"
+import { PurchaseUnavailable } from "../domain/Errors.ts"
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
 import { attemptReason, type Outcome } from "../domain/Outcome.ts"
 import type { Refusal } from "../domain/Reply.ts"
-import type {
-  AttemptRecord,
-  CommitReceipt,
-  DrawOutcome,
-  EntryToCommit,
-  OrderToCommit
-} from "../storage/OrderStore.ts"
+import type { AttemptRecord, CommitReceipt, EntryToCommit, OrderToCommit } from "../storage/OrderStore.ts"
 import type * as Tracing from "../Tracing.ts"
+import { drawIfDue, type DrawCommit } from "./DrawStep.ts"
 import type * as GroupCommitter from "./GroupCommitter.ts"
 import * as Phase from "./Phase.ts"
 import * as Sale from "./SaleState.ts"
@@ -37,11 +31,7 @@ export interface SaleFigures {
   readonly drawn: boolean
 }
 
-/** The draw's one write: fenced by the epoch, once per sale (OrderStore.draw). */
-export type DrawCommit = (
-  saleId: SaleId,
-  epoch: number
-) => Effect.Effect<DrawOutcome, SaleNotFound | StaleEpoch | SqlError.SqlError>
+export type { DrawCommit } from "./DrawStep.ts"
 
 export type Reply = (answer: Outcome | Refusal) => void
 
@@ -362,44 +352,6 @@ const endWhenIdle = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
 // on the first chunk's orders while the rest are decided (a sale's first commit no longer waits
 // for the whole flood to be decided), and no chunk holds the event loop for long.
 const decideChunk = 1_024
-
-// How long a draw that failed on the database waits before it is tried again.
-const drawRetryMillis = 1_000
-
-/**
- * The draw, by the decider itself once the window has closed and every entry is settled: it
- * holds the mailbox for one transaction, while only repeats and late attempts arrive. A
- * fenced draw wrote nothing: the actor halts and the newer owner draws. A draw that failed
- * otherwise is tried again (the store returns the stored result if it went through).
- */
-const runDraw = Effect.fnUntraced(function* (d: Decider, commitDraw: DrawCommit, now: number) {
-  const exit = yield* Effect.exit(commitDraw(d.saleId, d.epoch))
-  if (Exit.isSuccess(exit)) {
-    ;[d.state] = Sale.decide(d.state, { _tag: "Drawn", ...exit.value })
-    yield* Effect.logInfo("sale drawn", {
-      saleId: d.saleId,
-      epoch: d.epoch,
-      winners: exit.value.winners.length,
-      waiting: exit.value.waitingList.size
-    })
-    return
-  }
-  if (exit.cause.reasons.some((r) => Cause.isFailReason(r) && r.error._tag === "StaleEpoch")) {
-    yield* Effect.logWarning("fenced at the draw: another owner holds a newer epoch; halting", {
-      saleId: d.saleId,
-      epoch: d.epoch
-    })
-    return advance(d, "fence")
-  }
-  yield* Effect.logWarning("draw failed; trying again", { saleId: d.saleId, cause: Cause.pretty(exit.cause) })
-  d.drawRetryAt = now + drawRetryMillis
-  d.wakeAfter(drawRetryMillis)
-})
-
-const drawIfDue = (d: Decider, commitDraw: DrawCommit, now: number) =>
-  Phase.decides(d.phase) && now >= d.drawRetryAt && Sale.drawDue(d.state, now)
-    ? runDraw(d, commitDraw, now)
-    : Effect.void
 
 const loop = (d: Decider, committer: GroupCommitter.GroupCommitter, commitDraw: DrawCommit) =>
   Effect.gen(function* () {

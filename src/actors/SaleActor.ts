@@ -78,6 +78,9 @@ const wake: Decider.Message = { _tag: "Wake" }
 const reasonOf = (phase: Phase.Phase): Phase.StopReason =>
   phase._tag === "Stopped" ? phase.reason : "failed"
 
+// Timers hold at most ~24.8 days: a later wake is armed again on the way.
+const longestTimer = 2_000_000_000
+
 const makeDecider = Effect.fnUntraced(function* (
   claim: Claim,
   retryAfterSeconds: number,
@@ -99,11 +102,14 @@ const makeDecider = Effect.fnUntraced(function* (
     queued: 0,
     published: first,
     ended: false,
-    wakeAfter: (millis) => {
-      // Unref'd: a sale's timer never keeps the process alive; a Wake to an ended mailbox is dropped.
-      setTimeout(() => Queue.offerUnsafe(d.mailbox, wake), Math.min(millis, 2_000_000_000)).unref()
-    },
+    wakeAfter: (millis) => wakeAt(Date.now() + millis),
     drawRetryAt: 0
+  }
+  // Unref'd: a sale's timer never keeps the process alive; a Wake to an ended mailbox is dropped.
+  function wakeAt(at: number): void {
+    const wait = at - Date.now()
+    if (wait > longestTimer) setTimeout(() => wakeAt(at), longestTimer).unref()
+    else setTimeout(() => Queue.offerUnsafe(d.mailbox, wake), Math.max(0, wait)).unref()
   }
   // A draw sale not yet drawn wakes its decider when the window closes.
   const draw = state.draw

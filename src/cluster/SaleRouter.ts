@@ -221,7 +221,10 @@ export class SaleRouter extends Context.Service<
    * set), the sale watch, and the look for due draws.
    */
   static readonly make = (options: RouterOptions & { readonly forward?: LinkOptions } = {}) =>
-    Layer.mergeAll(SaleRouter.layer(options), SaleWatch.layer, DrawScheduler.layer).pipe(
+    Layer.mergeAll(
+      SaleRouter.layer(options),
+      DrawScheduler.layer.pipe(Layer.provideMerge(SaleWatch.layer))
+    ).pipe(
       Layer.provideMerge(OwnedSales.layer),
       Layer.provideMerge(
         options.forward === undefined ? ForwardLink.none : ForwardLink.layer(options.forward)

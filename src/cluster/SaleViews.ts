@@ -231,3 +231,16 @@ export const peekCurrent = (state: SaleViews): SaleListing | undefined => {
     return undefined
   return peek(state, memo.saleId)
 }
+
+/**
+ * Draw sales among the views whose draw time has passed and that, as far as this node heard,
+ * are not drawn nor cancelled. A view read from a row or pushed by an owner says so alike.
+ */
+export const dueDraws = (state: SaleViews, now: number): ReadonlyArray<SaleId> => {
+  const due: Array<SaleId> = []
+  for (const [saleId, view] of state.views) {
+    const f = view.figures
+    if (f?.drawAt !== undefined && !f.drawn && !f.cancelled && f.drawAt <= now) due.push(saleId)
+  }
+  return due
+}

@@ -8,7 +8,7 @@ import { Sales } from "../storage/Sales.ts"
 import { Leases } from "./Leases.ts"
 import { OwnedSales } from "./OwnedSales.ts"
 import { RedisConnection } from "./RedisConnection.ts"
-import { follow, makeSaleViews, peek, peekCurrent, type SaleListing } from "./SaleViews.ts"
+import { dueDraws, follow, makeSaleViews, peek, peekCurrent, type SaleListing } from "./SaleViews.ts"
 import { currentOf, figuresOf, listOf, saleOf } from "./ViewReads.ts"
 import { announceCatalogChange, followActor, hearOthers, makeViewPush, pushOwned } from "./ViewPush.ts"
 import type { PushedFigures } from "./ViewWire.ts"
@@ -102,6 +102,8 @@ export class SaleWatch extends Context.Service<
     readonly peek: (saleId: SaleId) => SaleListing | undefined
     /** The current sale's listing when the choice and its view are fresh, else undefined. */
     readonly peekCurrent: () => SaleListing | undefined
+    /** Draw sales this node knows of whose draw is due and, as far as it knows, not done. */
+    readonly dueDraws: (now: number) => ReadonlyArray<SaleId>
     /** The current snapshot, then one per change of the figures. */
     readonly changes: (saleId: SaleId) => Stream.Stream<SaleSnapshot, SaleNotFound>
   }
@@ -129,6 +131,7 @@ export class SaleWatch extends Context.Service<
       return SaleWatch.of({
         peek: (saleId) => peek(views, saleId),
         peekCurrent: () => peekCurrent(views),
+        dueDraws: (now) => dueDraws(views, now),
         figures,
         sale: (saleId) => saleOf(views, sales, saleId),
         list,

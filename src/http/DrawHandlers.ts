@@ -1,4 +1,5 @@
 import { Effect } from "effect"
+import type { SaleWatch } from "../cluster/SaleWatch.ts"
 import type { SaleId, UserId } from "../domain/Ids.ts"
 import type { DrawRecords, DrawSetup } from "../storage/DrawRecords.ts"
 import { notADrawSale } from "./ApiErrors.ts"
@@ -11,6 +12,12 @@ const setupOf = (records: DrawRecords["Service"], saleId: SaleId) =>
     setup === undefined ? Effect.fail(notADrawSale(saleId)) : Effect.succeed(setup)
   )
 
+/**
+ * Whoever asks about a draw makes this node watch the sale (a view, read once), so the node
+ * also offers to own a draw that is due and whose owner is gone (see DrawScheduler).
+ */
+const watched = (watch: SaleWatch["Service"], saleId: SaleId) => Effect.ignore(watch.figures(saleId))
+
 type EntryStatus = "none" | "entered" | "won" | "not_drawn"
 
 // Places are positions in draw order: the first `units` won, the rest wait in that order.
@@ -18,9 +25,15 @@ const statusOf = (place: number | null, setup: DrawSetup): EntryStatus =>
   place === null || setup.units === null ? "entered" : place <= setup.units ? "won" : "not_drawn"
 
 /** GET /api/sales/:saleId/entry: the signed-in buyer's entry, read from PostgreSQL (exact). */
-export const entryView = (records: DrawRecords["Service"], saleId: SaleId, userId: UserId) =>
+export const entryView = (
+  records: DrawRecords["Service"],
+  watch: SaleWatch["Service"],
+  saleId: SaleId,
+  userId: UserId
+) =>
   Effect.gen(function* () {
     const setup = yield* setupOf(records, saleId)
+    yield* watched(watch, saleId)
     const entry = yield* records.entryOf(saleId, userId).pipe(Effect.orDie)
     const status: EntryStatus = entry === undefined ? "none" : statusOf(entry.place, setup)
     return {
@@ -42,10 +55,11 @@ export const entryView = (records: DrawRecords["Service"], saleId: SaleId, userI
  * GET /api/sales/:saleId/draw: what anyone needs to check the draw. The entries, seed, winners
  * and waiting list appear only once it is done; before, the commitment and the draw time.
  */
-export const drawView = (records: DrawRecords["Service"], saleId: SaleId) =>
+export const drawView = (records: DrawRecords["Service"], watch: SaleWatch["Service"], saleId: SaleId) =>
   Effect.gen(function* () {
     const found = yield* records.published(saleId).pipe(Effect.orDie)
     if (found === undefined) return yield* notADrawSale(saleId)
+    yield* watched(watch, saleId)
     const { setup, draw } = found
     const units = setup.units ?? 0
     const ordered =

@@ -2,6 +2,7 @@ import { Effect } from "effect"
 import { HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import type { SaleId, UserId } from "../domain/Ids.ts"
+import { SaleWatch } from "../cluster/SaleWatch.ts"
 import { DrawRecords } from "../storage/DrawRecords.ts"
 import { OrderQueries, type OrderRow } from "../storage/OrderQueries.ts"
 import { Sales } from "../storage/Sales.ts"
@@ -33,6 +34,7 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
     const proofOfWork = yield* ProofOfWork
     const limits = yield* Limits
     const records = yield* DrawRecords
+    const watch = yield* SaleWatch
 
     // The hot path: the user comes from the verified token, the decision from the sale's
     // owner, the answer from the endpoint the node:http route shares; no log line, no extra
@@ -87,7 +89,7 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
       )
       .handle("status", () => Effect.flatMap(currentSaleId, mine))
       .handle("entry", ({ params }) =>
-        Effect.flatMap(CurrentUser, (user) => entryView(records, params.saleId, user.userId))
+        Effect.flatMap(CurrentUser, (user) => entryView(records, watch, params.saleId, user.userId))
       )
       .handle("ofUser", ({ params }) => ofUser(params.userId))
   })

@@ -101,7 +101,7 @@ export const SalesHandlers = HttpApiBuilder.group(Api, "sales", (handlers) =>
           return cachedJson(yield* ifNoneMatch, presentListing(listing, Date.now()))
         })
       )
-      .handle("draw", ({ params }) => drawView(records, params.saleId))
+      .handle("draw", ({ params }) => drawView(records, watch, params.saleId))
   })
 )
 

@@ -261,8 +261,6 @@ const draws = Effect.gen(function* () {
       entries_hash text,
       CHECK ((drawn_at IS NULL) = (entries_hash IS NULL))
     )`
-  // What every node looks through each second for draws that are due.
-  yield* sql`CREATE INDEX sale_draws_pending ON sale_draws (sale_id) WHERE drawn_at IS NULL`
   yield* sql`
     CREATE TABLE sale_entries (
       sale_id uuid NOT NULL,

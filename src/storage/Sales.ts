@@ -99,8 +99,6 @@ export class Sales extends Context.Service<
     readonly rules: (saleId: SaleId) => Effect.Effect<PurchaseRules | undefined, SqlError.SqlError>
     /** The sale running now, else the next one to start (the seed API's "current" sale). */
     readonly current: Effect.Effect<SaleRow | undefined, SqlError.SqlError>
-    /** Draw sales whose window has closed and that are not drawn (nor cancelled). */
-    readonly dueDraws: Effect.Effect<ReadonlyArray<SaleId>, SqlError.SqlError>
     /** Every sale, newest start first. */
     readonly list: Effect.Effect<ReadonlyArray<SaleRow>, SqlError.SqlError>
     /** Changes a sale that has not started (schedule, price, stock); on any error nothing changes. */
@@ -172,14 +170,7 @@ export class Sales extends Context.Service<
         Effect.withSpan("Sales.current")
       )
 
-      const dueDraws = sql<{ saleId: SaleId }>`
-          SELECT d.sale_id AS "saleId"
-          FROM sale_draws d JOIN flash_sales f ON f.id = d.sale_id
-          WHERE d.drawn_at IS NULL AND f.status = 'scheduled' AND f.allocation = 'draw'
-            AND f.starts_at + d.entry_window_ms * interval '1 millisecond' <= now()
-          LIMIT 100`.pipe(Effect.map((rows) => rows.map((row) => row.saleId)))
-
-      return Sales.of({ create, find, rules, current, list, update, cancel, dueDraws })
+      return Sales.of({ create, find, rules, current, list, update, cancel })
     })
   )
 }

@@ -32,7 +32,14 @@ describe("node-to-node frames", () => {
       { _tag: "SoldOut" },
       { _tag: "NotStarted", startsAt: 1_790_000_000_000 },
       { _tag: "Ended" },
-      { _tag: "Cancelled" }
+      { _tag: "Cancelled" },
+      {
+        _tag: "Entered",
+        entryId: "2a6f0a4e-2c2d-4f7b-9b1e-3d5c7a9e1b33" as OrderId,
+        enteredAt: 1_790_000_000_123,
+        drawAt: 1_790_000_600_000
+      },
+      { _tag: "NotDrawn", place: 42 }
     ]
     for (const outcome of outcomes) {
       const [code, value] = outcomeReply(outcome)
