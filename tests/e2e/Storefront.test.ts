@@ -1,4 +1,5 @@
 import { Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { createHash } from "node:crypto"
 import { mkdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import type { Browser, Page } from "playwright-core"
@@ -581,4 +582,125 @@ describe("purchase rules in Chromium", () => {
     assert.isString(lamp?.accountsCreatedBefore)
     await adminContext.close()
   }, 90_000)
+})
+
+describe("draw sales in Chromium", () => {
+  it("a buyer enters a draw, watches its countdown, reads the result in plain words, and can check the seed; the console creates a draw", async () => {
+    const admin = await login(adminEmail)
+    // Whatever still runs from the tests before is cancelled: the draw is the current sale.
+    const running = await api<ReadonlyArray<{ saleId: string; status: string }>>("GET", "/api/sales")
+    for (const earlier of running.filter((s) => s.status === "active" || s.status === "upcoming"))
+      await api("POST", `/api/admin/sales/${earlier.saleId}/cancel`, undefined, admin.token)
+    const { productId } = await api<{ productId: string }>(
+      "POST",
+      "/api/admin/products",
+      { name: "Console, first batch" },
+      admin.token
+    )
+    const sale = await api<{
+      saleId: string
+      allocation: { mode: string; drawAt: string; commitment: string }
+    }>(
+      "POST",
+      "/api/admin/sales",
+      {
+        productId,
+        priceCents: 1_200,
+        stock: 1,
+        startsAt: new Date(Date.now() - 1_000).toISOString(),
+        endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+        allocation: "draw",
+        entryWindowSeconds: 10
+      },
+      admin.token
+    )
+    assert.strictEqual(sale.allocation.mode, "draw")
+
+    const context = await newVisitor(browser)
+    const page = await context.newPage()
+    await page.goto(node.url + "/")
+    await signIn(page, "wanda@example.com")
+    const card = page.getByTestId("current-sale")
+    await card.getByRole("heading", { name: "Console, first batch" }).waitFor({ timeout: wait })
+    await card.getByTestId("draw-panel").getByText("Draw in").waitFor({ timeout: wait })
+    assert.strictEqual(await card.getByTestId("draw-commitment").textContent(), sale.allocation.commitment)
+    await card.getByRole("button", { name: "Enter the draw ($12.00)" }).click()
+    await page
+      .getByTestId("purchase-outcome")
+      .filter({ hasText: /You're in the draw\. Winners are picked at random/ })
+      .waitFor({ timeout: wait })
+    await card.getByRole("button", { name: "Entered" }).waitFor({ timeout: wait })
+    await page.screenshot({ path: `${screenshots}/draw-entered.png`, fullPage: true })
+
+    // A second entrant, through the API: two entries for one unit.
+    const xavier = await login("xavier@example.com")
+    const entered = await fetch(node.url + `/api/sales/${sale.saleId}/purchases`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${xavier.token}` }
+    })
+    assert.strictEqual(entered.status, 202)
+
+    // The result, in plain words, once the node has drawn.
+    const result = card.getByTestId("draw-result").filter({ hasText: /You won!|not picked this time/ })
+    await result.waitFor({ timeout: 40_000 })
+    const record = await api<{
+      drawn: boolean
+      seed: string
+      commitment: string
+      winners: ReadonlyArray<string>
+    }>("GET", `/api/sales/${sale.saleId}/draw`)
+    assert.isTrue(record.drawn)
+    const wanda = await login("wanda@example.com")
+    const won = record.winners.includes(wanda.userId)
+    const words = (await result.textContent()) ?? ""
+    if (won) assert.match(words, /^You won! Your order id is [0-9a-f-]{36}\.$/)
+    else assert.match(words, /You're number 1 on the waiting list/)
+    // The seed is shown once drawn, and it is the one committed to.
+    const seedShown = card.getByTestId("draw-seed")
+    await card.getByText("Check this draw").click()
+    await seedShown.waitFor({ timeout: wait })
+    assert.strictEqual(await seedShown.textContent(), record.seed)
+    assert.strictEqual(
+      createHash("sha256").update(Buffer.from(record.seed, "hex")).digest("hex"),
+      record.commitment
+    )
+    await page.screenshot({ path: `${screenshots}/draw-result.png`, fullPage: true })
+    await context.close()
+
+    // PostgreSQL: one order, the winner's, and the page told the winner so.
+    const audit = await Effect.runPromise(
+      Effect.flatMap(Audit, (a) => a.read(sale.saleId as SaleId)).pipe(
+        Effect.provide(
+          Audit.layer.pipe(Layer.provide(Database.server(Redacted.make(databaseUrl), { maxConnections: 1 })))
+        ),
+        Effect.scoped
+      )
+    )
+    assert.deepStrictEqual([...audit.orders.values()], record.winners)
+    const shownOrder = /order id is ([0-9a-f-]{36})/.exec(words)?.[1]
+    const confirmed = new Map<OrderId, UserId>(
+      won && shownOrder !== undefined ? [[shownOrder as OrderId, wanda.userId as UserId]] : []
+    )
+    assert.strictEqual(violations(checkInvariants(audit, confirmed)), 0)
+
+    // The console creates a draw with its window.
+    const adminContext = await newVisitor(browser, { width: 1200, height: 1000 })
+    const console_ = await adminContext.newPage()
+    await console_.goto(node.url + "/")
+    await signIn(console_, adminEmail)
+    await console_.getByRole("link", { name: "Admin" }).click()
+    await console_.getByTestId("admin-console").waitFor({ timeout: wait })
+    await console_.getByLabel("Product").fill("Draw lamp")
+    await console_.getByLabel("Allocation").selectOption("draw")
+    await console_.getByLabel("Entry window (seconds)").fill("120")
+    await console_.getByRole("button", { name: "Create sale" }).click()
+    await console_.getByText("Sale of “Draw lamp” created.").waitFor({ timeout: wait })
+    const listed = await api<
+      ReadonlyArray<{ productName: string; allocation: { mode: string; entryWindowSeconds?: number } }>
+    >("GET", "/api/sales")
+    const lamp = listed.find((s) => s.productName === "Draw lamp")
+    assert.strictEqual(lamp?.allocation.mode, "draw")
+    assert.strictEqual(lamp?.allocation.entryWindowSeconds, 120)
+    await adminContext.close()
+  }, 120_000)
 })
