@@ -655,6 +655,12 @@ describe("draw sales in Chromium", () => {
     const words = (await result.textContent()) ?? ""
     if (won) assert.match(words, /^You won! Your order id is [0-9a-f-]{36}\.$/)
     else assert.match(words, /You're number 1 on the waiting list/)
+    await card.getByRole("button", { name: won ? "Won" : "Not picked" }).waitFor({ timeout: wait })
+    assert.strictEqual(await page.getByTestId("purchase-outcome").textContent(), " ")
+    // The winner's order is among "My orders", under the id the result gave.
+    const shownId = /order id is ([0-9a-f-]{36})/.exec(words)?.[1]
+    if (won && shownId !== undefined)
+      await page.getByTestId("orders").locator(`[data-order-id="${shownId}"]`).waitFor({ timeout: wait })
     // The seed is shown once drawn, and it is the one committed to.
     const seedShown = card.getByTestId("draw-seed")
     await card.getByText("Check this draw").click()
@@ -677,7 +683,7 @@ describe("draw sales in Chromium", () => {
       )
     )
     assert.deepStrictEqual([...audit.orders.values()], record.winners)
-    const shownOrder = /order id is ([0-9a-f-]{36})/.exec(words)?.[1]
+    const shownOrder = shownId
     const confirmed = new Map<OrderId, UserId>(
       won && shownOrder !== undefined ? [[shownOrder as OrderId, wanda.userId as UserId]] : []
     )

@@ -82,12 +82,27 @@ export function CurrentSale(props: {
     outcome?.kind === "purchased" ||
     outcome?.kind === "already_purchased"
   const entered = outcome?.kind === "entered" || (entry !== undefined && entry.status !== "none")
+  // Once drawn, the draw's panel says what became of the entry; the entry's own message goes.
+  const drawnResult = entry?.status === "won" || entry?.status === "not_drawn"
+  // A win is an order: the buyer's orders are read again.
+  const won = entry?.status === "won"
+  const purchasedRef = useRef(props.onPurchased)
+  useEffect(() => {
+    purchasedRef.current = props.onPurchased
+  })
+  useEffect(() => {
+    if (won) purchasedRef.current()
+  }, [won])
 
   // What the sale says comes first; then whether this visitor can buy.
   const disabledBecause = bought
     ? "Purchased"
     : draw !== undefined && entered
-      ? "Entered"
+      ? won
+        ? "Won"
+        : entry?.status === "not_drawn"
+          ? "Not picked"
+          : "Entered"
       : draw !== undefined && now >= drawAt && status === "active"
         ? "Draw closed"
         : status === "upcoming"
@@ -154,7 +169,7 @@ export function CurrentSale(props: {
       </button>
       <PurchaseMessage
         outcome={
-          outcome ??
+          (drawnResult && outcome?.kind === "entered" ? undefined : outcome) ??
           (props.purchasedOrderId === undefined
             ? undefined
             : { kind: "already_purchased", orderId: props.purchasedOrderId })
