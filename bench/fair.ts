@@ -149,8 +149,8 @@ const { values: args } = parseArgs({
   }
 })
 const quick = args.quick === true
-const farmSize = Number(args.farm ?? (quick ? 50 : 200))
-const peopleSize = Number(args.people ?? (quick ? 200 : 800))
+const farmSize = Number(args.farm ?? (quick ? 50 : 100))
+const peopleSize = Number(args.people ?? (quick ? 200 : 400))
 const units = Number(args.units ?? (quick ? 30 : 100))
 const spreadMillis = Number(args.spread ?? 3) * 1_000
 
@@ -342,7 +342,7 @@ const driver = Effect.gen(function* () {
     const people = yield* makeUsers(peopleSize).pipe(Effect.provideContext(storage))
     const peopleTokens = signTokens(people)
     // Long enough for both clients to solve every challenge first, where the sale asks for them.
-    const lead = 6_000 + (mode.pow ? ((farmSize + peopleSize) * solveMillis * 2.5) / cpus().length : 0)
+    const lead = 6_000 + (mode.pow ? ((farmSize + peopleSize) * solveMillis * 1.4) / cpus().length : 0)
     const openAt = Date.now() + lead
     const saleId = yield* saleFor(mode, openAt).pipe(Effect.provideContext(storage))
     // The farm's accounts are made once the sale is published, as a farm makes them for a drop.
