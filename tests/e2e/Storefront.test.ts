@@ -655,7 +655,7 @@ describe("draw sales in Chromium", () => {
     const words = (await result.textContent()) ?? ""
     if (won) assert.match(words, /^You won! Your order id is [0-9a-f-]{36}\.$/)
     else assert.match(words, /You're number 1 on the waiting list/)
-    await card.getByRole("button", { name: won ? "Won" : "Not picked" }).waitFor({ timeout: wait })
+    await card.getByRole("button", { name: won ? "Purchased" : "Not picked" }).waitFor({ timeout: wait })
     assert.strictEqual(await page.getByTestId("purchase-outcome").textContent(), " ")
     // The winner's order is among "My orders", under the id the result gave.
     const shownId = /order id is ([0-9a-f-]{36})/.exec(words)?.[1]
@@ -707,6 +707,18 @@ describe("draw sales in Chromium", () => {
     const lamp = listed.find((s) => s.productName === "Draw lamp")
     assert.strictEqual(lamp?.allocation.mode, "draw")
     assert.strictEqual(lamp?.allocation.entryWindowSeconds, 120)
+    // The drawn sale, live: its entries, winners and waiting list, and the revealed seed.
+    await console_
+      .getByTestId("admin-sales")
+      .getByRole("row")
+      .filter({ hasText: "Console, first batch" })
+      .getByRole("button", { name: "Watch" })
+      .click()
+    const live = console_.getByTestId("live-sale")
+    await live.getByTestId("live-seed").filter({ hasText: record.seed }).waitFor({ timeout: wait })
+    await live.getByTestId("live-entries").filter({ hasText: /^2$/ }).waitFor({ timeout: wait })
+    await live.getByTestId("live-winners").filter({ hasText: "1 / 1" }).waitFor({ timeout: wait })
+    await console_.screenshot({ path: `${screenshots}/admin-draw.png`, fullPage: true })
     await adminContext.close()
   }, 120_000)
 })

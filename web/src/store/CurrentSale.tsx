@@ -99,7 +99,7 @@ export function CurrentSale(props: {
     ? "Purchased"
     : draw !== undefined && entered
       ? won
-        ? "Won"
+        ? "Purchased"
         : entry?.status === "not_drawn"
           ? "Not picked"
           : "Entered"
@@ -169,10 +169,12 @@ export function CurrentSale(props: {
       </button>
       <PurchaseMessage
         outcome={
-          (drawnResult && outcome?.kind === "entered" ? undefined : outcome) ??
-          (props.purchasedOrderId === undefined
+          drawnResult
             ? undefined
-            : { kind: "already_purchased", orderId: props.purchasedOrderId })
+            : (outcome ??
+              (props.purchasedOrderId === undefined
+                ? undefined
+                : { kind: "already_purchased", orderId: props.purchasedOrderId }))
         }
         secondsLeft={secondsLeft}
       />
