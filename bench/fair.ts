@@ -80,6 +80,24 @@ const proofFor = async (crowd: Crowd, token: string): Promise<string> => {
   return Buffer.from(JSON.stringify({ challenge, solution })).toString("base64")
 }
 
+/**
+ * Every account's proof, four at a time (libuv's thread pool runs the key derivations): each
+ * challenge is fetched just before it is solved, so none expires waiting in a queue.
+ */
+const solveAll = async (crowd: Crowd): Promise<Array<string>> => {
+  const proofs: Array<string> = []
+  let next = 0
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < crowd.tokens.length) {
+        const index = next++
+        proofs[index] = await proofFor(crowd, crowd.tokens[index] ?? "")
+      }
+    })
+  )
+  return proofs
+}
+
 const attempt = async (crowd: Crowd, token: string, proof: string | undefined) => {
   const headers: Record<string, string> = { authorization: `Bearer ${token}` }
   if (proof !== undefined) headers["proof-of-work"] = proof
@@ -106,7 +124,7 @@ const client = () => {
       if (!("go" in message)) {
         crowd = message
         const current = message
-        proofs = current.pow ? await Promise.all(current.tokens.map((t) => proofFor(current, t))) : []
+        proofs = current.pow ? await solveAll(current) : []
         const used = process.cpuUsage(cpu)
         process.send?.({ ready: true, cpuMillis: (used.user + used.system) / 1_000 })
         return
