@@ -47,7 +47,7 @@ export const fairChartSvg = async (results: ReadonlyArray<ModeResult>): Promise<
             type: "nominal",
             title: null,
             scale: { range: ["#9ab8d8", "#d62728"] },
-            legend: { orient: "bottom" }
+            legend: { orient: "bottom", labelLimit: 320 }
           }
         }
       },
