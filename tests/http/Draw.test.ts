@@ -147,8 +147,11 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("draw sales over
       const url = yield* baseUrl
       assert.strictEqual((yield* Effect.promise(() => verifyDraw([saleId, "--url", url]))).code, 3)
       // Read twice, so the node:http route has the sale's view and its rendering warm.
-      for (let i = 0; i < 2; i++)
-        assert.isNull((yield* call("GET", `/api/sales/${saleId}`)).body.allocation.seed)
+      for (let i = 0; i < 2; i++) {
+        const open = yield* call("GET", `/api/sales/${saleId}`)
+        assert.isNull(open.body.allocation.seed)
+        assert.strictEqual(open.body.status, "active")
+      }
 
       // The stream announces the draw.
       const events = yield* eventsUntil(saleId, (data) => data.draw?.drawn === true)
@@ -166,6 +169,7 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("draw sales over
         assert.strictEqual(sale.body.allocation.seed, after.body.seed)
         assert.isNotNull(sale.body.allocation.drawnAt)
         assert.strictEqual(sale.body.remaining, 0)
+        assert.strictEqual(sale.body.status, "sold_out")
       }
 
       // Each entrant hears their result: winners their order, the others their place.
