@@ -223,9 +223,11 @@ const settle = Effect.fnUntraced(function* (
     committed: receipt !== undefined
   })
   if (receipt !== undefined) return settled(c, batch, receipt, true, sent.orders, sent.entries)
-  // Only this batch's records can say "accepted"; those orders were not stored.
+  // Only this batch's records can say "accepted" or "entered"; those orders and entries were not stored.
   for (const a of sent.attempts)
-    c.carried.push(a.outcome === "accepted" ? { ...a, outcome: "commit_failed" } : a)
+    c.carried.push(
+      a.outcome === "accepted" || a.outcome === "entered" ? { ...a, outcome: "commit_failed" } : a
+    )
   for (const r of sent.refusals) c.carriedRefusals.push(r)
   settled(c, batch, unavailable(c, "commit_failed"), true, sent.orders, sent.entries)
 })

@@ -135,7 +135,7 @@ const viewOf = (d: Decider.Decider, now: number): SaleView => ({
   remaining: d.state.remaining,
   startsAt: d.state.startsAt,
   endsAt: d.state.endsAt,
-  status: Sale.statusAt(d.state, now),
+  status: Sale.statusAt(d.state, now, d.state.draw?.drawAt),
   mailboxDepth: d.queued,
   lastActiveAt: d.lastActiveAt
 })

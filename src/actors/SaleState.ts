@@ -179,14 +179,17 @@ export const drawDue = (state: SaleState, now: number): boolean =>
   !state.cancelled &&
   now >= state.draw.drawAt
 
+/** The sale's status at `now`; a draw sale (`drawAt` given) takes no one new once its window closed. */
 export const statusAt = (
   state: Pick<SaleState, "cancelled" | "startsAt" | "endsAt" | "remaining">,
-  now: number
+  now: number,
+  drawAt?: number
 ): SaleStatus => {
   if (state.cancelled) return "cancelled"
   if (now < state.startsAt) return "upcoming"
   if (now >= state.endsAt) return "ended"
   if (state.remaining === 0) return "sold_out"
+  if (drawAt !== undefined && now >= drawAt) return "ended"
   return "active"
 }
 

@@ -29,7 +29,7 @@ export interface SaleSnapshot {
 
 export const snapshotOf = (figures: PushedFigures, now: number): SaleSnapshot => ({
   saleId: figures.saleId,
-  status: statusAt(figures, now),
+  status: statusAt(figures, now, figures.drawAt),
   total: figures.total,
   remaining: figures.remaining,
   draw: figures.drawAt === undefined ? undefined : { drawAt: figures.drawAt, drawn: figures.drawn }
@@ -39,7 +39,7 @@ export const snapshotOf = (figures: PushedFigures, now: number): SaleSnapshot =>
 const overTime = (figures: PushedFigures): Stream.Stream<SaleSnapshot> =>
   Stream.suspend(() => {
     const now = Date.now()
-    const next = [figures.startsAt, figures.endsAt].find((at) => at > now)
+    const next = [figures.startsAt, figures.drawAt ?? figures.endsAt, figures.endsAt].find((at) => at > now)
     const first = Stream.succeed(snapshotOf(figures, now))
     if (next === undefined || figures.cancelled) return first
     return first.pipe(

@@ -18,6 +18,7 @@ import {
   InvalidCredentials,
   InvalidRequest,
   NoCurrentSale,
+  NotADrawSale,
   NotAdmin,
   NotDrawn,
   NotReady,
@@ -230,7 +231,7 @@ export class SalesGroup extends HttpApiGroup.make("sales")
     HttpApiEndpoint.get("draw", "/api/sales/:saleId/draw", {
       params: { saleId: SaleId },
       success: DrawView,
-      error: [SaleNotFound, InvalidRequest]
+      error: [NotADrawSale, InvalidRequest]
     })
   )
   .annotateMerge(OpenApi.annotations({ title: "Sales" })) {}
@@ -296,7 +297,7 @@ export class PurchaseGroup extends HttpApiGroup.make("purchase")
     HttpApiEndpoint.get("entry", "/api/sales/:saleId/entry", {
       params: { saleId: SaleId },
       success: EntryView,
-      error: [SaleNotFound, InvalidRequest]
+      error: [NotADrawSale, InvalidRequest]
     }),
     HttpApiEndpoint.post("attempt", "/api/purchase/attempt", {
       success: [Purchased, AlreadyPurchased, Entered],

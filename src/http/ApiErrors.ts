@@ -32,6 +32,7 @@ export const errorTable = {
   SaleNotFound: { status: 404, retryAfter: false },
   ProductNotFound: { status: 404, retryAfter: false },
   NoCurrentSale: { status: 404, retryAfter: false },
+  NotADrawSale: { status: 404, retryAfter: false },
   NoSuchRoute: { status: 404, retryAfter: false },
   SoldOut: { status: 409, retryAfter: false },
   SaleNotActive: { status: 409, retryAfter: false },
@@ -113,6 +114,12 @@ export class NoCurrentSale extends Schema.TaggedError<NoCurrentSale>()(
   "NoCurrentSale",
   { error: ErrorBody },
   status("NoCurrentSale")
+) {}
+/** A draw or an entry asked of a sale that is first come, first served (or of no sale). */
+export class NotADrawSale extends Schema.TaggedError<NotADrawSale>()(
+  "NotADrawSale",
+  { error: ErrorBody },
+  status("NotADrawSale")
 ) {}
 /** A path the API does not serve. */
 export class NoSuchRoute extends Schema.TaggedError<NoSuchRoute>()(
@@ -258,6 +265,7 @@ export type ApiError =
   | SaleNotFound
   | ProductNotFound
   | NoCurrentSale
+  | NotADrawSale
   | NoSuchRoute
   | SoldOut
   | SaleNotActive
@@ -308,6 +316,7 @@ const classes = [
   SaleNotFound,
   ProductNotFound,
   NoCurrentSale,
+  NotADrawSale,
   NoSuchRoute,
   SoldOut,
   SaleNotActive,
@@ -346,10 +355,9 @@ export const notDrawn = (place: number) =>
     }
   })
 
-/** A first-come sale has no draw to show. */
 export const notADrawSale = (saleId: string) =>
-  new SaleNotFound({
-    error: { code: "not_a_draw_sale", message: "This sale is first come, first served", details: { saleId } }
+  new NotADrawSale({
+    error: { code: "not_a_draw_sale", message: "No draw sale has this id", details: { saleId } }
   })
 
 export const productNotFound = () =>

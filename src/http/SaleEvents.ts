@@ -92,12 +92,13 @@ class Audience {
     for (const watcher of this.watchers) watcher.write(event.bytes)
   }
 
-  /** The status changes with the clock alone at the sale's start and end: one timer per sale. */
+  /** The status changes with the clock alone at the sale's start, a draw's window close and the end: one timer per sale. */
   private wakeAtClockChange(): void {
     if (this.clock !== undefined) clearTimeout(this.clock)
     this.clock = undefined
     const now = Date.now()
-    const next = [this.latest.startsAt, this.latest.endsAt].find((at) => at > now)
+    const { startsAt, drawAt, endsAt } = this.latest
+    const next = [startsAt, drawAt ?? endsAt, endsAt].find((at) => at > now)
     if (next === undefined || this.latest.cancelled) return
     // Timers hold at most ~24.8 days; a later start is looked at again then.
     this.clock = setTimeout(() => this.send(), Math.min(next - now + 1, 2_000_000_000))

@@ -134,6 +134,8 @@ const salesPrefix = "/api/sales/"
 /** One serialisation per (listing, status, shape): the body and its ETag, kept until the figures change. */
 interface Rendered {
   readonly figures: SaleListing["figures"]
+  /** A draw's seed appears in the allocation once drawn, with the owner's figures unchanged. */
+  readonly allocation: SaleListing["allocation"]
   readonly status: string
   readonly body: string
   readonly etag: string
@@ -161,9 +163,21 @@ export const readRoute = (
     const now = Date.now()
     const status = snapshotOf(listing.figures, now).status
     const known = rendered.get(key)
-    if (known !== undefined && known.figures === listing.figures && known.status === status) return known
+    if (
+      known !== undefined &&
+      known.figures === listing.figures &&
+      known.allocation === listing.allocation &&
+      known.status === status
+    )
+      return known
     const body = JSON.stringify(present(listing, now))
-    const fresh: Rendered = { figures: listing.figures, status, body, etag: etagOf(body) }
+    const fresh: Rendered = {
+      figures: listing.figures,
+      allocation: listing.allocation,
+      status,
+      body,
+      etag: etagOf(body)
+    }
     // Bounded by the sales asked about; a node serving far more sales starts over.
     if (rendered.size > 10_000) rendered.clear()
     rendered.set(key, fresh)

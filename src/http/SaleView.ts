@@ -37,7 +37,13 @@ export const presentSale = (registry: SaleRegistry["Service"], row: SaleRow) => 
     priceCents: row.priceCents,
     startsAt: new Date(row.startsAt).toISOString(),
     endsAt: new Date(row.endsAt).toISOString(),
-    status: running?.status ?? statusAt({ ...row, remaining }, now),
+    status:
+      running?.status ??
+      statusAt(
+        { ...row, remaining },
+        now,
+        row.allocation.mode === "draw" ? row.allocation.drawAt : undefined
+      ),
     total: row.total,
     remaining,
     ...presentRules(rulesOf(row)),

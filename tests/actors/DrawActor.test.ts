@@ -1,5 +1,5 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Exit, Layer, Stream, SubscriptionRef } from "effect"
+import { Cause, Effect, Exit, Layer, Stream, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SaleActor } from "../../src/actors/SaleActor.ts"
 import { SaleRegistry, type RegistryOptions } from "../../src/actors/SaleRegistry.ts"
@@ -12,6 +12,7 @@ import { Catalog } from "../../src/storage/Catalog.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
 import { makeSale, makeUsers, twiceShuffled } from "../support/Fixtures.ts"
 import { TestDatabase, testDatabaseMode } from "../support/TestDatabase.ts"
+import { faultyStore, type Fault } from "./Faults.ts"
 
 const options: RegistryOptions = { mailboxCapacity: 50_000, maxBatchSize: 500, idleMillis: 60_000 }
 
@@ -152,6 +153,39 @@ layer(Storage, { timeout: 120_000, excludeTestServices: true })(
         assert.isTrue((yield* SubscriptionRef.get(again.figures)).drawn)
         assert.strictEqual((yield* (yield* Audit).read(saleId)).orders.size, 50)
       }).pipe(Effect.provide(SaleRegistry.make(options)))
+    )
+
+    it.effect(
+      "an entry batch that fails is refused and may enter again; one whose answer is lost is settled and answered 202",
+      () => {
+        // The first entries' batch fails before it is sent; the next one is stored but its answer lost.
+        const faults: Array<Fault> = ["failBeforeSending", "loseAnswer"]
+        const plan = (batch: { readonly entries?: ReadonlyArray<unknown> | undefined }) =>
+          Effect.sync((): Fault => ((batch.entries?.length ?? 0) > 0 ? (faults.shift() ?? "none") : "none"))
+        return Effect.gen(function* () {
+          const users = yield* makeUsers(3)
+          const saleId = yield* makeSale(1, { startsAt: Date.now() - 100, entryWindowMillis: 2_000 })
+          const first = yield* Effect.exit(enter(saleId, users[0]!))
+          const refused = Exit.isFailure(first) ? Cause.findErrorOption(first.cause) : undefined
+          assert.strictEqual(refused?._tag === "Some" ? refused.value._tag : "none", "PurchaseUnavailable")
+          const second = yield* enter(saleId, users[1]!)
+          assert.strictEqual(second._tag, "Entered")
+          const retried = yield* enter(saleId, users[0]!)
+          assert.strictEqual(retried._tag, "Entered")
+          const actor = yield* (yield* SaleRegistry).actor(saleId)
+          yield* awaitDrawn(actor)
+          const record = yield* drawRecord(saleId)
+          assert.deepStrictEqual(record.entries.map((e) => e.userId).sort(), [users[0]!, users[1]!].sort())
+          const expected = draw(record.seed, record.entries, 1)
+          const report = checkInvariants(
+            yield* (yield* Audit).read(saleId),
+            new Map(expected.winners.map((w) => [w.entryId as OrderId, w.userId as UserId]))
+          )
+          assert.strictEqual(violations(report), 0)
+          assert.strictEqual(report.committed, 1)
+          yield* (yield* SaleRegistry).stop(saleId)
+        }).pipe(Effect.provide(SaleRegistry.make(options).pipe(Layer.provide(faultyStore(plan)))))
+      }
     )
   }
 )

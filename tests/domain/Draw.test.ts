@@ -84,6 +84,15 @@ describe("the draw", () => {
     )
   })
 
+  it("a draw sale is active in its window, and takes no one new once it closed", () => {
+    const sale = { cancelled: false, startsAt, endsAt, remaining: 2 }
+    expect(Sale.statusAt(sale, startsAt - 1, drawAt)).toBe("upcoming")
+    expect(Sale.statusAt(sale, drawAt - 1, drawAt)).toBe("active")
+    expect(Sale.statusAt(sale, drawAt, drawAt)).toBe("ended")
+    expect(Sale.statusAt({ ...sale, remaining: 0 }, drawAt, drawAt)).toBe("sold_out")
+    expect(Sale.statusAt(sale, drawAt)).toBe("active")
+  })
+
   it("refuses a buyer entered twice, and a seed that is not 32 bytes of hex", () => {
     const seed = "ab".repeat(32)
     expect(() =>
