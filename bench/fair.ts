@@ -24,6 +24,7 @@ import { fork, type ChildProcess } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import { cpus, loadavg, totalmem } from "node:os"
 import { parseArgs } from "node:util"
+import * as prettier from "prettier"
 import type { OrderId, SaleId, UserId } from "../src/domain/Ids.ts"
 import { ProofOfWork } from "../src/http/ProofOfWork.ts"
 import { Audit, checkInvariants, violations } from "../src/storage/Audit.ts"
@@ -471,7 +472,9 @@ const driver = Effect.gen(function* () {
 
   // A quick run (CI's smoke run) is too small to publish: only a full run rewrites the docs.
   if (!quick) {
-    writeFileSync("docs/fair.md", fairMarkdown(results))
+    // Formatted as the repository's Markdown is, so the lint gate passes on a fresh report.
+    const report = yield* Effect.promise(() => prettier.format(fairMarkdown(results), { parser: "markdown" }))
+    writeFileSync("docs/fair.md", report)
     writeFileSync("docs/fair.svg", yield* Effect.promise(() => fairChartSvg(results)))
     console.log("wrote docs/fair.md and docs/fair.svg")
   }
