@@ -587,9 +587,10 @@ describe("purchase rules in Chromium", () => {
 describe("draw sales in Chromium", () => {
   it("a buyer enters a draw, watches its countdown, reads the result in plain words, and can check the seed; the console creates a draw", async () => {
     const admin = await login(adminEmail)
-    // Whatever still runs from the tests before is cancelled: the draw is the current sale.
+    // Whatever has not ended from the tests before (sold out included) is cancelled: the draw
+    // is the current sale, before and after it sells out.
     const running = await api<ReadonlyArray<{ saleId: string; status: string }>>("GET", "/api/sales")
-    for (const earlier of running.filter((s) => s.status === "active" || s.status === "upcoming"))
+    for (const earlier of running.filter((s) => s.status !== "ended" && s.status !== "cancelled"))
       await api("POST", `/api/admin/sales/${earlier.saleId}/cancel`, undefined, admin.token)
     const { productId } = await api<{ productId: string }>(
       "POST",
@@ -642,7 +643,14 @@ describe("draw sales in Chromium", () => {
 
     // The result, in plain words, once the node has drawn.
     const result = card.getByTestId("draw-result").filter({ hasText: /You won!|not picked this time/ })
-    await result.waitFor({ timeout: 40_000 })
+    await result.waitFor({ timeout: 40_000 }).catch(async (error: unknown) => {
+      // What the node says, beside what the page shows, when the result does not come.
+      const state = await Promise.all([
+        fetch(node.url + `/api/sales/${sale.saleId}/draw`).then((r) => r.text()),
+        fetch(node.url + `/api/sales/${sale.saleId}`).then((r) => r.text())
+      ])
+      throw new Error(`no draw result on the page; the node: ${state.join(" | ")}`, { cause: error })
+    })
     const record = await api<{
       drawn: boolean
       seed: string
@@ -701,6 +709,12 @@ describe("draw sales in Chromium", () => {
     await console_.getByLabel("Entry window (seconds)").fill("120")
     await console_.getByRole("button", { name: "Create sale" }).click()
     await console_.getByText("Sale of “Draw lamp” created.").waitFor({ timeout: wait })
+    await console_
+      .getByTestId("admin-sales")
+      .getByRole("row")
+      .filter({ hasText: "Draw lamp" })
+      .getByText("draw after 120 s")
+      .waitFor({ timeout: wait })
     const listed = await api<
       ReadonlyArray<{ productName: string; allocation: { mode: string; entryWindowSeconds?: number } }>
     >("GET", "/api/sales")

@@ -1,11 +1,13 @@
 import { useState } from "react"
-import { api, ApiError, formatPrice, type Sale, type Session } from "../api.ts"
+import { api, ApiError, drawOf, formatPrice, type Sale, type Session } from "../api.ts"
 import { formatInstant } from "../store/time.ts"
 import { fromLocalInput, toLocalInput } from "./times.ts"
 
-/** A sale's purchase rules in a few words; "none" when it has none. */
+/** A sale's allocation and purchase rules in a few words; "none" when first come without rules. */
 const rulesOf = (sale: Sale): string => {
+  const draw = drawOf(sale)
   const rules = [
+    ...(draw === undefined ? [] : [`draw after ${draw.entryWindowSeconds.toLocaleString("en-US")} s`]),
     ...(sale.powDifficulty === null ? [] : [`proof of work ${sale.powDifficulty.toLocaleString("en-US")}`]),
     ...(sale.accountsCreatedBefore === null ? [] : ["older accounts only"])
   ]
