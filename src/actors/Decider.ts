@@ -224,6 +224,12 @@ const decide = (d: Decider, message: PurchaseMessage, now: number, chunk: Chunk)
         trace
       })
       break
+    // One unit per buyer per sale: a buyer whose hold lapsed has had theirs, and is told that
+    // order (its status says expired or cancelled) like any buyer who bought.
+    case "HoldLapsed":
+      reply({ _tag: "AlreadyPurchased", orderId: decision.orderId })
+      chunk.staged.push(record({ userId, outcome: attemptReason.AlreadyPurchased, at: now }))
+      break
     // A repeat of an entrant: the same answer again, nothing more to record.
     case "Entered":
     case "NotDrawn":
