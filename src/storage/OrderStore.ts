@@ -32,6 +32,20 @@ export interface OrderToCommit {
   readonly orderId: OrderId
   readonly userId: UserId
   readonly at: number
+  /** A hold sale's order is reserved until then, epoch milliseconds; absent: final (paid). */
+  readonly payBy?: number | undefined
+}
+
+/** A held order paid in time: final from now. */
+export interface PaymentToCommit {
+  readonly orderId: OrderId
+  readonly at: number
+}
+
+/** A held order that ended unpaid: its unit goes back on the stock row. */
+export interface EndedHold {
+  readonly orderId: OrderId
+  readonly status: "expired" | "cancelled"
 }
 
 /** A draw sale's entry: its id becomes the buyer's order id if the entry wins. */
@@ -88,7 +102,16 @@ export interface Batch {
   readonly refusals: ReadonlyArray<RefusalCount>
   /** A draw sale's entries; absent or empty in a first-come sale's batches. */
   readonly entries?: ReadonlyArray<EntryToCommit> | undefined
+  /** A hold sale's payments and ended holds; absent or empty in every other batch. */
+  readonly paid?: ReadonlyArray<PaymentToCommit> | undefined
+  readonly ended?: ReadonlyArray<EndedHold> | undefined
 }
+
+/** Whether the batch carries anything of a hold sale's lifecycle (migration 0011's overload). */
+const carriesHolds = (batch: Batch) =>
+  (batch.paid?.length ?? 0) > 0 ||
+  (batch.ended?.length ?? 0) > 0 ||
+  batch.orders.some((o) => o.payBy !== undefined)
 
 const receiptOf = (batch: Batch) =>
   new CommitReceipt(
@@ -156,8 +179,10 @@ export class OrderStore extends Context.Service<
           WHERE f.id = ${saleId}`
         const sale = sales[0]
         if (sale === undefined) return yield* new SaleNotFound({ saleId })
+        // Live orders only: an expired or cancelled hold gave its unit back to the stock row.
         const rows = yield* sql<{ userId: UserId; orderId: OrderId }>`
-          SELECT user_id AS "userId", id AS "orderId" FROM orders WHERE sale_id = ${saleId}`
+          SELECT user_id AS "userId", id AS "orderId" FROM orders
+          WHERE sale_id = ${saleId} AND status IN ('reserved', 'paid')`
         const buyers = new Map<UserId, OrderId>()
         for (const row of rows) buyers.set(row.userId, row.orderId)
         if (sale.available !== sale.total - buyers.size) {
@@ -193,10 +218,13 @@ export class OrderStore extends Context.Service<
       const commit = Effect.fnUntraced(function* (batch: Batch) {
         const ids = batch.orders.map((o) => o.orderId)
         const { attempts, refusals, entries } = batch
-        // A draw sale's entries go to the overload of migration 0009; every other batch keeps 0008's.
+        // A hold sale's lifecycle goes to the overload of migration 0011, a draw sale's entries
+        // to 0009's; every other batch keeps 0008's.
         const entering = entries !== undefined && entries.length > 0
-        const statement = !entering
-          ? sql`
+        const statement = carriesHolds(batch)
+          ? holdStatement(batch)
+          : !entering
+            ? sql`
           SELECT commit_batch(
             ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
             ${ids}::uuid[],
@@ -210,7 +238,7 @@ export class OrderStore extends Context.Service<
             ${refusals.map((r) => r.firstAt)}::float8[],
             ${refusals.map((r) => r.lastAt)}::float8[]
           )`
-          : sql`
+            : sql`
           SELECT commit_batch(
             ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
             ${ids}::uuid[],
@@ -241,6 +269,35 @@ export class OrderStore extends Context.Service<
         )
         return entering ? receiptOf(batch) : new CommitReceipt(batch.saleId, new Set(ids))
       })
+
+      const holdStatement = (batch: Batch) => {
+        const { orders, attempts, refusals } = batch
+        const entries = batch.entries ?? []
+        const paid = batch.paid ?? []
+        const ended = batch.ended ?? []
+        return sql`
+          SELECT commit_batch(
+            ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
+            ${orders.map((o) => o.orderId)}::uuid[],
+            ${orders.map((o) => o.userId)}::uuid[],
+            ${orders.map((o) => o.at)}::float8[],
+            ${attempts.map((a) => a.userId)}::uuid[],
+            ${attempts.map((a) => a.outcome)}::text[],
+            ${attempts.map((a) => a.at)}::float8[],
+            ${refusals.map((r) => r.outcome)}::text[],
+            ${refusals.map((r) => r.count)}::integer[],
+            ${refusals.map((r) => r.firstAt)}::float8[],
+            ${refusals.map((r) => r.lastAt)}::float8[],
+            ${entries.map((e) => e.entryId)}::uuid[],
+            ${entries.map((e) => e.userId)}::uuid[],
+            ${entries.map((e) => e.at)}::float8[],
+            ${orders.map((o) => o.payBy ?? null)}::float8[],
+            ${paid.map((p) => p.orderId)}::uuid[],
+            ${paid.map((p) => p.at)}::float8[],
+            ${ended.map((e) => e.orderId)}::uuid[],
+            ${ended.map((e) => e.status)}::text[]
+          )`
+      }
 
       // A commit that reached COMMIT holds the stock row's lock until it ends: waiting for
       // that lock first means the batch log below is final for this batch.
