@@ -238,34 +238,58 @@ const end = (
 const compactAfter = 1_024
 
 /**
- * Expires every committed held order whose payBy <= now, in payBy order, visiting only the
- * holds due (and the settled ones on the way, once each). A due order whose commit is still
- * in flight stops the scan: expiring it would race its own commit, and the next expiry after
- * the commit takes it. A drawn sale then gives its free units to its waiting list.
+ * The committed held orders due at `now`, in payBy order, and how far the scan got: it visits
+ * only the holds due (and the settled ones on the way, once each, as `next` moves past them).
+ * A due order whose commit is still in flight stops the scan: expiring it would race its own
+ * commit, and the next expiry after that commit takes it.
  */
-export const expire = (state: SaleState, book: HoldBook, now: number): readonly [SaleState, Expiry] => {
-  const expired: Array<OrderRef> = []
+const scan = (state: SaleState, book: HoldBook, now: number) => {
+  const due: Array<OrderRef> = []
   let next = book.next
-  let current = state
   for (; next < book.deadlines.length; next++) {
     const orderId = book.deadlines[next] as OrderId
     const held = book.orders.get(orderId)
     if (held === undefined || held.status !== "held") continue
     if (held.payBy > now) break
     const order = { userId: held.userId, orderId }
-    if (!committedHolding(current, order)) break
+    if (!committedHolding(state, order)) break
+    due.push(order)
+  }
+  return { due, next }
+}
+
+/** What an `Expire` at `now` would expire, without changing anything: what its owner commits first. */
+export const dueAt = (state: SaleState, book: HoldBook, now: number): ReadonlyArray<OrderRef> =>
+  scan(state, book, now).due
+
+/**
+ * When the sale's one timer should fire: the payBy of the first hold not yet visited, a lower
+ * bound on the next deadline (that hold may be settled already; the expiry then moves past
+ * it). Undefined when no hold is ahead.
+ */
+export const nextDeadline = (book: HoldBook): number | undefined => {
+  const orderId = book.deadlines[book.next]
+  return orderId === undefined ? undefined : (book.orders.get(orderId)?.payBy ?? 0)
+}
+
+/** Expires every order `dueAt` names; a drawn sale then gives its free units to its waiting list. */
+export const expire = (state: SaleState, book: HoldBook, now: number): readonly [SaleState, Expiry] => {
+  const { due, next: visited } = scan(state, book, now)
+  let current = state
+  for (const order of due) {
     const ending = current.holds ?? book
-    current = end(current, ending, order, held, "expired")
-    expired.push(order)
+    const held = ending.orders.get(order.orderId)
+    if (held !== undefined) current = end(current, ending, order, held, "expired")
   }
   const after = current.holds ?? book
+  let next = visited
   if (next > compactAfter && next * 2 > after.deadlines.length) {
     after.deadlines.splice(0, next)
     next = 0
   }
   current = { ...current, holds: { ...after, next } }
   const [promotedState, promoted] = promote(current, now)
-  return [promotedState, { expired, promoted }]
+  return [promotedState, { expired: due, promoted }]
 }
 
 /**

@@ -20,6 +20,21 @@ export interface SaleSnapshot {
   readonly buyers: ReadonlyMap<UserId, OrderId>
   /** A draw sale's entries and result; undefined for a first-come sale. */
   readonly draw: DrawSnapshot | undefined
+  /**
+   * A first-come sale's hold length, its buyers' orders still held (each in `buyers`) and
+   * buyers whose hold expired or was cancelled. A draw sale's winners are written final by the
+   * draw, so its hold length is not applied: 0.
+   */
+  readonly holdMillis?: number | undefined
+  readonly pendingHolds?: ReadonlyArray<PendingHold> | undefined
+  readonly lapsed?: ReadonlyMap<UserId, OrderId> | undefined
+}
+
+/** A held order as loaded: the new owner resumes its deadline. */
+export interface PendingHold {
+  readonly userId: UserId
+  readonly orderId: OrderId
+  readonly payBy: number
 }
 
 export interface Claim {
@@ -170,21 +185,34 @@ export class OrderStore extends Context.Service<
           startsAt: number
           endsAt: number
           cancelled: boolean
+          holdMillis: number
+          draws: boolean
         }>`
-          SELECT s.total, s.available,
+          SELECT s.total, s.available, f.hold_seconds * 1000 AS "holdMillis", f.allocation = 'draw' AS draws,
                  (extract(epoch FROM f.starts_at) * 1000)::float8 AS "startsAt",
                  (extract(epoch FROM f.ends_at) * 1000)::float8 AS "endsAt",
                  f.status = 'cancelled' AS cancelled
           FROM flash_sales f JOIN stocks s ON s.sale_id = f.id
           WHERE f.id = ${saleId}`
-        const sale = sales[0]
-        if (sale === undefined) return yield* new SaleNotFound({ saleId })
-        // Live orders only: an expired or cancelled hold gave its unit back to the stock row.
-        const rows = yield* sql<{ userId: UserId; orderId: OrderId }>`
-          SELECT user_id AS "userId", id AS "orderId" FROM orders
-          WHERE sale_id = ${saleId} AND status IN ('reserved', 'paid')`
+        const found = sales[0]
+        if (found === undefined) return yield* new SaleNotFound({ saleId })
+        const { draws, ...sale } = found
+        const rows = yield* sql<{ userId: UserId; orderId: OrderId; status: string; payBy: number | null }>`
+          SELECT user_id AS "userId", id AS "orderId", status,
+                 (extract(epoch FROM pay_by) * 1000)::float8 AS "payBy"
+          FROM orders WHERE sale_id = ${saleId}`
+        // Live orders are the buyers; an expired or cancelled hold gave its unit back to the
+        // stock row, and leaves its buyer without another (one unit per buyer per sale).
         const buyers = new Map<UserId, OrderId>()
-        for (const row of rows) buyers.set(row.userId, row.orderId)
+        const pendingHolds: Array<PendingHold> = []
+        const lapsed = new Map<UserId, OrderId>()
+        for (const row of rows) {
+          if (row.status === "paid") buyers.set(row.userId, row.orderId)
+          else if (row.status === "reserved") {
+            buyers.set(row.userId, row.orderId)
+            pendingHolds.push({ userId: row.userId, orderId: row.orderId, payBy: row.payBy ?? 0 })
+          } else lapsed.set(row.userId, row.orderId)
+        }
         if (sale.available !== sale.total - buyers.size) {
           return yield* Effect.die(
             new Error(
@@ -193,7 +221,8 @@ export class OrderStore extends Context.Service<
           )
         }
         const draw = yield* readDrawSnapshot(sql, saleId, sale.startsAt)
-        return { saleId, ...sale, buyers, draw } satisfies SaleSnapshot
+        const holdMillis = draws ? 0 : sale.holdMillis
+        return { saleId, ...sale, holdMillis, buyers, draw, pendingHolds, lapsed } satisfies SaleSnapshot
       })
 
       const claim = Effect.fn("OrderStore.claim")(function* (saleId: SaleId) {
