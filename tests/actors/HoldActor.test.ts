@@ -4,6 +4,7 @@ import { SqlClient } from "effect/sql"
 import { SaleRegistry, type RegistryOptions } from "../../src/actors/SaleRegistry.ts"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { awaitReply, type Refusal } from "../../src/domain/Reply.ts"
+import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
@@ -24,7 +25,9 @@ const statusOf = (orderId: OrderId) =>
     return rows[0]?.status
   })
 
-const Storage = Layer.mergeAll(Catalog.layer, OrderStore.layer).pipe(Layer.provideMerge(TestDatabase.layer))
+const Storage = Layer.mergeAll(Catalog.layer, OrderStore.layer, Audit.layer).pipe(
+  Layer.provideMerge(TestDatabase.layer)
+)
 
 layer(Storage, { timeout: 60_000, excludeTestServices: true })(
   `holds through the sale actor on ${testDatabaseMode} PostgreSQL`,
@@ -64,6 +67,12 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
           available: number
         }>`SELECT available FROM stocks WHERE sale_id = ${saleId}`
         assert.strictEqual(stock[0]?.available, 0)
+        // I1 on the rows: the live orders (reserved + paid) are within the stock, one per buyer,
+        // and the stock row agrees; the expired order holds nothing.
+        const confirmed = new Map([[resold.orderId, second!]])
+        const report = checkInvariants(yield* (yield* Audit).read(saleId), confirmed)
+        assert.strictEqual(violations(report), 0)
+        assert.strictEqual(report.committed, 1)
       }).pipe(Effect.provide(SaleRegistry.make(options)))
     )
 
