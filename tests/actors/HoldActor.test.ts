@@ -76,6 +76,36 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
       }).pipe(Effect.provide(SaleRegistry.make(options)))
     )
 
+    it.effect("lets a fenced owner expire nothing, and a new owner resume the deadline it loads", () =>
+      Effect.gen(function* () {
+        const registry = yield* SaleRegistry
+        const [buyer] = yield* makeUsers(1)
+        const saleId = yield* makeSale(1, { holdSeconds: 1 })
+        const held = yield* purchase(saleId, buyer!)
+        assert.strictEqual(held._tag, "Accepted")
+        const heldId = (held as { readonly orderId: OrderId }).orderId
+        const stale = yield* registry.actor(saleId)
+        // Another owner claims the sale: the first one's timer fires, its expiry is fenced.
+        yield* (yield* OrderStore).claim(saleId)
+        assert.strictEqual(yield* stale.stopped, "fenced")
+        assert.strictEqual(yield* statusOf(heldId), "reserved")
+        // A new owner loads the overdue hold and expires it on its own timer, with no purchase
+        // to wake it.
+        yield* registry.stop(saleId)
+        yield* registry.actor(saleId)
+        const expired = yield* statusOf(heldId).pipe(
+          Effect.flatMap((status) => (status === "expired" ? Effect.succeed(status) : Effect.fail(status))),
+          Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "5 seconds" })))
+        )
+        assert.strictEqual(expired, "expired")
+        const sql = yield* SqlClient.SqlClient
+        const stock = yield* sql<{
+          available: number
+        }>`SELECT available FROM stocks WHERE sale_id = ${saleId}`
+        assert.strictEqual(stock[0]?.available, 1)
+      }).pipe(Effect.provide(SaleRegistry.make(options)))
+    )
+
     it.effect("keeps a sale without holds final", () =>
       Effect.gen(function* () {
         const [buyer] = yield* makeUsers(1)
