@@ -31,9 +31,13 @@ export interface HoldBook {
   /**
    * Held orders in acceptance order, which is payBy order since the hold length is fixed and
    * time only grows; orders settled otherwise (paid, cancelled, released) are skipped when the
-   * scan reaches them, so settling one costs O(1).
+   * scan reaches them, so settling one costs O(1). An entry counts only while its ticket is
+   * its order's: a promoted entrant's order id (the entry id) is held again after a release,
+   * and the earlier entry must not expire it a second time.
    */
-  readonly deadlines: Array<OrderId>
+  readonly deadlines: Array<Deadline>
+  /** Tickets issued so far: the next hold's ticket. */
+  readonly issued: number
   /** The index in `deadlines` of the next deadline. */
   readonly next: number
   /** Buyers whose hold expired or was cancelled, with that order: one unit per buyer per sale. */
@@ -56,6 +60,13 @@ export interface HeldOrder {
   readonly userId: UserId
   readonly payBy: number
   readonly status: OrderStatus
+  /** Its entry in `deadlines`. */
+  readonly ticket: number
+}
+
+export interface Deadline {
+  readonly orderId: OrderId
+  readonly ticket: number
 }
 
 /** A payment the provider reports, by its webhook event. */
@@ -127,13 +138,15 @@ export const emptyBook = (options: {
   const orders = new Map<OrderId, HeldOrder>()
   // Restored holds keep the payBy order the queue relies on.
   const pending = [...options.pending].sort((a, b) => a.payBy - b.payBy)
-  for (const hold of pending)
-    orders.set(hold.orderId, { userId: hold.userId, payBy: hold.payBy, status: "held" })
+  pending.forEach((hold, ticket) =>
+    orders.set(hold.orderId, { userId: hold.userId, payBy: hold.payBy, status: "held", ticket })
+  )
   return {
     holdMillis: options.holdMillis,
     repurchase: options.repurchase,
     orders,
-    deadlines: pending.map((hold) => hold.orderId),
+    deadlines: pending.map((hold, ticket) => ({ orderId: hold.orderId, ticket })),
+    issued: pending.length,
     next: 0,
     lapsed: new Map(options.lapsed),
     events: new Set(),
@@ -159,9 +172,10 @@ export const withWaitingList = (book: HoldBook, waitingList: ReadonlyMap<UserId,
 
 /** An accepted order (a purchase, a winner, a promotion) is held until `now + holdMillis`. O(1). */
 export const hold = (book: HoldBook, userId: UserId, orderId: OrderId, now: number): HoldBook => {
-  book.orders.set(orderId, { userId, payBy: now + book.holdMillis, status: "held" })
-  book.deadlines.push(orderId)
-  return { ...book, held: book.held + 1 }
+  const ticket = book.issued
+  book.orders.set(orderId, { userId, payBy: now + book.holdMillis, status: "held", ticket })
+  book.deadlines.push({ orderId, ticket })
+  return { ...book, held: book.held + 1, issued: ticket + 1 }
 }
 
 /** An order that never reached PostgreSQL is forgotten; a promoted entrant is promoted again. */
@@ -247,9 +261,10 @@ const scan = (state: SaleState, book: HoldBook, now: number) => {
   const due: Array<OrderRef> = []
   let next = book.next
   for (; next < book.deadlines.length; next++) {
-    const orderId = book.deadlines[next] as OrderId
+    const deadline = book.deadlines[next] as Deadline
+    const orderId = deadline.orderId
     const held = book.orders.get(orderId)
-    if (held === undefined || held.status !== "held") continue
+    if (held === undefined || held.status !== "held" || held.ticket !== deadline.ticket) continue
     if (held.payBy > now) break
     const order = { userId: held.userId, orderId }
     if (!committedHolding(state, order)) break
@@ -268,8 +283,8 @@ export const dueAt = (state: SaleState, book: HoldBook, now: number): ReadonlyAr
  * it). Undefined when no hold is ahead.
  */
 export const nextDeadline = (book: HoldBook): number | undefined => {
-  const orderId = book.deadlines[book.next]
-  return orderId === undefined ? undefined : (book.orders.get(orderId)?.payBy ?? 0)
+  const deadline = book.deadlines[book.next]
+  return deadline === undefined ? undefined : (book.orders.get(deadline.orderId)?.payBy ?? 0)
 }
 
 /** Expires every order `dueAt` names; a drawn sale then gives its free units to its waiting list. */

@@ -12,6 +12,8 @@ import * as Holds from "./Holds.ts"
  * - I3: a buyer is told `AlreadyPurchased` only for an order that is committed; a repeat of a
  *   buyer whose order is still pending is answered `AwaitingCommit`, and the actor holds it
  *   for that order's batch.
+ * - With a hold length, H1 to H5 of Holds.ts: reserved + paid <= stock, one live order per
+ *   unit, a status changes once, an event id once, a freed unit goes back once.
  *
  * `buyers` is threaded from one state to the next rather than copied, so a
  * decision costs O(1) instead of O(buyers): a state handed to `decide` is consumed, and only

@@ -285,6 +285,107 @@ describe("holds in decide", () => {
     )
   })
 
+  it("promotes waiting entrants in draw order, never a winner or a lapsed buyer, in any interleaving", () => {
+    type DrawStep =
+      | { readonly kind: "pay" | "cancelHold" | "commit" | "release"; readonly pick: number }
+      | { readonly kind: "expire" }
+    const drawStep: fc.Arbitrary<{ readonly tick: number; readonly step: DrawStep }> = fc.record({
+      tick: fc.nat(8),
+      step: fc.oneof(
+        fc.record({ kind: fc.constantFrom("pay" as const, "cancelHold" as const), pick: fc.nat() }),
+        fc.record({ kind: fc.constantFrom("commit" as const, "release" as const), pick: fc.nat() }),
+        fc.record({ kind: fc.constant("expire" as const) })
+      )
+    })
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 0, max: 12 }),
+        fc.array(drawStep, { maxLength: 120, size: "max" }),
+        (total, extra, steps) => {
+          const entrants = total + extra
+          const entries = new Map(
+            Array.from({ length: entrants }, (_, n) => [user(n), { entryId: order(n), at: 150 }] as const)
+          )
+          let state = Sale.initialState({
+            saleId,
+            total,
+            startsAt,
+            endsAt,
+            cancelled: false,
+            buyers: new Map(),
+            draw: { drawAt: 200, entries, waitingList: undefined },
+            holdMillis: 10
+          })
+          // Draw order is the user number; places count from 1 after the winners.
+          const winners = Array.from({ length: Math.min(total, entrants) }, (_, n) => ({
+            userId: user(n),
+            orderId: order(n)
+          }))
+          const waitingList = new Map(
+            Array.from(
+              { length: entrants - winners.length },
+              (_, k) => [user(winners.length + k), k + 1] as const
+            )
+          )
+          ;[state] = Sale.decide(state, { _tag: "Drawn", winners, waitingList, at: 1_000 })
+          const seen = new Map<OrderId, Holds.OrderStatus>()
+          const promotedOnce = new Set<UserId>()
+          const pending = new Map<UserId, OrderId>()
+          let lastPlace = 0
+          let now = 1_000
+          steps.forEach(({ tick, step }, i) => {
+            now += tick
+            const orders = [...(state.holds?.orders.entries() ?? [])]
+            const target =
+              orders.length === 0 ? undefined : orders[("pick" in step ? step.pick : 0) % orders.length]
+            if (step.kind === "expire") {
+              const [next, expiry] = Sale.decide(state, { _tag: "Expire", now })
+              state = next
+              for (const promotion of expiry.promoted) {
+                const place = waitingList.get(promotion.userId)
+                expect(place).toBeDefined()
+                expect(state.holds?.lapsed.has(promotion.userId)).toBe(false)
+                // A first promotion comes in draw order; only a released one comes again.
+                if (!promotedOnce.has(promotion.userId)) {
+                  expect(place).toBeGreaterThan(lastPlace)
+                  lastPlace = place ?? lastPlace
+                  promotedOnce.add(promotion.userId)
+                }
+                pending.set(promotion.userId, promotion.orderId)
+              }
+              // A free unit stays free only when nobody is left to give it to.
+              if (state.remaining > 0 && expiry.promoted.length === 0)
+                expect(state.holds?.nextWaiting).toBe(state.holds?.waiting.length)
+            } else if (step.kind === "commit" || step.kind === "release") {
+              const candidates = [...pending.entries()]
+              if (candidates.length === 0) return
+              const [userId, orderId] = candidates[step.pick % candidates.length] ?? candidates[0]!
+              pending.delete(userId)
+              const command = step.kind === "commit" ? "Committed" : "Released"
+              ;[state] = Sale.decide(state, { _tag: command, orders: [{ userId, orderId }] })
+            } else if (target !== undefined) {
+              const [orderId, held] = target
+              ;[state] =
+                step.kind === "pay"
+                  ? Sale.decide(state, {
+                      _tag: "Pay",
+                      userId: held.userId,
+                      orderId,
+                      eventId: `e${i}`,
+                      at: now
+                    })
+                  : Sale.decide(state, { _tag: "CancelHold", userId: held.userId, orderId })
+            }
+            checkInvariants(state, seen)
+            expect(state.reserved).toBe(pending.size)
+          })
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
   it("gives a drawn sale's freed units to the waiting list in draw order, each once", () => {
     const entries = new Map([1, 2, 3, 4, 5].map((n) => [user(n), { entryId: order(n), at: 150 }] as const))
     let state = Sale.initialState({
