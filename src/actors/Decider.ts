@@ -6,6 +6,7 @@ import type { Refusal } from "../domain/Reply.ts"
 import type { AttemptRecord, CommitReceipt, EntryToCommit, OrderToCommit } from "../storage/OrderStore.ts"
 import type * as Tracing from "../Tracing.ts"
 import { drawIfDue, type DrawCommit } from "./DrawStep.ts"
+import { expireIfDue, type HoldCommit } from "./ExpiryStep.ts"
 import type * as GroupCommitter from "./GroupCommitter.ts"
 import * as Phase from "./Phase.ts"
 import * as Sale from "./SaleState.ts"
@@ -92,6 +93,10 @@ export interface Decider {
   readonly wakeAfter: (millis: number) => void
   /** Not before this time is a failed draw tried again, epoch ms. */
   drawRetryAt: number
+  /** When the hold timer is armed for (the next deadline), epoch ms; 0: none armed. */
+  holdWakeAt: number
+  /** Not before this time is a failed expiry tried again, epoch ms. */
+  expiryRetryAt: number
 }
 
 const committedRemaining = (state: Sale.SaleState) => state.remaining + state.reserved
@@ -201,7 +206,11 @@ const decide = (d: Decider, message: PurchaseMessage, now: number, chunk: Chunk)
       chunk.staged.push({
         attempt: { userId, outcome: "accepted", at: now },
         refusals: undefined,
-        order: { orderId, userId, at: now },
+        // A hold sale's order is reserved until its payBy; any other is final.
+        order:
+          d.state.holds === undefined
+            ? { orderId, userId, at: now }
+            : { orderId, userId, at: now, payBy: now + d.state.holds.holdMillis },
         entry: undefined,
         reply,
         trace
@@ -223,6 +232,12 @@ const decide = (d: Decider, message: PurchaseMessage, now: number, chunk: Chunk)
         reply,
         trace
       })
+      break
+    // One unit per buyer per sale: a buyer whose hold lapsed has had theirs, and is told that
+    // order (its status says expired or cancelled) like any buyer who bought.
+    case "HoldLapsed":
+      reply({ _tag: "AlreadyPurchased", orderId: decision.orderId })
+      chunk.staged.push(record({ userId, outcome: attemptReason.AlreadyPurchased, at: now }))
       break
     // A repeat of an entrant: the same answer again, nothing more to record.
     case "Entered":
@@ -353,7 +368,12 @@ const endWhenIdle = (d: Decider, committer: GroupCommitter.GroupCommitter) =>
 // for the whole flood to be decided), and no chunk holds the event loop for long.
 const decideChunk = 1_024
 
-const loop = (d: Decider, committer: GroupCommitter.GroupCommitter, commitDraw: DrawCommit) =>
+const loop = (
+  d: Decider,
+  committer: GroupCommitter.GroupCommitter,
+  commitDraw: DrawCommit,
+  commitHolds: HoldCommit
+) =>
   Effect.gen(function* () {
     while (true) {
       const messages = yield* Queue.takeBetween(d.mailbox, 1, decideChunk)
@@ -363,6 +383,10 @@ const loop = (d: Decider, committer: GroupCommitter.GroupCommitter, commitDraw: 
       stageRefusals(chunk, now)
       if (chunk.staged.length > 0) yield* committer.stage(chunk.staged)
       if (d.state.draw !== undefined) yield* drawIfDue(d, commitDraw, now)
+      if (d.state.holds !== undefined) {
+        const promoted = yield* expireIfDue(d, commitHolds, now)
+        if (promoted.length > 0) yield* committer.stage(promoted)
+      }
       yield* publish(d)
       yield* endWhenIdle(d, committer)
       if (messages.length === decideChunk) yield* Effect.yieldNow
@@ -390,9 +414,10 @@ const abandon = (d: Decider, cause: Cause.Cause<unknown>) =>
 export const run = (
   d: Decider,
   committer: GroupCommitter.GroupCommitter,
-  commitDraw: DrawCommit
+  commitDraw: DrawCommit,
+  commitHolds: HoldCommit
 ): Effect.Effect<void> =>
-  loop(d, committer, commitDraw).pipe(
+  loop(d, committer, commitDraw, commitHolds).pipe(
     Effect.catchIf(Cause.isDone, () => Effect.void),
     Effect.catchCause((cause) =>
       Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : abandon(d, cause)

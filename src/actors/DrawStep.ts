@@ -25,7 +25,7 @@ const drawRetryMillis = 1_000
 const runDraw = Effect.fnUntraced(function* (d: Decider, commitDraw: DrawCommit, now: number) {
   const exit = yield* Effect.exit(commitDraw(d.saleId, d.epoch))
   if (Exit.isSuccess(exit)) {
-    ;[d.state] = Sale.decide(d.state, { _tag: "Drawn", ...exit.value })
+    ;[d.state] = Sale.decide(d.state, { _tag: "Drawn", ...exit.value, at: now })
     yield* Effect.logInfo("sale drawn", {
       saleId: d.saleId,
       epoch: d.epoch,

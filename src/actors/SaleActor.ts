@@ -7,6 +7,7 @@ import type * as Tracing from "../Tracing.ts"
 import * as Decider from "./Decider.ts"
 import * as GroupCommitter from "./GroupCommitter.ts"
 import * as Phase from "./Phase.ts"
+import * as Holds from "./Holds.ts"
 import * as Sale from "./SaleState.ts"
 
 export type { StopReason } from "./Phase.ts"
@@ -103,7 +104,9 @@ const makeDecider = Effect.fnUntraced(function* (
     published: first,
     ended: false,
     wakeAfter: (millis) => wakeAt(Date.now() + millis),
-    drawRetryAt: 0
+    drawRetryAt: 0,
+    holdWakeAt: 0,
+    expiryRetryAt: 0
   }
   // Unref'd: a sale's timer never keeps the process alive; a Wake to an ended mailbox is dropped.
   function wakeAt(at: number): void {
@@ -115,6 +118,12 @@ const makeDecider = Effect.fnUntraced(function* (
   const draw = state.draw
   if (draw !== undefined && draw.waitingList === undefined)
     d.wakeAfter(Math.max(0, draw.drawAt - d.lastActiveAt) + 1)
+  // A hold sale's owner resumes the deadlines of the holds it loaded: one timer, the next one.
+  const deadline = state.holds === undefined ? undefined : Holds.nextDeadline(state.holds)
+  if (deadline !== undefined) {
+    d.holdWakeAt = deadline
+    d.wakeAfter(Math.max(0, deadline - d.lastActiveAt) + 1)
+  }
   return d
 })
 
@@ -164,7 +173,7 @@ export const make = Effect.fnUntraced(function* (
     }
   })
   yield* Effect.forkIn(
-    Decider.run(d, committer, store.draw).pipe(
+    Decider.run(d, committer, store.draw, store.commit).pipe(
       Effect.ensuring(Effect.suspend(() => Deferred.succeed(stopped, reasonOf(d.phase))))
     ),
     scope

@@ -1,5 +1,6 @@
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
 import type { Outcome } from "../domain/Outcome.ts"
+import * as Holds from "./Holds.ts"
 
 /**
  * The in-memory state of one sale, owned by exactly one actor.
@@ -11,6 +12,8 @@ import type { Outcome } from "../domain/Outcome.ts"
  * - I3: a buyer is told `AlreadyPurchased` only for an order that is committed; a repeat of a
  *   buyer whose order is still pending is answered `AwaitingCommit`, and the actor holds it
  *   for that order's batch.
+ * - With a hold length, H1 to H5 of Holds.ts: reserved + paid <= stock, one live order per
+ *   unit, a status changes once, an event id once, a freed unit goes back once.
  *
  * `buyers` is threaded from one state to the next rather than copied, so a
  * decision costs O(1) instead of O(buyers): a state handed to `decide` is consumed, and only
@@ -31,6 +34,8 @@ export interface SaleState {
   readonly reserved: number
   /** A draw sale's entries and result; undefined for a first-come sale. */
   readonly draw: DrawState | undefined
+  /** The sale's holds (Holds.ts); undefined for a sale without a hold length: purchases are final. */
+  readonly holds: Holds.HoldBook | undefined
 }
 
 /**
@@ -121,6 +126,8 @@ export interface Drawn {
   readonly _tag: "Drawn"
   readonly winners: ReadonlyArray<OrderRef>
   readonly waitingList: ReadonlyMap<UserId, number>
+  /** When the draw was committed, epoch milliseconds: the winners' holds run from it. */
+  readonly at?: number | undefined
 }
 
 export type Command = Purchase | Cancel | Committed | Released | EntriesCommitted | EntriesReleased | Drawn
@@ -133,6 +140,8 @@ export type Decision =
   | Outcome
   | { readonly _tag: "AwaitingCommit"; readonly orderId: OrderId }
   | { readonly _tag: "EntryAccepted"; readonly entryId: OrderId; readonly at: number }
+  /** One unit per buyer per sale: this buyer's hold on the sale expired or was cancelled. */
+  | { readonly _tag: "HoldLapsed"; readonly orderId: OrderId }
 
 export type SaleStatus = "upcoming" | "active" | "sold_out" | "ended" | "cancelled"
 
@@ -150,17 +159,39 @@ export const initialState = (sale: {
         readonly waitingList: ReadonlyMap<UserId, number> | undefined
       }
     | undefined
+  /** The hold length; 0 or absent: a purchase is final, as it always was. */
+  readonly holdMillis?: number | undefined
+  readonly repurchaseAfterLapse?: boolean | undefined
+  /** Buyers' orders still held (a subset of `buyers`), and buyers whose hold lapsed. */
+  readonly pendingHolds?: ReadonlyArray<Holds.PendingHold> | undefined
+  readonly lapsed?: ReadonlyMap<UserId, OrderId> | undefined
 }): SaleState => {
   if (sale.buyers.size > sale.total) {
     throw new Error(`sale ${sale.saleId} has ${sale.buyers.size} buyers for ${sale.total} units`)
   }
-  const { draw, ...rest } = sale
+  const { draw, holdMillis, repurchaseAfterLapse, pendingHolds, lapsed, ...rest } = sale
+  const pending = pendingHolds ?? []
+  for (const hold of pending)
+    if (sale.buyers.get(hold.userId) !== hold.orderId)
+      throw new Error(`sale ${sale.saleId}: held order ${hold.orderId} is not its buyer's order`)
+  const holds =
+    holdMillis === undefined || holdMillis <= 0
+      ? undefined
+      : Holds.emptyBook({
+          holdMillis,
+          repurchase: repurchaseAfterLapse ?? false,
+          paid: sale.buyers.size - pending.length,
+          pending,
+          lapsed: lapsed ?? new Map(),
+          waitingList: draw?.waitingList
+        })
   return {
     ...rest,
     remaining: sale.total - sale.buyers.size,
     buyers: new Map<UserId, Holding>(sale.buyers),
     reserved: 0,
-    draw: draw === undefined ? undefined : initialDraw(draw)
+    draw: draw === undefined ? undefined : initialDraw(draw),
+    holds
   }
 }
 
@@ -206,13 +237,19 @@ const decidePurchase = (state: SaleState, command: Purchase): readonly [SaleStat
       ? [state, { _tag: "AlreadyPurchased", orderId: held }]
       : [state, { _tag: "AwaitingCommit", orderId: held.reserved }]
   }
+  const lapsed = state.holds?.lapsed.get(command.userId)
+  if (lapsed !== undefined) return [state, { _tag: "HoldLapsed", orderId: lapsed }]
   if (state.cancelled) return [state, { _tag: "Cancelled" }]
   if (command.now < state.startsAt) return [state, { _tag: "NotStarted", startsAt: state.startsAt }]
   if (command.now >= state.endsAt) return [state, { _tag: "Ended" }]
   if (state.remaining === 0) return [state, { _tag: "SoldOut" }]
   state.buyers.set(command.userId, { reserved: command.orderId })
+  const holds =
+    state.holds === undefined
+      ? undefined
+      : Holds.hold(state.holds, command.userId, command.orderId, command.now)
   return [
-    { ...state, remaining: state.remaining - 1, reserved: state.reserved + 1 },
+    { ...state, remaining: state.remaining - 1, reserved: state.reserved + 1, holds },
     { _tag: "Accepted", orderId: command.orderId }
   ]
 }
@@ -227,9 +264,14 @@ const decideEntry = (
   draw: DrawState,
   command: Purchase
 ): readonly [SaleState, Decision] => {
+  // A winner, or an entrant promoted from the waiting list (whose order may be in a commit).
   const held = state.buyers.get(command.userId)
-  if (held !== undefined && typeof held === "string")
-    return [state, { _tag: "AlreadyPurchased", orderId: held }]
+  if (held !== undefined)
+    return typeof held === "string"
+      ? [state, { _tag: "AlreadyPurchased", orderId: held }]
+      : [state, { _tag: "AwaitingCommit", orderId: held.reserved }]
+  const lapsed = state.holds?.lapsed.get(command.userId)
+  if (lapsed !== undefined) return [state, { _tag: "HoldLapsed", orderId: lapsed }]
   const place = draw.waitingList?.get(command.userId)
   if (place !== undefined) return [state, { _tag: "NotDrawn", place }]
   const entrant = draw.entrants.get(command.userId)
@@ -275,15 +317,19 @@ const applyDraw = (state: SaleState, command: Drawn): SaleState => {
   if (draw.pending > 0) throw new Error(`sale ${state.saleId}: drawn with ${draw.pending} entries pending`)
   if (command.winners.length > state.remaining)
     throw new Error(`sale ${state.saleId}: ${command.winners.length} winners for ${state.remaining} units`)
+  let holds = state.holds === undefined ? undefined : Holds.withWaitingList(state.holds, command.waitingList)
   for (const winner of command.winners) {
     if (!draw.entrants.has(winner.userId) || state.buyers.has(winner.userId))
       throw new Error(`sale ${state.saleId}: winner ${winner.userId} did not enter or holds a unit`)
     state.buyers.set(winner.userId, winner.orderId)
+    if (holds !== undefined)
+      holds = Holds.hold(holds, winner.userId, winner.orderId, command.at ?? draw.drawAt)
   }
   return {
     ...state,
     remaining: state.remaining - command.winners.length,
-    draw: { ...draw, waitingList: command.waitingList }
+    draw: { ...draw, waitingList: command.waitingList },
+    holds
   }
 }
 
@@ -306,14 +352,17 @@ const commit = (state: SaleState, orders: ReadonlyArray<OrderRef>): SaleState =>
 /** Only the exact reservation (same user, same order, not committed) is given back. */
 const release = (state: SaleState, orders: ReadonlyArray<OrderRef>): SaleState => {
   let freed = 0
+  let holds = state.holds
   for (const order of orders) {
     if (!isReservation(state, order)) continue
     state.buyers.delete(order.userId)
+    // In a drawn sale every reservation is a promotion from the waiting list.
+    if (holds !== undefined) holds = Holds.drop(holds, order, state.draw !== undefined)
     freed++
   }
   return freed === 0
     ? state
-    : { ...state, remaining: state.remaining + freed, reserved: state.reserved - freed }
+    : { ...state, remaining: state.remaining + freed, reserved: state.reserved - freed, holds }
 }
 
 const apply = (state: SaleState, command: Exclude<Command, Purchase>): SaleState => {
@@ -333,10 +382,35 @@ const apply = (state: SaleState, command: Exclude<Command, Purchase>): SaleState
   }
 }
 
-/** The sale's one transition function: the new state, and for a purchase its decision. */
+/**
+ * The sale's one transition function: the new state, and for a purchase its decision, for a
+ * payment or a cancellation of a hold its answer, for an expiry what expired and who was
+ * promoted.
+ */
 export function decide(state: SaleState, command: Purchase): readonly [SaleState, Decision]
+export function decide(state: SaleState, command: Holds.Pay): readonly [SaleState, Holds.PayDecision]
+export function decide(
+  state: SaleState,
+  command: Holds.CancelHold
+): readonly [SaleState, Holds.CancelDecision]
+export function decide(state: SaleState, command: Holds.Expire): readonly [SaleState, Holds.Expiry]
 export function decide(state: SaleState, command: Exclude<Command, Purchase>): readonly [SaleState, undefined]
-export function decide(state: SaleState, command: Command): readonly [SaleState, Decision | undefined]
-export function decide(state: SaleState, command: Command): readonly [SaleState, Decision | undefined] {
-  return command._tag === "Purchase" ? decidePurchase(state, command) : [apply(state, command), undefined]
+export function decide(
+  state: SaleState,
+  command: Command | Holds.HoldCommand
+): readonly [SaleState, Decision | Holds.HoldDecision | undefined]
+export function decide(
+  state: SaleState,
+  command: Command | Holds.HoldCommand
+): readonly [SaleState, Decision | Holds.HoldDecision | undefined] {
+  switch (command._tag) {
+    case "Purchase":
+      return decidePurchase(state, command)
+    case "Pay":
+    case "CancelHold":
+    case "Expire":
+      return Holds.decide(state, command)
+    default:
+      return [apply(state, command), undefined]
+  }
 }

@@ -8,7 +8,10 @@ export interface SaleRecord {
   readonly saleId: SaleId
   readonly stock: number
   readonly available: number
-  /** Committed orders, by id, with their buyer. */
+  /**
+   * Committed live orders (reserved or paid), by id, with their buyer: each holds a unit, so
+   * reserved + paid <= stock is I1. An expired or cancelled hold gave its unit back.
+   */
   readonly orders: ReadonlyMap<OrderId, UserId>
 }
 
@@ -73,7 +76,8 @@ export class Audit extends Context.Service<
         const stock = yield* sql<{ total: number; available: number }>`
           SELECT total, available FROM stocks WHERE sale_id = ${saleId}`
         const rows = yield* sql<{ id: OrderId; userId: UserId }>`
-          SELECT id, user_id AS "userId" FROM orders WHERE sale_id = ${saleId}`
+          SELECT id, user_id AS "userId" FROM orders
+          WHERE sale_id = ${saleId} AND status IN ('reserved', 'paid')`
         return {
           saleId,
           stock: stock[0]?.total ?? 0,

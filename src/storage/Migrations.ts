@@ -2,6 +2,7 @@ import { NodeServices } from "@effect/platform-node"
 import * as PgMigrator from "@effect/sql-pg/PgMigrator"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { paymentEventsMigration } from "./PaymentEvents.ts"
 
 const schema = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
@@ -300,6 +301,83 @@ const draws = Effect.gen(function* () {
     $$`
 })
 
+// The order lifecycle (issue 17). A sale may hold each accepted unit for its buyer for
+// hold_seconds (0: a purchase is final, as every order before this migration was, so existing
+// rows and hold-0 orders are 'paid'). A held order is 'reserved' until pay_by, then 'paid', or
+// 'expired' at pay_by, or 'cancelled' by its buyer; a late payment is 'refunded'. Pending holds
+// are what a new owner loads to resume their deadlines, hence the partial index.
+//
+// This commit_batch overload is the hold sale's batch: its ended holds (expired, cancelled)
+// give their units back on the stock row before the inner commit_batch takes units, so a unit
+// expired and sold again in one batch fits; that early lock on the stock row is checked against
+// the epoch, so a fenced owner's expiries raise MCSTL and change nothing. Only a hold row still
+// 'reserved' moves, so an order ends (and its unit comes back) at most once, and a paid order
+// never expires. The inner call is 0009's, untouched: hold-0 batches never come here.
+const orderLifecycle = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE flash_sales ADD COLUMN hold_seconds integer NOT NULL DEFAULT 0 CHECK (hold_seconds >= 0)`
+  yield* sql`
+    ALTER TABLE orders
+      ADD COLUMN status text NOT NULL DEFAULT 'paid'
+        CHECK (status IN ('reserved', 'paid', 'expired', 'cancelled', 'refunded')),
+      ADD COLUMN pay_by timestamptz,
+      ADD COLUMN paid_at timestamptz,
+      ADD CONSTRAINT orders_reserved_until CHECK (status <> 'reserved' OR pay_by IS NOT NULL)`
+  yield* sql`CREATE INDEX orders_pending_holds ON orders (sale_id, pay_by) WHERE status = 'reserved'`
+  yield* sql`
+    CREATE FUNCTION commit_batch(
+      p_batch uuid, p_sale uuid, p_epoch integer,
+      p_order_ids uuid[], p_order_users uuid[], p_order_at float8[],
+      p_attempt_users uuid[], p_attempt_outcomes text[], p_attempt_at float8[],
+      p_refusal_outcomes text[], p_refusal_counts integer[],
+      p_refusal_first float8[], p_refusal_last float8[],
+      p_entry_ids uuid[], p_entry_users uuid[], p_entry_at float8[],
+      p_order_pay_by float8[],
+      p_paid_ids uuid[], p_paid_at float8[],
+      p_ended_ids uuid[], p_ended_status text[]
+    ) RETURNS integer LANGUAGE plpgsql AS $$
+    DECLARE
+      left_over integer;
+      current_epoch integer;
+      freed integer := 0;
+    BEGIN
+      IF coalesce(cardinality(p_ended_ids), 0) > 0 THEN
+        SELECT owner_epoch INTO current_epoch FROM stocks WHERE sale_id = p_sale FOR UPDATE;
+        IF current_epoch IS DISTINCT FROM p_epoch THEN
+          RAISE EXCEPTION 'sale %: epoch % is stale', p_sale, p_epoch USING ERRCODE = 'MCSTL';
+        END IF;
+        WITH ended AS (
+          UPDATE orders o SET status = e.status
+          FROM unnest(p_ended_ids, p_ended_status) AS e (id, status)
+          WHERE o.id = e.id AND o.sale_id = p_sale AND o.status = 'reserved'
+            AND e.status IN ('expired', 'cancelled')
+          RETURNING o.id)
+        SELECT count(*) INTO freed FROM ended;
+        IF freed > 0 THEN
+          UPDATE stocks SET available = available + freed, updated_at = now() WHERE sale_id = p_sale;
+        END IF;
+      END IF;
+      left_over := commit_batch(
+        p_batch, p_sale, p_epoch, p_order_ids, p_order_users, p_order_at,
+        p_attempt_users, p_attempt_outcomes, p_attempt_at,
+        p_refusal_outcomes, p_refusal_counts, p_refusal_first, p_refusal_last,
+        p_entry_ids, p_entry_users, p_entry_at);
+      -- Fenced from here on: the inner call's UPDATE holds the stock row under our epoch.
+      IF coalesce(cardinality(p_order_pay_by), 0) > 0 THEN
+        UPDATE orders o SET status = 'reserved', pay_by = to_timestamp(h.pay_by / 1000.0)
+        FROM unnest(p_order_ids, p_order_pay_by) AS h (id, pay_by)
+        WHERE o.id = h.id AND h.pay_by IS NOT NULL;
+      END IF;
+      IF coalesce(cardinality(p_paid_ids), 0) > 0 THEN
+        UPDATE orders o SET status = 'paid', paid_at = to_timestamp(p.at / 1000.0)
+        FROM unnest(p_paid_ids, p_paid_at) AS p (id, at)
+        WHERE o.id = p.id AND o.sale_id = p_sale AND o.status = 'reserved';
+      END IF;
+      RETURN left_over;
+    END
+    $$`
+})
+
 /** Brings the schema up to date; a node serves nothing before this has run. */
 export const Migrations = {
   layer: PgMigrator.layer({
@@ -313,7 +391,9 @@ export const Migrations = {
       "0007_accounts": accounts,
       "0008_refusal_counts": refusalCounts,
       "0009_draw": draws,
-      "0010_purchase_rules": purchaseRules
+      "0010_purchase_rules": purchaseRules,
+      "0011_order_lifecycle": orderLifecycle,
+      "0012_payments": paymentEventsMigration
     })
   }).pipe(Layer.provide(NodeServices.layer))
 }

@@ -20,6 +20,21 @@ export interface SaleSnapshot {
   readonly buyers: ReadonlyMap<UserId, OrderId>
   /** A draw sale's entries and result; undefined for a first-come sale. */
   readonly draw: DrawSnapshot | undefined
+  /**
+   * A first-come sale's hold length, its buyers' orders still held (each in `buyers`) and
+   * buyers whose hold expired or was cancelled. A draw sale's winners are written final by the
+   * draw, so its hold length is not applied: 0.
+   */
+  readonly holdMillis?: number | undefined
+  readonly pendingHolds?: ReadonlyArray<PendingHold> | undefined
+  readonly lapsed?: ReadonlyMap<UserId, OrderId> | undefined
+}
+
+/** A held order as loaded: the new owner resumes its deadline. */
+export interface PendingHold {
+  readonly userId: UserId
+  readonly orderId: OrderId
+  readonly payBy: number
 }
 
 export interface Claim {
@@ -32,6 +47,20 @@ export interface OrderToCommit {
   readonly orderId: OrderId
   readonly userId: UserId
   readonly at: number
+  /** A hold sale's order is reserved until then, epoch milliseconds; absent: final (paid). */
+  readonly payBy?: number | undefined
+}
+
+/** A held order paid in time: final from now. */
+export interface PaymentToCommit {
+  readonly orderId: OrderId
+  readonly at: number
+}
+
+/** A held order that ended unpaid: its unit goes back on the stock row. */
+export interface EndedHold {
+  readonly orderId: OrderId
+  readonly status: "expired" | "cancelled"
 }
 
 /** A draw sale's entry: its id becomes the buyer's order id if the entry wins. */
@@ -88,7 +117,16 @@ export interface Batch {
   readonly refusals: ReadonlyArray<RefusalCount>
   /** A draw sale's entries; absent or empty in a first-come sale's batches. */
   readonly entries?: ReadonlyArray<EntryToCommit> | undefined
+  /** A hold sale's payments and ended holds; absent or empty in every other batch. */
+  readonly paid?: ReadonlyArray<PaymentToCommit> | undefined
+  readonly ended?: ReadonlyArray<EndedHold> | undefined
 }
+
+/** Whether the batch carries anything of a hold sale's lifecycle (migration 0011's overload). */
+const carriesHolds = (batch: Batch) =>
+  (batch.paid?.length ?? 0) > 0 ||
+  (batch.ended?.length ?? 0) > 0 ||
+  batch.orders.some((o) => o.payBy !== undefined)
 
 const receiptOf = (batch: Batch) =>
   new CommitReceipt(
@@ -147,19 +185,34 @@ export class OrderStore extends Context.Service<
           startsAt: number
           endsAt: number
           cancelled: boolean
+          holdMillis: number
+          draws: boolean
         }>`
-          SELECT s.total, s.available,
+          SELECT s.total, s.available, f.hold_seconds * 1000 AS "holdMillis", f.allocation = 'draw' AS draws,
                  (extract(epoch FROM f.starts_at) * 1000)::float8 AS "startsAt",
                  (extract(epoch FROM f.ends_at) * 1000)::float8 AS "endsAt",
                  f.status = 'cancelled' AS cancelled
           FROM flash_sales f JOIN stocks s ON s.sale_id = f.id
           WHERE f.id = ${saleId}`
-        const sale = sales[0]
-        if (sale === undefined) return yield* new SaleNotFound({ saleId })
-        const rows = yield* sql<{ userId: UserId; orderId: OrderId }>`
-          SELECT user_id AS "userId", id AS "orderId" FROM orders WHERE sale_id = ${saleId}`
+        const found = sales[0]
+        if (found === undefined) return yield* new SaleNotFound({ saleId })
+        const { draws, ...sale } = found
+        const rows = yield* sql<{ userId: UserId; orderId: OrderId; status: string; payBy: number | null }>`
+          SELECT user_id AS "userId", id AS "orderId", status,
+                 (extract(epoch FROM pay_by) * 1000)::float8 AS "payBy"
+          FROM orders WHERE sale_id = ${saleId}`
+        // Live orders are the buyers; an expired or cancelled hold gave its unit back to the
+        // stock row, and leaves its buyer without another (one unit per buyer per sale).
         const buyers = new Map<UserId, OrderId>()
-        for (const row of rows) buyers.set(row.userId, row.orderId)
+        const pendingHolds: Array<PendingHold> = []
+        const lapsed = new Map<UserId, OrderId>()
+        for (const row of rows) {
+          if (row.status === "paid") buyers.set(row.userId, row.orderId)
+          else if (row.status === "reserved") {
+            buyers.set(row.userId, row.orderId)
+            pendingHolds.push({ userId: row.userId, orderId: row.orderId, payBy: row.payBy ?? 0 })
+          } else lapsed.set(row.userId, row.orderId)
+        }
         if (sale.available !== sale.total - buyers.size) {
           return yield* Effect.die(
             new Error(
@@ -168,7 +221,8 @@ export class OrderStore extends Context.Service<
           )
         }
         const draw = yield* readDrawSnapshot(sql, saleId, sale.startsAt)
-        return { saleId, ...sale, buyers, draw } satisfies SaleSnapshot
+        const holdMillis = draws ? 0 : sale.holdMillis
+        return { saleId, ...sale, holdMillis, buyers, draw, pendingHolds, lapsed } satisfies SaleSnapshot
       })
 
       const claim = Effect.fn("OrderStore.claim")(function* (saleId: SaleId) {
@@ -193,10 +247,13 @@ export class OrderStore extends Context.Service<
       const commit = Effect.fnUntraced(function* (batch: Batch) {
         const ids = batch.orders.map((o) => o.orderId)
         const { attempts, refusals, entries } = batch
-        // A draw sale's entries go to the overload of migration 0009; every other batch keeps 0008's.
+        // A hold sale's lifecycle goes to the overload of migration 0011, a draw sale's entries
+        // to 0009's; every other batch keeps 0008's.
         const entering = entries !== undefined && entries.length > 0
-        const statement = !entering
-          ? sql`
+        const statement = carriesHolds(batch)
+          ? holdStatement(batch)
+          : !entering
+            ? sql`
           SELECT commit_batch(
             ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
             ${ids}::uuid[],
@@ -210,7 +267,7 @@ export class OrderStore extends Context.Service<
             ${refusals.map((r) => r.firstAt)}::float8[],
             ${refusals.map((r) => r.lastAt)}::float8[]
           )`
-          : sql`
+            : sql`
           SELECT commit_batch(
             ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
             ${ids}::uuid[],
@@ -241,6 +298,35 @@ export class OrderStore extends Context.Service<
         )
         return entering ? receiptOf(batch) : new CommitReceipt(batch.saleId, new Set(ids))
       })
+
+      const holdStatement = (batch: Batch) => {
+        const { orders, attempts, refusals } = batch
+        const entries = batch.entries ?? []
+        const paid = batch.paid ?? []
+        const ended = batch.ended ?? []
+        return sql`
+          SELECT commit_batch(
+            ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
+            ${orders.map((o) => o.orderId)}::uuid[],
+            ${orders.map((o) => o.userId)}::uuid[],
+            ${orders.map((o) => o.at)}::float8[],
+            ${attempts.map((a) => a.userId)}::uuid[],
+            ${attempts.map((a) => a.outcome)}::text[],
+            ${attempts.map((a) => a.at)}::float8[],
+            ${refusals.map((r) => r.outcome)}::text[],
+            ${refusals.map((r) => r.count)}::integer[],
+            ${refusals.map((r) => r.firstAt)}::float8[],
+            ${refusals.map((r) => r.lastAt)}::float8[],
+            ${entries.map((e) => e.entryId)}::uuid[],
+            ${entries.map((e) => e.userId)}::uuid[],
+            ${entries.map((e) => e.at)}::float8[],
+            ${orders.map((o) => o.payBy ?? null)}::float8[],
+            ${paid.map((p) => p.orderId)}::uuid[],
+            ${paid.map((p) => p.at)}::float8[],
+            ${ended.map((e) => e.orderId)}::uuid[],
+            ${ended.map((e) => e.status)}::text[]
+          )`
+      }
 
       // A commit that reached COMMIT holds the stock row's lock until it ends: waiting for
       // that lock first means the batch log below is final for this batch.

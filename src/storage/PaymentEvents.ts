@@ -4,7 +4,7 @@ import type { OrderId } from "../domain/Ids.ts"
 import type { PaymentEvent, PaymentEventKind } from "../domain/Payments.ts"
 
 /**
- * Migration "0011_payments": every provider event the node received, keyed by the provider's
+ * Migration "0012_payments": every provider event the node received, keyed by the provider's
  * own event id, so that a delivery repeated by the provider (or replayed by anyone within the
  * signature's tolerance) finds its id taken and changes nothing. No foreign key to orders:
  * orders carry none either (see 0003), and an event is kept even when its order is not known.

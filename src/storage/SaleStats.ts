@@ -43,7 +43,7 @@ export class SaleStats extends Context.Service<
                  count(*) FILTER (WHERE o.created_at > now() - interval '10 seconds')::int AS recent,
                  (SELECT (extract(epoch FROM sold_out_at) * 1000)::float8 FROM flash_sales WHERE id = ${saleId})
                    AS "soldOutAt"
-          FROM orders o WHERE o.sale_id = ${saleId}`
+          FROM orders o WHERE o.sale_id = ${saleId} AND o.status IN ('reserved', 'paid')`
         const [latency] = yield* sql<{ p50: number | null; p99: number | null }>`
           SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY millis)::float8 AS p50,
                  percentile_cont(0.99) WITHIN GROUP (ORDER BY millis)::float8 AS p99

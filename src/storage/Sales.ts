@@ -28,6 +28,8 @@ export interface SaleRow {
   /** Only accounts created before this instant (the sale's creation) may buy; null: any. */
   readonly accountsCreatedBefore: number | null
   readonly allocation: Allocation
+  /** How long an accepted unit is held for its buyer to pay; 0: a purchase is final. */
+  readonly holdSeconds: number
 }
 
 /** A draw sale's setup: its entry window, and the secret seed the node made for it. */
@@ -47,6 +49,8 @@ export interface NewSale {
   readonly olderAccountsOnly?: boolean | undefined
   /** Absent: first come, first served. */
   readonly draw?: NewDraw | undefined
+  /** How long an accepted unit is held for payment; absent or 0: a purchase is final. */
+  readonly holdSeconds?: number | undefined
 }
 
 /** A sale row as read, before its allocation's columns are put together. */
@@ -140,7 +144,7 @@ export class Sales extends Context.Service<
         f.status = 'cancelled' AS cancelled, s.total, s.available, ${ruleColumns},
         f.allocation, d.entry_window_ms::float8 AS "entryWindowMillis", d.commitment,
         CASE WHEN d.drawn_at IS NOT NULL THEN d.seed END AS seed,
-        (extract(epoch FROM d.drawn_at) * 1000)::float8 AS "drawnAt"`
+        (extract(epoch FROM d.drawn_at) * 1000)::float8 AS "drawnAt", f.hold_seconds AS "holdSeconds"`
 
       const find = Effect.fn("Sales.find")(function* (saleId: SaleId) {
         const rows = yield* sql<RawSaleRow>`SELECT ${saleColumns} FROM ${saleFrom} WHERE f.id = ${saleId}`
@@ -179,11 +183,12 @@ const createSale = (sql: SqlClient.SqlClient) =>
   Effect.fn("Sales.create")(function* (sale: NewSale) {
     const [row] = yield* sql<{ id: SaleId }>`
         INSERT INTO flash_sales
-          (product_id, price_cents, starts_at, ends_at, pow_difficulty, older_accounts_only, allocation)
+          (product_id, price_cents, starts_at, ends_at, pow_difficulty, older_accounts_only, allocation,
+           hold_seconds)
         VALUES (${sale.productId}, ${sale.priceCents},
                 to_timestamp(${sale.startsAt} / 1000.0), to_timestamp(${sale.endsAt} / 1000.0),
                 ${sale.powDifficulty ?? null}::int, ${sale.olderAccountsOnly ?? false},
-                ${sale.draw === undefined ? "first_come" : "draw"})
+                ${sale.draw === undefined ? "first_come" : "draw"}, ${sale.holdSeconds ?? 0})
         RETURNING id`.pipe(
       Effect.catchTag("SqlError", (error): Effect.Effect<never, ProductNotFound | SqlError.SqlError> =>
         // SQLSTATE 23503, foreign_key_violation: the only foreign key of a sale is its product's.

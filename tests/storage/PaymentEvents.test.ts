@@ -4,11 +4,11 @@ import { SqlClient } from "effect/sql"
 import { randomUUID } from "node:crypto"
 import type { OrderId } from "../../src/domain/Ids.ts"
 import type { PaymentEvent } from "../../src/domain/Payments.ts"
-import { PaymentEvents, paymentEventsMigration } from "../../src/storage/PaymentEvents.ts"
+import { PaymentEvents } from "../../src/storage/PaymentEvents.ts"
 import { TestDatabase } from "../support/TestDatabase.ts"
 
-// The migration is not registered with the node's migrator yet: the test database gets it here.
-const Migrated = Layer.effectDiscard(paymentEventsMigration).pipe(Layer.provideMerge(TestDatabase.layer))
+// Migration 0012 is the node's own: the test database has it like every other.
+const Migrated = TestDatabase.layer
 
 const eventFor = (orderId: OrderId, kind: PaymentEvent["kind"], at: number): PaymentEvent => ({
   eventId: `evt_${randomUUID()}`,

@@ -17,11 +17,17 @@ export const makeUsers = (count: number) =>
 
 /**
  * A sale of `stock` units that started a minute ago and ends in an hour, unless told otherwise;
- * with `entryWindowMillis`, a draw sale whose entry window opens at its start.
+ * with `entryWindowMillis`, a draw sale whose entry window opens at its start; with
+ * `holdSeconds`, a sale that holds each accepted unit that long for payment.
  */
 export const makeSale = (
   stock: number,
-  window: { readonly startsAt?: number; readonly endsAt?: number; readonly entryWindowMillis?: number } = {}
+  window: {
+    readonly startsAt?: number
+    readonly endsAt?: number
+    readonly entryWindowMillis?: number
+    readonly holdSeconds?: number
+  } = {}
 ) =>
   Effect.gen(function* () {
     const productId = yield* (yield* Products).create("Limited sneaker", "A test product")
@@ -35,7 +41,8 @@ export const makeSale = (
       draw:
         window.entryWindowMillis === undefined
           ? undefined
-          : { entryWindowMillis: window.entryWindowMillis, seed: newSeed() }
+          : { entryWindowMillis: window.entryWindowMillis, seed: newSeed() },
+      holdSeconds: window.holdSeconds
     })
     // Made behind the node's back, so announced as the admin's changes are: lists show it at once.
     const watch = yield* Effect.serviceOption(SaleWatch)

@@ -1,0 +1,120 @@
+import { Cause, Effect, Exit } from "effect"
+import { randomUUID } from "node:crypto"
+import type { SqlError } from "effect/sql"
+import type { StaleEpoch } from "../domain/Errors.ts"
+import type { Batch, CommitReceipt } from "../storage/OrderStore.ts"
+import type { Decider } from "./Decider.ts"
+import type * as GroupCommitter from "./GroupCommitter.ts"
+import * as Holds from "./Holds.ts"
+import * as Phase from "./Phase.ts"
+import * as Sale from "./SaleState.ts"
+
+/** A fenced write of a hold sale's lifecycle (OrderStore.commit, migration 0011's overload). */
+export type HoldCommit = (batch: Batch) => Effect.Effect<CommitReceipt, StaleEpoch | SqlError.SqlError>
+
+// How long an expiry that failed on the database waits before it is tried again.
+const expiryRetryMillis = 1_000
+
+/**
+ * The sale's one timer: armed at the next deadline unless one no later is armed already.
+ * Deadlines only grow (acceptance order), so this is one timer at a time, not one per hold.
+ * A deadline already past is not armed: its hold waits for its commit, whose report wakes
+ * the decider anyway.
+ */
+const arm = (d: Decider, now: number) => {
+  const book = d.state.holds
+  const deadline = book === undefined ? undefined : Holds.nextDeadline(book)
+  if (deadline === undefined || deadline <= now) return
+  if (d.holdWakeAt > now && d.holdWakeAt <= deadline) return
+  d.holdWakeAt = deadline
+  d.wakeAfter(deadline - now + 1)
+}
+
+/** Applies the expiry to the state; returns the promoted entrants' orders, to commit. */
+const applyExpiry = (d: Decider, due: ReadonlyArray<Sale.OrderRef>, now: number) => {
+  const [next, expiry] = Sale.decide(d.state, { _tag: "Expire", now })
+  d.state = next
+  if (expiry.expired.length !== due.length)
+    throw new Error(`sale ${d.saleId}: expired ${expiry.expired.length} holds, committed ${due.length}`)
+  return expiry.promoted
+}
+
+/**
+ * The due holds are ended in a fenced transaction of their own, which gives their units back
+ * on the stock row, before the state frees them: purchase batches commit side by side, and one
+ * that overtook the expiry with a unit PostgreSQL has not got back would be refused as over
+ * the stock. The decider holds its mailbox for that transaction, once per deadline, never per
+ * purchase. A fenced owner expires nothing: it halts, and the newer owner resumes the deadlines.
+ */
+const runExpiry = Effect.fnUntraced(function* (
+  d: Decider,
+  commitHolds: HoldCommit,
+  due: ReadonlyArray<Sale.OrderRef>,
+  now: number
+) {
+  const exit = yield* Effect.exit(
+    commitHolds({
+      batchId: randomUUID(),
+      saleId: d.saleId,
+      epoch: d.epoch,
+      orders: [],
+      attempts: [],
+      refusals: [],
+      ended: due.map((order) => ({ orderId: order.orderId, status: "expired" as const }))
+    })
+  )
+  if (Exit.isSuccess(exit)) return applyExpiry(d, due, now)
+  if (exit.cause.reasons.some((r) => Cause.isFailReason(r) && r.error._tag === "StaleEpoch")) {
+    yield* Effect.logWarning("fenced at an expiry: another owner holds a newer epoch; halting", {
+      saleId: d.saleId,
+      epoch: d.epoch
+    })
+    d.phase = Phase.transition(d.phase, "fence")
+    return []
+  }
+  yield* Effect.logWarning("expiry failed; trying again", {
+    saleId: d.saleId,
+    cause: Cause.pretty(exit.cause)
+  })
+  d.expiryRetryAt = now + expiryRetryMillis
+  d.wakeAfter(expiryRetryMillis)
+  return []
+})
+
+/** A promoted entrant's order, staged like an accepted purchase with nobody waiting on it. */
+const staged = (promotion: Holds.Promotion, now: number): GroupCommitter.Staged => ({
+  attempt: undefined,
+  refusals: undefined,
+  order: { orderId: promotion.orderId, userId: promotion.userId, at: now, payBy: promotion.payBy },
+  entry: undefined,
+  reply: undefined,
+  trace: undefined
+})
+
+const none: ReadonlyArray<GroupCommitter.Staged> = []
+
+/**
+ * Expires what is due (a hold sale only), then arms the timer for the next deadline; returns
+ * the orders of entrants promoted into freed units, for the committer.
+ */
+export const expireIfDue = (
+  d: Decider,
+  commitHolds: HoldCommit,
+  now: number
+): Effect.Effect<ReadonlyArray<GroupCommitter.Staged>> => {
+  const book = d.state.holds
+  if (book === undefined || !Phase.decides(d.phase)) return Effect.succeed(none)
+  const deadline = Holds.nextDeadline(book)
+  if (deadline === undefined || deadline > now || now < d.expiryRetryAt) {
+    arm(d, now)
+    return Effect.succeed(none)
+  }
+  const due = Holds.dueAt(d.state, book, now)
+  // Nothing due but settled holds to move past: nothing to write.
+  const promoted =
+    due.length === 0 ? Effect.sync(() => applyExpiry(d, due, now)) : runExpiry(d, commitHolds, due, now)
+  return promoted.pipe(
+    Effect.map((promotions) => promotions.map((p) => staged(p, now))),
+    Effect.tap(() => Effect.sync(() => arm(d, now)))
+  )
+}
