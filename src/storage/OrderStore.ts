@@ -244,46 +244,42 @@ export class OrderStore extends Context.Service<
       // One statement (migration 0008's commit_batch over 0006's): the epoch read first, the
       // inserts, then the fenced UPDATE of the stock row, so two batches of one owner insert
       // side by side and only queue for that row's lock at the very end.
+      // The arguments every overload of commit_batch starts with: the batch, its orders, its
+      // attempts' rows and its refusal counts (migration 0008's thirteen).
+      const batchArguments = (batch: Batch) => {
+        const { orders, attempts, refusals } = batch
+        return sql`
+            ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
+            ${orders.map((o) => o.orderId)}::uuid[],
+            ${orders.map((o) => o.userId)}::uuid[],
+            ${orders.map((o) => o.at)}::float8[],
+            ${attempts.map((a) => a.userId)}::uuid[],
+            ${attempts.map((a) => a.outcome)}::text[],
+            ${attempts.map((a) => a.at)}::float8[],
+            ${refusals.map((r) => r.outcome)}::text[],
+            ${refusals.map((r) => r.count)}::integer[],
+            ${refusals.map((r) => r.firstAt)}::float8[],
+            ${refusals.map((r) => r.lastAt)}::float8[]`
+      }
+      // What migration 0009's overload adds: a draw sale's entries.
+      const entryArguments = (entries: ReadonlyArray<EntryToCommit>) => sql`
+            ${entries.map((e) => e.entryId)}::uuid[],
+            ${entries.map((e) => e.userId)}::uuid[],
+            ${entries.map((e) => e.at)}::float8[]`
+
+      // One statement (migration 0008's commit_batch over 0006's): the epoch read first, the
+      // inserts, then the fenced UPDATE of the stock row, so two batches of one owner insert
+      // side by side and only queue for that row's lock at the very end.
       const commit = Effect.fnUntraced(function* (batch: Batch) {
-        const ids = batch.orders.map((o) => o.orderId)
-        const { attempts, refusals, entries } = batch
+        const entries = batch.entries ?? []
         // A hold sale's lifecycle goes to the overload of migration 0011, a draw sale's entries
         // to 0009's; every other batch keeps 0008's.
-        const entering = entries !== undefined && entries.length > 0
+        const entering = entries.length > 0
         const statement = carriesHolds(batch)
           ? holdStatement(batch)
-          : !entering
-            ? sql`
-          SELECT commit_batch(
-            ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
-            ${ids}::uuid[],
-            ${batch.orders.map((o) => o.userId)}::uuid[],
-            ${batch.orders.map((o) => o.at)}::float8[],
-            ${attempts.map((a) => a.userId)}::uuid[],
-            ${attempts.map((a) => a.outcome)}::text[],
-            ${attempts.map((a) => a.at)}::float8[],
-            ${refusals.map((r) => r.outcome)}::text[],
-            ${refusals.map((r) => r.count)}::integer[],
-            ${refusals.map((r) => r.firstAt)}::float8[],
-            ${refusals.map((r) => r.lastAt)}::float8[]
-          )`
-            : sql`
-          SELECT commit_batch(
-            ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
-            ${ids}::uuid[],
-            ${batch.orders.map((o) => o.userId)}::uuid[],
-            ${batch.orders.map((o) => o.at)}::float8[],
-            ${attempts.map((a) => a.userId)}::uuid[],
-            ${attempts.map((a) => a.outcome)}::text[],
-            ${attempts.map((a) => a.at)}::float8[],
-            ${refusals.map((r) => r.outcome)}::text[],
-            ${refusals.map((r) => r.count)}::integer[],
-            ${refusals.map((r) => r.firstAt)}::float8[],
-            ${refusals.map((r) => r.lastAt)}::float8[],
-            ${(entries ?? []).map((e) => e.entryId)}::uuid[],
-            ${(entries ?? []).map((e) => e.userId)}::uuid[],
-            ${(entries ?? []).map((e) => e.at)}::float8[]
-          )`
+          : entering
+            ? sql`SELECT commit_batch(${batchArguments(batch)}, ${entryArguments(entries)})`
+            : sql`SELECT commit_batch(${batchArguments(batch)})`
         yield* statement.pipe(
           Effect.catchTag("SqlError", (error): Effect.Effect<never, StaleEpoch | SqlError.SqlError> => {
             switch (sqlState(error)) {
@@ -296,31 +292,19 @@ export class OrderStore extends Context.Service<
             }
           })
         )
-        return entering ? receiptOf(batch) : new CommitReceipt(batch.saleId, new Set(ids))
+        return entering
+          ? receiptOf(batch)
+          : new CommitReceipt(batch.saleId, new Set(batch.orders.map((o) => o.orderId)))
       })
 
       const holdStatement = (batch: Batch) => {
-        const { orders, attempts, refusals } = batch
-        const entries = batch.entries ?? []
         const paid = batch.paid ?? []
         const ended = batch.ended ?? []
         return sql`
           SELECT commit_batch(
-            ${batch.batchId}, ${batch.saleId}, ${batch.epoch},
-            ${orders.map((o) => o.orderId)}::uuid[],
-            ${orders.map((o) => o.userId)}::uuid[],
-            ${orders.map((o) => o.at)}::float8[],
-            ${attempts.map((a) => a.userId)}::uuid[],
-            ${attempts.map((a) => a.outcome)}::text[],
-            ${attempts.map((a) => a.at)}::float8[],
-            ${refusals.map((r) => r.outcome)}::text[],
-            ${refusals.map((r) => r.count)}::integer[],
-            ${refusals.map((r) => r.firstAt)}::float8[],
-            ${refusals.map((r) => r.lastAt)}::float8[],
-            ${entries.map((e) => e.entryId)}::uuid[],
-            ${entries.map((e) => e.userId)}::uuid[],
-            ${entries.map((e) => e.at)}::float8[],
-            ${orders.map((o) => o.payBy ?? null)}::float8[],
+            ${batchArguments(batch)},
+            ${entryArguments(batch.entries ?? [])},
+            ${batch.orders.map((o) => o.payBy ?? null)}::float8[],
             ${paid.map((p) => p.orderId)}::uuid[],
             ${paid.map((p) => p.at)}::float8[],
             ${ended.map((e) => e.orderId)}::uuid[],
