@@ -365,10 +365,10 @@ const driver = Effect.gen(function* () {
     const openAt = Date.now() + lead
     const saleId = yield* saleFor(mode, openAt).pipe(Effect.provideContext(storage))
     // The farm's accounts are made once the sale is published, as a farm makes them for a drop.
-    const farmTokens = mode.olderAccountsOnly
-      ? signTokens(yield* makeUsers(farmSize).pipe(Effect.provideContext(storage)))
-      : signTokens(farmUsers)
-    const farmIds = mode.olderAccountsOnly ? undefined : farmUsers
+    const farmIds = mode.olderAccountsOnly
+      ? yield* makeUsers(farmSize).pipe(Effect.provideContext(storage))
+      : farmUsers
+    const farmTokens = signTokens(farmIds)
     console.log(`  ${mode.title}: sale opens in ${(lead / 1_000).toFixed(0)} s ...`)
     const farmClient = yield* startCrowd({
       url: node.url,
@@ -405,7 +405,7 @@ const driver = Effect.gen(function* () {
       const published = yield* drawnRecord(saleId).pipe(Effect.provideContext(storage))
       const entrants = new Set<string>(published.entries.map((entry) => entry.userId))
       const enteredUsers = [
-        ...farm.answers.filter((a) => a.status === 202).map((a) => farmIds?.[a.index]),
+        ...farm.answers.filter((a) => a.status === 202).map((a) => farmIds[a.index]),
         ...crowd.answers.filter((a) => a.status === 202).map((a) => people[a.index])
       ]
       entriesMissing = enteredUsers.filter((userId) => userId === undefined || !entrants.has(userId)).length
@@ -418,9 +418,9 @@ const driver = Effect.gen(function* () {
       Effect.provideContext(storage)
     )
     const confirmed = new Map<OrderId, UserId>()
-    const told = (answers: ReadonlyArray<Answer>, users: ReadonlyArray<UserId> | undefined) => {
+    const told = (answers: ReadonlyArray<Answer>, users: ReadonlyArray<UserId>) => {
       for (const answer of answers) {
-        const userId = users?.[answer.index]
+        const userId = users[answer.index]
         if (
           (answer.status === 201 || answer.status === 200) &&
           answer.orderId !== undefined &&
