@@ -15,13 +15,12 @@ export interface Sale {
   readonly powDifficulty: number | null
   /** Only accounts created before this instant may buy; null: any. */
   readonly accountsCreatedBefore: string | null
-  /** Absent: first come, first served. */
-  readonly allocation?: Allocation
+  readonly allocation: Allocation
 }
 
 /** The sale's draw, when it is one. */
 export const drawOf = (sale: Sale): Extract<Allocation, { readonly mode: "draw" }> | undefined =>
-  sale.allocation?.mode === "draw" ? sale.allocation : undefined
+  sale.allocation.mode === "draw" ? sale.allocation : undefined
 
 /**
  * How a sale hands out its units: first come, first served, or a draw among everyone who
