@@ -3,6 +3,24 @@ import { SqlClient, type SqlError } from "effect/sql"
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
 import { outcomeTotals } from "./SaleStats.ts"
 
+/** An order's status: reserved and paid orders are live (each holds a unit); the others hold none. */
+export type OrderStatus = "reserved" | "paid" | "expired" | "cancelled" | "refunded"
+
+const lapsedStatuses: ReadonlySet<OrderStatus> = new Set(["expired", "cancelled", "refunded"])
+
+/** One order row of a sale, whatever its status, with the payment events received for it. */
+export interface OrderLifecycle {
+  readonly userId: UserId
+  readonly status: OrderStatus
+  /** The hold's deadline, epoch ms; null for a purchase that was final at once. */
+  readonly payBy: number | null
+  /** When its payment was taken, epoch ms; null if none was. */
+  readonly paidAt: number | null
+  /** `payment_events` rows for it, by kind. */
+  readonly succeededEvents: number
+  readonly refundedEvents: number
+}
+
 /** What PostgreSQL holds for one sale, read back to check the invariants. */
 export interface SaleRecord {
   readonly saleId: SaleId
@@ -13,24 +31,89 @@ export interface SaleRecord {
    * reserved + paid <= stock is I1. An expired or cancelled hold gave its unit back.
    */
   readonly orders: ReadonlyMap<OrderId, UserId>
+  /**
+   * Every order row of the sale, live or not, with its lifecycle (Audit.read fills it in). A
+   * record without it is checked on its live orders alone.
+   */
+  readonly lifecycle?: ReadonlyMap<OrderId, OrderLifecycle>
 }
 
-export interface InvariantReport {
+/** The invariants of a sale's holds and payments: each count is a violation. */
+export interface HoldInvariants {
+  /** Orders that hold no unit any more: expired, cancelled or refunded (a count, not a violation). */
+  readonly lapsed: number
+  /**
+   * H3: an order that took a payment (paid_at set) and then expired or was cancelled: the
+   * buyer paid and lost the unit.
+   */
+  readonly expiredPaid: number
+  /**
+   * A payment that succeeded for an order that no longer holds a unit (expired, cancelled,
+   * refunded) with no refund recorded: the buyer paid for nothing. A refund is recorded as the
+   * order's status `refunded` or as a `refunded` payment event.
+   */
+  readonly paidAfterLapse: number
+  /** A paid hold whose payment was taken at or after its deadline: a payment that should have lost. */
+  readonly paidLate: number
+}
+
+/**
+ * A sale's invariants. `checkInvariants` fills in every count; a report summarised elsewhere
+ * (a bench's worst case over designs without holds) may leave the hold counts out.
+ */
+export interface InvariantReport extends Partial<HoldInvariants> {
+  /** Live orders (reserved or paid). */
   readonly committed: number
-  /** I1: committed orders beyond the stock. */
+  /** I1: live orders beyond the stock. */
   readonly oversold: number
-  /** I2: users with more than one order. */
+  /** I2: users with more than one live order. */
   readonly duplicateBuyers: number
-  /** The stock row disagrees with the orders (available != stock - committed). */
+  /** The stock row disagrees with the orders (available != stock - live). */
   readonly stockMismatch: number
-  /** I3: answered "purchased", but no such order in PostgreSQL. */
+  /**
+   * I3: answered "purchased" (or "reserved"), but no such order for that buyer in PostgreSQL,
+   * in any status: a hold that expired since is not a lost order.
+   */
   readonly lostConfirmed: number
   /** Orders no caller was told about (allowed only where a reply could be lost). */
   readonly unconfirmedRows: number
 }
 
 export const violations = (report: InvariantReport): number =>
-  report.oversold + report.duplicateBuyers + report.stockMismatch + report.lostConfirmed
+  report.oversold +
+  report.duplicateBuyers +
+  report.stockMismatch +
+  report.lostConfirmed +
+  (report.expiredPaid ?? 0) +
+  (report.paidAfterLapse ?? 0) +
+  (report.paidLate ?? 0)
+
+/** The buyer of `orderId` in PostgreSQL, whatever the order's status; undefined if there is no such row. */
+export const buyerOf = (record: SaleRecord, orderId: OrderId): UserId | undefined =>
+  record.orders.get(orderId) ?? record.lifecycle?.get(orderId)?.userId
+
+/** Every order row's buyer, live or not. */
+export const allOrders = (record: SaleRecord): ReadonlyMap<OrderId, UserId> => {
+  if (record.lifecycle === undefined) return record.orders
+  const all = new Map(record.orders)
+  for (const [orderId, order] of record.lifecycle) all.set(orderId, order.userId)
+  return all
+}
+
+/** H3: it took a payment (paid_at set), then expired or was cancelled: the buyer paid and lost the unit. */
+export const paidThenLapsed = (order: OrderLifecycle): boolean =>
+  order.paidAt !== null && (order.status === "expired" || order.status === "cancelled")
+
+/** It lost its unit although a payment for it succeeded, and nothing gave that payment back. */
+export const needsRefund = (order: OrderLifecycle): boolean =>
+  lapsedStatuses.has(order.status) &&
+  order.succeededEvents > 0 &&
+  order.status !== "refunded" &&
+  order.refundedEvents === 0
+
+/** A hold marked paid by a payment taken at or after its deadline: that payment should have lost. */
+export const paidPastDeadline = (order: OrderLifecycle): boolean =>
+  order.status === "paid" && order.payBy !== null && order.paidAt !== null && order.paidAt >= order.payBy
 
 /**
  * Checks a sale's committed rows against the purchases that were answered "accepted"
@@ -39,23 +122,38 @@ export const violations = (report: InvariantReport): number =>
 export const checkInvariants = (
   record: SaleRecord,
   confirmed: ReadonlyMap<OrderId, UserId>
-): InvariantReport => {
+): InvariantReport & HoldInvariants => {
   const perUser = new Map<UserId, number>()
   for (const userId of record.orders.values()) perUser.set(userId, (perUser.get(userId) ?? 0) + 1)
   let duplicateBuyers = 0
   for (const count of perUser.values()) if (count > 1) duplicateBuyers++
   let lostConfirmed = 0
-  for (const [orderId, userId] of confirmed) if (record.orders.get(orderId) !== userId) lostConfirmed++
+  for (const [orderId, userId] of confirmed) if (buyerOf(record, orderId) !== userId) lostConfirmed++
+  const rows = allOrders(record)
   let unconfirmedRows = 0
-  for (const orderId of record.orders.keys()) if (!confirmed.has(orderId)) unconfirmedRows++
+  for (const orderId of rows.keys()) if (!confirmed.has(orderId)) unconfirmedRows++
+  let lapsed = 0
+  let expiredPaid = 0
+  let paidAfterLapse = 0
+  let paidLate = 0
+  for (const order of record.lifecycle?.values() ?? []) {
+    if (lapsedStatuses.has(order.status)) lapsed++
+    if (paidThenLapsed(order)) expiredPaid++
+    if (needsRefund(order)) paidAfterLapse++
+    if (paidPastDeadline(order)) paidLate++
+  }
   const committed = record.orders.size
   return {
     committed,
+    lapsed,
     oversold: Math.max(0, committed - record.stock),
     duplicateBuyers,
     stockMismatch: record.available === record.stock - committed ? 0 : 1,
     lostConfirmed,
-    unconfirmedRows
+    unconfirmedRows,
+    expiredPaid,
+    paidAfterLapse,
+    paidLate
   }
 }
 
@@ -63,6 +161,7 @@ export const checkInvariants = (
 export class Audit extends Context.Service<
   Audit,
   {
+    /** The sale's stock row and every order row, with the payment events of each. */
     readonly read: (saleId: SaleId) => Effect.Effect<SaleRecord, SqlError.SqlError>
     /** Decisions recorded by outcome: a buyer's rows plus the counted refusals. */
     readonly outcomes: (saleId: SaleId) => Effect.Effect<Readonly<Record<string, number>>, SqlError.SqlError>
@@ -75,14 +174,50 @@ export class Audit extends Context.Service<
       const read = Effect.fn("Audit.read")(function* (saleId: SaleId) {
         const stock = yield* sql<{ total: number; available: number }>`
           SELECT total, available FROM stocks WHERE sale_id = ${saleId}`
-        const rows = yield* sql<{ id: OrderId; userId: UserId }>`
-          SELECT id, user_id AS "userId" FROM orders
-          WHERE sale_id = ${saleId} AND status IN ('reserved', 'paid')`
+        const rows = yield* sql<{
+          id: OrderId
+          userId: UserId
+          status: OrderStatus
+          payBy: number | null
+          paidAt: number | null
+          succeededEvents: number
+          refundedEvents: number
+        }>`
+          SELECT o.id, o.user_id AS "userId", o.status,
+                 (extract(epoch FROM o.pay_by) * 1000)::float8 AS "payBy",
+                 (extract(epoch FROM o.paid_at) * 1000)::float8 AS "paidAt",
+                 coalesce(e.succeeded, 0)::int AS "succeededEvents",
+                 coalesce(e.refunded, 0)::int AS "refundedEvents"
+          FROM orders o
+          LEFT JOIN (
+            SELECT p.order_id,
+                   count(*) FILTER (WHERE p.kind = 'succeeded') AS succeeded,
+                   count(*) FILTER (WHERE p.kind = 'refunded') AS refunded
+            FROM payment_events p JOIN orders s ON s.id = p.order_id
+            WHERE s.sale_id = ${saleId}
+            GROUP BY p.order_id
+          ) e ON e.order_id = o.id
+          WHERE o.sale_id = ${saleId}`
+        const live = rows.filter((row) => row.status === "reserved" || row.status === "paid")
+        const millis = (value: number | null) => (value === null ? null : Number(value))
         return {
           saleId,
           stock: stock[0]?.total ?? 0,
           available: stock[0]?.available ?? 0,
-          orders: new Map(rows.map((row) => [row.id, row.userId]))
+          orders: new Map(live.map((row) => [row.id, row.userId])),
+          lifecycle: new Map(
+            rows.map((row) => [
+              row.id,
+              {
+                userId: row.userId,
+                status: row.status,
+                payBy: millis(row.payBy),
+                paidAt: millis(row.paidAt),
+                succeededEvents: row.succeededEvents,
+                refundedEvents: row.refundedEvents
+              }
+            ])
+          )
         }
       })
       const outcomes = Effect.fn("Audit.outcomes")(function* (saleId: SaleId) {

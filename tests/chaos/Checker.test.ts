@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
+import type { OrderLifecycle, OrderStatus } from "../../src/storage/Audit.ts"
 import { check, unavailability } from "./Checker.ts"
 import type { Injected } from "./Faults.ts"
 import { History, type Operation } from "./History.ts"
@@ -76,6 +77,78 @@ describe("the chaos checker", () => {
     const found = result.violations.map((v) => v.invariant).sort()
     expect(found).toEqual(["I1", "I2", "I3", "agree", "refused-row"])
     expect(result.violations.find((v) => v.invariant === "I3")?.fault).toBe(0)
+  })
+
+  it("holds a hold sale's rows in every status against the answers", () => {
+    const deadline = 1_000_000
+    const lifecycle = (
+      u: number,
+      status: OrderStatus,
+      parts: Partial<OrderLifecycle> = {}
+    ): OrderLifecycle => ({
+      userId: user(u),
+      status,
+      payBy: deadline,
+      paidAt: null,
+      succeededEvents: 0,
+      refundedEvents: 0,
+      ...parts
+    })
+    const checkHold = (ops: Array<Operation>, rows: Array<[number, OrderLifecycle]>) => {
+      const history = new History()
+      for (const o of ops) history.add(o)
+      const live = rows.filter(([, r]) => r.status === "reserved" || r.status === "paid")
+      return check({
+        record: {
+          saleId: "s" as SaleId,
+          stock: 10,
+          available: 10 - live.length,
+          orders: new Map(live.map(([o, r]) => [order(o), r.userId])),
+          lifecycle: new Map(rows.map(([o, r]) => [order(o), r]))
+        },
+        history,
+        faults: [fault(0, 5)],
+        settledAt: 1_000,
+        loadEnd: 2_000,
+        crashes: []
+      })
+    }
+    // A buyer told "reserved" whose hold expired since, one who paid, one who cancelled.
+    const clean = checkHold(
+      [
+        op({ buyer: 1, outcome: "ok", orderId: order(1) }),
+        op({ buyer: 2, outcome: "ok", orderId: order(2) }),
+        op({ buyer: 3, outcome: "ok", orderId: order(3) })
+      ],
+      [
+        [1, lifecycle(1, "expired")],
+        [2, lifecycle(2, "paid", { paidAt: deadline - 1, succeededEvents: 1 })],
+        [3, lifecycle(3, "cancelled")]
+      ]
+    )
+    expect(clean.violations).toEqual([])
+    expect(clean.committed).toBe(1)
+
+    const broken = checkHold(
+      [
+        op({ buyer: 1, outcome: "ok", orderId: order(1) }),
+        op({ buyer: 2, outcome: "ok", orderId: order(2) }),
+        op({ buyer: 3, outcome: "ok", orderId: order(3) }),
+        op({ buyer: 4, outcome: "failed", code: "sold_out" })
+      ],
+      [
+        [1, lifecycle(1, "expired", { paidAt: deadline - 1, succeededEvents: 1, refundedEvents: 1 })],
+        [2, lifecycle(2, "paid", { paidAt: deadline + 1, succeededEvents: 1 })],
+        [3, lifecycle(3, "cancelled", { succeededEvents: 1 })],
+        [4, lifecycle(4, "expired")]
+      ]
+    )
+    expect(broken.violations.map((v) => v.invariant).sort()).toEqual([
+      "paid-lapsed",
+      "paid-late",
+      "refused-row",
+      "unrefunded"
+    ])
   })
 
   it("counts a sold out after recovery while units remain as I5", () => {

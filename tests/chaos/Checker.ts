@@ -1,5 +1,13 @@
 import type { OrderId, UserId } from "../../src/domain/Ids.ts"
-import { checkInvariants, type SaleRecord } from "../../src/storage/Audit.ts"
+import {
+  allOrders,
+  buyerOf,
+  checkInvariants,
+  needsRefund,
+  paidPastDeadline,
+  paidThenLapsed,
+  type SaleRecord
+} from "../../src/storage/Audit.ts"
 import type { Injected } from "./Faults.ts"
 import type { History, Operation } from "./History.ts"
 
@@ -10,7 +18,11 @@ import type { History, Operation } from "./History.ts"
  */
 
 export interface Violation {
-  /** I1, I2, I3, "agree", "refused-row", I5, "crash". */
+  /**
+   * I1, I2, I3, "agree", "refused-row", I5, "crash"; on a hold sale also "paid-lapsed" (a paid
+   * order expired or cancelled), "unrefunded" (a late payment nobody gave back) and
+   * "paid-late" (a hold marked paid by a payment past its deadline).
+   */
   readonly invariant: string
   readonly detail: string
   /** Run clock of the answer (or event) that shows it, when there is one. */
@@ -89,9 +101,14 @@ export const check = (options: {
   const byBuyer = new Map<number, Array<Operation>>()
   for (const op of ops) byBuyer.set(op.buyer, [...(byBuyer.get(op.buyer) ?? []), op])
 
+  // Live orders for I2 (a buyer whose hold lapsed may hold another where the sale allows it);
+  // every row, in any status, for what a buyer was told.
+  const liveOf = new Map<UserId, Array<OrderId>>()
+  for (const [orderId, userId] of record.orders) liveOf.set(userId, [...(liveOf.get(userId) ?? []), orderId])
   const rowsOf = new Map<UserId, Array<OrderId>>()
-  for (const [orderId, userId] of record.orders) rowsOf.set(userId, [...(rowsOf.get(userId) ?? []), orderId])
-  for (const [userId, orderIds] of rowsOf)
+  for (const [orderId, userId] of allOrders(record))
+    rowsOf.set(userId, [...(rowsOf.get(userId) ?? []), orderId])
+  for (const [userId, orderIds] of liveOf)
     if (orderIds.length > 1)
       violations.push({
         invariant: "I2",
@@ -100,7 +117,7 @@ export const check = (options: {
 
   // One violation per buyer, however many of its answers said "purchased".
   for (const [, list] of byBuyer) {
-    const lost = list.filter((op) => op.outcome === "ok" && record.orders.get(op.orderId!) !== op.userId)
+    const lost = list.filter((op) => op.outcome === "ok" && buyerOf(record, op.orderId!) !== op.userId)
     const first = lost[0]
     if (first === undefined) continue
     violations.push({
@@ -145,6 +162,22 @@ export const check = (options: {
           detail: `sold out answered after recovery while ${record.available} units remain: ${describe(op)}`,
           at: op.answeredAt
         })
+
+  for (const [orderId, order] of record.lifecycle ?? []) {
+    const row = `order ${orderId} of ${order.userId}, ${order.status}`
+    if (paidThenLapsed(order))
+      violations.push({ invariant: "paid-lapsed", detail: `${row} although paid at ${order.paidAt}` })
+    if (needsRefund(order))
+      violations.push({
+        invariant: "unrefunded",
+        detail: `${row}: ${order.succeededEvents} payment(s) succeeded, no refund recorded`
+      })
+    if (paidPastDeadline(order))
+      violations.push({
+        invariant: "paid-late",
+        detail: `${row} at ${order.paidAt}, its hold ended at ${order.payBy}`
+      })
+  }
 
   for (const crash of options.crashes) violations.push({ invariant: "crash", detail: crash })
 

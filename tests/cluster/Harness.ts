@@ -7,7 +7,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Tokens } from "../../src/http/Tokens.ts"
-import { Audit, checkInvariants, violations, type InvariantReport } from "../../src/storage/Audit.ts"
+import {
+  allOrders,
+  Audit,
+  checkInvariants,
+  violations,
+  type InvariantReport
+} from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
 import { freshServerStorage } from "../support/TestDatabase.ts"
@@ -276,10 +282,10 @@ const buildCluster = async (options: ClusterSpec, unlock: () => void) => {
     audit: async (saleId: SaleId, history: History) => {
       const record = await withStorage(Effect.flatMap(Audit, (audit) => audit.read(saleId)))
       const report = checkInvariants(record, history.confirmed)
-      // No row for a buyer whose every attempt was definitely refused.
+      // No row, in any status, for a buyer whose every attempt was definitely refused.
       let rowsOfRefused = 0
-      for (const userId of record.orders.values()) if (history.definitelyRefused(userId)) rowsOfRefused++
-      return { ...report, rowsOfRefused, broken: violations(report) + rowsOfRefused }
+      for (const userId of allOrders(record).values()) if (history.definitelyRefused(userId)) rowsOfRefused++
+      return { ...report, record, rowsOfRefused, broken: violations(report) + rowsOfRefused }
     },
     close: async () => {
       for (const node of nodes) {
@@ -420,4 +426,8 @@ export const drive = async (options: {
 
 export const formatReport = (report: InvariantReport & { rowsOfRefused: number }) =>
   `${report.committed.toLocaleString("en-US")} committed, ${report.oversold} oversold, ` +
-  `${report.duplicateBuyers} duplicate buyers, ${report.lostConfirmed} lost, ${report.rowsOfRefused} rows of refused buyers`
+  `${report.duplicateBuyers} duplicate buyers, ${report.lostConfirmed} lost, ${report.rowsOfRefused} rows of refused buyers` +
+  (report.lapsed === undefined || report.lapsed === 0
+    ? ""
+    : `; ${report.lapsed} lapsed holds, ${report.expiredPaid ?? 0} paid then lapsed, ` +
+      `${report.paidAfterLapse ?? 0} late payments not refunded, ${report.paidLate ?? 0} paid past the deadline`)
