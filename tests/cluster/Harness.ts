@@ -1,12 +1,15 @@
-import { Effect, Exit, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { Redis } from "ioredis"
 import { spawn, type ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Tokens } from "../../src/http/Tokens.ts"
+import { DevelopmentProvider } from "../../src/payments/DevelopmentProvider.ts"
 import {
   allOrders,
   Audit,
@@ -262,6 +265,8 @@ const buildCluster = async (options: ClusterSpec, unlock: () => void) => {
       }
     },
     nodeById: (nodeId: string | undefined) => nodes.find((n) => n.nodeId === nodeId),
+    /** A first-come sale of `stock` units that holds each accepted unit `holdSeconds` for payment. */
+    makeHoldSale: (stock: number, holdSeconds: number) => withStorage(makeSale(stock, { holdSeconds })),
     /** A draw sale starting now, its entry window `entryWindowMillis` long. */
     makeDrawSale: (stock: number, entryWindowMillis: number) =>
       withStorage(makeSale(stock, { startsAt: Date.now(), entryWindowMillis })),
@@ -431,3 +436,76 @@ export const formatReport = (report: InvariantReport & { rowsOfRefused: number }
     ? ""
     : `; ${report.lapsed} lapsed holds, ${report.expiredPaid ?? 0} paid then lapsed, ` +
       `${report.paidAfterLapse ?? 0} late payments not refunded, ${report.paidLate ?? 0} paid past the deadline`)
+
+/**
+ * One development payment provider for a whole test cluster, run in the test's process: every
+ * node is pointed at it (`env`, given to makeCluster), and its webhooks reach the cluster
+ * through a forwarder that sends each delivery to the next of `targets()` in turn, as a load
+ * balancer in front of the nodes would. So a payment is applied by whichever node receives its
+ * webhook, and a node killed mid-test takes neither the provider nor its intents with it.
+ */
+export const clusterPaymentProvider = async (targets: () => ReadonlyArray<string>) => {
+  const key = randomBytes(16).toString("hex")
+  const webhookSecret = randomBytes(32).toString("hex")
+  let turn = 0
+  /** Deliveries forwarded, by the node URL that answered them, with their statuses. */
+  const forwarded: Array<{ readonly target: string; readonly status: number }> = []
+  const forwarder = createServer((request, response) => {
+    const chunks: Array<Buffer> = []
+    request.on("data", (chunk: Buffer) => chunks.push(chunk))
+    request.on("end", () => {
+      const live = targets()
+      const target = live[turn++ % Math.max(1, live.length)]
+      const reply = (status: number, body: string) => {
+        forwarded.push({ target: target ?? "none", status })
+        response.writeHead(status, { "content-type": "application/json" })
+        response.end(body)
+      }
+      if (target === undefined) return reply(502, `{"error":"no live node"}`)
+      const headers: Record<string, string> = {}
+      for (const [name, value] of Object.entries(request.headers))
+        if (
+          typeof value === "string" &&
+          name !== "host" &&
+          name !== "connection" &&
+          name !== "content-length"
+        )
+          headers[name] = value
+      fetch(`${target}${request.url ?? "/"}`, {
+        method: request.method ?? "POST",
+        headers,
+        body: Buffer.concat(chunks),
+        signal: AbortSignal.timeout(5_000)
+      })
+        .then(async (answer) => reply(answer.status, await answer.text()))
+        .catch(() => reply(502, `{"error":"the node did not answer"}`))
+    })
+  })
+  await new Promise<void>((resolve) => forwarder.listen(0, "127.0.0.1", resolve))
+  const { port } = forwarder.address() as AddressInfo
+  const scope = Effect.runSync(Scope.make())
+  const provider = await Effect.runPromise(
+    Layer.buildWithScope(
+      DevelopmentProvider.layer({
+        key: Redacted.make(key),
+        webhookSecret: Redacted.make(new TextEncoder().encode(webhookSecret)),
+        webhookUrl: `http://127.0.0.1:${port}/api/payments/webhook`,
+        delivery: { firstDelay: "100 millis", maxDelay: "1 second" }
+      }),
+      scope
+    )
+  )
+  const url = Context.get(provider, DevelopmentProvider).url
+  return {
+    url,
+    key,
+    /** What every node of the cluster is started with. */
+    env: { PAYMENT_PROVIDER_URL: url, PAYMENT_PROVIDER_KEY: key, PAYMENT_WEBHOOK_SECRET: webhookSecret },
+    forwarded,
+    close: async () => {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      forwarder.closeAllConnections()
+      await new Promise((resolve) => forwarder.close(resolve))
+    }
+  }
+}

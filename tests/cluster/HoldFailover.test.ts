@@ -1,0 +1,403 @@
+import { assert, describe, it } from "@effect/vitest"
+import type { OrderId, SaleId } from "../../src/domain/Ids.ts"
+import {
+  clusterPaymentProvider,
+  formatReport,
+  History,
+  makeCluster,
+  sleep,
+  waitFor,
+  type Buyer,
+  type Cluster,
+  type NodeProcess
+} from "./Harness.ts"
+
+const stock = 40
+const holdSeconds = 4
+const leaseTtlMillis = 2_000
+const firstWave = 60
+const newBuyers = 240
+/** How often the test reads the order rows: an expiry is seen at most this late. */
+const pollMillis = 50
+/**
+ * What an expiry may take beyond its deadline plus the lease TTL: the test's polling, a new
+ * owner's claim (the first request after the lease lapsed) and its first expiry commit.
+ */
+const slackMillis = 1_000
+
+type Status = "reserved" | "paid" | "expired" | "cancelled" | "refunded"
+
+interface Hold {
+  readonly buyer: Buyer
+  readonly orderId: OrderId
+  readonly payBy: number
+}
+
+interface Answer {
+  readonly status: number
+  readonly body: {
+    readonly orderId?: OrderId
+    readonly status?: string
+    readonly alreadyPurchased?: boolean
+    readonly payBy?: string
+    readonly checkoutUrl?: string
+    readonly error?: { readonly code: string; readonly details?: { readonly status?: string } }
+  }
+}
+
+const call = async (
+  url: string,
+  path: string,
+  buyer: Buyer,
+  method: "GET" | "POST" = "POST"
+): Promise<Answer> => {
+  try {
+    const response = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${buyer.token}` },
+      signal: AbortSignal.timeout(5_000)
+    })
+    return { status: response.status, body: (await response.json()) as Answer["body"] }
+  } catch {
+    return { status: 0, body: {} }
+  }
+}
+
+/**
+ * A buyer pressing Buy until a definite answer, on the next live node each time, recorded in
+ * `history`: a hold (201 reserved) or a refusal.
+ */
+const buy = async (
+  targets: () => ReadonlyArray<string>,
+  saleId: SaleId,
+  buyer: Buyer,
+  history: History,
+  turn: number
+): Promise<Answer> => {
+  for (let tries = 0; ; tries++) {
+    const urls = targets()
+    const answer = await call(urls[(turn + tries) % urls.length]!, `/api/sales/${saleId}/purchases`, buyer)
+    if (answer.status > 0 && answer.status < 300 && answer.body.orderId !== undefined)
+      history.record(buyer.userId, "ok", answer.body.orderId)
+    else if (answer.status === 0 || answer.status >= 500) history.record(buyer.userId, "unknown")
+    else history.record(buyer.userId, "refused")
+    if (answer.status > 0 && answer.status < 500) return answer
+    if (tries > 100) throw new Error(`no definite answer for ${buyer.userId}: ${answer.status}`)
+    await sleep(100)
+  }
+}
+
+/** POST /api/orders/:id/pay until it answers (a 503 while the sale changes owner is tried again). */
+const checkout = async (targets: () => ReadonlyArray<string>, hold: Hold, turn: number) => {
+  for (let tries = 0; ; tries++) {
+    const urls = targets()
+    const answer = await call(
+      urls[(turn + tries) % urls.length]!,
+      `/api/orders/${hold.orderId}/pay`,
+      hold.buyer
+    )
+    if (answer.status === 200 && answer.body.checkoutUrl !== undefined) return answer.body.checkoutUrl
+    if ((answer.status !== 0 && answer.status < 500) || tries > 50)
+      throw new Error(`pay ${hold.orderId}: ${answer.status} ${JSON.stringify(answer.body)}`)
+    await sleep(100)
+  }
+}
+
+/** What a browser does on the provider's page: open it, press "Pay"; the provider answers 303. */
+const pressPay = async (checkoutUrl: string) => {
+  const page = await (await fetch(checkoutUrl)).text()
+  const forms = [...page.matchAll(/<form method="post" action="([^"]+)"><button[^>]*>([^<]+)</g)]
+  const action = forms.find((form) => form[2] === "Pay")?.[1]
+  if (action === undefined) throw new Error(`no Pay button on ${checkoutUrl}`)
+  const response = await fetch(new URL(action.replaceAll("&amp;", "&"), checkoutUrl), {
+    method: "POST",
+    redirect: "manual"
+  })
+  assert.strictEqual(response.status, 303, "the provider sends the browser back to the shop")
+}
+
+/** Every status change of every order of the sale, as seen by polling PostgreSQL. */
+const watchOrders = (cluster: Cluster, saleId: SaleId) => {
+  const seen = new Map<OrderId, Array<{ readonly status: Status; readonly at: number }>>()
+  let running = true
+  const done = (async () => {
+    while (running) {
+      const rows = await cluster.query(
+        (sql) => sql<{ id: OrderId; status: Status }>`SELECT id, status FROM orders WHERE sale_id = ${saleId}`
+      )
+      const at = Date.now()
+      for (const row of rows) {
+        const list = seen.get(row.id) ?? []
+        if (list[list.length - 1]?.status !== row.status) list.push({ status: row.status, at })
+        seen.set(row.id, list)
+      }
+      await sleep(pollMillis)
+    }
+  })()
+  return {
+    seen,
+    statusOf: (orderId: OrderId) => seen.get(orderId)?.at(-1)?.status,
+    firstSeen: (orderId: OrderId, status: Status) => seen.get(orderId)?.find((s) => s.status === status)?.at,
+    stop: async () => {
+      running = false
+      await done
+    }
+  }
+}
+
+/** The ways an order may move, each at most once: a hold ends once, a lapsed payment is refunded once. */
+const allowedMoves = new Set([
+  "reserved>paid",
+  "reserved>expired",
+  "reserved>cancelled",
+  "expired>refunded",
+  "cancelled>refunded"
+])
+
+describe("a hold sale across three nodes", () => {
+  it("kill -9 of the owner while holds are pending: each hold is paid or expires once, on time, and its unit sells again", async () => {
+    const out = new Set<NodeProcess>()
+    let cluster: Cluster | undefined
+    const live = () => (cluster?.nodes ?? []).filter((n) => n.alive && !out.has(n)).map((n) => n.url)
+    const provider = await clusterPaymentProvider(live)
+    try {
+      cluster = await makeCluster({
+        nodes: 3,
+        saleStocks: [],
+        buyers: firstWave + newBuyers,
+        cluster: { leaseTtlMillis, env: provider.env }
+      })
+      const c = cluster
+      const saleId = await c.makeHoldSale(stock, holdSeconds)
+      const history = new History()
+      const [firstBuyers, laterBuyers] = [c.users.slice(0, firstWave), c.users.slice(firstWave)]
+
+      // The first wave: more buyers than units, at once, through every node.
+      const answers = await Promise.all(firstBuyers.map((buyer, i) => buy(live, saleId, buyer, history, i)))
+      const holds: Array<Hold> = []
+      answers.forEach((answer, i) => {
+        if (answer.status !== 201) return
+        assert.strictEqual(answer.body.status, "reserved")
+        assert.isFalse(answer.body.alreadyPurchased)
+        assert.isDefined(answer.body.payBy, "a hold's answer says until when")
+        holds.push({
+          buyer: firstBuyers[i]!,
+          orderId: answer.body.orderId!,
+          payBy: Date.parse(answer.body.payBy!)
+        })
+      })
+      assert.strictEqual(holds.length, stock, "every unit held once")
+      const soldOut = answers.filter((a) => a.status === 409 && a.body.error?.code === "sold_out").length
+      assert.strictEqual(soldOut + holds.length, firstWave, "the others were told sold out")
+      const rowDeadlines = new Map(
+        (
+          await c.query(
+            (sql) =>
+              sql<{ id: OrderId; payBy: number }>`
+                SELECT id, (extract(epoch FROM pay_by) * 1000)::float8 AS "payBy" FROM orders WHERE sale_id = ${saleId}`
+          )
+        ).map((row) => [row.id, Number(row.payBy)])
+      )
+      for (const hold of holds)
+        assert.approximately(
+          rowDeadlines.get(hold.orderId)!,
+          hold.payBy,
+          1,
+          "the answer's payBy is the row's"
+        )
+
+      // Who does what: paid before the kill, cancelled before it, paid after it (while no node
+      // owns the sale), paid too late, and the rest never pay.
+      const paidBefore = holds.slice(0, 8)
+      const cancelled = holds.slice(8, 10)
+      const paidAfter = holds.slice(10, 18)
+      const paidLate = holds.slice(18, 20)
+      const unpaid = holds.slice(20)
+      const lapsing = [...paidLate, ...unpaid]
+
+      const orders = watchOrders(c, saleId)
+      await Promise.all(paidBefore.map(async (hold, i) => pressPay(await checkout(live, hold, i))))
+      for (const [i, hold] of cancelled.entries()) {
+        const answer = await call(live()[i % 3]!, `/api/orders/${hold.orderId}/cancel`, hold.buyer)
+        assert.strictEqual(answer.status, 200, JSON.stringify(answer.body))
+        assert.strictEqual(answer.body.status, "cancelled")
+      }
+      const lateCheckouts = await Promise.all(paidLate.map((hold, i) => checkout(live, hold, i)))
+      await waitFor(
+        "the payments made before the kill",
+        async () => paidBefore.every((hold) => orders.statusOf(hold.orderId) === "paid") || undefined,
+        15_000,
+        pollMillis
+      )
+
+      // The kill, a second before the first deadline: some deadlines pass while no node owns
+      // the sale (its lease lapses TTL after the kill), the rest under the new owner.
+      const firstDeadline = Math.min(...holds.map((h) => h.payBy))
+      assert.isAbove(firstDeadline - Date.now(), 1_000, "the setup left the holds pending")
+      await sleep(firstDeadline - 1_000 - Date.now())
+      const ownerId = await c.leaseHolder(saleId)
+      const owner = c.nodeById(ownerId)
+      assert.isDefined(owner, "an owner holds the sale")
+      out.add(owner!)
+      const killedAt = Date.now()
+      c.signal(owner!, "SIGKILL")
+
+      // Buyers who pay now: the webhook reaches a live node, which applies it on the order row.
+      const paying = Promise.all(paidAfter.map(async (hold, i) => pressPay(await checkout(live, hold, i))))
+      // Buyers who press Pay once their hold is over: recorded and refunded, the hold lapses.
+      const payingLate = Promise.all(
+        paidLate.map(async (hold, i) => {
+          await sleep(hold.payBy + 200 - Date.now())
+          await pressPay(lateCheckouts[i]!)
+        })
+      )
+      // New buyers keep coming, a few at a time, until the units given back are sold again.
+      const given = stock - paidBefore.length - paidAfter.length
+      const resold: Array<Hold> = []
+      let next = 0
+      const arrivals = Promise.all(
+        Array.from({ length: 3 }, async (_, worker) => {
+          while (resold.length < given && next < laterBuyers.length) {
+            const buyer = laterBuyers[next++]!
+            const answer = await buy(live, saleId, buyer, history, worker)
+            if (answer.status === 201)
+              resold.push({ buyer, orderId: answer.body.orderId!, payBy: Date.parse(answer.body.payBy!) })
+            else await sleep(100)
+          }
+        })
+      )
+      await Promise.all([paying, payingLate, arrivals])
+      const lastDeadline = Math.max(...holds.map((h) => h.payBy))
+      await waitFor(
+        "every first-wave hold to end",
+        async () => holds.every((hold) => orders.statusOf(hold.orderId) !== "reserved") || undefined,
+        Math.max(0, lastDeadline + leaseTtlMillis + 10_000 - Date.now()),
+        pollMillis
+      )
+      // The late payments' refunds come back as webhooks too.
+      const report = await waitFor(
+        "the late payments to be refunded",
+        async () => {
+          const audited = await c.audit(saleId, history)
+          return audited.paidAfterLapse === 0 ? audited : undefined
+        },
+        15_000,
+        200
+      ).catch(async () => c.audit(saleId, history))
+      await orders.stop()
+
+      // Each hold ended once, as its buyer made it end.
+      for (const [orderId, changes] of orders.seen)
+        for (let i = 1; i < changes.length; i++)
+          assert.isTrue(
+            allowedMoves.has(`${changes[i - 1]!.status}>${changes[i]!.status}`),
+            `order ${orderId} went ${changes.map((s) => s.status).join(" > ")}`
+          )
+      const finalOf = (list: ReadonlyArray<Hold>) => list.map((h) => orders.statusOf(h.orderId))
+      assert.deepStrictEqual(
+        finalOf(paidBefore),
+        paidBefore.map(() => "paid")
+      )
+      assert.deepStrictEqual(
+        finalOf(paidAfter),
+        paidAfter.map(() => "paid"),
+        "paid while no node owned the sale"
+      )
+      assert.deepStrictEqual(
+        finalOf(cancelled),
+        cancelled.map(() => "cancelled")
+      )
+      assert.deepStrictEqual(
+        finalOf(unpaid),
+        unpaid.map(() => "expired")
+      )
+      for (const status of finalOf(paidLate))
+        assert.oneOf(status, ["expired", "refunded"], "a late payment loses")
+
+      // Each expiry at its deadline, never before, and at most the lease TTL (plus the slack) after.
+      const lags = lapsing.map((hold) => {
+        const expiredAt = orders.firstSeen(hold.orderId, "expired")
+        assert.isDefined(expiredAt, `${hold.orderId} expired`)
+        return { hold, lag: expiredAt! - hold.payBy }
+      })
+      for (const { hold, lag } of lags) {
+        assert.isAtLeast(lag, 0, `${hold.orderId} expired ${-lag} ms before its deadline`)
+        assert.isAtMost(
+          lag,
+          leaseTtlMillis + slackMillis,
+          `${hold.orderId} expired ${lag} ms after its deadline`
+        )
+      }
+
+      // The units given back (cancelled and expired) were sold again, once each.
+      assert.strictEqual(resold.length, given, "every unit given back was bought again")
+      assert.strictEqual(report.broken, 0, formatReport(report))
+      assert.strictEqual(report.committed, stock)
+      assert.strictEqual(report.record.available, 0)
+      if (history.unknown === 0) assert.strictEqual(report.unconfirmedRows, 0)
+      const events = await c.query(
+        (sql) =>
+          sql<{ orderId: OrderId; kind: string; n: number }>`
+            SELECT e.order_id AS "orderId", e.kind, count(*)::int AS n
+            FROM payment_events e JOIN orders o ON o.id = e.order_id
+            WHERE o.sale_id = ${saleId} GROUP BY e.order_id, e.kind`
+      )
+      const eventsOf = (orderId: OrderId) =>
+        Object.fromEntries(events.filter((e) => e.orderId === orderId).map((e) => [e.kind, e.n]))
+      for (const hold of [...paidBefore, ...paidAfter])
+        assert.deepStrictEqual(eventsOf(hold.orderId), { succeeded: 1 })
+      for (const hold of paidLate)
+        assert.deepStrictEqual(
+          eventsOf(hold.orderId),
+          { succeeded: 1, refunded: 1 },
+          "a late payment is refunded"
+        )
+
+      // What the buyers read agrees with the rows, on any node; nobody else reads their orders.
+      const survivor = live()[0]!
+      for (const hold of holds) {
+        const answer = await call(survivor, `/api/orders/${hold.orderId}`, hold.buyer, "GET")
+        assert.strictEqual(answer.status, 200)
+        assert.strictEqual(answer.body.status, orders.statusOf(hold.orderId))
+      }
+      const stranger = await call(survivor, `/api/orders/${holds[0]!.orderId}`, laterBuyers.at(-1)!, "GET")
+      assert.deepStrictEqual([stranger.status, stranger.body.error?.code], [404, "order_not_found"])
+      // A lapsed hold cannot be paid, a paid one not cancelled; its buyer gets the lapsed order back.
+      const expiredHold = unpaid[0]!
+      const payExpired = await call(survivor, `/api/orders/${expiredHold.orderId}/pay`, expiredHold.buyer)
+      assert.deepStrictEqual(
+        [payExpired.status, payExpired.body.error?.code, payExpired.body.error?.details?.status],
+        [409, "order_not_payable", "expired"]
+      )
+      const cancelPaid = await call(
+        survivor,
+        `/api/orders/${paidBefore[0]!.orderId}/cancel`,
+        paidBefore[0]!.buyer
+      )
+      assert.deepStrictEqual(
+        [cancelPaid.status, cancelPaid.body.error?.code, cancelPaid.body.error?.details?.status],
+        [409, "order_not_cancellable", "paid"]
+      )
+      const again = await call(survivor, `/api/sales/${saleId}/purchases`, expiredHold.buyer)
+      assert.deepStrictEqual(
+        [again.status, again.body.alreadyPurchased, again.body.orderId],
+        [200, true, expiredHold.orderId]
+      )
+
+      const sorted = lags.map((l) => l.lag).sort((a, b) => a - b)
+      const inGap = lapsing.filter((h) => h.payBy < killedAt + leaseTtlMillis).length
+      console.log(
+        `hold sale, ${stock} units held ${holdSeconds} s, kill -9 of ${ownerId} ${firstDeadline - killedAt} ms before the first deadline ` +
+          `(lease TTL ${leaseTtlMillis / 1_000} s): ${paidBefore.length + paidAfter.length} paid (${paidAfter.length} while ownerless), ` +
+          `${cancelled.length} cancelled, ${lapsing.length} expired (${inGap} of them due before the lease lapsed; ` +
+          `${paidLate.length} paid too late and refunded); expiry after its deadline min ${sorted[0]} ms, ` +
+          `median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms (bound ${leaseTtlMillis + slackMillis} ms, polled every ${pollMillis} ms); ` +
+          `${resold.length} units sold again to ${next} new buyers; webhooks forwarded ${provider.forwarded.length} ` +
+          `(${provider.forwarded.filter((f) => f.status !== 200).length} not 200); ${formatReport(report)}`
+      )
+    } finally {
+      await cluster?.close()
+      await provider.close()
+    }
+  }, 240_000)
+})
