@@ -1,14 +1,25 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
+import type { OrderStatus } from "./Checkout.ts"
 import { outcomeTotals } from "./SaleStats.ts"
 
-/** An order's status: reserved and paid orders are live (each holds a unit); the others hold none. */
-export type OrderStatus = "reserved" | "paid" | "expired" | "cancelled" | "refunded"
+// Reserved and paid orders are live (each holds a unit); the others hold none.
+export type { OrderStatus }
 
 const lapsedStatuses: ReadonlySet<OrderStatus> = new Set(["expired", "cancelled", "refunded"])
 
-/** One order row of a sale, whatever its status, with the payment events received for it. */
+/** A payment that succeeded for an order (a `succeeded` payment event), by its intent. */
+export interface Payment {
+  readonly intentId: string
+  /**
+   * Its money was given back: the provider accepted the refund (`refunds.refund_id`), or
+   * confirmed it (`refunds.refunded_at`, a `refunded` event for the intent).
+   */
+  readonly refunded: boolean
+}
+
+/** One order row of a sale, whatever its status, with the payments received for it. */
 export interface OrderLifecycle {
   readonly userId: UserId
   readonly status: OrderStatus
@@ -16,9 +27,9 @@ export interface OrderLifecycle {
   readonly payBy: number | null
   /** When its payment was taken, epoch ms; null if none was. */
   readonly paidAt: number | null
-  /** `payment_events` rows for it, by kind. */
-  readonly succeededEvents: number
-  readonly refundedEvents: number
+  /** The intent whose payment made it paid (`orders.payment_intent`), if one did. */
+  readonly paymentIntent: string | null
+  readonly payments: ReadonlyArray<Payment>
 }
 
 /** What PostgreSQL holds for one sale, read back to check the invariants. */
@@ -48,9 +59,10 @@ export interface HoldInvariants {
    */
   readonly expiredPaid: number
   /**
-   * A payment that succeeded for an order that no longer holds a unit (expired, cancelled,
-   * refunded) with no refund recorded: the buyer paid for nothing. A refund is recorded as the
-   * order's status `refunded` or as a `refunded` payment event.
+   * Succeeded payments the order did not keep (its hold had lapsed or its deadline passed, or
+   * another payment paid it) with no refund recorded: buyers who paid for nothing. A refund is
+   * recorded once the provider accepted it (`refunds.refund_id`) or confirmed it (a `refunded`
+   * event). Counted while the refund is under way, so audit once webhooks have settled.
    */
   readonly paidAfterLapse: number
   /** A paid hold whose payment was taken at or after its deadline: a payment that should have lost. */
@@ -104,12 +116,15 @@ export const allOrders = (record: SaleRecord): ReadonlyMap<OrderId, UserId> => {
 export const paidThenLapsed = (order: OrderLifecycle): boolean =>
   order.paidAt !== null && (order.status === "expired" || order.status === "cancelled")
 
-/** It lost its unit although a payment for it succeeded, and nothing gave that payment back. */
-export const needsRefund = (order: OrderLifecycle): boolean =>
-  lapsedStatuses.has(order.status) &&
-  order.succeededEvents > 0 &&
-  order.status !== "refunded" &&
-  order.refundedEvents === 0
+/**
+ * Payments of the order it did not keep and nobody gave back: every succeeded payment either
+ * paid the order (it is paid, by that intent) or must be refunded (the hold had lapsed or its
+ * deadline passed, or another intent paid it first).
+ */
+export const unrefundedPayments = (order: OrderLifecycle): number =>
+  order.payments.filter(
+    (payment) => !(order.status === "paid" && payment.intentId === order.paymentIntent) && !payment.refunded
+  ).length
 
 /** A hold marked paid by a payment taken at or after its deadline: that payment should have lost. */
 export const paidPastDeadline = (order: OrderLifecycle): boolean =>
@@ -139,7 +154,7 @@ export const checkInvariants = (
   for (const order of record.lifecycle?.values() ?? []) {
     if (lapsedStatuses.has(order.status)) lapsed++
     if (paidThenLapsed(order)) expiredPaid++
-    if (needsRefund(order)) paidAfterLapse++
+    paidAfterLapse += unrefundedPayments(order)
     if (paidPastDeadline(order)) paidLate++
   }
   const committed = record.orders.size
@@ -161,7 +176,7 @@ export const checkInvariants = (
 export class Audit extends Context.Service<
   Audit,
   {
-    /** The sale's stock row and every order row, with the payment events of each. */
+    /** The sale's stock row and every order row, with the payments of each and their refunds. */
     readonly read: (saleId: SaleId) => Effect.Effect<SaleRecord, SqlError.SqlError>
     /** Decisions recorded by outcome: a buyer's rows plus the counted refusals. */
     readonly outcomes: (saleId: SaleId) => Effect.Effect<Readonly<Record<string, number>>, SqlError.SqlError>
@@ -180,24 +195,29 @@ export class Audit extends Context.Service<
           status: OrderStatus
           payBy: number | null
           paidAt: number | null
-          succeededEvents: number
-          refundedEvents: number
+          paymentIntent: string | null
         }>`
-          SELECT o.id, o.user_id AS "userId", o.status,
-                 (extract(epoch FROM o.pay_by) * 1000)::float8 AS "payBy",
-                 (extract(epoch FROM o.paid_at) * 1000)::float8 AS "paidAt",
-                 coalesce(e.succeeded, 0)::int AS "succeededEvents",
-                 coalesce(e.refunded, 0)::int AS "refundedEvents"
-          FROM orders o
-          LEFT JOIN (
-            SELECT p.order_id,
-                   count(*) FILTER (WHERE p.kind = 'succeeded') AS succeeded,
-                   count(*) FILTER (WHERE p.kind = 'refunded') AS refunded
-            FROM payment_events p JOIN orders s ON s.id = p.order_id
-            WHERE s.sale_id = ${saleId}
-            GROUP BY p.order_id
-          ) e ON e.order_id = o.id
-          WHERE o.sale_id = ${saleId}`
+          SELECT id, user_id AS "userId", status, payment_intent AS "paymentIntent",
+                 (extract(epoch FROM pay_by) * 1000)::float8 AS "payBy",
+                 (extract(epoch FROM paid_at) * 1000)::float8 AS "paidAt"
+          FROM orders WHERE sale_id = ${saleId}`
+        const payments = yield* sql<{ orderId: OrderId; intentId: string; refunded: boolean }>`
+          WITH events AS (
+            SELECT e.order_id, e.intent_id, e.kind
+            FROM payment_events e JOIN orders o ON o.id = e.order_id
+            WHERE o.sale_id = ${saleId})
+          SELECT DISTINCT p.order_id AS "orderId", p.intent_id AS "intentId",
+                 (EXISTS (SELECT 1 FROM refunds r WHERE r.intent_id = p.intent_id
+                            AND (r.refund_id IS NOT NULL OR r.refunded_at IS NOT NULL))
+                  OR EXISTS (SELECT 1 FROM events x WHERE x.intent_id = p.intent_id AND x.kind = 'refunded'))
+                   AS refunded
+          FROM events p WHERE p.kind = 'succeeded'`
+        const paymentsOf = new Map<OrderId, Array<Payment>>()
+        for (const payment of payments)
+          paymentsOf.set(payment.orderId, [
+            ...(paymentsOf.get(payment.orderId) ?? []),
+            { intentId: payment.intentId, refunded: payment.refunded }
+          ])
         const live = rows.filter((row) => row.status === "reserved" || row.status === "paid")
         const millis = (value: number | null) => (value === null ? null : Number(value))
         return {
@@ -213,8 +233,8 @@ export class Audit extends Context.Service<
                 status: row.status,
                 payBy: millis(row.payBy),
                 paidAt: millis(row.paidAt),
-                succeededEvents: row.succeededEvents,
-                refundedEvents: row.refundedEvents
+                paymentIntent: row.paymentIntent,
+                payments: paymentsOf.get(row.id) ?? []
               }
             ])
           )

@@ -90,8 +90,8 @@ describe("the chaos checker", () => {
       status,
       payBy: deadline,
       paidAt: null,
-      succeededEvents: 0,
-      refundedEvents: 0,
+      paymentIntent: null,
+      payments: [],
       ...parts
     })
     const checkHold = (ops: Array<Operation>, rows: Array<[number, OrderLifecycle]>) => {
@@ -122,7 +122,14 @@ describe("the chaos checker", () => {
       ],
       [
         [1, lifecycle(1, "expired")],
-        [2, lifecycle(2, "paid", { paidAt: deadline - 1, succeededEvents: 1 })],
+        [
+          2,
+          lifecycle(2, "paid", {
+            paidAt: deadline - 1,
+            paymentIntent: "pi_2",
+            payments: [{ intentId: "pi_2", refunded: false }]
+          })
+        ],
         [3, lifecycle(3, "cancelled")]
       ]
     )
@@ -137,9 +144,12 @@ describe("the chaos checker", () => {
         op({ buyer: 4, outcome: "failed", code: "sold_out" })
       ],
       [
-        [1, lifecycle(1, "expired", { paidAt: deadline - 1, succeededEvents: 1, refundedEvents: 1 })],
-        [2, lifecycle(2, "paid", { paidAt: deadline + 1, succeededEvents: 1 })],
-        [3, lifecycle(3, "cancelled", { succeededEvents: 1 })],
+        [
+          1,
+          lifecycle(1, "expired", { paidAt: deadline - 1, payments: [{ intentId: "pi_1", refunded: true }] })
+        ],
+        [2, lifecycle(2, "paid", { paidAt: deadline + 1, paymentIntent: "pi_2" })],
+        [3, lifecycle(3, "cancelled", { payments: [{ intentId: "pi_3", refunded: false }] })],
         [4, lifecycle(4, "expired")]
       ]
     )

@@ -3,9 +3,9 @@ import {
   allOrders,
   buyerOf,
   checkInvariants,
-  needsRefund,
   paidPastDeadline,
   paidThenLapsed,
+  unrefundedPayments,
   type SaleRecord
 } from "../../src/storage/Audit.ts"
 import type { Injected } from "./Faults.ts"
@@ -20,7 +20,7 @@ import type { History, Operation } from "./History.ts"
 export interface Violation {
   /**
    * I1, I2, I3, "agree", "refused-row", I5, "crash"; on a hold sale also "paid-lapsed" (a paid
-   * order expired or cancelled), "unrefunded" (a late payment nobody gave back) and
+   * order expired or cancelled), "unrefunded" (a payment the order did not keep, not given back) and
    * "paid-late" (a hold marked paid by a payment past its deadline).
    */
   readonly invariant: string
@@ -167,10 +167,11 @@ export const check = (options: {
     const row = `order ${orderId} of ${order.userId}, ${order.status}`
     if (paidThenLapsed(order))
       violations.push({ invariant: "paid-lapsed", detail: `${row} although paid at ${order.paidAt}` })
-    if (needsRefund(order))
+    const unrefunded = unrefundedPayments(order)
+    if (unrefunded > 0)
       violations.push({
         invariant: "unrefunded",
-        detail: `${row}: ${order.succeededEvents} payment(s) succeeded, no refund recorded`
+        detail: `${row}: ${unrefunded} payment(s) it did not keep, none refunded`
       })
     if (paidPastDeadline(order))
       violations.push({

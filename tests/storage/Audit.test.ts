@@ -87,10 +87,13 @@ const row = (u: number, status: OrderStatus, parts: Partial<OrderLifecycle> = {}
   status,
   payBy: Date.parse("2026-01-01T12:00:00Z"),
   paidAt: null,
-  succeededEvents: 0,
-  refundedEvents: 0,
+  paymentIntent: null,
+  payments: [],
   ...parts
 })
+
+/** Paid by `intentId`'s payment, which the order keeps. */
+const keptBy = (intentId: string) => ({ paymentIntent: intentId, payments: [{ intentId, refunded: false }] })
 
 const live = new Set<OrderStatus>(["reserved", "paid"])
 
@@ -115,7 +118,7 @@ const payBy = Date.parse("2026-01-01T12:00:00Z")
 describe("checkInvariants on a hold sale", () => {
   it("passes holds paid, pending, expired and cancelled: a lapsed hold is neither lost nor live", () => {
     const rows = [
-      [1, row(1, "paid", { paidAt: payBy - 1_000, succeededEvents: 1 })],
+      [1, row(1, "paid", { paidAt: payBy - 1_000, ...keptBy("pi_1") })],
       [2, row(2, "reserved")],
       [3, row(3, "expired")],
       [4, row(4, "cancelled")]
@@ -200,26 +203,49 @@ describe("checkInvariants on a hold sale", () => {
 
   it("catches a paid order that expired or was cancelled afterwards", () => {
     const rows = [
-      [1, row(1, "expired", { paidAt: payBy - 1, succeededEvents: 1, refundedEvents: 1 })],
-      [2, row(2, "cancelled", { paidAt: payBy - 1, succeededEvents: 1, refundedEvents: 1 })],
-      [3, row(3, "refunded", { paidAt: payBy - 1, succeededEvents: 1, refundedEvents: 1 })]
+      [1, row(1, "expired", { paidAt: payBy - 1, payments: [{ intentId: "pi_1", refunded: true }] })],
+      [2, row(2, "cancelled", { paidAt: payBy - 1, payments: [{ intentId: "pi_2", refunded: true }] })],
+      [3, row(3, "refunded", { paidAt: payBy - 1, payments: [{ intentId: "pi_3", refunded: true }] })]
     ] as const
     const report = checkInvariants(holdRecord(3, rows), new Map())
     expect(report.expiredPaid).toBe(2)
     expect(violations(report)).toBe(2)
   })
 
-  it("catches a late payment nobody refunded; a refund recorded either way settles it", () => {
+  it("catches a payment the order did not keep that nobody refunded; a refund made settles it", () => {
+    const unrefunded = (intentId: string) => ({ intentId, refunded: false })
+    const refunded = (intentId: string) => ({ intentId, refunded: true })
     const rows = [
-      [1, row(1, "expired", { succeededEvents: 1 })],
-      [2, row(2, "cancelled", { succeededEvents: 1 })],
-      [3, row(3, "expired", { succeededEvents: 1, refundedEvents: 1 })],
-      [4, row(4, "refunded", { succeededEvents: 1 })],
-      [5, row(5, "expired", { refundedEvents: 0 })]
+      // Late payments for holds that had lapsed: refunded or not.
+      [1, row(1, "expired", { payments: [unrefunded("pi_1")] })],
+      [2, row(2, "cancelled", { payments: [unrefunded("pi_2")] })],
+      [3, row(3, "expired", { payments: [refunded("pi_3")] })],
+      [4, row(4, "refunded", { payments: [refunded("pi_4")] })],
+      [5, row(5, "expired")],
+      // Paid by one intent, then paid again by another: the second is given back.
+      [
+        6,
+        row(6, "paid", {
+          paidAt: payBy - 1,
+          paymentIntent: "pi_6",
+          payments: [unrefunded("pi_6"), unrefunded("pi_6b")]
+        })
+      ],
+      [
+        7,
+        row(7, "paid", {
+          paidAt: payBy - 1,
+          paymentIntent: "pi_7",
+          payments: [unrefunded("pi_7"), refunded("pi_7b")]
+        })
+      ],
+      // Paid past its deadline, before the owner expired it: refunded at once, or owed.
+      [8, row(8, "reserved", { payments: [unrefunded("pi_8")] })],
+      [9, row(9, "reserved", { payments: [refunded("pi_9")] })]
     ] as const
-    const report = checkInvariants(holdRecord(5, rows), new Map())
-    expect(report.paidAfterLapse).toBe(2)
-    expect(violations(report)).toBe(2)
+    const report = checkInvariants(holdRecord(9, rows), new Map())
+    expect(report.paidAfterLapse).toBe(4)
+    expect(violations(report)).toBe(4)
   })
 
   it("catches a hold marked paid by a payment taken at or after its deadline", () => {
@@ -239,7 +265,7 @@ describe("checkInvariants on a hold sale", () => {
     const rows = [
       [1, row(1, "paid", { paidAt: payBy + 1 })],
       [2, row(1, "reserved")],
-      [3, row(3, "expired", { paidAt: payBy - 1, succeededEvents: 1 })]
+      [3, row(3, "expired", { paidAt: payBy - 1, payments: [{ intentId: "pi_3", refunded: false }] })]
     ] as const
     const report = checkInvariants(holdRecord(1, rows, 5), confirmed([[9, 9]]))
     expect(report).toMatchObject({
@@ -269,72 +295,89 @@ const Storage = Layer.mergeAll(Catalog.layer, Audit.layer).pipe(Layer.provideMer
 layer(Storage, { timeout: 60_000, excludeTestServices: true })(
   `Audit.read on ${testDatabaseMode} PostgreSQL`,
   (it) => {
-    it.effect("reads every order row with its status, deadline, payment and events; live orders apart", () =>
-      Effect.gen(function* () {
-        const sql = yield* SqlClient.SqlClient
-        const buyers = yield* makeUsers(5)
-        const saleId = yield* makeSale(4, { holdSeconds: 60 })
-        const other = yield* makeSale(4, { holdSeconds: 60 })
-        const ids = buyers.map(() => crypto.randomUUID() as OrderId)
-        const deadline = Date.parse("2026-01-01T12:00:00.250Z")
-        const plant = (i: number, status: OrderStatus, paidAt: number | null, sale: SaleId = saleId) =>
-          sql`
-          INSERT INTO orders (id, sale_id, user_id, price_cents, owner_epoch, created_at, status, pay_by, paid_at)
-          VALUES (${ids[i]!}, ${sale}, ${buyers[i]!}, 12900, 1, now(), ${status},
-                  to_timestamp(${deadline}::float8 / 1000), to_timestamp(${paidAt}::float8 / 1000))`
-        yield* plant(0, "paid", deadline - 1_500)
-        yield* plant(1, "reserved", null)
-        yield* plant(2, "expired", null)
-        yield* plant(3, "refunded", deadline - 500)
-        yield* plant(4, "reserved", null, other)
-        const event = (id: string, i: number, kind: string) =>
-          sql`
-          INSERT INTO payment_events (event_id, intent_id, order_id, kind, occurred_at)
-          VALUES (${id}, ${"pi_" + i}, ${ids[i]!}, ${kind}, now())`
-        yield* event("evt_paid", 0, "succeeded")
-        yield* event("evt_late", 2, "succeeded")
-        yield* event("evt_refund_paid", 3, "succeeded")
-        yield* event("evt_refund", 3, "refunded")
-        yield* event("evt_other_sale", 4, "succeeded")
-        yield* sql`UPDATE stocks SET available = 2 WHERE sale_id = ${saleId}`
+    it.effect(
+      "reads every order row with its status, deadline, payments and their refunds; live orders apart",
+      () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const buyers = yield* makeUsers(6)
+          const saleId = yield* makeSale(4, { holdSeconds: 60 })
+          const other = yield* makeSale(4, { holdSeconds: 60 })
+          const ids = buyers.map(() => crypto.randomUUID() as OrderId)
+          const deadline = Date.parse("2026-01-01T12:00:00.250Z")
+          const plant = (i: number, status: OrderStatus, paidAt: number | null, sale: SaleId = saleId) =>
+            sql`
+            INSERT INTO orders (id, sale_id, user_id, price_cents, owner_epoch, created_at, status, pay_by,
+                                paid_at, payment_intent)
+            VALUES (${ids[i]!}, ${sale}, ${buyers[i]!}, 12900, 1, now(), ${status},
+                    to_timestamp(${deadline}::float8 / 1000), to_timestamp(${paidAt}::float8 / 1000),
+                    ${paidAt === null ? null : `pi_${i}`})`
+          const event = (id: string, intentId: string, i: number, kind: string) =>
+            sql`
+            INSERT INTO payment_events (event_id, intent_id, order_id, kind, occurred_at)
+            VALUES (${id}, ${intentId}, ${ids[i]!}, ${kind}, now())`
+          const refund = (intentId: string, i: number, refundId: string | null) =>
+            sql`
+            INSERT INTO refunds (intent_id, order_id, event_id, reason, refund_id)
+            VALUES (${intentId}, ${ids[i]!}, ${"evt_" + intentId}, 'test', ${refundId})`
+          yield* plant(0, "paid", deadline - 1_500)
+          yield* event("evt_pi_0", "pi_0", 0, "succeeded")
+          yield* plant(1, "reserved", null)
+          // A late payment whose refund was asked for but not yet made.
+          yield* plant(2, "expired", null)
+          yield* event("evt_pi_2", "pi_2", 2, "succeeded")
+          yield* refund("pi_2", 2, null)
+          // A late payment refunded and confirmed by the provider's event.
+          yield* plant(3, "refunded", null)
+          yield* event("evt_pi_3", "pi_3", 3, "succeeded")
+          yield* event("evt_pi_3_refund", "pi_3", 3, "refunded")
+          // Paid, then paid again by a second intent, which was refunded.
+          yield* plant(5, "paid", deadline - 900)
+          yield* event("evt_pi_5", "pi_5", 5, "succeeded")
+          yield* event("evt_pi_5b", "pi_5b", 5, "succeeded")
+          yield* refund("pi_5b", 5, "re_5b")
+          yield* plant(4, "reserved", null, other)
+          yield* event("evt_pi_4", "pi_4", 4, "succeeded")
+          yield* sql`UPDATE stocks SET available = 1 WHERE sale_id = ${saleId}`
 
-        const record = yield* (yield* Audit).read(saleId)
-        assert.deepStrictEqual(
-          [...record.orders].sort(),
-          [
-            [ids[0]!, buyers[0]!],
-            [ids[1]!, buyers[1]!]
-          ].sort()
-        )
-        assert.strictEqual(record.lifecycle?.size, 4)
-        assert.deepStrictEqual(record.lifecycle?.get(ids[0]!), {
-          userId: buyers[0]!,
-          status: "paid",
-          payBy: deadline,
-          paidAt: deadline - 1_500,
-          succeededEvents: 1,
-          refundedEvents: 0
+          const record = yield* (yield* Audit).read(saleId)
+          assert.deepStrictEqual(
+            [...record.orders].sort(),
+            [0, 1, 5].map((i) => [ids[i]!, buyers[i]!]).sort()
+          )
+          assert.strictEqual(record.lifecycle?.size, 5)
+          assert.deepStrictEqual(record.lifecycle?.get(ids[0]!), {
+            userId: buyers[0]!,
+            status: "paid",
+            payBy: deadline,
+            paidAt: deadline - 1_500,
+            paymentIntent: "pi_0",
+            payments: [{ intentId: "pi_0", refunded: false }]
+          })
+          assert.deepStrictEqual(record.lifecycle?.get(ids[1]!)?.payments, [])
+          assert.deepStrictEqual(record.lifecycle?.get(ids[3]!)?.payments, [
+            { intentId: "pi_3", refunded: true }
+          ])
+          assert.deepStrictEqual(
+            [...(record.lifecycle?.get(ids[5]!)?.payments ?? [])].sort((a, b) =>
+              a.intentId.localeCompare(b.intentId)
+            ),
+            [
+              { intentId: "pi_5", refunded: false },
+              { intentId: "pi_5b", refunded: true }
+            ]
+          )
+          const told = new Map([0, 1, 2, 3, 5].map((i) => [ids[i]!, buyers[i]!]))
+          const report = checkInvariants(record, told)
+          // The expired hold's payment is not given back yet: the one violation planted.
+          assert.deepStrictEqual(
+            { committed: report.committed, lapsed: report.lapsed, paidAfterLapse: report.paidAfterLapse },
+            { committed: 3, lapsed: 2, paidAfterLapse: 1 }
+          )
+          assert.strictEqual(violations(report), 1)
+          yield* sql`UPDATE refunds SET refund_id = 're_2' WHERE intent_id = 'pi_2'`
+          assert.strictEqual(violations(checkInvariants(yield* (yield* Audit).read(saleId), told)), 0)
         })
-        assert.deepStrictEqual(record.lifecycle?.get(ids[1]!)?.paidAt, null)
-        assert.deepStrictEqual(record.lifecycle?.get(ids[3]!), {
-          userId: buyers[3]!,
-          status: "refunded",
-          payBy: deadline,
-          paidAt: deadline - 500,
-          succeededEvents: 1,
-          refundedEvents: 1
-        })
-        const told = new Map(ids.slice(0, 4).map((id, i) => [id, buyers[i]!]))
-        const report = checkInvariants(record, told)
-        // The expired hold's payment was never refunded: the one violation planted.
-        assert.deepStrictEqual(
-          { committed: report.committed, lapsed: report.lapsed, paidAfterLapse: report.paidAfterLapse },
-          { committed: 2, lapsed: 2, paidAfterLapse: 1 }
-        )
-        assert.strictEqual(violations(report), 1)
-        yield* event("evt_late_refund", 2, "refunded")
-        assert.strictEqual(violations(checkInvariants(yield* (yield* Audit).read(saleId), told)), 0)
-      })
     )
   }
 )
