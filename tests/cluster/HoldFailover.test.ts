@@ -13,8 +13,10 @@ import {
 } from "./Harness.ts"
 
 const stock = 40
-const holdSeconds = 4
+const holdSeconds = 5
 const leaseTtlMillis = 2_000
+/** The first buyers come in two groups this far apart, so their deadlines fall on both sides of the takeover. */
+const groupGapMillis = 1_500
 const firstWave = 60
 const newBuyers = 240
 /** How often the test reads the order rows: an expiry is seen at most this late. */
@@ -172,8 +174,17 @@ describe("a hold sale across three nodes", () => {
       const history = new History()
       const [firstBuyers, laterBuyers] = [c.users.slice(0, firstWave), c.users.slice(firstWave)]
 
-      // The first wave: more buyers than units, at once, through every node.
-      const answers = await Promise.all(firstBuyers.map((buyer, i) => buy(live, saleId, buyer, history, i)))
+      // The first wave: more buyers than units, through every node, in two groups: the second
+      // group's deadlines come after a new owner has taken over, the first group's before.
+      const half = firstWave / 2
+      const early = await Promise.all(
+        firstBuyers.slice(0, half).map((buyer, i) => buy(live, saleId, buyer, history, i))
+      )
+      await sleep(groupGapMillis)
+      const late = await Promise.all(
+        firstBuyers.slice(half).map((buyer, i) => buy(live, saleId, buyer, history, i))
+      )
+      const answers = [...early, ...late]
       const holds: Array<Hold> = []
       answers.forEach((answer, i) => {
         if (answer.status !== 201) return
@@ -238,6 +249,7 @@ describe("a hold sale across three nodes", () => {
       const ownerId = await c.leaseHolder(saleId)
       const owner = c.nodeById(ownerId)
       assert.isDefined(owner, "an owner holds the sale")
+      const epochBefore = await c.epoch(saleId)
       out.add(owner!)
       const killedAt = Date.now()
       c.signal(owner!, "SIGKILL")
@@ -384,14 +396,26 @@ describe("a hold sale across three nodes", () => {
         [200, true, expiredHold.orderId]
       )
 
-      const sorted = lags.map((l) => l.lag).sort((a, b) => a - b)
-      const inGap = lapsing.filter((h) => h.payBy < killedAt + leaseTtlMillis).length
+      // A new owner took the sale over under a newer epoch: the old one is fenced.
+      assert.isAbove(await c.epoch(saleId), epochBefore)
+      const lapsedAt = killedAt + leaseTtlMillis
+      const spread = (list: ReadonlyArray<number>) => {
+        const sorted = [...list].sort((a, b) => a - b)
+        return sorted.length === 0
+          ? "none"
+          : `${sorted.length}: min ${sorted[0]} ms, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms`
+      }
+      const dueOwnerless = lags.filter((l) => l.hold.payBy < lapsedAt).map((l) => l.lag)
+      const dueOwned = lags.filter((l) => l.hold.payBy >= lapsedAt).map((l) => l.lag)
+      assert.isAbove(dueOwnerless.length, 0, "some deadlines passed while no node owned the sale")
+      assert.isAbove(dueOwned.length, 0, "some deadlines passed under the new owner")
+      const paidOwnerless = paidAfter.filter((h) => orders.firstSeen(h.orderId, "paid")! < lapsedAt).length
       console.log(
         `hold sale, ${stock} units held ${holdSeconds} s, kill -9 of ${ownerId} ${firstDeadline - killedAt} ms before the first deadline ` +
-          `(lease TTL ${leaseTtlMillis / 1_000} s): ${paidBefore.length + paidAfter.length} paid (${paidAfter.length} while ownerless), ` +
-          `${cancelled.length} cancelled, ${lapsing.length} expired (${inGap} of them due before the lease lapsed; ` +
-          `${paidLate.length} paid too late and refunded); expiry after its deadline min ${sorted[0]} ms, ` +
-          `median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms (bound ${leaseTtlMillis + slackMillis} ms, polled every ${pollMillis} ms); ` +
+          `(lease TTL ${leaseTtlMillis / 1_000} s): ${paidBefore.length + paidAfter.length} paid (${paidOwnerless} of ${paidAfter.length} seen paid before the lease lapsed), ` +
+          `${cancelled.length} cancelled, ${lapsing.length} expired (${paidLate.length} of them paid too late and refunded); ` +
+          `expiry after its deadline, due while ownerless ${spread(dueOwnerless)}, due under the new owner ${spread(dueOwned)} ` +
+          `(bound ${leaseTtlMillis + slackMillis} ms, polled every ${pollMillis} ms); ` +
           `${resold.length} units sold again to ${next} new buyers; webhooks forwarded ${provider.forwarded.length} ` +
           `(${provider.forwarded.filter((f) => f.status !== 200).length} not 200); ${formatReport(report)}`
       )
