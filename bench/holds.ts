@@ -16,9 +16,11 @@
  *   time); reported: the time from each expired hold's payBy to that sale, and whether every
  *   unit that came back while buyers arrived was sold again.
  *
- * Payments are webhooks signed with the node's webhook secret (src/payments/WebhookSignature.ts)
- * and posted to its webhook route at a random moment in the first 70 % of the hold: what the
- * provider sends once a buyer paid, without the buyer's trip through the provider's pages. The
+ * A buyer who pays asks the node for a checkout (`POST /api/orders/:id/pay`: the node creates
+ * the intent at the provider) at a random moment in the first 70 % of the hold and presses
+ * "Pay" at the development provider, which this process runs (as a real provider runs outside
+ * the node) and which sends its signed webhook to the node; the checkout page itself is not
+ * fetched, as it is the provider's work, not the node's. The
  * load comes from this process (node:http, keep-alive). Every sale ends checked against
  * PostgreSQL (src/storage/Audit.ts: every 2xx has its row in some status, live orders within
  * the stock and one per buyer, the stock row equal to units minus live orders, no paid order
@@ -28,14 +30,15 @@
  * --arrivals S, --connections N, --duration S.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
-import { randomBytes } from "node:crypto"
 import { Agent, request } from "node:http"
 import { cpus, loadavg, totalmem } from "node:os"
 import { parseArgs } from "node:util"
 import type { OrderId, SaleId, UserId } from "../src/domain/Ids.ts"
-import { sign, signatureHeader } from "../src/payments/WebhookSignature.ts"
+import { type IntentView, paths } from "../src/payments/DevelopmentProtocol.ts"
+import { DevelopmentProvider } from "../src/payments/DevelopmentProvider.ts"
+import { freePort } from "../tests/support/Processes.ts"
 import { Audit, checkInvariants, violations } from "../src/storage/Audit.ts"
 import { makeSale, makeUsers } from "../tests/support/Fixtures.ts"
 import { freshServerStorage } from "../tests/support/TestDatabase.ts"
@@ -73,7 +76,7 @@ const holdMillis = holdSeconds * 1_000
 const payWithin = 0.7
 
 const webhookSecret = "bench webhook secret, shared with the node the bench starts"
-const secretBytes = new TextEncoder().encode(webhookSecret)
+const providerKey = "bench provider key"
 
 // ---- HTTP, as a load generator: keep-alive sockets, no client-side parsing beyond JSON -----
 const agent = new Agent({ keepAlive: true, maxSockets: 1_024 })
@@ -134,51 +137,107 @@ const purchase = async (
   return { userId: buyers.users[index]!, status: reply.status, orderId, payBy, sentAt: sent - start, millis }
 }
 
+/** The development provider the bench runs for the node, and the key to read its intents. */
+interface Provider {
+  readonly url: string
+  readonly key: string
+}
+
 /**
- * The winners who pay: each pays by a signed webhook at a random moment in the first part of
- * its hold. `settled` resolves once every payment sent so far has been answered.
+ * The winners who pay: each, at a random moment in the first part of its hold, asks the node
+ * for a checkout (`POST /api/orders/:id/pay`, for which the node creates the intent at the
+ * provider) and presses "Pay" on the provider's page; the provider then sends its signed
+ * webhook to the node. `settled` resolves once every payment started so far was pressed and
+ * the provider has delivered (or given up) every event it sent.
  */
-const payments = (url: string, unpaid: number) => {
+const payments = (node: string, provider: Provider, unpaid: number) => {
   const pending: Array<Promise<void>> = []
-  const answers = { sent: 0, paid: 0, other: new Map<string, number>() }
-  const pay = (orderId: OrderId) =>
+  const intents: Array<string> = []
+  const answers = {
+    started: 0,
+    pressed: 0,
+    /** The node's answers to `pay`, ms: they include its call to the provider. */
+    checkoutMillis: [] as Array<number>,
+    other: new Map<string, number>(),
+    delivered: 0,
+    abandoned: 0,
+    /** Events the node did not take at the first attempt (a 503 asks the provider to retry). */
+    redelivered: 0
+  }
+  const otherwise = (what: string, reply: Reply) => {
+    const key = `${what} ${reply.status} ${reply.text.slice(0, 80)}`
+    answers.other.set(key, (answers.other.get(key) ?? 0) + 1)
+  }
+  const pay = (orderId: OrderId, token: string) =>
     new Promise<void>((resolve) => {
       setTimeout(
         () => {
-          const at = Date.now()
-          const body = JSON.stringify({
-            eventId: `evt_bench_${randomBytes(12).toString("hex")}`,
-            intentId: `pi_bench_${orderId}`,
-            orderId,
-            kind: "succeeded",
-            at
-          })
-          answers.sent++
-          void send(
-            `${url}/api/payments/webhook`,
-            { "content-type": "application/json", [signatureHeader]: sign(secretBytes, at, body) },
-            body
-          ).then((reply) => {
-            const applied =
-              reply.status === 200 ? (JSON.parse(reply.text) as { applied?: string }).applied : undefined
-            if (applied === "paid") answers.paid++
-            else {
-              const key = `${reply.status} ${applied ?? reply.text.slice(0, 60)}`
-              answers.other.set(key, (answers.other.get(key) ?? 0) + 1)
-            }
-            resolve()
-          })
+          void (async () => {
+            answers.started++
+            const sent = performance.now()
+            const checkout = await send(`${node}/api/orders/${orderId}/pay`, {
+              authorization: `Bearer ${token}`
+            })
+            answers.checkoutMillis.push(performance.now() - sent)
+            if (checkout.status !== 200) return otherwise("pay", checkout)
+            const checkoutUrl = (JSON.parse(checkout.text) as { checkoutUrl: string }).checkoutUrl
+            const intentId = decodeURIComponent(new URL(checkoutUrl).pathname.split("/").at(-1) ?? "")
+            intents.push(intentId)
+            const pressed = await send(new URL(paths.answer(intentId, "pay"), checkoutUrl).toString(), {})
+            if (pressed.status === 303) answers.pressed++
+            else otherwise("press", pressed)
+          })().finally(resolve)
         },
         Math.random() * payWithin * holdMillis
       )
     })
+  const settled = async () => {
+    await Promise.all(pending)
+    let next = 0
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < intents.length) {
+          const intentId = intents[next++]!
+          for (;;) {
+            const view = await new Promise<IntentView | undefined>((resolve) => {
+              const outgoing = request(
+                `${provider.url}${paths.intent(intentId)}`,
+                { headers: { authorization: `Bearer ${provider.key}` }, agent },
+                (response) => {
+                  let text = ""
+                  response.setEncoding("utf8")
+                  response.on("data", (chunk: string) => (text += chunk))
+                  response.on("end", () =>
+                    resolve(response.statusCode === 200 ? (JSON.parse(text) as IntentView) : undefined)
+                  )
+                }
+              )
+              outgoing.on("error", () => resolve(undefined))
+              outgoing.end()
+            })
+            const events = view?.events ?? []
+            if (events.some((event) => event.delivery === "sending")) {
+              await new Promise((resolve) => setTimeout(resolve, 200))
+              continue
+            }
+            for (const event of events) {
+              if (event.delivery === "delivered") answers.delivered++
+              else answers.abandoned++
+              if (event.attempts > 1) answers.redelivered++
+            }
+            break
+          }
+        }
+      })
+    )
+  }
   return {
     answers,
-    /** Decides for a winner: pays (later) or never does. */
-    winner: (orderId: OrderId) => {
-      if (Math.random() >= unpaid) pending.push(pay(orderId))
+    /** Decides for a winner: pays (soon) or never does. */
+    winner: (orderId: OrderId, token: string) => {
+      if (Math.random() >= unpaid) pending.push(pay(orderId, token))
     },
-    settled: () => Promise.all(pending)
+    settled
   }
 }
 
@@ -195,7 +254,7 @@ const closedLoop = async (
   buyers: Buyers,
   seconds: number,
   label: string,
-  onWin: (orderId: OrderId) => void
+  onWin: (orderId: OrderId, token: string) => void
 ): Promise<RatePhase> => {
   const progress = phaseProgress(label, seconds)
   const purchases: Array<Purchase> = []
@@ -210,11 +269,12 @@ const closedLoop = async (
   await Promise.all(
     Array.from({ length: connections }, async () => {
       while (performance.now() < end && next < buyers.users.length) {
-        const answer = await purchase(url, saleId, buyers, next++, start)
+        const index = next++
+        const answer = await purchase(url, saleId, buyers, index, start)
         purchases.push(answer)
         if (answer.status === 201 && answer.orderId !== undefined) {
           sold++
-          onWin(answer.orderId)
+          onWin(answer.orderId, buyers.tokens[index]!)
         }
       }
     })
@@ -245,7 +305,7 @@ const arrivals = async (
   saleId: SaleId,
   buyers: Buyers,
   label: string,
-  onWin: (orderId: OrderId) => void
+  onWin: (orderId: OrderId, token: string) => void
 ): Promise<ReadonlyArray<Purchase>> => {
   const progress = phaseProgress(label, arrivalSeconds)
   const start = performance.now()
@@ -257,11 +317,12 @@ const arrivals = async (
       const elapsed = (performance.now() - start) / 1_000
       const due = Math.min(total, Math.floor(elapsed * arrivalRate))
       while (inFlight.length < due) {
-        const answer = purchase(url, saleId, buyers, inFlight.length, start)
+        const index = inFlight.length
+        const answer = purchase(url, saleId, buyers, index, start)
         void answer.then((p) => {
           if (p.status === 201 && p.orderId !== undefined) {
             sold++
-            onWin(p.orderId)
+            onWin(p.orderId, buyers.tokens[index]!)
           }
         })
         inFlight.push(answer)
@@ -290,6 +351,7 @@ const resales = (
   const lags = expired.slice(0, takers.length).map((row, k) => takers[k]!.createdAt - row.payBy)
   const unsold = expired.slice(takers.length)
   return {
+    paid: rows.filter((row) => row.status === "paid").length,
     expired: expired.length,
     resold: lags.length,
     lags,
@@ -298,6 +360,11 @@ const resales = (
     unsoldAfter: unsold.filter((row) => row.payBy >= arrivalsEnd - 1_000).length
   }
 }
+
+const payingFigures = (answers: ReturnType<typeof payments>["answers"]) =>
+  `${answers.pressed} pressed Pay; the node's checkout answered p50 ${ms(percentile(answers.checkoutMillis, 50))}, ` +
+  `p99 ${ms(percentile(answers.checkoutMillis, 99))}; webhooks ${answers.delivered} delivered, ` +
+  `${answers.redelivered} after a retry, ${answers.abandoned} given up`
 
 const ms = (value: number) => (Number.isNaN(value) ? "-" : `${value.toFixed(0)} ms`)
 const pct = (value: number) => `${(value * 100).toFixed(0)} %`
@@ -311,7 +378,7 @@ const program = Effect.gen(function* () {
     `machine: ${cpu.length} x ${cpu[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, load average ${loadavg()[0]?.toFixed(2)}`
   )
   console.log(
-    `holds of ${holdSeconds} s; ${pct(unpaidShare)} of winners never pay, the others pay by signed webhook within ` +
+    `holds of ${holdSeconds} s; ${pct(unpaidShare)} of winners never pay, the others pay at the development provider within ` +
       `${pct(payWithin)} of their hold; the load comes from this process (node:http, keep-alive)`
   )
   const buyersNeeded =
@@ -324,14 +391,30 @@ const program = Effect.gen(function* () {
     taken += count
     return { users: users.slice(from, taken), tokens: tokens.slice(from, taken) }
   }
+  // The provider runs here, as a real one runs elsewhere: the node's port is chosen first so
+  // that the provider knows where to send its webhooks.
+  const port = yield* Effect.promise(freePort)
+  const provider = Context.get(
+    yield* Layer.build(
+      DevelopmentProvider.layer({
+        key: Redacted.make(providerKey),
+        webhookSecret: Redacted.make(new TextEncoder().encode(webhookSecret)),
+        webhookUrl: `http://127.0.0.1:${port}/api/payments/webhook`
+      })
+    ),
+    DevelopmentProvider
+  )
   const node = yield* serve("src/main.ts", {
     DATABASE_URL: databaseUrl,
-    PORT: "0",
+    PORT: String(port),
     JWT_SECRET: benchSecret,
     LOG_LEVEL: "Info",
     RATE_LIMIT_PER_USER: "0",
+    PAYMENT_PROVIDER_URL: provider.url,
+    PAYMENT_PROVIDER_KEY: providerKey,
     PAYMENT_WEBHOOK_SECRET: webhookSecret
   })
+  const providerAt = { url: provider.url, key: providerKey }
   const bigStock = closedLoopBuyers
   const newSale = (units: number, hold: number) => inStorage(makeSale(units, { holdSeconds: hold }))
   const audits: Array<{
@@ -371,10 +454,14 @@ const program = Effect.gen(function* () {
     readonly paid: ReturnType<typeof payments>["answers"]
     readonly expired: number
     readonly exhausted: boolean
+    /** CPU over the run, % of one core: the node's, and this process's (load, provider). */
+    readonly cpu: { readonly node: number; readonly bench: number; readonly loopDelayP99: number }
   }> = []
   for (const run of runs) {
     const saleId = yield* newSale(bigStock, run.hold)
-    const paying = payments(node.url, run.unpaid)
+    const paying = payments(node.url, providerAt, run.unpaid)
+    yield* Effect.promise(node.probe)
+    const ownCpu = process.cpuUsage()
     const phase = yield* Effect.promise(() =>
       closedLoop(
         node.url,
@@ -385,6 +472,13 @@ const program = Effect.gen(function* () {
         run.hold > 0 ? paying.winner : () => {}
       )
     )
+    const probe = yield* Effect.promise(node.probe)
+    const used = process.cpuUsage(ownCpu)
+    const cpu = {
+      node: probe.cpuMillis / phase.seconds / 10,
+      bench: (used.user + used.system) / 1_000 / phase.seconds / 10,
+      loopDelayP99: probe.loopDelayP99
+    }
     audits.push({ label: `rate, ${run.label}`, saleId, purchases: phase.purchases })
     yield* Effect.promise(paying.settled)
     const [expired] = yield* inStorage(
@@ -402,7 +496,8 @@ const program = Effect.gen(function* () {
       late: window(phase, holdSeconds, phase.seconds),
       paid: paying.answers,
       expired: expired?.n ?? 0,
-      exhausted: phase.exhausted
+      exhausted: phase.exhausted,
+      cpu
     })
     // This sale's last holds end before the next run starts.
     if (run.hold > 0) yield* Effect.sleep(holdMillis + 1_000)
@@ -414,10 +509,13 @@ const program = Effect.gen(function* () {
       `  ${run.label}: ${formatRate(run.all.purchasesPerSecond)} purchases/s over the run (p50 ${ms(run.all.p50)}, p99 ${ms(run.all.p99)}); ` +
         `from ${holdSeconds} s on ${formatRate(run.late.purchasesPerSecond)} purchases/s ` +
         `(${pct(run.late.purchasesPerSecond / baseline.late.purchasesPerSecond)} of without holds; p50 ${ms(run.late.p50)}, p99 ${ms(run.late.p99)}); ` +
-        `${run.all.failed} failed` +
+        `${run.all.failed} failed; CPU node ${run.cpu.node.toFixed(0)} % (event-loop delay p99 ${ms(run.cpu.loopDelayP99)}), bench ${run.cpu.bench.toFixed(0)} % of a core` +
         (run === baseline
           ? ""
-          : `; beside them ${run.paid.sent} payments (${run.paid.paid} applied "paid"${others === "" ? "" : `, ${others}`}), ` +
+          : `; beside them ` +
+            (run.paid.started === 0
+              ? ""
+              : `${run.paid.started} payments (${payingFigures(run.paid)}${others === "" ? "" : `, ${others}`}), `) +
             `${run.expired} holds expired`) +
         (run.exhausted ? " (FLAGGED: ran out of buyers; the rate is a lower bound)" : "")
     )
@@ -429,7 +527,7 @@ const program = Effect.gen(function* () {
       `for ${arrivalSeconds} s, one press of Buy each`
   )
   const resaleSale = yield* newSale(stock, holdSeconds)
-  const resalePayments = payments(node.url, unpaidShare)
+  const resalePayments = payments(node.url, providerAt, unpaidShare)
   const startedAt = Date.now()
   const resale = yield* Effect.promise(() =>
     arrivals(
@@ -463,7 +561,7 @@ const program = Effect.gen(function* () {
   const holds = resale.filter((p) => p.status === 201).length
   console.log(
     `  ${resale.length} buyers: ${holds} holds, ${soldOut} sold out, ${resale.filter((p) => p.status === 0 || p.status >= 500).length} failed; ` +
-      `${resalePayments.answers.paid} paid, ${matched.expired} expired`
+      `${resalePayments.answers.started} payments (${payingFigures(resalePayments.answers)}), ${matched.paid} paid, ${matched.expired} expired`
   )
   console.log(
     `  units back by expiry and sold again: ${matched.resold} of ${matched.expired}; from payBy to sold again ` +
