@@ -225,7 +225,7 @@ export class OrderStore extends Context.Service<
           else if (row.status === "reserved") {
             buyers.set(row.userId, row.orderId)
             pendingHolds.push({ userId: row.userId, orderId: row.orderId, payBy: row.payBy ?? 0 })
-          } else lapsed.set(row.userId, row.orderId)
+          } else if (!sale.repurchaseAfterLapse) lapsed.set(row.userId, row.orderId)
         }
         if (sale.available !== sale.total - buyers.size) {
           return yield* Effect.die(

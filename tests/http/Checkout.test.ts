@@ -60,7 +60,10 @@ const expectError = (answer: Answer, status: number, code: string) => {
 const buyers = (count: number) =>
   signedInBuyers(Array.from({ length: count }, () => `buyer-${randomUUID()}@example.test`))
 
-const holdSale = (token: string, options: { stock: number; holdSeconds: number; priceCents?: number }) =>
+const holdSale = (
+  token: string,
+  options: { stock: number; holdSeconds: number; priceCents?: number; repurchaseAfterLapse?: boolean }
+) =>
   Effect.gen(function* () {
     const product = yield* call("POST", "/api/admin/products", { token, body: { name: "Sneaker drop" } })
     const now = Date.now()
@@ -72,7 +75,8 @@ const holdSale = (token: string, options: { stock: number; holdSeconds: number; 
         stock: options.stock,
         startsAt: new Date(now - 1_000).toISOString(),
         endsAt: new Date(now + 3_600_000).toISOString(),
-        holdSeconds: options.holdSeconds
+        holdSeconds: options.holdSeconds,
+        repurchaseAfterLapse: options.repurchaseAfterLapse ?? false
       }
     })
     assert.strictEqual(created.status, 201, JSON.stringify(created.body))
@@ -203,7 +207,7 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("checkout over H
         saleId,
         status: "reserved",
         priceCents: 1_250,
-        currency: "EUR",
+        currency: "USD",
         paidAt: null
       })
       assert.strictEqual(order.body.payBy, bought.body.payBy)
@@ -344,6 +348,31 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("checkout over H
       assert.strictEqual(resold.status, 201, JSON.stringify(resold.body))
       yield* checkSale(saleId)
     })
+  )
+
+  it.effect(
+    "a sale that allows it lets a buyer whose hold lapsed buy again: a new order, the old one kept",
+    () =>
+      Effect.gen(function* () {
+        const token = yield* adminToken
+        const saleId = yield* holdSale(token, { stock: 2, holdSeconds: 600, repurchaseAfterLapse: true })
+        const [buyer] = yield* buyers(1)
+        const first = (yield* buy(saleId, buyer!.token)).body.orderId as OrderId
+        assert.strictEqual(
+          (yield* call("POST", `/api/orders/${first}/cancel`, { token: buyer!.token })).status,
+          200
+        )
+        const again = yield* buy(saleId, buyer!.token)
+        assert.strictEqual(again.status, 201, JSON.stringify(again.body))
+        assert.notStrictEqual(again.body.orderId, first)
+        assert.strictEqual((yield* rowOf(first))!.status, "cancelled")
+        const mine = yield* call("GET", `/api/sales/${saleId}/purchases/me`, { token: buyer!.token })
+        assert.deepStrictEqual(
+          [mine.body.purchased, mine.body.order.orderId, mine.body.order.status],
+          [true, again.body.orderId, "reserved"]
+        )
+        yield* checkSale(saleId)
+      })
   )
 
   it.effect(
