@@ -1,7 +1,9 @@
-import { useEffect, useRef } from "react"
-import { drawOf, formatPrice, type Sale, type Session } from "../api.ts"
+import { useEffect, useRef, useState } from "react"
+import { drawOf, formatPrice, type OrderDetail, type Sale, type Session } from "../api.ts"
+import { Checkout } from "./Checkout.tsx"
 import { Countdown } from "./Countdown.tsx"
 import { DrawPanel } from "./DrawPanel.tsx"
+import type { PurchaseOutcome } from "./outcome.ts"
 import { PurchaseMessage } from "./PurchaseMessage.tsx"
 import { StockBar } from "./StockBar.tsx"
 import { formatInstant, useNow } from "./time.ts"
@@ -17,12 +19,23 @@ const statusWords: Record<Sale["status"], string> = {
   cancelled: "Cancelled"
 }
 
-/** The sale on now (or next): live stock, countdown, and the Buy button. */
+const orderOf = (outcome: PurchaseOutcome | undefined): string | undefined =>
+  outcome?.kind === "purchased" || outcome?.kind === "already_purchased" || outcome?.kind === "reserved"
+    ? outcome.orderId
+    : undefined
+
+/**
+ * The sale on now (or next): live stock, countdown, and the Buy button; in a sale with holds,
+ * the buyer's held order below it, to pay or give up.
+ */
 export function CurrentSale(props: {
   readonly sale: Sale
   readonly session: Session | undefined
   readonly purchasedOrderId: string | undefined
+  /** The order the buyer came back from the payment page with. */
+  readonly returnedOrderId: string | undefined
   readonly onPurchased: () => void
+  readonly onOrder: (order: OrderDetail) => void
   readonly onScheduleChange: () => void
 }) {
   const { sale, session } = props
@@ -81,6 +94,37 @@ export function CurrentSale(props: {
     props.purchasedOrderId !== undefined ||
     outcome?.kind === "purchased" ||
     outcome?.kind === "already_purchased"
+  // The order the checkout follows: the one Buy just answered with in a sale with holds, else
+  // the one the buyer came back from paying with, else the buyer's order in this sale.
+  const holds = sale.holdSeconds > 0
+  const answered = orderOf(outcome)
+  const held = answered !== undefined && (holds || outcome?.kind === "reserved") ? answered : undefined
+  const checkoutOrderId = held ?? props.returnedOrderId ?? (holds ? props.purchasedOrderId : undefined)
+  const returned = held === undefined && checkoutOrderId === props.returnedOrderId
+  const repeated =
+    held !== undefined &&
+    (outcome?.kind === "already_purchased" || (outcome?.kind === "reserved" && outcome.again))
+  const [followed, setFollowed] = useState<OrderDetail | undefined>(undefined)
+  const heldStatus =
+    checkoutOrderId === undefined
+      ? undefined
+      : followed?.orderId === checkoutOrderId
+        ? followed.status
+        : "reserved"
+  // A held order decides the button: paid, reserved, or lapsed (Buy again, unless this sale
+  // already answered a second press with the lapsed order).
+  const orderSays =
+    heldStatus === undefined
+      ? bought
+        ? "Purchased"
+        : undefined
+      : heldStatus === "paid"
+        ? "Purchased"
+        : heldStatus === "reserved"
+          ? "Reserved"
+          : repeated
+            ? "Hold lapsed"
+            : undefined
   const entered = outcome?.kind === "entered" || (entry !== undefined && entry.status !== "none")
   // Once drawn, the draw's panel says what became of the entry; the entry's own message goes.
   const drawnResult = entry?.status === "won" || entry?.status === "not_drawn"
@@ -95,33 +139,34 @@ export function CurrentSale(props: {
   }, [won])
 
   // What the sale says comes first; then whether this visitor can buy.
-  const disabledBecause = bought
-    ? "Purchased"
-    : draw !== undefined && entered
-      ? won
-        ? "Purchased"
-        : entry?.status === "not_drawn"
-          ? "Not picked"
-          : "Entered"
-      : draw !== undefined && now >= drawAt && status === "active"
-        ? "Draw closed"
-        : status === "upcoming"
-          ? "Not started"
-          : status === "sold_out"
-            ? "Sold out"
-            : status === "ended"
-              ? "Ended"
-              : status === "cancelled"
-                ? "Cancelled"
-                : session === undefined
-                  ? "Sign in to buy"
-                  : proving
-                    ? "Checking you're a person…"
-                    : busy
-                      ? draw === undefined
-                        ? "Buying…"
-                        : "Entering…"
-                      : undefined
+  const disabledBecause =
+    orderSays !== undefined
+      ? orderSays
+      : draw !== undefined && entered
+        ? won
+          ? "Purchased"
+          : entry?.status === "not_drawn"
+            ? "Not picked"
+            : "Entered"
+        : draw !== undefined && now >= drawAt && status === "active"
+          ? "Draw closed"
+          : status === "upcoming"
+            ? "Not started"
+            : status === "sold_out"
+              ? "Sold out"
+              : status === "ended"
+                ? "Ended"
+                : status === "cancelled"
+                  ? "Cancelled"
+                  : session === undefined
+                    ? "Sign in to buy"
+                    : proving
+                      ? "Checking you're a person…"
+                      : busy
+                        ? draw === undefined
+                          ? "Buying…"
+                          : "Entering…"
+                        : undefined
 
   return (
     <article className="sale current" aria-labelledby="current-sale-name" data-testid="current-sale">
@@ -167,9 +212,23 @@ export function CurrentSale(props: {
             ? `Buy for ${formatPrice(sale.priceCents)}`
             : `Enter the draw (${formatPrice(sale.priceCents)})`)}
       </button>
+      {checkoutOrderId === undefined || session === undefined ? null : (
+        <Checkout
+          key={checkoutOrderId}
+          token={session.token}
+          orderId={checkoutOrderId}
+          returned={returned}
+          repeated={repeated}
+          onOrder={(order) => {
+            setFollowed(order)
+            props.onOrder(order)
+          }}
+        />
+      )}
       <PurchaseMessage
         outcome={
-          drawnResult
+          // The checkout speaks for a held order; the message only for what has no order.
+          drawnResult || (checkoutOrderId !== undefined && (outcome === undefined || held !== undefined))
             ? undefined
             : (outcome ??
               (props.purchasedOrderId === undefined
