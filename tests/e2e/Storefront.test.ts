@@ -1,4 +1,5 @@
 import { Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { SqlClient } from "effect/sql"
 import { createHash } from "node:crypto"
 import { mkdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
@@ -733,6 +734,209 @@ describe("draw sales in Chromium", () => {
     await live.getByTestId("live-entries").filter({ hasText: /^2$/ }).waitFor({ timeout: wait })
     await live.getByTestId("live-winners").filter({ hasText: "1 / 1" }).waitFor({ timeout: wait })
     await console_.screenshot({ path: `${screenshots}/admin-draw.png`, fullPage: true })
+    await adminContext.close()
+  }, 120_000)
+})
+
+/** An order's row as PostgreSQL holds it. */
+const orderRow = (orderId: string) =>
+  Effect.runPromise(
+    Effect.flatMap(
+      SqlClient.SqlClient,
+      (sql) => sql<{ status: string; paidAt: Date | null }>`
+        SELECT status, paid_at AS "paidAt" FROM orders WHERE id = ${orderId}`
+    ).pipe(Effect.provide(Database.server(Redacted.make(databaseUrl), { maxConnections: 1 })), Effect.scoped)
+  ).then((rows) => rows[0])
+
+/** A sale's committed rows against the orders the pages showed as live (reserved or paid). */
+const invariantsOf = async (saleId: string, confirmed: ReadonlyMap<OrderId, UserId>) => {
+  const record = await Effect.runPromise(
+    Effect.flatMap(Audit, (audit) => audit.read(saleId as SaleId)).pipe(
+      Effect.provide(
+        Audit.layer.pipe(Layer.provide(Database.server(Redacted.make(databaseUrl), { maxConnections: 1 })))
+      ),
+      Effect.scoped
+    )
+  )
+  return { record, report: checkInvariants(record, confirmed) }
+}
+
+describe("checkout in Chromium", () => {
+  it("a buyer holds a unit, pays on the provider's page and comes back to “Paid”; another lets a hold lapse and the unit goes back on sale; the console shows both", async () => {
+    const admin = await login(adminEmail)
+    // Whatever has not ended from the tests before is cancelled: the hold sale is the current one.
+    const running = await api<ReadonlyArray<{ saleId: string; status: string }>>("GET", "/api/sales")
+    for (const earlier of running.filter((s) => s.status !== "ended" && s.status !== "cancelled"))
+      await api("POST", `/api/admin/sales/${earlier.saleId}/cancel`, undefined, admin.token)
+    const holdSale = async (name: string, holdSeconds: number, startedAgoMillis: number) => {
+      const { productId } = await api<{ productId: string }>(
+        "POST",
+        "/api/admin/products",
+        { name },
+        admin.token
+      )
+      return api<{ saleId: string; holdSeconds: number }>(
+        "POST",
+        "/api/admin/sales",
+        {
+          productId,
+          priceCents: 8_900,
+          stock: 1,
+          startsAt: new Date(Date.now() - startedAgoMillis).toISOString(),
+          endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+          holdSeconds
+        },
+        admin.token
+      )
+    }
+    const origin = new URL(node.url).origin
+
+    // Paid in time.
+    const grinder = await holdSale("Espresso grinder, held for you", 60, 1_000)
+    assert.strictEqual(grinder.holdSeconds, 60)
+    const buyerContext = await newVisitor(browser)
+    const page = await buyerContext.newPage()
+    await page.goto(node.url + "/")
+    await signIn(page, "quinn@example.com")
+    const card = page.getByTestId("current-sale")
+    await card.getByRole("heading", { name: "Espresso grinder, held for you" }).waitFor({ timeout: wait })
+    await remaining(page, 1)
+    await card.getByRole("button", { name: "Buy for $89.00" }).click()
+    const checkout = card.getByTestId("checkout")
+    await checkout.getByText("Pay within").waitFor({ timeout: wait })
+    assert.match((await checkout.getByRole("timer").textContent()) ?? "", /^(00:[0-5]\d|01:00)$/)
+    await card.getByRole("button", { name: "Reserved" }).waitFor({ timeout: wait })
+    await checkout.getByRole("button", { name: "Cancel my order" }).waitFor({ timeout: wait })
+    // The held unit is off the shelf for everyone while the buyer pays.
+    await remaining(page, 0)
+    const orderId = (await checkout.getAttribute("data-order-id")) ?? ""
+    assert.match(orderId, /^[0-9a-f-]{36}$/)
+    const quinn = await login("quinn@example.com")
+    const held = await api<{ status: string; payBy: string | null }>(
+      "GET",
+      `/api/orders/${orderId}`,
+      undefined,
+      quinn.token
+    )
+    assert.strictEqual(held.status, "reserved")
+    assert.isString(held.payBy)
+    await page.screenshot({ path: `${screenshots}/checkout.png`, fullPage: true })
+
+    // Pay: off to the provider's page, "Pay" there, and back to the shop with ?order=.
+    await checkout.getByRole("button", { name: "Pay", exact: true }).click()
+    await page.waitForURL((url) => url.origin !== origin, { timeout: wait })
+    await page.getByRole("button", { name: "Pay", exact: true }).click()
+    await page.waitForURL((url) => url.origin === origin, { timeout: wait })
+    const paid = page
+      .getByTestId("checkout-status")
+      .filter({ hasText: `Paid — the order is yours. Order id ${orderId}.` })
+    await paid.waitFor({ timeout: wait })
+    assert.notInclude(page.url(), "order=", "the return address is cleaned")
+    await card.getByRole("button", { name: "Purchased" }).waitFor({ timeout: wait })
+    await page
+      .getByTestId("orders")
+      .locator(`[data-order-id="${orderId}"]`)
+      .getByTestId("order-status")
+      .filter({ hasText: /^paid$/ })
+      .waitFor({ timeout: wait })
+    await page.screenshot({ path: `${screenshots}/checkout-paid.png`, fullPage: true })
+    const order = await api<{ status: string; paidAt: string | null }>(
+      "GET",
+      `/api/orders/${orderId}`,
+      undefined,
+      quinn.token
+    )
+    assert.strictEqual(order.status, "paid")
+    assert.isString(order.paidAt)
+    const row = await orderRow(orderId)
+    assert.strictEqual(row?.status, "paid")
+    assert.instanceOf(row?.paidAt, Date)
+    await buyerContext.close()
+
+    // Not paid: a three-second hold lapses and the unit goes back on sale. This sale started
+    // earlier than the grinder's, so the storefront shows it as the current one.
+    const kettle = await holdSale("Pour-over kettle, quick hold", 3, 60_000)
+    const lapseContext = await newVisitor(browser)
+    const other = await lapseContext.newPage()
+    await other.goto(node.url + "/")
+    await signIn(other, "rhea@example.com")
+    const kettleCard = other.getByTestId("current-sale")
+    await kettleCard.getByRole("heading", { name: "Pour-over kettle, quick hold" }).waitFor({ timeout: wait })
+    await remaining(other, 1)
+    await kettleCard.getByRole("button", { name: "Buy for $89.00" }).click()
+    await kettleCard.getByTestId("checkout").getByText("Pay within").waitFor({ timeout: wait })
+    const lapsedId = (await kettleCard.getByTestId("checkout").getAttribute("data-order-id")) ?? ""
+    await remaining(other, 0)
+    await other
+      .getByTestId("checkout-status")
+      .filter({
+        hasText: /^Your hold expired at \d\d:\d\d [AP]M before it was paid; the unit went back on sale\.$/
+      })
+      .waitFor({ timeout: wait })
+    // Back on sale: the live figure and the sale's view say so.
+    await remaining(other, 1)
+    assert.strictEqual((await api<{ remaining: number }>("GET", `/api/sales/${kettle.saleId}`)).remaining, 1)
+    const rhea = await login("rhea@example.com")
+    const lapsed = await api<{ status: string }>("GET", `/api/orders/${lapsedId}`, undefined, rhea.token)
+    assert.strictEqual(lapsed.status, "expired")
+    assert.strictEqual((await orderRow(lapsedId))?.status, "expired")
+    await other
+      .getByTestId("orders")
+      .locator(`[data-order-id="${lapsedId}"]`)
+      .getByTestId("order-status")
+      .filter({ hasText: "hold expired" })
+      .waitFor({ timeout: wait })
+    // One order per buyer in this sale: Buy again answers with the lapsed hold.
+    await kettleCard.getByRole("button", { name: "Buy for $89.00" }).click()
+    await other
+      .getByTestId("checkout-status")
+      .filter({ hasText: /One order per buyer in this sale, so it cannot be bought again\.$/ })
+      .waitFor({ timeout: wait })
+    await kettleCard.getByRole("button", { name: "Hold lapsed" }).waitFor({ timeout: wait })
+    await lapseContext.close()
+
+    // PostgreSQL: the grinder's paid order holds its unit; the kettle's unit is back.
+    const grinderCheck = await invariantsOf(
+      grinder.saleId,
+      new Map([[orderId as OrderId, quinn.userId as UserId]])
+    )
+    assert.strictEqual(violations(grinderCheck.report), 0, JSON.stringify(grinderCheck.report))
+    assert.strictEqual(grinderCheck.report.committed, 1)
+    const kettleCheck = await invariantsOf(kettle.saleId, new Map())
+    assert.strictEqual(violations(kettleCheck.report), 0, JSON.stringify(kettleCheck.report))
+    assert.strictEqual(kettleCheck.report.committed, 0)
+    assert.strictEqual(kettleCheck.record.available, 1)
+
+    // The console: a hold on the form, and each sale's orders by status on the live view.
+    const adminContext = await newVisitor(browser, { width: 1200, height: 1000 })
+    const console_ = await adminContext.newPage()
+    await console_.goto(node.url + "/")
+    await signIn(console_, adminEmail)
+    await console_.getByRole("link", { name: "Admin" }).click()
+    await console_.getByTestId("admin-console").waitFor({ timeout: wait })
+    await console_.getByLabel("Product").fill("Held lamp")
+    await console_.getByLabel("Hold for payment (seconds, 0 = final at purchase)").fill("30")
+    await console_.getByLabel("Allow another purchase after a lapsed hold").check()
+    await console_.getByRole("button", { name: "Create sale" }).click()
+    await console_.getByText("Sale of “Held lamp” created.").waitFor({ timeout: wait })
+    const rowOf = (product: string) =>
+      console_.getByTestId("admin-sales").getByRole("row").filter({ hasText: product })
+    await rowOf("Held lamp").getByText("hold 30 s").waitFor({ timeout: wait })
+    const lamp = (
+      await api<ReadonlyArray<{ productName: string; holdSeconds: number }>>("GET", "/api/sales")
+    ).find((s) => s.productName === "Held lamp")
+    assert.strictEqual(lamp?.holdSeconds, 30)
+    const live = console_.getByTestId("live-sale")
+    await rowOf("Espresso grinder, held for you").getByRole("button", { name: "Watch" }).click()
+    await live.getByTestId("live-orders-paid").filter({ hasText: /^1$/ }).waitFor({ timeout: wait })
+    await live
+      .getByTestId("live-paid-conversion")
+      .filter({ hasText: /^100 %$/ })
+      .waitFor({ timeout: wait })
+    await rowOf("Pour-over kettle, quick hold").getByRole("button", { name: "Watch" }).click()
+    await live.getByTestId("live-orders-expired").filter({ hasText: /^1$/ }).waitFor({ timeout: wait })
+    await live.getByTestId("live-paid-conversion").filter({ hasText: /^0 %$/ }).waitFor({ timeout: wait })
+    await console_.screenshot({ path: `${screenshots}/admin-checkout.png`, fullPage: true })
     await adminContext.close()
   }, 120_000)
 })
