@@ -186,7 +186,11 @@ export const paymentSettings = Config.all({
     Config.schema(Secret, "PAYMENT_WEBHOOK_SECRET").pipe(Config.map(Redacted.make))
   ),
   /** How old (or how far ahead) a webhook's signature may be; a replay past it is refused. */
-  webhookToleranceSeconds: positiveInt("PAYMENT_WEBHOOK_TOLERANCE_SECONDS").pipe(Config.withDefault(300))
+  webhookToleranceSeconds: positiveInt("PAYMENT_WEBHOOK_TOLERANCE_SECONDS").pipe(Config.withDefault(300)),
+  /** The ISO 4217 currency of every sale's price (in its minor unit, priceCents). */
+  currency: Config.schema(Schema.String.check(Schema.isPattern(/^[A-Z]{3}$/)), "PAYMENT_CURRENCY").pipe(
+    Config.withDefault("EUR")
+  )
 })
 
 export type PaymentSettings = Config.Success<typeof paymentSettings>
@@ -236,7 +240,8 @@ export const settingNames: ReadonlyArray<string> = [
   "PAYMENT_PROVIDER_URL",
   "PAYMENT_PROVIDER_KEY",
   "PAYMENT_WEBHOOK_SECRET",
-  "PAYMENT_WEBHOOK_TOLERANCE_SECONDS"
+  "PAYMENT_WEBHOOK_TOLERANCE_SECONDS",
+  "PAYMENT_CURRENCY"
 ]
 
 const everySetting: ReadonlyArray<Config.Config<unknown>> = [

@@ -8,6 +8,7 @@ import type * as Tracing from "../Tracing.ts"
 import { drawIfDue, type DrawCommit } from "./DrawStep.ts"
 import { expireIfDue, type HoldCommit } from "./ExpiryStep.ts"
 import type * as GroupCommitter from "./GroupCommitter.ts"
+import type * as Holds from "./Holds.ts"
 import * as Phase from "./Phase.ts"
 import * as Sale from "./SaleState.ts"
 
@@ -49,6 +50,8 @@ export type Message =
   | { readonly _tag: "Cancel"; readonly applied: () => void }
   /** Sent by `stop` and `relinquish`, so a decider waiting on an empty mailbox looks at the phase. */
   | { readonly _tag: "Wake" }
+  /** A payment or a cancellation PostgreSQL has already applied to a held order's row. */
+  | Holds.Settle
   | GroupCommitter.CommitterReport
 
 type PurchaseMessage = Extract<Message, { readonly _tag: "Purchase" }>
@@ -220,7 +223,7 @@ const decide = (d: Decider, message: PurchaseMessage, now: number, chunk: Chunk)
       park(d, decision.orderId, { userId, at: now, reply })
       break
     case "AlreadyPurchased":
-      reply(decision)
+      reply(stillHeld(d, decision.orderId))
       chunk.staged.push(record({ userId, outcome: attemptReason.AlreadyPurchased, at: now }))
       break
     case "EntryAccepted":
@@ -249,6 +252,14 @@ const decide = (d: Decider, message: PurchaseMessage, now: number, chunk: Chunk)
       chunk.refused[decision._tag]++
   }
   return decision._tag
+}
+
+// A buyer told about their order again hears its payBy while it is held, unpaid.
+const stillHeld = (d: Decider, orderId: OrderId): Outcome => {
+  const held = d.state.holds?.orders.get(orderId)
+  return held?.status === "held"
+    ? { _tag: "AlreadyPurchased", orderId, payBy: held.payBy }
+    : { _tag: "AlreadyPurchased", orderId }
 }
 
 const stageRefusals = (chunk: Chunk, now: number) => {
@@ -322,6 +333,9 @@ const handle = (d: Decider, message: Message, now: number, chunk: Chunk) => {
     case "Cancel":
       ;[d.state] = Sale.decide(d.state, { _tag: "Cancel" })
       return message.applied()
+    case "Settle":
+      ;[d.state] = Sale.decide(d.state, message)
+      return
     case "Committed":
     case "NotCommitted":
     case "Unknown":

@@ -1,16 +1,22 @@
 import { Cause, Effect, Exit } from "effect"
-import { randomUUID } from "node:crypto"
 import type { SqlError } from "effect/sql"
 import type { StaleEpoch } from "../domain/Errors.ts"
-import type { Batch, CommitReceipt } from "../storage/OrderStore.ts"
+import type { OrderId, SaleId } from "../domain/Ids.ts"
 import type { Decider } from "./Decider.ts"
 import type * as GroupCommitter from "./GroupCommitter.ts"
 import * as Holds from "./Holds.ts"
 import * as Phase from "./Phase.ts"
 import * as Sale from "./SaleState.ts"
 
-/** A fenced write of a hold sale's lifecycle (OrderStore.commit, migration 0011's overload). */
-export type HoldCommit = (batch: Batch) => Effect.Effect<CommitReceipt, StaleEpoch | SqlError.SqlError>
+/**
+ * The owner's fenced expiry (OrderStore.endHolds): the due orders still reserved expire, and
+ * what each due order is now comes back.
+ */
+export type HoldCommit = (
+  saleId: SaleId,
+  epoch: number,
+  orderIds: ReadonlyArray<OrderId>
+) => Effect.Effect<ReadonlyMap<OrderId, string>, StaleEpoch | SqlError.SqlError>
 
 // How long an expiry that failed on the database waits before it is tried again.
 const expiryRetryMillis = 1_000
@@ -30,12 +36,31 @@ const arm = (d: Decider, now: number) => {
   d.wakeAfter(deadline - now + 1)
 }
 
-/** Applies the expiry to the state; returns the promoted entrants' orders, to commit. */
-const applyExpiry = (d: Decider, due: ReadonlyArray<Sale.OrderRef>, now: number) => {
+/**
+ * Brings the state in line with what PostgreSQL says of each due order (a payment or a
+ * cancellation may have reached its row first), then expires the rest; returns the promoted
+ * entrants' orders, to commit.
+ */
+const applyExpiry = (
+  d: Decider,
+  due: ReadonlyArray<Sale.OrderRef>,
+  statuses: ReadonlyMap<OrderId, string>,
+  now: number
+) => {
+  let expired = 0
+  for (const order of due) {
+    const status = statuses.get(order.orderId)
+    if (status === "expired") expired++
+    else if (status === "paid") [d.state] = Sale.decide(d.state, { _tag: "Settle", orderId: order.orderId, status })
+    // A refunded order was cancelled or expired first: its unit is back on the stock row.
+    else if (status === "cancelled" || status === "refunded")
+      [d.state] = Sale.decide(d.state, { _tag: "Settle", orderId: order.orderId, status: "cancelled" })
+    else throw new Error(`sale ${d.saleId}: a due hold ${order.orderId} is ${status ?? "missing"} after its expiry`)
+  }
   const [next, expiry] = Sale.decide(d.state, { _tag: "Expire", now })
   d.state = next
-  if (expiry.expired.length !== due.length)
-    throw new Error(`sale ${d.saleId}: expired ${expiry.expired.length} holds, committed ${due.length}`)
+  if (expiry.expired.length !== expired)
+    throw new Error(`sale ${d.saleId}: expired ${expiry.expired.length} holds, committed ${expired}`)
   return expiry.promoted
 }
 
@@ -53,17 +78,13 @@ const runExpiry = Effect.fnUntraced(function* (
   now: number
 ) {
   const exit = yield* Effect.exit(
-    commitHolds({
-      batchId: randomUUID(),
-      saleId: d.saleId,
-      epoch: d.epoch,
-      orders: [],
-      attempts: [],
-      refusals: [],
-      ended: due.map((order) => ({ orderId: order.orderId, status: "expired" as const }))
-    })
+    commitHolds(
+      d.saleId,
+      d.epoch,
+      due.map((order) => order.orderId)
+    )
   )
-  if (Exit.isSuccess(exit)) return applyExpiry(d, due, now)
+  if (Exit.isSuccess(exit)) return applyExpiry(d, due, exit.value, now)
   if (exit.cause.reasons.some((r) => Cause.isFailReason(r) && r.error._tag === "StaleEpoch")) {
     yield* Effect.logWarning("fenced at an expiry: another owner holds a newer epoch; halting", {
       saleId: d.saleId,
@@ -112,7 +133,7 @@ export const expireIfDue = (
   const due = Holds.dueAt(d.state, book, now)
   // Nothing due but settled holds to move past: nothing to write.
   const promoted =
-    due.length === 0 ? Effect.sync(() => applyExpiry(d, due, now)) : runExpiry(d, commitHolds, due, now)
+    due.length === 0 ? Effect.sync(() => applyExpiry(d, due, new Map(), now)) : runExpiry(d, commitHolds, due, now)
   return promoted.pipe(
     Effect.map((promotions) => promotions.map((p) => staged(p, now))),
     Effect.tap(() => Effect.sync(() => arm(d, now)))

@@ -113,7 +113,8 @@ const answerAccepted = (staged: Staged, receipt: CommitReceipt, drawAt: number) 
   if (staged.order === undefined) return answerEntered(staged, receipt, drawAt)
   if (!receipt.orderIds.has(staged.order.orderId))
     throw new Error("answered an order the receipt does not hold")
-  staged.reply({ _tag: "Accepted", orderId: staged.order.orderId })
+  const { orderId, payBy } = staged.order
+  staged.reply(payBy === undefined ? { _tag: "Accepted", orderId } : { _tag: "Accepted", orderId, payBy })
 }
 
 const answerEntered = (staged: Staged, receipt: CommitReceipt, drawAt: number) => {

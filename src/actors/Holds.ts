@@ -342,8 +342,39 @@ const nextEntrant = (book: HoldBook): { readonly userId: UserId; readonly book: 
   return userId === undefined ? undefined : { userId, book: { ...book, nextWaiting: book.nextWaiting + 1 } }
 }
 
-export type HoldCommand = Pay | CancelHold | Expire
-export type HoldDecision = PayDecision | CancelDecision | Expiry
+/**
+ * A change PostgreSQL made without the decider, learnt afterwards: a payment a webhook applied
+ * to the order row, or the buyer's cancellation (whose unit the stock row got back then). The
+ * row is the arbiter, so this only brings the book in line: a committed held order moves once
+ * (H3), and a cancelled unit is freed in memory once (H5). Anything else is left as it is.
+ */
+export interface Settle {
+  readonly _tag: "Settle"
+  readonly orderId: OrderId
+  readonly status: "paid" | "cancelled"
+}
+
+export interface Settled {
+  readonly _tag: "Settled"
+  readonly orderId: OrderId
+  readonly applied: boolean
+}
+
+export const settle = (state: SaleState, book: HoldBook, command: Settle): readonly [SaleState, Settled] => {
+  const orderId = command.orderId
+  const held = book.orders.get(orderId)
+  const unchanged = [state, { _tag: "Settled", orderId, applied: false }] as const
+  if (held === undefined || held.status !== "held") return unchanged
+  const order = { userId: held.userId, orderId }
+  if (!committedHolding(state, order)) return unchanged
+  const applied = { _tag: "Settled", orderId, applied: true } as const
+  if (command.status === "cancelled") return [end(state, book, order, held, "cancelled"), applied]
+  book.orders.set(orderId, { ...held, status: "paid" })
+  return [{ ...state, holds: { ...book, held: book.held - 1, paid: book.paid + 1 } }, applied]
+}
+
+export type HoldCommand = Pay | CancelHold | Expire | Settle
+export type HoldDecision = PayDecision | CancelDecision | Expiry | Settled
 
 /** A hold command's transition, for `SaleState.decide`. */
 export const decide = (state: SaleState, command: HoldCommand): readonly [SaleState, HoldDecision] => {
@@ -360,5 +391,9 @@ export const decide = (state: SaleState, command: HoldCommand): readonly [SaleSt
         : cancelHold(state, book, command)
     case "Expire":
       return book === undefined ? [state, { expired: [], promoted: [] }] : expire(state, book, command.now)
+    case "Settle":
+      return book === undefined
+        ? [state, { _tag: "Settled", orderId: command.orderId, applied: false }]
+        : settle(state, book, command)
   }
 }

@@ -60,6 +60,11 @@ export interface SaleActor {
   readonly offer: (userId: UserId, reply: Decider.Reply, trace?: Tracing.TraceContext) => void
   /** A message to the decider; completes when applied. */
   readonly cancel: Effect.Effect<void>
+  /**
+   * Tells the decider of a payment or a cancellation already applied to a held order's row,
+   * so a cancelled unit is back on sale at once, not at the hold's deadline.
+   */
+  readonly settle: (orderId: OrderId, status: Holds.Settle["status"]) => void
   readonly view: (now: number) => SaleView
   /** Published by the decider after every committed change of remaining/cancelled: the sale watch reads it. */
   readonly figures: SubscriptionRef.SubscriptionRef<Decider.SaleFigures>
@@ -173,7 +178,7 @@ export const make = Effect.fnUntraced(function* (
     }
   })
   yield* Effect.forkIn(
-    Decider.run(d, committer, store.draw, store.commit).pipe(
+    Decider.run(d, committer, store.draw, store.endHolds).pipe(
       Effect.ensuring(Effect.suspend(() => Deferred.succeed(stopped, reasonOf(d.phase))))
     ),
     scope
@@ -194,6 +199,9 @@ export const make = Effect.fnUntraced(function* (
       if (!Queue.offerUnsafe(d.mailbox, { _tag: "Cancel", applied: () => resume(Effect.void) }))
         resume(Effect.void)
     }),
+    settle: (orderId, status) => {
+      Queue.offerUnsafe(d.mailbox, { _tag: "Settle", orderId, status })
+    },
     view: (now) => viewOf(d, now),
     figures: d.figures,
     stop: request("stop"),

@@ -27,7 +27,9 @@ import type { RoutedReply } from "../domain/Reply.ts"
 
 /** What an owner answers for one forwarded purchase. */
 export const Reply = {
+  /** value: "orderId", or "orderId payBy" (epoch ms) for an order held until then */
   Accepted: 0,
+  /** value: as Accepted's */
   AlreadyPurchased: 1,
   SoldOut: 2,
   NotStarted: 3,
@@ -193,9 +195,11 @@ export const proves = (key: Uint8Array, challenge: Uint8Array, proof: unknown): 
 export const outcomeReply = (outcome: Outcome): readonly [ReplyCode, string | number | null] => {
   switch (outcome._tag) {
     case "Accepted":
-      return [Reply.Accepted, outcome.orderId]
     case "AlreadyPurchased":
-      return [Reply.AlreadyPurchased, outcome.orderId]
+      return [
+        outcome._tag === "Accepted" ? Reply.Accepted : Reply.AlreadyPurchased,
+        outcome.payBy === undefined ? outcome.orderId : `${outcome.orderId} ${outcome.payBy}`
+      ]
     case "SoldOut":
       return [Reply.SoldOut, null]
     case "NotStarted":
@@ -219,6 +223,14 @@ const enteredOutcome = (value: ForwardReply[2]): Outcome => {
     enteredAt: Number(enteredAt),
     drawAt: Number(drawAt)
   }
+}
+
+// "orderId" for a final order, "orderId payBy" for a held one.
+const orderOutcome = (tag: "Accepted" | "AlreadyPurchased", value: ForwardReply[2]): Outcome => {
+  const text = String(value)
+  const space = text.indexOf(" ")
+  if (space === -1) return { _tag: tag, orderId: text as OrderId }
+  return { _tag: tag, orderId: text.slice(0, space) as OrderId, payBy: Number(text.slice(space + 1)) }
 }
 
 /** The owner does not own the sale (any more): the sender looks the owner up again. */
@@ -255,9 +267,9 @@ export const replyAnswer = (
 export const replyOutcome = (code: ReplyCode, value: ForwardReply[2]): Outcome | undefined => {
   switch (code) {
     case Reply.Accepted:
-      return { _tag: "Accepted", orderId: String(value) as OrderId }
+      return orderOutcome("Accepted", value)
     case Reply.AlreadyPurchased:
-      return { _tag: "AlreadyPurchased", orderId: String(value) as OrderId }
+      return orderOutcome("AlreadyPurchased", value)
     case Reply.SoldOut:
       return { _tag: "SoldOut" }
     case Reply.NotStarted:

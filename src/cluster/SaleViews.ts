@@ -28,6 +28,7 @@ export interface SaleListing {
   readonly priceCents: number
   readonly rules: PurchaseRules
   readonly allocation: Allocation
+  readonly holdSeconds: number
   readonly figures: PushedFigures
 }
 
@@ -39,6 +40,8 @@ export interface View {
   rules: PurchaseRules
   /** As the row last said: a draw's seed appears in it once the draw is done. */
   allocation: Allocation
+  /** Seconds a purchase is held for payment; 0: final. Fixed at creation, like the rules. */
+  holdSeconds: number
   /** "owner": pushed (or this node's actor); "row": read from PostgreSQL. */
   source: "owner" | "row"
   heardAt: number
@@ -122,6 +125,7 @@ export const viewOf = (state: SaleViews, saleId: SaleId): View => {
     priceCents: 0,
     rules: noRules,
     allocation: firstCome,
+    holdSeconds: 0,
     source: "row",
     heardAt: 0,
     fencedUpTo: 0,
@@ -160,6 +164,7 @@ export const fromRow = (state: SaleViews, row: SaleRow, now: number) => {
   view.productName = row.productName
   view.priceCents = row.priceCents
   view.rules = rulesOf(row)
+  view.holdSeconds = row.holdSeconds
   view.allocation = row.allocation
   const figures = rowFigures(row)
   const previous = view.figures
@@ -186,6 +191,7 @@ export const listingOf = (view: View, figures: PushedFigures): SaleListing => ({
   priceCents: view.priceCents,
   rules: view.rules,
   allocation: view.allocation,
+  holdSeconds: view.holdSeconds,
   figures
 })
 

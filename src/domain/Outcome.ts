@@ -8,8 +8,10 @@ import type { OrderId } from "./Ids.ts"
  * `AlreadyPurchased` and everyone else who entered `NotDrawn`, with their waiting-list place.
  */
 export type Outcome =
-  | { readonly _tag: "Accepted"; readonly orderId: OrderId }
-  | { readonly _tag: "AlreadyPurchased"; readonly orderId: OrderId }
+  /** `payBy` (epoch ms): a hold sale's order, reserved until then; absent: final. */
+  | { readonly _tag: "Accepted"; readonly orderId: OrderId; readonly payBy?: number }
+  /** `payBy`: the order is still held, unpaid, until then. */
+  | { readonly _tag: "AlreadyPurchased"; readonly orderId: OrderId; readonly payBy?: number }
   | { readonly _tag: "SoldOut" }
   | { readonly _tag: "NotStarted"; readonly startsAt: number }
   | { readonly _tag: "Ended" }

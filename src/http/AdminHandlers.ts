@@ -5,11 +5,13 @@ import { SaleWatch } from "../cluster/SaleWatch.ts"
 import type { Allocation } from "../domain/Allocation.ts"
 import { newSeed } from "../domain/Draw.ts"
 import type { SaleId } from "../domain/Ids.ts"
+import { Checkout } from "../storage/Checkout.ts"
 import { Products } from "../storage/Products.ts"
 import { Sales, type NewSale, type SaleChanges } from "../storage/Sales.ts"
 import { SaleStats } from "../storage/SaleStats.ts"
 import { Api, CurrentUser } from "./Api.ts"
 import {
+  InvalidRequest,
   invalidRequest,
   NotAdmin,
   productNotFound,
@@ -60,6 +62,22 @@ const windowWithoutDraw = invalidRequest(
 const drawWithoutWindow = invalidRequest('Invalid payload: allocation "draw" needs entryWindowSeconds', {
   in: "payload",
   path: ["entryWindowSeconds"]
+})
+
+// A hold is paid for: a free unit has nothing to collect. A draw's winners are final at the draw.
+const holdNeedsPrice = new InvalidRequest({
+  error: {
+    code: "hold_needs_price",
+    message: "Invalid payload: a sale that holds units for payment (holdSeconds > 0) needs priceCents > 0",
+    details: { in: "payload", path: ["holdSeconds"] }
+  }
+})
+const holdNotForDraw = new InvalidRequest({
+  error: {
+    code: "hold_not_for_draw",
+    message: 'Invalid payload: holdSeconds is for allocation "first_come" only',
+    details: { in: "payload", path: ["holdSeconds"] }
+  }
 })
 
 interface AllocationPayload {
@@ -116,6 +134,7 @@ interface Stores {
   readonly sales: Sales["Service"]
   readonly stats: SaleStats["Service"]
   readonly registry: SaleRegistry["Service"]
+  readonly checkout: Checkout["Service"]
 }
 
 type SalePayload = Omit<SaleChanges, "startsAt" | "endsAt"> & {
@@ -143,8 +162,22 @@ const createSale = (
     if (endsAt <= startsAt) return yield* badWindow
     const draw = yield* newDraw(payload, startsAt, endsAt)
     const { productId, priceCents, stock, powDifficulty, olderAccountsOnly } = payload
+    const { holdSeconds, repurchaseAfterLapse } = payload
+    if ((holdSeconds ?? 0) > 0 && draw !== undefined) return yield* holdNotForDraw
+    if ((holdSeconds ?? 0) > 0 && priceCents === 0) return yield* holdNeedsPrice
     const saleId = yield* stores.sales
-      .create({ productId, priceCents, stock, startsAt, endsAt, draw, powDifficulty, olderAccountsOnly })
+      .create({
+        productId,
+        priceCents,
+        stock,
+        startsAt,
+        endsAt,
+        draw,
+        powDifficulty,
+        olderAccountsOnly,
+        holdSeconds,
+        repurchaseAfterLapse
+      })
       .pipe(
         Effect.catchTag("ProductNotFound", () => Effect.fail(productNotFound())),
         Effect.catchTag("SqlError", Effect.die)
@@ -162,6 +195,7 @@ const updateSale = (stores: Stores, saleId: SaleId, payload: SalePayload) =>
     if ((endsAt ?? current.endsAt) <= (startsAt ?? current.startsAt)) return yield* badWindow
     if (!keepsWindow(current.allocation, startsAt ?? current.startsAt, endsAt ?? current.endsAt))
       return yield* windowPastEnd
+    if (current.holdSeconds > 0 && payload.priceCents === 0) return yield* holdNeedsPrice
     // An actor of this node holds the old schedule and stock: it drains and flushes its
     // audit records first. The update then fences any owner elsewhere (Sales.update).
     yield* stores.registry.stop(saleId)
@@ -190,6 +224,8 @@ const saleStats = (stores: Stores, saleId: SaleId) =>
   Effect.gen(function* () {
     const sale = yield* saleView(stores, saleId)
     const figures = yield* stores.stats.of(saleId).pipe(Effect.orDie)
+    const orders = yield* stores.checkout.counts(saleId).pipe(Effect.orDie)
+    const ended = orders.paid + orders.expired + orders.cancelled + orders.refunded
     return {
       saleId: sale.saleId,
       status: sale.status,
@@ -200,7 +236,9 @@ const saleStats = (stores: Stores, saleId: SaleId) =>
       committed: figures.committed,
       soldOutAt: figures.soldOutAt === null ? null : new Date(figures.soldOutAt).toISOString(),
       recentPurchasesPerSecond: figures.recentPerSecond,
-      commitLatencyMillis: figures.commitMillis
+      commitLatencyMillis: figures.commitMillis,
+      orders,
+      paidConversion: ended === 0 ? null : orders.paid / ended
     }
   })
 
@@ -219,7 +257,8 @@ export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
       products: yield* Products,
       sales: yield* Sales,
       stats: yield* SaleStats,
-      registry: yield* SaleRegistry
+      registry: yield* SaleRegistry,
+      checkout: yield* Checkout
     }
     return handlers
       .handle("createProduct", ({ payload }) =>

@@ -24,7 +24,11 @@ import {
   NotReady,
   NotSignedIn,
   NotYourOrders,
+  OrderNotCancellable,
+  OrderNotFound,
+  OrderNotPayable,
   Overloaded,
+  PaymentUnavailable,
   ProductNotFound,
   ProofOfWorkNotRequired,
   ProofOfWorkRejected,
@@ -102,23 +106,33 @@ export const SaleView = Schema.Struct({
   powDifficulty: Schema.NullOr(Schema.Int),
   /** Only accounts created before this instant (the sale's publication) may buy; null: any. */
   accountsCreatedBefore: Schema.NullOr(Schema.String),
-  allocation: AllocationView
+  allocation: AllocationView,
+  /** Seconds a purchase is held for its buyer to pay; 0: a purchase is final at once. */
+  holdSeconds: Schema.Int
 })
+
+/**
+ * A hold sale's order is "reserved" until `payBy` (pay with `POST /api/orders/:orderId/pay`);
+ * any other order is "purchased", final.
+ */
+const PurchaseStatus = Schema.Literals(["purchased", "reserved"])
 
 /** 201: a new order, committed. */
 export const Purchased = Schema.Struct({
   orderId: OrderId,
   saleId: SaleId,
-  status: Schema.Literal("purchased"),
-  alreadyPurchased: Schema.Literal(false)
+  status: PurchaseStatus,
+  alreadyPurchased: Schema.Literal(false),
+  payBy: Schema.optionalKey(Schema.String)
 }).pipe(HttpApiSchema.status(201))
 
 /** 200: this buyer had bought already; the existing order, not a second one (retries are safe). */
 export const AlreadyPurchased = Schema.Struct({
   orderId: OrderId,
   saleId: SaleId,
-  status: Schema.Literal("purchased"),
-  alreadyPurchased: Schema.Literal(true)
+  status: PurchaseStatus,
+  alreadyPurchased: Schema.Literal(true),
+  payBy: Schema.optionalKey(Schema.String)
 })
 
 /** 202: a draw sale's entry, committed; a second attempt gets the same entry. */
@@ -159,11 +173,29 @@ export const DrawView = Schema.Struct({
   waitingList: Schema.NullOr(Schema.Array(UserId))
 })
 
+/** reserved (held until payBy), paid (final), expired or cancelled unpaid, refunded (a late payment given back). */
+export const OrderStatus = Schema.Literals(["reserved", "paid", "expired", "cancelled", "refunded"])
+
 export const OrderView = Schema.Struct({
   orderId: OrderId,
   saleId: SaleId,
   priceCents: Schema.Int,
-  createdAt: Schema.String
+  createdAt: Schema.String,
+  status: OrderStatus,
+  payBy: Schema.NullOr(Schema.String)
+})
+
+/** One order through checkout, for its buyer or an admin. */
+export const OrderDetail = Schema.Struct({
+  orderId: OrderId,
+  saleId: SaleId,
+  userId: UserId,
+  status: OrderStatus,
+  priceCents: Schema.Int,
+  currency: Schema.String,
+  createdAt: Schema.String,
+  payBy: Schema.NullOr(Schema.String),
+  paidAt: Schema.NullOr(Schema.String)
 })
 
 export const MyPurchase = Schema.Struct({
@@ -328,6 +360,7 @@ const EntryWindow = Schema.Int.check(
   Schema.isGreaterThanOrEqualTo(minEntryWindowSeconds),
   Schema.isLessThanOrEqualTo(maxEntryWindowSeconds)
 )
+const HoldSeconds = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(3_600))
 const ProductName = Line(200)
 const Description = Paragraphs(2_000)
 const PowDifficulty = Schema.Int.check(
@@ -346,7 +379,17 @@ export const SaleStats = Schema.Struct({
   soldOutAt: Schema.NullOr(Schema.String),
   recentPurchasesPerSecond: Schema.Number,
   /** Duration of the sale's batch transactions on the database, BEGIN to COMMIT; null before any. */
-  commitLatencyMillis: Schema.NullOr(Schema.Struct({ p50: Schema.Number, p99: Schema.Number }))
+  commitLatencyMillis: Schema.NullOr(Schema.Struct({ p50: Schema.Number, p99: Schema.Number })),
+  /** Orders by status. */
+  orders: Schema.Struct({
+    reserved: Schema.Int,
+    paid: Schema.Int,
+    expired: Schema.Int,
+    cancelled: Schema.Int,
+    refunded: Schema.Int
+  }),
+  /** paid / (paid + expired + cancelled + refunded): of the holds that ended, the share paid; null before any ended. */
+  paidConversion: Schema.NullOr(Schema.Number)
 })
 
 /** Admin role only: a signed-in non-admin gets 403. */
@@ -382,7 +425,11 @@ export class AdminGroup extends HttpApiGroup.make("admin")
         olderAccountsOnly: Schema.optional(Schema.Boolean),
         /** first_come (the default) or draw, with its entry window from the start. */
         allocation: Schema.optional(Schema.Literals(["first_come", "draw"])),
-        entryWindowSeconds: Schema.optional(EntryWindow)
+        entryWindowSeconds: Schema.optional(EntryWindow),
+        /** Seconds each purchase is held for payment (first come only; needs a price); 0, absent: final. */
+        holdSeconds: Schema.optional(HoldSeconds),
+        /** Whether a buyer whose hold expired or was cancelled may buy again. */
+        repurchaseAfterLapse: Schema.optional(Schema.Boolean)
       }),
       success: SaleView.pipe(HttpApiSchema.status(201)),
       error: [NotAdmin, ProductNotFound, InvalidRequest]
@@ -427,6 +474,29 @@ export class HealthGroup extends HttpApiGroup.make("health").add(
   })
 ) {}
 
+/** A buyer's orders through checkout: the buyer who owns the order (or an admin, to read it). */
+export class OrdersGroup extends HttpApiGroup.make("orders")
+  .add(
+    HttpApiEndpoint.get("get", "/api/orders/:orderId", {
+      params: { orderId: OrderId },
+      success: OrderDetail,
+      error: [OrderNotFound, InvalidRequest]
+    }),
+    /** A checkout at the payment provider for a held order: the browser goes to `checkoutUrl`. */
+    HttpApiEndpoint.post("pay", "/api/orders/:orderId/pay", {
+      params: { orderId: OrderId },
+      success: Schema.Struct({ orderId: OrderId, checkoutUrl: Schema.String }),
+      error: [OrderNotFound, OrderNotPayable, PaymentUnavailable, InvalidRequest]
+    }),
+    /** The buyer gives a held order up before paying: its unit goes back on sale. */
+    HttpApiEndpoint.post("cancel", "/api/orders/:orderId/cancel", {
+      params: { orderId: OrderId },
+      success: OrderDetail,
+      error: [OrderNotFound, OrderNotCancellable, InvalidRequest]
+    })
+  )
+  .middleware(Authentication) {}
+
 export class Api extends HttpApi.make("mincommerce")
   .add(AuthGroup)
   .add(AccountGroup)
@@ -434,6 +504,7 @@ export class Api extends HttpApi.make("mincommerce")
   .add(CurrentSaleGroup)
   .add(PurchaseGroup)
   .add(AdminGroup)
+  .add(OrdersGroup)
   .add(HealthGroup)
   .middleware(ErrorAnswers)
   .annotateMerge(

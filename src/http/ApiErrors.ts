@@ -33,6 +33,11 @@ export const errorTable = {
   ProductNotFound: { status: 404, retryAfter: false },
   NoCurrentSale: { status: 404, retryAfter: false },
   NotADrawSale: { status: 404, retryAfter: false },
+  OrderNotFound: { status: 404, retryAfter: false },
+  OrderNotPayable: { status: 409, retryAfter: false },
+  OrderNotCancellable: { status: 409, retryAfter: false },
+  WebhookRejected: { status: 400, retryAfter: false },
+  PaymentUnavailable: { status: 503, retryAfter: true },
   NoSuchRoute: { status: 404, retryAfter: false },
   SoldOut: { status: 409, retryAfter: false },
   SaleNotActive: { status: 409, retryAfter: false },
@@ -120,6 +125,35 @@ export class NotADrawSale extends Schema.TaggedError<NotADrawSale>()(
   "NotADrawSale",
   { error: ErrorBody },
   status("NotADrawSale")
+) {}
+/** No order with this id that the caller may see (its buyer, or an admin). */
+export class OrderNotFound extends Schema.TaggedError<OrderNotFound>()(
+  "OrderNotFound",
+  { error: ErrorBody },
+  status("OrderNotFound")
+) {}
+/** The order is not held and unpaid, or its deadline passed: `details.status` says what it is. */
+export class OrderNotPayable extends Schema.TaggedError<OrderNotPayable>()(
+  "OrderNotPayable",
+  { error: ErrorBody },
+  status("OrderNotPayable")
+) {}
+export class OrderNotCancellable extends Schema.TaggedError<OrderNotCancellable>()(
+  "OrderNotCancellable",
+  { error: ErrorBody },
+  status("OrderNotCancellable")
+) {}
+/** A payment provider's webhook that is not signed right, too old, or not an event. */
+export class WebhookRejected extends Schema.TaggedError<WebhookRejected>()(
+  "WebhookRejected",
+  { error: ErrorBody },
+  status("WebhookRejected")
+) {}
+/** The payment provider did not answer; nothing was charged, try again. */
+export class PaymentUnavailable extends Schema.TaggedError<PaymentUnavailable>()(
+  "PaymentUnavailable",
+  { error: RetryBody },
+  status("PaymentUnavailable")
 ) {}
 /** A path the API does not serve. */
 export class NoSuchRoute extends Schema.TaggedError<NoSuchRoute>()(
@@ -266,6 +300,11 @@ export type ApiError =
   | ProductNotFound
   | NoCurrentSale
   | NotADrawSale
+  | OrderNotFound
+  | OrderNotPayable
+  | OrderNotCancellable
+  | WebhookRejected
+  | PaymentUnavailable
   | NoSuchRoute
   | SoldOut
   | SaleNotActive
@@ -296,7 +335,7 @@ export type ErrorAnswer<E extends ApiError = ApiError> = E extends ApiError
   ? { readonly _tag: E["_tag"]; readonly error: E["error"] }
   : never
 
-type Retryable = RateLimited | Overloaded | PurchaseUnavailable | NotReady
+type Retryable = RateLimited | Overloaded | PurchaseUnavailable | NotReady | PaymentUnavailable
 
 const isRetryable = (answer: ErrorAnswer): answer is ErrorAnswer<Retryable> =>
   errorTable[answer._tag].retryAfter
@@ -317,6 +356,11 @@ const classes = [
   ProductNotFound,
   NoCurrentSale,
   NotADrawSale,
+  OrderNotFound,
+  OrderNotPayable,
+  OrderNotCancellable,
+  WebhookRejected,
+  PaymentUnavailable,
   NoSuchRoute,
   SoldOut,
   SaleNotActive,

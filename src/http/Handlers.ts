@@ -7,6 +7,7 @@ import { Api } from "./Api.ts"
 import { NotReady } from "./ApiErrors.ts"
 import { AuthenticationLive, ErrorAnswersLive } from "./ApiMiddleware.ts"
 import { AdminHandlers } from "./AdminHandlers.ts"
+import { OrdersHandlers } from "./CheckoutHandlers.ts"
 import { IdentityHandlers } from "./AuthHandlers.ts"
 import { PurchaseHandlers } from "./PurchaseHandlers.ts"
 import { CurrentSaleHandlers, SalesHandlers } from "./SaleReadHandlers.ts"
@@ -67,5 +68,6 @@ export const ApiHandlers = Layer.mergeAll(
   CurrentSaleHandlers,
   PurchaseHandlers,
   AdminHandlers,
+  OrdersHandlers,
   HealthHandlers
 ).pipe(Layer.provide(Layer.mergeAll(AuthenticationLive, ErrorAnswersLive)))

@@ -23,8 +23,10 @@ export type PurchaseAnswer =
       readonly order: {
         readonly orderId: OrderId
         readonly saleId: SaleId
-        readonly status: "purchased"
+        /** "reserved": a hold sale's order, to be paid by `payBy` (ISO); "purchased": final. */
+        readonly status: "purchased" | "reserved"
         readonly alreadyPurchased: boolean
+        readonly payBy?: string
       }
     }
   | {
@@ -56,15 +58,23 @@ const cancelled = {
 export const purchaseAnswer = (saleId: SaleId, reply: RoutedReply): PurchaseAnswer => {
   switch (reply._tag) {
     case "Accepted":
-      return {
-        status: 201,
-        order: { orderId: reply.orderId, saleId, status: "purchased", alreadyPurchased: false }
-      }
-    case "AlreadyPurchased":
-      return {
-        status: 200,
-        order: { orderId: reply.orderId, saleId, status: "purchased", alreadyPurchased: true }
-      }
+    case "AlreadyPurchased": {
+      const alreadyPurchased = reply._tag === "AlreadyPurchased"
+      const status = alreadyPurchased ? 200 : 201
+      const orderId = reply.orderId
+      return reply.payBy === undefined
+        ? { status, order: { orderId, saleId, status: "purchased", alreadyPurchased } }
+        : {
+            status,
+            order: {
+              orderId,
+              saleId,
+              status: "reserved",
+              alreadyPurchased,
+              payBy: new Date(reply.payBy).toISOString()
+            }
+          }
+    }
     case "SoldOut":
       return soldOut
     case "NotStarted":

@@ -19,7 +19,9 @@ const orderView = (order: OrderRow) => ({
   orderId: order.orderId,
   saleId: order.saleId,
   priceCents: order.priceCents,
-  createdAt: new Date(order.createdAt).toISOString()
+  createdAt: new Date(order.createdAt).toISOString(),
+  status: order.status,
+  payBy: order.payBy === null ? null : new Date(order.payBy).toISOString()
 })
 
 const notYours = new NotYourOrders({ error: { code: "forbidden", message: "These orders are not yours" } })
@@ -67,7 +69,9 @@ export const PurchaseHandlers = HttpApiBuilder.group(Api, "purchase", (handlers)
     const mine = Effect.fnUntraced(function* (saleId: SaleId) {
       const user = yield* CurrentUser
       const order = yield* orders.inSale(saleId, user.userId).pipe(Effect.orDie)
-      return { saleId, purchased: order !== undefined, order: order === undefined ? null : orderView(order) }
+      // A hold that expired or was cancelled unpaid bought nothing; its order is still shown.
+      const purchased = order !== undefined && (order.status === "paid" || order.status === "reserved")
+      return { saleId, purchased, order: order === undefined ? null : orderView(order) }
     })
 
     const ofUser = Effect.fnUntraced(function* (userId: UserId) {

@@ -29,7 +29,8 @@ export const presentListing = (listing: SaleListing, now: number) => {
     total: f.total,
     remaining: f.remaining,
     ...presentRules(listing.rules),
-    allocation: presentAllocation(listing.allocation)
+    allocation: presentAllocation(listing.allocation),
+    holdSeconds: listing.holdSeconds
   }
 }
 

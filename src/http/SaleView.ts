@@ -47,6 +47,7 @@ export const presentSale = (registry: SaleRegistry["Service"], row: SaleRow) => 
     total: row.total,
     remaining,
     ...presentRules(rulesOf(row)),
-    allocation: presentAllocation(row.allocation)
+    allocation: presentAllocation(row.allocation),
+    holdSeconds: row.holdSeconds
   }
 }

@@ -17,6 +17,7 @@ import {
   type ApiError,
   type InvalidRequest
 } from "./ApiErrors.ts"
+import { PaymentsLive, WebhookRoute } from "./CheckoutHandlers.ts"
 import { ApiHandlers } from "./Handlers.ts"
 import { errorAnswer, toServerResponse } from "./JsonAnswer.ts"
 import { Limits } from "./Limits.ts"
@@ -170,8 +171,9 @@ export const ApiRoutes = Layer.mergeAll(
   MetricsRoute,
   SaleEventsRoute,
   StaticAssets,
+  WebhookRoute,
   Edge
-).pipe(Layer.provide(ApiHandlers))
+).pipe(Layer.provide(ApiHandlers), Layer.provide(PaymentsLive))
 
 /**
  * The API on an HTTP server, with request bodies capped at `maxBodyBytes`. Browsers on other

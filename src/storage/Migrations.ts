@@ -2,6 +2,7 @@ import { NodeServices } from "@effect/platform-node"
 import * as PgMigrator from "@effect/sql-pg/PgMigrator"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { checkoutMigration } from "./Checkout.ts"
 import { paymentEventsMigration } from "./PaymentEvents.ts"
 
 const schema = Effect.gen(function* () {
@@ -393,7 +394,8 @@ export const Migrations = {
       "0009_draw": draws,
       "0010_purchase_rules": purchaseRules,
       "0011_order_lifecycle": orderLifecycle,
-      "0012_payments": paymentEventsMigration
+      "0012_payments": paymentEventsMigration,
+      "0013_checkout": checkoutMigration
     })
   }).pipe(Layer.provide(NodeServices.layer))
 }

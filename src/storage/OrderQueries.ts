@@ -7,6 +7,8 @@ export interface OrderRow {
   readonly saleId: SaleId
   readonly priceCents: number
   readonly createdAt: number
+  readonly status: "reserved" | "paid" | "expired" | "cancelled" | "refunded"
+  readonly payBy: number | null
 }
 
 /** Reads of committed orders, for buyers looking at what they bought. */
@@ -26,7 +28,8 @@ export class OrderQueries extends Context.Service<
       const sql = yield* SqlClient.SqlClient
       const columns = sql`
         id AS "orderId", sale_id AS "saleId", price_cents AS "priceCents",
-        (extract(epoch FROM created_at) * 1000)::float8 AS "createdAt"`
+        (extract(epoch FROM created_at) * 1000)::float8 AS "createdAt", status,
+        (extract(epoch FROM pay_by) * 1000)::float8 AS "payBy"`
       const inSale = Effect.fn("OrderQueries.inSale")(function* (saleId: SaleId, userId: UserId) {
         const rows = yield* sql<OrderRow>`
           SELECT ${columns} FROM orders WHERE sale_id = ${saleId} AND user_id = ${userId}`

@@ -28,6 +28,8 @@ export interface SaleSnapshot {
   readonly holdMillis?: number | undefined
   readonly pendingHolds?: ReadonlyArray<PendingHold> | undefined
   readonly lapsed?: ReadonlyMap<UserId, OrderId> | undefined
+  /** Whether a buyer whose hold lapsed may take another unit. */
+  readonly repurchaseAfterLapse?: boolean | undefined
 }
 
 /** A held order as loaded: the new owner resumes its deadline. */
@@ -171,6 +173,16 @@ export class OrderStore extends Context.Service<
       saleId: SaleId,
       epoch: number
     ) => Effect.Effect<DrawOutcome, SaleNotFound | StaleEpoch | SqlError.SqlError>
+    /**
+     * The owner's expiry, fenced (migration 0013's end_holds): the due orders still reserved
+     * expire and give their units back; returns what every due order is now, so the owner
+     * frees exactly what ended (a payment or a cancellation may have come first).
+     */
+    readonly endHolds: (
+      saleId: SaleId,
+      epoch: number,
+      orderIds: ReadonlyArray<OrderId>
+    ) => Effect.Effect<ReadonlyMap<OrderId, string>, StaleEpoch | SqlError.SqlError>
   }
 >()("mincommerce/storage/OrderStore") {
   static readonly layer = Layer.effect(
@@ -187,8 +199,10 @@ export class OrderStore extends Context.Service<
           cancelled: boolean
           holdMillis: number
           draws: boolean
+          repurchaseAfterLapse: boolean
         }>`
           SELECT s.total, s.available, f.hold_seconds * 1000 AS "holdMillis", f.allocation = 'draw' AS draws,
+                 f.repurchase_after_lapse AS "repurchaseAfterLapse",
                  (extract(epoch FROM f.starts_at) * 1000)::float8 AS "startsAt",
                  (extract(epoch FROM f.ends_at) * 1000)::float8 AS "endsAt",
                  f.status = 'cancelled' AS cancelled
@@ -320,7 +334,24 @@ export class OrderStore extends Context.Service<
         return rows.length > 0 ? receiptOf(batch) : undefined
       }, sql.withTransaction)
 
-      return OrderStore.of({ claim, load, commit, outcomeOf, draw: drawSale(sql) })
+      const endHolds = Effect.fn("OrderStore.endHolds")(function* (
+        saleId: SaleId,
+        epoch: number,
+        orderIds: ReadonlyArray<OrderId>
+      ) {
+        const rows = yield* sql<{ orderId: OrderId; status: string }>`
+          SELECT order_id AS "orderId", order_status AS status
+          FROM end_holds(${saleId}, ${epoch}, ${orderIds}::uuid[])`.pipe(
+          Effect.catchTag(
+            "SqlError",
+            (error): Effect.Effect<never, StaleEpoch | SqlError.SqlError> =>
+              sqlState(error) === "MCSTL" ? Effect.fail(new StaleEpoch({ saleId, epoch })) : Effect.fail(error)
+          )
+        )
+        return new Map(rows.map((row) => [row.orderId, row.status]))
+      })
+
+      return OrderStore.of({ claim, load, commit, outcomeOf, draw: drawSale(sql), endHolds })
     })
   )
 }

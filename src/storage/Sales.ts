@@ -51,6 +51,8 @@ export interface NewSale {
   readonly draw?: NewDraw | undefined
   /** How long an accepted unit is held for payment; absent or 0: a purchase is final. */
   readonly holdSeconds?: number | undefined
+  /** Whether a buyer whose hold lapsed may buy again. */
+  readonly repurchaseAfterLapse?: boolean | undefined
 }
 
 /** A sale row as read, before its allocation's columns are put together. */
@@ -184,11 +186,12 @@ const createSale = (sql: SqlClient.SqlClient) =>
     const [row] = yield* sql<{ id: SaleId }>`
         INSERT INTO flash_sales
           (product_id, price_cents, starts_at, ends_at, pow_difficulty, older_accounts_only, allocation,
-           hold_seconds)
+           hold_seconds, repurchase_after_lapse)
         VALUES (${sale.productId}, ${sale.priceCents},
                 to_timestamp(${sale.startsAt} / 1000.0), to_timestamp(${sale.endsAt} / 1000.0),
                 ${sale.powDifficulty ?? null}::int, ${sale.olderAccountsOnly ?? false},
-                ${sale.draw === undefined ? "first_come" : "draw"}, ${sale.holdSeconds ?? 0})
+                ${sale.draw === undefined ? "first_come" : "draw"}, ${sale.holdSeconds ?? 0},
+                ${sale.repurchaseAfterLapse ?? false})
         RETURNING id`.pipe(
       Effect.catchTag("SqlError", (error): Effect.Effect<never, ProductNotFound | SqlError.SqlError> =>
         // SQLSTATE 23503, foreign_key_violation: the only foreign key of a sale is its product's.
