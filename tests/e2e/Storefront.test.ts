@@ -820,7 +820,7 @@ describe("checkout in Chromium", () => {
     )
     assert.strictEqual(held.status, "reserved")
     assert.isString(held.payBy)
-    await page.screenshot({ path: `${screenshots}/checkout.png`, fullPage: true })
+    await page.screenshot({ path: `${screenshots}/checkout.png`, fullPage: true, animations: "disabled" })
 
     // Pay: off to the provider's page, "Pay" there, and back to the shop with ?order=.
     await checkout.getByRole("button", { name: "Pay", exact: true }).click()
@@ -839,7 +839,11 @@ describe("checkout in Chromium", () => {
       .getByTestId("order-status")
       .filter({ hasText: /^paid$/ })
       .waitFor({ timeout: wait })
-    await page.screenshot({ path: `${screenshots}/checkout-paid.png`, fullPage: true })
+    await page.screenshot({
+      path: `${screenshots}/checkout-paid.png`,
+      fullPage: true,
+      animations: "disabled"
+    })
     const order = await api<{ status: string; paidAt: string | null }>(
       "GET",
       `/api/orders/${orderId}`,

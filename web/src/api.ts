@@ -119,8 +119,9 @@ export interface Order {
   readonly saleId: string
   readonly priceCents: number
   readonly createdAt: string
-  /** Where the order stands, when the list says. */
-  readonly status?: OrderStatus
+  readonly status: OrderStatus
+  /** A held order's deadline to pay; null once final (or for a sale without holds). */
+  readonly payBy: string | null
 }
 
 /**
