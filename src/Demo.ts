@@ -6,14 +6,19 @@ import { Database } from "./storage/Database.ts"
 import { Products } from "./storage/Products.ts"
 import { Sales } from "./storage/Sales.ts"
 
+/** How long the embedded demo's sale holds a unit for its buyer to pay. */
+export const demoHoldSeconds = 300
+
 /**
  * A fresh node has something to sell: when no sale is upcoming or running, a demo product
- * goes on sale shortly after start.
+ * goes on sale shortly after start. In the embedded demo, a purchase is held for payment at
+ * the development provider that runs in the node's process, so checkout can be tried end to end.
  */
 export const DemoSale = Layer.effectDiscard(
   Effect.gen(function* () {
     const products = yield* Products
     const sales = yield* Sales
+    const database = yield* Database
     if ((yield* sales.current) !== undefined) return
     const productId = yield* products.create(
       "MinCommerce demo sneaker",
@@ -26,7 +31,8 @@ export const DemoSale = Layer.effectDiscard(
         priceCents: 9_900,
         stock: 1_000,
         startsAt,
-        endsAt: startsAt + 3_600_000
+        endsAt: startsAt + 3_600_000,
+        holdSeconds: database.mode === "embedded" ? demoHoldSeconds : 0
       })
       .pipe(
         // The product was created just above.

@@ -51,11 +51,15 @@ const applyExpiry = (
   for (const order of due) {
     const status = statuses.get(order.orderId)
     if (status === "expired") expired++
-    else if (status === "paid") [d.state] = Sale.decide(d.state, { _tag: "Settle", orderId: order.orderId, status })
+    else if (status === "paid")
+      [d.state] = Sale.decide(d.state, { _tag: "Settle", orderId: order.orderId, status })
     // A refunded order was cancelled or expired first: its unit is back on the stock row.
     else if (status === "cancelled" || status === "refunded")
       [d.state] = Sale.decide(d.state, { _tag: "Settle", orderId: order.orderId, status: "cancelled" })
-    else throw new Error(`sale ${d.saleId}: a due hold ${order.orderId} is ${status ?? "missing"} after its expiry`)
+    else
+      throw new Error(
+        `sale ${d.saleId}: a due hold ${order.orderId} is ${status ?? "missing"} after its expiry`
+      )
   }
   const [next, expiry] = Sale.decide(d.state, { _tag: "Expire", now })
   d.state = next
@@ -133,7 +137,9 @@ export const expireIfDue = (
   const due = Holds.dueAt(d.state, book, now)
   // Nothing due but settled holds to move past: nothing to write.
   const promoted =
-    due.length === 0 ? Effect.sync(() => applyExpiry(d, due, new Map(), now)) : runExpiry(d, commitHolds, due, now)
+    due.length === 0
+      ? Effect.sync(() => applyExpiry(d, due, new Map(), now))
+      : runExpiry(d, commitHolds, due, now)
   return promoted.pipe(
     Effect.map((promotions) => promotions.map((p) => staged(p, now))),
     Effect.tap(() => Effect.sync(() => arm(d, now)))

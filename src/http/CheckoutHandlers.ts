@@ -1,5 +1,5 @@
 import { Effect, Layer } from "effect"
-import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServer, HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { SaleRouter } from "../cluster/SaleRouter.ts"
 import type { OrderId, SaleId } from "../domain/Ids.ts"
@@ -49,7 +49,9 @@ const detail = (order: OrderRecord, currency: string) => ({
 })
 
 const orderNotFound = (orderId: OrderId) =>
-  new OrderNotFound({ error: { code: "order_not_found", message: "No such order of yours", details: { orderId } } })
+  new OrderNotFound({
+    error: { code: "order_not_found", message: "No such order of yours", details: { orderId } }
+  })
 
 const notPayable = (order: OrderRecord) =>
   new OrderNotPayable({
@@ -147,7 +149,9 @@ export const OrdersHandlers = HttpApiBuilder.group(Api, "orders", (handlers) =>
     })
 
     return handlers
-      .handle("get", ({ params }) => Effect.map(visible(params.orderId, false), (order) => detail(order, currency)))
+      .handle("get", ({ params }) =>
+        Effect.map(visible(params.orderId, false), (order) => detail(order, currency))
+      )
       .handle("pay", ({ params }) => pay(params.orderId))
       .handle("cancel", ({ params }) => cancel(params.orderId))
   })
@@ -173,7 +177,12 @@ const refundDue = (checkout: Checkout["Service"], provider: PaymentProvider["Ser
     }
   })
 
-const appliedName = { Paid: "paid", Late: "refunded_late", Duplicate: "duplicate", Recorded: "recorded" } as const
+const appliedName = {
+  Paid: "paid",
+  Late: "refunded_late",
+  Duplicate: "duplicate",
+  Recorded: "recorded"
+} as const
 
 /**
  * The provider's webhook: verified on its raw bytes, applied once per event id in one
@@ -215,4 +224,3 @@ export const WebhookRoute = Layer.unwrap(
     return HttpRouter.add("POST", "/api/payments/webhook", handle)
   })
 )
-

@@ -10,5 +10,12 @@ import { Users } from "./Users.ts"
 export type Catalog = Users | Products | Sales | SaleStats | DrawRecords | Checkout
 
 export const Catalog = {
-  layer: Layer.mergeAll(Users.layer, Products.layer, Sales.layer, SaleStats.layer, DrawRecords.layer, Checkout.layer)
+  layer: Layer.mergeAll(
+    Users.layer,
+    Products.layer,
+    Sales.layer,
+    SaleStats.layer,
+    DrawRecords.layer,
+    Checkout.layer
+  )
 } as const

@@ -117,10 +117,7 @@ export class Checkout extends Context.Service<
      */
     readonly apply: (event: PaymentEvent) => Effect.Effect<Applied, SqlError.SqlError>
     /** The buyer's held order ends now and its unit goes back on the stock row. */
-    readonly cancel: (
-      orderId: OrderId,
-      userId: UserId
-    ) => Effect.Effect<Cancellation, SqlError.SqlError>
+    readonly cancel: (orderId: OrderId, userId: UserId) => Effect.Effect<Cancellation, SqlError.SqlError>
     /** Payments of this order still to be given back. */
     readonly refundsDue: (orderId: OrderId) => Effect.Effect<ReadonlyArray<RefundDue>, SqlError.SqlError>
     readonly refunded: (intentId: string, refundId: string) => Effect.Effect<void, SqlError.SqlError>
@@ -169,57 +166,54 @@ export class Checkout extends Context.Service<
         const current = found[0]
         if (current === undefined) return yield* late(event, "unknown_order")
         // The same payment delivered again under another event id: it paid already.
-        if (current.status === "paid" && current.intent === event.intentId) return { _tag: "Recorded" } as Applied
+        if (current.status === "paid" && current.intent === event.intentId)
+          return { _tag: "Recorded" } as Applied
         return yield* late(event, current.status === "reserved" ? "after_deadline" : current.status)
       })
 
-      const apply = Effect.fn("Checkout.apply")(
-        function* (event: PaymentEvent) {
-          const recorded = yield* sql`
+      const apply = Effect.fn("Checkout.apply")(function* (event: PaymentEvent) {
+        const recorded = yield* sql`
             INSERT INTO payment_events (event_id, intent_id, order_id, kind, occurred_at)
             VALUES (${event.eventId}, ${event.intentId}, ${event.orderId}, ${event.kind},
                     to_timestamp(${event.at}::float8 / 1000.0))
             ON CONFLICT (event_id) DO NOTHING
             RETURNING event_id`
-          if (recorded.length === 0) return { _tag: "Duplicate" } as Applied
-          switch (event.kind) {
-            case "succeeded":
-              return yield* succeeded(event)
-            case "refunded":
-              // The money of a late payment is back: the order, ended already, says so.
-              yield* sql`
+        if (recorded.length === 0) return { _tag: "Duplicate" } as Applied
+        switch (event.kind) {
+          case "succeeded":
+            return yield* succeeded(event)
+          case "refunded":
+            // The money of a late payment is back: the order, ended already, says so.
+            yield* sql`
                 UPDATE refunds SET refunded_at = coalesce(refunded_at, now())
                 WHERE intent_id = ${event.intentId}`
-              yield* sql`
+            yield* sql`
                 UPDATE orders SET status = 'refunded'
                 WHERE id = ${event.orderId} AND status IN ('expired', 'cancelled')
                   AND EXISTS (SELECT 1 FROM refunds WHERE intent_id = ${event.intentId})`
-              return { _tag: "Recorded" } as Applied
-            case "failed":
-              return { _tag: "Recorded" } as Applied
-          }
-        },
-        sql.withTransaction
-      )
+            return { _tag: "Recorded" } as Applied
+          case "failed":
+            return { _tag: "Recorded" } as Applied
+        }
+      }, sql.withTransaction)
 
-      const cancel = Effect.fn("Checkout.cancel")(
-        function* (orderId: OrderId, userId: UserId) {
-          const ended = yield* sql<{ saleId: SaleId }>`
+      const cancel = Effect.fn("Checkout.cancel")(function* (orderId: OrderId, userId: UserId) {
+        const ended = yield* sql<{ saleId: SaleId }>`
             UPDATE orders SET status = 'cancelled'
             WHERE id = ${orderId} AND user_id = ${userId} AND status = 'reserved' AND pay_by > now()
             RETURNING sale_id AS "saleId"`
-          const row = ended[0]
-          if (row !== undefined)
-            yield* sql`
+        const row = ended[0]
+        if (row !== undefined)
+          yield* sql`
               UPDATE stocks SET available = available + 1, updated_at = now() WHERE sale_id = ${row.saleId}`
-          const current = yield* order(orderId)
-          if (current === undefined || current.userId !== userId) return { _tag: "NotFound" } as Cancellation
-          return (
-            row === undefined ? { _tag: "NotCancellable", order: current } : { _tag: "Cancelled", order: current }
-          ) as Cancellation
-        },
-        sql.withTransaction
-      )
+        const current = yield* order(orderId)
+        if (current === undefined || current.userId !== userId) return { _tag: "NotFound" } as Cancellation
+        return (
+          row === undefined
+            ? { _tag: "NotCancellable", order: current }
+            : { _tag: "Cancelled", order: current }
+        ) as Cancellation
+      }, sql.withTransaction)
 
       const refundsDue = Effect.fn("Checkout.refundsDue")(function* (orderId: OrderId) {
         return yield* sql<RefundDue>`

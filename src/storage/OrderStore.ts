@@ -342,10 +342,8 @@ export class OrderStore extends Context.Service<
         const rows = yield* sql<{ orderId: OrderId; status: string }>`
           SELECT order_id AS "orderId", order_status AS status
           FROM end_holds(${saleId}, ${epoch}, ${orderIds}::uuid[])`.pipe(
-          Effect.catchTag(
-            "SqlError",
-            (error): Effect.Effect<never, StaleEpoch | SqlError.SqlError> =>
-              sqlState(error) === "MCSTL" ? Effect.fail(new StaleEpoch({ saleId, epoch })) : Effect.fail(error)
+          Effect.catchTag("SqlError", (error): Effect.Effect<never, StaleEpoch | SqlError.SqlError> =>
+            sqlState(error) === "MCSTL" ? Effect.fail(new StaleEpoch({ saleId, epoch })) : Effect.fail(error)
           )
         )
         return new Map(rows.map((row) => [row.orderId, row.status]))
