@@ -899,6 +899,40 @@ describe("checkout in Chromium", () => {
     await kettleCard.getByRole("button", { name: "Hold lapsed" }).waitFor({ timeout: wait })
     await lapseContext.close()
 
+    // Given up: the buyer cancels and the unit goes back on sale.
+    const mill = await holdSale("Hand mill, given up", 60, 120_000)
+    const cancelContext = await newVisitor(browser)
+    const third = await cancelContext.newPage()
+    await third.goto(node.url + "/")
+    await signIn(third, "sami@example.com")
+    const millCard = third.getByTestId("current-sale")
+    await millCard.getByRole("heading", { name: "Hand mill, given up" }).waitFor({ timeout: wait })
+    await millCard.getByRole("button", { name: "Buy for $89.00" }).click()
+    const millHold = millCard.getByTestId("checkout")
+    await millHold.getByText("Pay within").waitFor({ timeout: wait })
+    const cancelledId = (await millHold.getAttribute("data-order-id")) ?? ""
+    await remaining(third, 0)
+    await millHold.getByRole("button", { name: "Cancel my order" }).click()
+    await third
+      .getByTestId("checkout-status")
+      .filter({ hasText: "You cancelled this order; the unit went back on sale." })
+      .waitFor({ timeout: wait })
+    await remaining(third, 1)
+    const sami = await login("sami@example.com")
+    assert.strictEqual(
+      (await api<{ status: string }>("GET", `/api/orders/${cancelledId}`, undefined, sami.token)).status,
+      "cancelled"
+    )
+    // This sale sells once per buyer: Buy again answers with the cancelled order.
+    await millCard.getByRole("button", { name: "Buy for $89.00" }).click()
+    await third
+      .getByTestId("checkout-status")
+      .filter({ hasText: /cancelled this order; .* so it cannot be bought again\.$/ })
+      .waitFor({ timeout: wait })
+    await millCard.getByRole("button", { name: "Hold lapsed" }).waitFor({ timeout: wait })
+    await remaining(third, 1)
+    await cancelContext.close()
+
     // PostgreSQL: the grinder's paid order holds its unit; the kettle's unit is back.
     const grinderCheck = await invariantsOf(
       grinder.saleId,
@@ -910,6 +944,10 @@ describe("checkout in Chromium", () => {
     assert.strictEqual(violations(kettleCheck.report), 0, JSON.stringify(kettleCheck.report))
     assert.strictEqual(kettleCheck.report.committed, 0)
     assert.strictEqual(kettleCheck.record.available, 1)
+    const millCheck = await invariantsOf(mill.saleId, new Map())
+    assert.strictEqual(violations(millCheck.report), 0, JSON.stringify(millCheck.report))
+    assert.strictEqual(millCheck.report.committed, 0)
+    assert.strictEqual((await orderRow(cancelledId))?.status, "cancelled")
 
     // The console: a hold on the form, and each sale's orders by status on the live view.
     const adminContext = await newVisitor(browser, { width: 1200, height: 1000 })
