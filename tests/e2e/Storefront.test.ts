@@ -762,7 +762,7 @@ const invariantsOf = async (saleId: string, confirmed: ReadonlyMap<OrderId, User
 }
 
 describe("checkout in Chromium", () => {
-  it("a buyer holds a unit, pays on the provider's page and comes back to “Paid”; another lets a hold lapse and the unit goes back on sale; the console shows both", async () => {
+  it("a buyer holds a unit, pays on the provider's page and comes back to “Paid”; others let a hold lapse, cancel one, or pay too late and are refunded, and each unit goes back on sale; the console shows the counts", async () => {
     const admin = await login(adminEmail)
     // Whatever has not ended from the tests before is cancelled: the hold sale is the current one.
     const running = await api<ReadonlyArray<{ saleId: string; status: string }>>("GET", "/api/sales")
@@ -933,6 +933,40 @@ describe("checkout in Chromium", () => {
     await remaining(third, 1)
     await cancelContext.close()
 
+    // Paid too late: the buyer is on the provider's page when the hold lapses, pays anyway, and
+    // is told the payment was refunded; the unit stays back on sale.
+    const scale = await holdSale("Coffee scale, paid too late", 4, 180_000)
+    const lateContext = await newVisitor(browser)
+    const late = await lateContext.newPage()
+    await late.goto(node.url + "/")
+    await signIn(late, "tomas@example.com")
+    const scaleCard = late.getByTestId("current-sale")
+    await scaleCard.getByRole("heading", { name: "Coffee scale, paid too late" }).waitFor({ timeout: wait })
+    await scaleCard.getByRole("button", { name: "Buy for $89.00" }).click()
+    const scaleHold = scaleCard.getByTestId("checkout")
+    await scaleHold.getByText("Pay within").waitFor({ timeout: wait })
+    const lateId = (await scaleHold.getAttribute("data-order-id")) ?? ""
+    await scaleHold.getByRole("button", { name: "Pay", exact: true }).click()
+    await late.waitForURL((url) => url.origin !== origin, { timeout: wait })
+    const tomas = await login("tomas@example.com")
+    const orderStatus = async () =>
+      (await api<{ status: string }>("GET", `/api/orders/${lateId}`, undefined, tomas.token)).status
+    const expiredBy = Date.now() + wait
+    while ((await orderStatus()) !== "expired") {
+      assert.isBelow(Date.now(), expiredBy, "the hold expires while the buyer is on the payment page")
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+    await late.getByRole("button", { name: "Pay", exact: true }).click()
+    await late.waitForURL((url) => url.origin === origin, { timeout: wait })
+    await late
+      .getByTestId("checkout-status")
+      .filter({ hasText: "Your payment arrived after the hold ended; it has been refunded." })
+      .waitFor({ timeout: wait })
+    assert.strictEqual(await orderStatus(), "refunded")
+    assert.strictEqual((await orderRow(lateId))?.status, "refunded")
+    await remaining(late, 1)
+    await lateContext.close()
+
     // PostgreSQL: the grinder's paid order holds its unit; the kettle's unit is back.
     const grinderCheck = await invariantsOf(
       grinder.saleId,
@@ -948,6 +982,9 @@ describe("checkout in Chromium", () => {
     assert.strictEqual(violations(millCheck.report), 0, JSON.stringify(millCheck.report))
     assert.strictEqual(millCheck.report.committed, 0)
     assert.strictEqual((await orderRow(cancelledId))?.status, "cancelled")
+    const scaleCheck = await invariantsOf(scale.saleId, new Map())
+    assert.strictEqual(violations(scaleCheck.report), 0, JSON.stringify(scaleCheck.report))
+    assert.strictEqual(scaleCheck.report.committed, 0)
 
     // The console: a hold on the form, and each sale's orders by status on the live view.
     const adminContext = await newVisitor(browser, { width: 1200, height: 1000 })

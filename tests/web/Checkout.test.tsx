@@ -191,6 +191,35 @@ describe("<Checkout>", () => {
     expect(fetch.mock.calls.length).toBe(reads)
   })
 
+  it("back from the payment page after the hold lapsed: a late payment's refund still shows; a decline stops in three seconds", async () => {
+    const late = vi
+      .fn<typeof globalThis.fetch>()
+      .mockResolvedValueOnce(answer(200, order("expired")))
+      .mockResolvedValueOnce(answer(200, order("expired")))
+      .mockResolvedValue(answer(200, order("refunded")))
+    vi.stubGlobal("fetch", late)
+    render(
+      <Checkout token="t" orderId={orderId} returned={true} repeated={false} onOrder={() => undefined} />
+    )
+    await act(() => vi.advanceTimersByTimeAsync(0))
+    expect(status()).toMatch(/^Your hold expired at /)
+    await act(() => vi.advanceTimersByTimeAsync(1_000))
+    expect(status()).toBe("Your payment arrived after the hold ended; it has been refunded.")
+    await act(() => vi.advanceTimersByTimeAsync(5_000))
+    expect(late).toHaveBeenCalledTimes(3)
+    cleanup()
+
+    const declined = vi.fn<typeof globalThis.fetch>(() => Promise.resolve(answer(200, order("expired"))))
+    vi.stubGlobal("fetch", declined)
+    render(
+      <Checkout token="t" orderId={orderId} returned={true} repeated={false} onOrder={() => undefined} />
+    )
+    await act(() => vi.advanceTimersByTimeAsync(10_000))
+    expect(status()).toMatch(/^Your hold expired at /)
+    expect(declined.mock.calls.length).toBeGreaterThanOrEqual(6)
+    expect(declined.mock.calls.length).toBeLessThanOrEqual(8)
+  })
+
   it("Cancel my order gives the unit back and says so", async () => {
     const fetch = vi
       .fn<typeof globalThis.fetch>()

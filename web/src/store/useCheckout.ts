@@ -4,6 +4,11 @@ import { api, ApiError, type OrderDetail } from "../api.ts"
 /** While an order is reserved after paying (or at payBy), it is read again this often, this long. */
 export const checkMillis = 500
 export const checkForMillis = 15_000
+/**
+ * Back from the payment page with a hold that had lapsed, the payment's news may still be on its
+ * way (it turns the order refunded): read again this long before taking the lapse as final.
+ */
+export const latePaymentMillis = 3_000
 
 /**
  * One held order: read when shown, read again every half second while its news is awaited
@@ -27,11 +32,13 @@ export const useCheckout = (
   readonly cancel: () => void
 } => {
   const [order, setOrder] = useState<OrderDetail | undefined>(undefined)
-  // Each round of reading: how long to keep asking while the order stays reserved (0: once).
-  const [round, setRound] = useState<{ readonly serial: number; readonly forMillis: number }>({
-    serial: 0,
-    forMillis: returned ? checkForMillis : 0
-  })
+  // Each round of reading: how long to keep asking while the order stays reserved (0: once),
+  // and whether it follows a payment.
+  const [round, setRound] = useState<{
+    readonly serial: number
+    readonly forMillis: number
+    readonly afterPayment: boolean
+  }>({ serial: 0, forMillis: returned ? checkForMillis : 0, afterPayment: returned })
   const [checking, setChecking] = useState(returned)
   const [unanswered, setUnanswered] = useState(false)
   const [acting, setActing] = useState<"pay" | "cancel" | undefined>(undefined)
@@ -49,7 +56,9 @@ export const useCheckout = (
   useEffect(() => {
     let stopped = false
     let timer: ReturnType<typeof setTimeout> | undefined
-    const until = Date.now() + round.forMillis
+    const started = Date.now()
+    const until = started + round.forMillis
+    const lateUntil = round.afterPayment ? started + latePaymentMillis : started
     const read = async () => {
       let next: OrderDetail | undefined
       try {
@@ -67,20 +76,19 @@ export const useCheckout = (
         setProblem(undefined)
         show(next)
       }
-      if (next?.status !== "reserved") {
-        // A read that failed (the node unreachable) is tried again within the round too.
-        if (next !== undefined || Date.now() >= until) {
-          setChecking(false)
-          setUnanswered(false)
-          if (next === undefined) setProblem("The shop could not be reached. Check again in a moment.")
-          return
-        }
-      } else if (Date.now() >= until) {
-        setChecking(false)
-        setUnanswered(round.forMillis > 0)
+      const now = Date.now()
+      // A read that failed (the node unreachable) is tried again within the round too.
+      const awaited =
+        next === undefined ||
+        next.status === "reserved" ||
+        ((next.status === "expired" || next.status === "cancelled") && now < lateUntil)
+      if (awaited && now < until) {
+        timer = setTimeout(() => void read(), checkMillis)
         return
       }
-      timer = setTimeout(() => void read(), checkMillis)
+      setChecking(false)
+      setUnanswered(next?.status === "reserved" && round.forMillis > 0)
+      if (next === undefined) setProblem("The shop could not be reached. Check again in a moment.")
     }
     void read()
     return () => {
@@ -92,14 +100,14 @@ export const useCheckout = (
   const check = useCallback(() => {
     setChecking(true)
     setUnanswered(false)
-    setRound((previous) => ({ serial: previous.serial + 1, forMillis: checkForMillis }))
+    setRound((previous) => ({ serial: previous.serial + 1, forMillis: checkForMillis, afterPayment: false }))
   }, [])
 
   const refused = useCallback((failure: unknown, doing: string) => {
     setActing(undefined)
     if (failure instanceof ApiError && failure.status === 409) {
       // The order moved on (paid, expired, cancelled): what it is now says why.
-      setRound((previous) => ({ serial: previous.serial + 1, forMillis: 0 }))
+      setRound((previous) => ({ serial: previous.serial + 1, forMillis: 0, afterPayment: false }))
       return
     }
     setProblem(
