@@ -5,7 +5,9 @@ import type { OrderDetail } from "../../web/src/api.ts"
 import { conversionWords } from "../../web/src/admin/LiveCheckout.tsx"
 import { Checkout } from "../../web/src/store/Checkout.tsx"
 import {
+  buttonForOrder,
   checkoutWords,
+  followedOrder,
   forgetReturnInAddress,
   returnedOrderId,
   type CheckoutView
@@ -91,6 +93,56 @@ describe("a held order in plain words", () => {
     expect(conversionWords(null)).toBe("–")
     expect(conversionWords(1)).toBe("100 %")
     expect(conversionWords(1 / 3)).toBe("33.3 %")
+  })
+})
+
+describe("the order a sale's card follows", () => {
+  const reserved = { kind: "reserved", orderId, payBy, again: false } as const
+  const other = "9c1d2e3f-0000-4000-8000-000000000001"
+
+  it("the order Buy answered with in a sale with holds, before the one back from paying or the listed one", () => {
+    expect(
+      followedOrder({ outcome: reserved, holds: true, returnedOrderId: other, purchasedOrderId: other })
+    ).toEqual({ orderId, returned: false, repeated: false })
+    expect(
+      followedOrder({ outcome: undefined, holds: true, returnedOrderId: other, purchasedOrderId: orderId })
+    ).toEqual({ orderId: other, returned: true, repeated: false })
+    expect(
+      followedOrder({
+        outcome: undefined,
+        holds: true,
+        returnedOrderId: undefined,
+        purchasedOrderId: orderId
+      })
+    ).toEqual({ orderId, returned: false, repeated: false })
+    // A second press answered with a lapsed order.
+    expect(
+      followedOrder({
+        outcome: { kind: "already_purchased", orderId },
+        holds: true,
+        returnedOrderId: undefined,
+        purchasedOrderId: undefined
+      })
+    ).toEqual({ orderId, returned: false, repeated: true })
+  })
+
+  it("none in a sale without holds: a purchase there is final and said as before", () => {
+    expect(
+      followedOrder({
+        outcome: { kind: "purchased", orderId },
+        holds: false,
+        returnedOrderId: undefined,
+        purchasedOrderId: orderId
+      })
+    ).toBeUndefined()
+  })
+
+  it("Buy says Reserved or Purchased for a live order, and comes back after a lapse unless refused once", () => {
+    expect(buttonForOrder(undefined, false)).toBe("Reserved")
+    expect(buttonForOrder("reserved", false)).toBe("Reserved")
+    expect(buttonForOrder("paid", false)).toBe("Purchased")
+    expect(buttonForOrder("expired", false)).toBeUndefined()
+    expect(buttonForOrder("cancelled", true)).toBe("Hold lapsed")
   })
 })
 

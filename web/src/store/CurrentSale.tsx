@@ -1,9 +1,9 @@
 import { useEffect, useRef, useState } from "react"
 import { drawOf, formatPrice, type OrderDetail, type Sale, type Session } from "../api.ts"
 import { Checkout } from "./Checkout.tsx"
+import { buttonForOrder, followedOrder } from "./checkout.ts"
 import { Countdown } from "./Countdown.tsx"
 import { DrawPanel } from "./DrawPanel.tsx"
-import type { PurchaseOutcome } from "./outcome.ts"
 import { PurchaseMessage } from "./PurchaseMessage.tsx"
 import { StockBar } from "./StockBar.tsx"
 import { formatInstant, useNow } from "./time.ts"
@@ -18,11 +18,6 @@ const statusWords: Record<Sale["status"], string> = {
   ended: "Ended",
   cancelled: "Cancelled"
 }
-
-const orderOf = (outcome: PurchaseOutcome | undefined): string | undefined =>
-  outcome?.kind === "purchased" || outcome?.kind === "already_purchased" || outcome?.kind === "reserved"
-    ? outcome.orderId
-    : undefined
 
 /**
  * The sale on now (or next): live stock, countdown, and the Buy button; in a sale with holds,
@@ -94,37 +89,20 @@ export function CurrentSale(props: {
     props.purchasedOrderId !== undefined ||
     outcome?.kind === "purchased" ||
     outcome?.kind === "already_purchased"
-  // The order the checkout follows: the one Buy just answered with in a sale with holds, else
-  // the one the buyer came back from paying with, else the buyer's order in this sale.
-  const holds = sale.holdSeconds > 0
-  const answered = orderOf(outcome)
-  const held = answered !== undefined && (holds || outcome?.kind === "reserved") ? answered : undefined
-  const checkoutOrderId = held ?? props.returnedOrderId ?? (holds ? props.purchasedOrderId : undefined)
-  const returned = held === undefined && checkoutOrderId === props.returnedOrderId
-  const repeated =
-    held !== undefined &&
-    (outcome?.kind === "already_purchased" || (outcome?.kind === "reserved" && outcome.again))
-  const [followed, setFollowed] = useState<OrderDetail | undefined>(undefined)
-  const heldStatus =
-    checkoutOrderId === undefined
-      ? undefined
-      : followed?.orderId === checkoutOrderId
-        ? followed.status
-        : "reserved"
-  // A held order decides the button: paid, reserved, or lapsed (Buy again, unless this sale
-  // already answered a second press with the lapsed order).
+  // In a sale with holds (or back from paying), the buyer's order decides the button.
+  const followed = followedOrder({
+    outcome,
+    holds: sale.holdSeconds > 0,
+    returnedOrderId: props.returnedOrderId,
+    purchasedOrderId: props.purchasedOrderId
+  })
+  const [seen, setSeen] = useState<OrderDetail | undefined>(undefined)
   const orderSays =
-    heldStatus === undefined
+    followed === undefined
       ? bought
         ? "Purchased"
         : undefined
-      : heldStatus === "paid"
-        ? "Purchased"
-        : heldStatus === "reserved"
-          ? "Reserved"
-          : repeated
-            ? "Hold lapsed"
-            : undefined
+      : buttonForOrder(seen?.orderId === followed.orderId ? seen.status : undefined, followed.repeated)
   const entered = outcome?.kind === "entered" || (entry !== undefined && entry.status !== "none")
   // Once drawn, the draw's panel says what became of the entry; the entry's own message goes.
   const drawnResult = entry?.status === "won" || entry?.status === "not_drawn"
@@ -212,23 +190,24 @@ export function CurrentSale(props: {
             ? `Buy for ${formatPrice(sale.priceCents)}`
             : `Enter the draw (${formatPrice(sale.priceCents)})`)}
       </button>
-      {checkoutOrderId === undefined || session === undefined ? null : (
+      {followed === undefined || session === undefined ? null : (
         <Checkout
-          key={checkoutOrderId}
+          // Learning that the buyer is back from paying for it starts the order's checkout afresh.
+          key={followed.orderId + (followed.returned ? " returned" : "")}
           token={session.token}
-          orderId={checkoutOrderId}
-          returned={returned}
-          repeated={repeated}
+          orderId={followed.orderId}
+          returned={followed.returned}
+          repeated={followed.repeated}
           onOrder={(order) => {
-            setFollowed(order)
+            setSeen(order)
             props.onOrder(order)
           }}
         />
       )}
       <PurchaseMessage
         outcome={
-          // The checkout speaks for a held order; the message only for what has no order.
-          drawnResult || (checkoutOrderId !== undefined && (outcome === undefined || held !== undefined))
+          // The checkout speaks for the order it follows; the message for the rest (a refusal).
+          drawnResult || (followed !== undefined && (outcome === undefined || "orderId" in outcome))
             ? undefined
             : (outcome ??
               (props.purchasedOrderId === undefined

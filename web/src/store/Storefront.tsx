@@ -47,6 +47,21 @@ export function Storefront(props: {
   const [statuses, setStatuses] = useState<ReadonlyMap<string, OrderStatus>>(new Map())
   const [returned] = useState(returnedOrderId)
   useEffect(forgetReturnInAddress, [])
+  // The sale of the order the buyer came back from paying with: its card shows the order, or a
+  // panel of its own when that sale is no longer the current one ("" when it cannot be read).
+  const [returnedSale, setReturnedSale] = useState<string | undefined>(undefined)
+  const token = session?.token
+  useEffect(() => {
+    if (returned === undefined || token === undefined) return
+    let live = true
+    api.order(token, returned).then(
+      (order) => live && setReturnedSale(order.saleId),
+      () => live && setReturnedSale("")
+    )
+    return () => {
+      live = false
+    }
+  }, [returned, token])
   const now = useNow()
   const signedOut = useRef(props.onSignedOut)
   useEffect(() => {
@@ -105,21 +120,31 @@ export function Storefront(props: {
       (latest, order) => (latest === undefined || order.createdAt > latest.createdAt ? order : latest),
       undefined
     )
+  const returnedHere = returnedSale !== undefined && returnedSale === current?.saleId
+  const returnedName = sales.find((sale) => sale.saleId === returnedSale)?.productName
   return (
     <div className="store">
+      {returned === undefined ||
+      returnedSale === undefined ||
+      returnedHere ||
+      session === undefined ? null : (
+        <section className="panel" aria-labelledby="returned-title">
+          <h2 id="returned-title">
+            {returnedName === undefined ? "Your order" : `Your order of ${returnedName}`}
+          </h2>
+          <Checkout
+            token={session.token}
+            orderId={returned}
+            returned={true}
+            repeated={false}
+            onOrder={onOrder}
+          />
+        </section>
+      )}
       {current === undefined ? (
         <section className="panel">
           <h2>No sale right now</h2>
           <p className="muted">Come back soon.</p>
-          {returned === undefined || session === undefined ? null : (
-            <Checkout
-              token={session.token}
-              orderId={returned}
-              returned={true}
-              repeated={false}
-              onOrder={onOrder}
-            />
-          )}
         </section>
       ) : (
         <CurrentSale
@@ -127,7 +152,7 @@ export function Storefront(props: {
           sale={current}
           session={session}
           purchasedOrderId={purchased?.orderId}
-          returnedOrderId={returned}
+          returnedOrderId={returnedHere ? returned : undefined}
           onPurchased={loadOrders}
           onOrder={onOrder}
           onScheduleChange={loadSales}

@@ -1,4 +1,5 @@
 import type { OrderDetail, OrderStatus } from "../api.ts"
+import type { PurchaseOutcome } from "./outcome.ts"
 
 /** Where the buyer's wait for a held order stands, beside the order itself. */
 export interface CheckoutView {
@@ -78,6 +79,56 @@ export const checkoutWords = (
     }
   }
 }
+
+/** The order a sale's checkout follows, and how the buyer came to it. */
+export interface FollowedOrder {
+  readonly orderId: string
+  /** Back from the payment page with it. */
+  readonly returned: boolean
+  /** A second press of Buy answered with it. */
+  readonly repeated: boolean
+}
+
+/**
+ * The order a sale's card follows through checkout: the one Buy just answered with in a sale
+ * with holds, else the one the buyer came back from paying with, else the buyer's order in a
+ * sale with holds. None for a sale without holds: its purchases are final, said as before.
+ */
+export const followedOrder = (from: {
+  readonly outcome: PurchaseOutcome | undefined
+  readonly holds: boolean
+  readonly returnedOrderId: string | undefined
+  readonly purchasedOrderId: string | undefined
+}): FollowedOrder | undefined => {
+  const { outcome } = from
+  if (
+    outcome?.kind === "reserved" ||
+    (from.holds && (outcome?.kind === "purchased" || outcome?.kind === "already_purchased"))
+  )
+    return {
+      orderId: outcome.orderId,
+      returned: false,
+      repeated: outcome.kind === "already_purchased" || (outcome.kind === "reserved" && outcome.again)
+    }
+  if (from.returnedOrderId !== undefined)
+    return { orderId: from.returnedOrderId, returned: true, repeated: false }
+  if (from.holds && from.purchasedOrderId !== undefined)
+    return { orderId: from.purchasedOrderId, returned: false, repeated: false }
+  return undefined
+}
+
+/**
+ * What the Buy button says for a followed order (disabled), or undefined when Buy may be
+ * pressed again: after a lapsed hold, unless a second press already answered with it.
+ */
+export const buttonForOrder = (status: OrderStatus | undefined, repeated: boolean): string | undefined =>
+  status === undefined || status === "reserved"
+    ? "Reserved"
+    : status === "paid"
+      ? "Purchased"
+      : repeated
+        ? "Hold lapsed"
+        : undefined
 
 /** Short words for an order's status in a list. */
 export const statusWords: Record<OrderStatus, string> = {
