@@ -102,17 +102,40 @@ describe("the order a sale's card follows", () => {
 
   it("the order Buy answered with in a sale with holds, before the one back from paying or the listed one", () => {
     expect(
-      followedOrder({ outcome: reserved, holds: true, returnedOrderId: other, purchasedOrderId: other })
+      followedOrder({
+        outcome: reserved,
+        holds: true,
+        returnedOrderId: other,
+        wonOrderId: undefined,
+        purchasedOrderId: other
+      })
     ).toEqual({ orderId, returned: false, repeated: false })
     expect(
-      followedOrder({ outcome: undefined, holds: true, returnedOrderId: other, purchasedOrderId: orderId })
+      followedOrder({
+        outcome: undefined,
+        holds: true,
+        returnedOrderId: other,
+        wonOrderId: undefined,
+        purchasedOrderId: orderId
+      })
     ).toEqual({ orderId: other, returned: true, repeated: false })
     expect(
       followedOrder({
         outcome: undefined,
         holds: true,
         returnedOrderId: undefined,
+        wonOrderId: undefined,
         purchasedOrderId: orderId
+      })
+    ).toEqual({ orderId, returned: false, repeated: false })
+    // A draw's win, held for payment.
+    expect(
+      followedOrder({
+        outcome: { kind: "entered", drawAt: payBy },
+        holds: true,
+        returnedOrderId: undefined,
+        wonOrderId: orderId,
+        purchasedOrderId: other
       })
     ).toEqual({ orderId, returned: false, repeated: false })
     // A second press answered with a lapsed order.
@@ -121,6 +144,7 @@ describe("the order a sale's card follows", () => {
         outcome: { kind: "already_purchased", orderId },
         holds: true,
         returnedOrderId: undefined,
+        wonOrderId: undefined,
         purchasedOrderId: undefined
       })
     ).toEqual({ orderId, returned: false, repeated: true })
@@ -132,6 +156,7 @@ describe("the order a sale's card follows", () => {
         outcome: { kind: "purchased", orderId },
         holds: false,
         returnedOrderId: undefined,
+        wonOrderId: orderId,
         purchasedOrderId: orderId
       })
     ).toBeUndefined()

@@ -8,8 +8,8 @@ export const suggestedDifficulty = 2_000
 /**
  * Creates a product and puts it on sale: price, stock, start and end, how units are handed out
  * (first come, or a draw after an entry window) and the purchase rules (a proof-of-work
- * difficulty, and whether only accounts older than the sale may buy) and, first come, how long
- * a purchase is held for payment, all fixed once the sale exists.
+ * difficulty, and whether only accounts older than the sale may buy) and how long a purchase
+ * (or a draw's win) is held for payment, all fixed once the sale exists.
  */
 export function NewSale(props: { readonly session: Session; readonly onCreated: (sale: Sale) => void }) {
   const [name, setName] = useState("")
@@ -55,7 +55,7 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
       return setMessage({ ok: false, text: "The entry window must be a whole number of seconds ≥ 1." })
     if (allocation === "draw" && Date.parse(start) + entryWindowSeconds * 1_000 > Date.parse(end))
       return setMessage({ ok: false, text: "The entry window must close before the sale ends." })
-    const holdSeconds = allocation === "draw" ? 0 : Number(hold)
+    const holdSeconds = Number(hold)
     if (!Number.isInteger(holdSeconds) || holdSeconds < 0 || holdSeconds > 3_600)
       return setMessage({
         ok: false,
@@ -76,7 +76,10 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
         ...(powDifficulty > 0 ? { powDifficulty } : {}),
         ...(olderAccountsOnly ? { olderAccountsOnly } : {}),
         ...(allocation === "draw" ? { allocation, entryWindowSeconds } : {}),
-        ...(holdSeconds > 0 ? { holdSeconds, repurchaseAfterLapse } : {})
+        ...(holdSeconds > 0 ? { holdSeconds } : {}),
+        ...(holdSeconds > 0 && allocation === "first_come" && repurchaseAfterLapse
+          ? { repurchaseAfterLapse }
+          : {})
       })
       setMessage({ ok: true, text: `Sale of “${sale.productName}” created.` })
       setName("")
@@ -201,36 +204,37 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
               onChange={(e) => setEntryWindow(e.target.value)}
             />
           </label>
-        ) : (
-          <>
-            <label>
-              Hold for payment (seconds, 0 = final at purchase)
-              <input
-                name="holdSeconds"
-                type="number"
-                min="0"
-                max="3600"
-                step="1"
-                required
-                value={hold}
-                aria-describedby="hold-hint"
-                onChange={(e) => setHold(e.target.value)}
-              />
-              <small id="hold-hint">
-                A buyer has this long to pay; an unpaid unit then goes back on sale.
-              </small>
-            </label>
-            <label className="check">
-              <input
-                name="repurchaseAfterLapse"
-                type="checkbox"
-                checked={repurchaseAfterLapse}
-                disabled={hold.trim() === "" || Number(hold) === 0}
-                onChange={(e) => setRepurchaseAfterLapse(e.target.checked)}
-              />
-              Allow another purchase after a lapsed hold
-            </label>
-          </>
+        ) : null}
+        <label>
+          Hold for payment (seconds, 0 = final at purchase)
+          <input
+            name="holdSeconds"
+            type="number"
+            min="0"
+            max="3600"
+            step="1"
+            required
+            value={hold}
+            aria-describedby="hold-hint"
+            onChange={(e) => setHold(e.target.value)}
+          />
+          <small id="hold-hint">
+            {allocation === "draw"
+              ? "A winner has this long to pay; an unpaid unit then goes to the waiting list."
+              : "A buyer has this long to pay; an unpaid unit then goes back on sale."}
+          </small>
+        </label>
+        {allocation === "draw" ? null : (
+          <label className="check">
+            <input
+              name="repurchaseAfterLapse"
+              type="checkbox"
+              checked={repurchaseAfterLapse}
+              disabled={hold.trim() === "" || Number(hold) === 0}
+              onChange={(e) => setRepurchaseAfterLapse(e.target.checked)}
+            />
+            Allow another purchase after a lapsed hold
+          </label>
         )}
         <label className="check">
           <input

@@ -94,6 +94,7 @@ export function CurrentSale(props: {
     outcome,
     holds: sale.holdSeconds > 0,
     returnedOrderId: props.returnedOrderId,
+    wonOrderId: entry?.status === "won" ? (entry.orderId ?? undefined) : undefined,
     purchasedOrderId: props.purchasedOrderId
   })
   const [seen, setSeen] = useState<OrderDetail | undefined>(undefined)
@@ -102,7 +103,10 @@ export function CurrentSale(props: {
       ? bought
         ? "Purchased"
         : undefined
-      : buttonForOrder(seen?.orderId === followed.orderId ? seen.status : undefined, followed.repeated)
+      : buttonForOrder(
+          seen?.orderId === followed.orderId ? seen.status : undefined,
+          followed.repeated || draw !== undefined
+        )
   const entered = outcome?.kind === "entered" || (entry !== undefined && entry.status !== "none")
   // Once drawn, the draw's panel says what became of the entry; the entry's own message goes.
   const drawnResult = entry?.status === "won" || entry?.status === "not_drawn"

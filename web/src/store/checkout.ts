@@ -91,13 +91,15 @@ export interface FollowedOrder {
 
 /**
  * The order a sale's card follows through checkout: the one Buy just answered with in a sale
- * with holds, else the one the buyer came back from paying with, else the buyer's order in a
- * sale with holds. None for a sale without holds: its purchases are final, said as before.
+ * with holds, else the one the buyer came back from paying with, else, in a sale with holds,
+ * the order a draw gave the buyer or the buyer's order in the list. None for a sale without
+ * holds: its purchases are final, said as before.
  */
 export const followedOrder = (from: {
   readonly outcome: PurchaseOutcome | undefined
   readonly holds: boolean
   readonly returnedOrderId: string | undefined
+  readonly wonOrderId: string | undefined
   readonly purchasedOrderId: string | undefined
 }): FollowedOrder | undefined => {
   const { outcome } = from
@@ -112,21 +114,22 @@ export const followedOrder = (from: {
     }
   if (from.returnedOrderId !== undefined)
     return { orderId: from.returnedOrderId, returned: true, repeated: false }
-  if (from.holds && from.purchasedOrderId !== undefined)
-    return { orderId: from.purchasedOrderId, returned: false, repeated: false }
+  const listed = from.wonOrderId ?? from.purchasedOrderId
+  if (from.holds && listed !== undefined) return { orderId: listed, returned: false, repeated: false }
   return undefined
 }
 
 /**
  * What the Buy button says for a followed order (disabled), or undefined when Buy may be
- * pressed again: after a lapsed hold, unless a second press already answered with it.
+ * pressed again: after a lapsed hold, unless the sale gives no second chance (a second press
+ * already answered with the lapsed order, or a draw, whose units go down its waiting list).
  */
-export const buttonForOrder = (status: OrderStatus | undefined, repeated: boolean): string | undefined =>
+export const buttonForOrder = (status: OrderStatus | undefined, once: boolean): string | undefined =>
   status === undefined || status === "reserved"
     ? "Reserved"
     : status === "paid"
       ? "Purchased"
-      : repeated
+      : once
         ? "Hold lapsed"
         : undefined
 
