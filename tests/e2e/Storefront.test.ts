@@ -1018,4 +1018,68 @@ describe("checkout in Chromium", () => {
     await console_.screenshot({ path: `${screenshots}/admin-checkout.png`, fullPage: true })
     await adminContext.close()
   }, 120_000)
+
+  it("a draw's winner is held for payment: the card counts down, and paying makes the order theirs", async () => {
+    const admin = await login(adminEmail)
+    const running = await api<ReadonlyArray<{ saleId: string; status: string }>>("GET", "/api/sales")
+    for (const earlier of running.filter((s) => s.status !== "ended" && s.status !== "cancelled"))
+      await api("POST", `/api/admin/sales/${earlier.saleId}/cancel`, undefined, admin.token)
+    const { productId } = await api<{ productId: string }>(
+      "POST",
+      "/api/admin/products",
+      { name: "Roaster, drawn and held" },
+      admin.token
+    )
+    const sale = await api<{ saleId: string; holdSeconds: number }>(
+      "POST",
+      "/api/admin/sales",
+      {
+        productId,
+        priceCents: 4_000,
+        stock: 1,
+        startsAt: new Date(Date.now() - 1_000).toISOString(),
+        endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+        allocation: "draw",
+        entryWindowSeconds: 5,
+        holdSeconds: 120
+      },
+      admin.token
+    )
+    assert.strictEqual(sale.holdSeconds, 120)
+    const context = await newVisitor(browser)
+    const page = await context.newPage()
+    await page.goto(node.url + "/")
+    await signIn(page, "uma@example.com")
+    const card = page.getByTestId("current-sale")
+    await card.getByRole("heading", { name: "Roaster, drawn and held" }).waitFor({ timeout: wait })
+    await card.getByRole("button", { name: "Enter the draw ($40.00)" }).click()
+    await card.getByRole("button", { name: "Entered" }).waitFor({ timeout: wait })
+    // The only entrant wins once the window closes, and the win is held for payment.
+    const checkout = card.getByTestId("checkout")
+    await checkout.getByText("Pay within").waitFor({ timeout: 40_000 })
+    await card
+      .getByTestId("draw-result")
+      .filter({ hasText: /^You won!/ })
+      .waitFor({ timeout: wait })
+    await card.getByRole("button", { name: "Reserved" }).waitFor({ timeout: wait })
+    const orderId = (await checkout.getAttribute("data-order-id")) ?? ""
+    await checkout.getByRole("button", { name: "Pay", exact: true }).click()
+    await page.waitForURL((url) => url.origin !== new URL(node.url).origin, { timeout: wait })
+    await page.getByRole("button", { name: "Pay", exact: true }).click()
+    await page
+      .getByTestId("checkout-status")
+      .filter({ hasText: `Paid — the order is yours. Order id ${orderId}.` })
+      .waitFor({ timeout: wait })
+    await card.getByRole("button", { name: "Purchased" }).waitFor({ timeout: wait })
+    const uma = await login("uma@example.com")
+    const order = await api<{ status: string }>("GET", `/api/orders/${orderId}`, undefined, uma.token)
+    assert.strictEqual(order.status, "paid")
+    const row = await orderRow(orderId)
+    assert.strictEqual(row?.status, "paid")
+    assert.instanceOf(row?.paidAt, Date)
+    const { report } = await invariantsOf(sale.saleId, new Map([[orderId as OrderId, uma.userId as UserId]]))
+    assert.strictEqual(violations(report), 0, JSON.stringify(report))
+    assert.strictEqual(report.committed, 1)
+    await context.close()
+  }, 90_000)
 })
