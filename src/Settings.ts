@@ -189,7 +189,7 @@ export const paymentSettings = Config.all({
   webhookToleranceSeconds: positiveInt("PAYMENT_WEBHOOK_TOLERANCE_SECONDS").pipe(Config.withDefault(300)),
   /** The ISO 4217 currency of every sale's price (in its minor unit, priceCents). */
   currency: Config.schema(Schema.String.check(Schema.isPattern(/^[A-Z]{3}$/)), "PAYMENT_CURRENCY").pipe(
-    Config.withDefault("EUR")
+    Config.withDefault("USD")
   )
 })
 

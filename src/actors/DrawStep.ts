@@ -10,7 +10,8 @@ import * as Sale from "./SaleState.ts"
 /** The draw's one write: fenced by the epoch, once per sale (OrderStore.draw). */
 export type DrawCommit = (
   saleId: SaleId,
-  epoch: number
+  epoch: number,
+  at: number
 ) => Effect.Effect<DrawOutcome, SaleNotFound | StaleEpoch | SqlError.SqlError>
 
 // How long a draw that failed on the database waits before it is tried again.
@@ -23,7 +24,7 @@ const drawRetryMillis = 1_000
  * otherwise is tried again (the store returns the stored result if it went through).
  */
 const runDraw = Effect.fnUntraced(function* (d: Decider, commitDraw: DrawCommit, now: number) {
-  const exit = yield* Effect.exit(commitDraw(d.saleId, d.epoch))
+  const exit = yield* Effect.exit(commitDraw(d.saleId, d.epoch, now))
   if (Exit.isSuccess(exit)) {
     ;[d.state] = Sale.decide(d.state, { _tag: "Drawn", ...exit.value, at: now })
     yield* Effect.logInfo("sale drawn", {

@@ -2,7 +2,7 @@ import { Context, Effect, Layer, Queue, Stream } from "effect"
 import { SaleRegistry } from "../actors/SaleRegistry.ts"
 import { statusAt, type SaleStatus } from "../actors/SaleState.ts"
 import type { SaleNotFound } from "../domain/Errors.ts"
-import type { SaleId } from "../domain/Ids.ts"
+import type { OrderId, SaleId } from "../domain/Ids.ts"
 import * as Settings from "../Settings.ts"
 import { Sales } from "../storage/Sales.ts"
 import { Leases } from "./Leases.ts"
@@ -10,7 +10,14 @@ import { OwnedSales } from "./OwnedSales.ts"
 import { RedisConnection } from "./RedisConnection.ts"
 import { dueDraws, follow, makeSaleViews, peek, peekCurrent, type SaleListing } from "./SaleViews.ts"
 import { currentOf, figuresOf, listOf, saleOf } from "./ViewReads.ts"
-import { announceCatalogChange, followActor, hearOthers, makeViewPush, pushOwned } from "./ViewPush.ts"
+import {
+  announceCatalogChange,
+  announceSettled,
+  followActor,
+  hearOthers,
+  makeViewPush,
+  pushOwned
+} from "./ViewPush.ts"
 import type { PushedFigures } from "./ViewWire.ts"
 
 export type { PushedFigures } from "./ViewWire.ts"
@@ -94,6 +101,8 @@ export class SaleWatch extends Context.Service<
      * catalog, and that sale, again.
      */
     readonly catalogChanged: (saleId?: SaleId) => Effect.Effect<void>
+    /** A held order's row was paid or cancelled: the sale's owner, on any node, hears of it. */
+    readonly settled: (saleId: SaleId, orderId: OrderId, status: "paid" | "cancelled") => void
     readonly snapshot: (saleId: SaleId) => Effect.Effect<SaleSnapshot, SaleNotFound>
     /**
      * Without an effect, for node:http routes: the sale's listing when this node has a fresh
@@ -138,6 +147,7 @@ export class SaleWatch extends Context.Service<
         current: currentOf(views, sales, list),
         follow: (saleId, listener) => follow(views, saleId, listener),
         catalogChanged: (saleId) => Effect.sync(() => announceCatalogChange(push, saleId)),
+        settled: (saleId, orderId, status) => announceSettled(push, saleId, orderId, status),
         snapshot: (saleId) => Effect.map(figures(saleId), (f) => snapshotOf(f, Date.now())),
         changes: (saleId) =>
           Stream.unwrap(

@@ -1,11 +1,11 @@
 import { Effect, Option, Schedule, Stream, SubscriptionRef, type Scope } from "effect"
 import type { SaleRegistry } from "../actors/SaleRegistry.ts"
-import type { SaleId } from "../domain/Ids.ts"
+import type { OrderId, SaleId } from "../domain/Ids.ts"
 import type { Leases } from "./Leases.ts"
 import type { OwnedSales } from "./OwnedSales.ts"
 import type { RedisConnection } from "./RedisConnection.ts"
 import { allStale, changedHere, heard, republishMillis, type SaleViews } from "./SaleViews.ts"
-import { packCatalogChange, packFigures, unpackMessage, type PushedFigures } from "./ViewWire.ts"
+import { packCatalogChange, packFigures, packSettled, unpackMessage, type PushedFigures } from "./ViewWire.ts"
 
 /** How often the owner looks for actors it has not followed yet (a new owner's first push). */
 const followMillis = 50
@@ -79,6 +79,23 @@ export const announceCatalogChange = (push: ViewPush, saleId: SaleId | undefined
   publish(push, packCatalogChange(saleId, fencedUpTo))
 }
 
+/**
+ * A held order's row was paid or cancelled: its owner brings its book in line (a cancelled
+ * unit back on sale at once). The owner here is told directly, every other node over Redis;
+ * a node that does not run the sale ignores it, and an owner that missed it learns the same
+ * from PostgreSQL at the hold's deadline.
+ */
+export const announceSettled = (
+  push: ViewPush,
+  saleId: SaleId,
+  orderId: OrderId,
+  status: "paid" | "cancelled"
+) => {
+  const actor = push.owned.actor(saleId)
+  if (actor !== undefined) return actor.settle(orderId, status)
+  publish(push, packSettled(saleId, orderId, status))
+}
+
 /** The owner's pushes, for the layer's lifetime: new owners' actors followed, all figures republished. */
 export const pushOwned = (
   push: ViewPush,
@@ -109,6 +126,8 @@ export const hearOthers = (push: ViewPush): Effect.Effect<void, never, Scope.Sco
       if (message === undefined) return
       if (message._tag === "CatalogChanged")
         return changedHere(push.views, message.saleId, message.fencedUpTo)
+      if (message._tag === "Settled")
+        return push.owned.actor(message.saleId)?.settle(message.orderId, message.status)
       const now = Date.now()
       for (const figures of message.views) heard(push.views, figures, now)
     }

@@ -1,7 +1,7 @@
 import { Exit, Schema } from "effect"
 import { Packr } from "msgpackr"
 import type { SaleFigures } from "../actors/SaleActor.ts"
-import type { SaleId } from "../domain/Ids.ts"
+import type { OrderId, SaleId } from "../domain/Ids.ts"
 
 /**
  * A sale's figures as its owner publishes them: what changes with purchases and cancels,
@@ -17,6 +17,8 @@ export type PushedFigures = SaleFigures
  *                                       figures (a draw sale adds its draw time and whether drawn)
  *   [1, saleId | null, fencedUpTo]      the admin changed the sale (null: a product), fencing
  *                                       its owners up to that epoch
+ *   [2, saleId, orderId, status]        a held order's row was paid or cancelled: its owner,
+ *                                       wherever it runs, brings its book in line
  */
 const FiguresTuple = Schema.Tuple([
   Schema.String.pipe(Schema.brand("SaleId")),
@@ -32,7 +34,13 @@ const FiguresTuple = Schema.Tuple([
 ])
 const Message = Schema.Union([
   Schema.Tuple([Schema.Literal(0), Schema.Array(FiguresTuple)]),
-  Schema.Tuple([Schema.Literal(1), Schema.NullOr(Schema.String.pipe(Schema.brand("SaleId"))), Schema.Number])
+  Schema.Tuple([Schema.Literal(1), Schema.NullOr(Schema.String.pipe(Schema.brand("SaleId"))), Schema.Number]),
+  Schema.Tuple([
+    Schema.Literal(2),
+    Schema.String.pipe(Schema.brand("SaleId")),
+    Schema.String.pipe(Schema.brand("OrderId")),
+    Schema.Literals(["paid", "cancelled"])
+  ])
 ])
 const decodeMessage = Schema.decodeUnknownExit(Message)
 
@@ -62,7 +70,16 @@ export const packFigures = (views: ReadonlyArray<PushedFigures>): Buffer =>
 export const packCatalogChange = (saleId: SaleId | undefined, fencedUpTo: number): Buffer =>
   packr.pack([1, saleId ?? null, fencedUpTo])
 
+export const packSettled = (saleId: SaleId, orderId: OrderId, status: "paid" | "cancelled"): Buffer =>
+  packr.pack([2, saleId, orderId, status])
+
 export type ViewMessage =
+  | {
+      readonly _tag: "Settled"
+      readonly saleId: SaleId
+      readonly orderId: OrderId
+      readonly status: "paid" | "cancelled"
+    }
   | { readonly _tag: "Figures"; readonly views: ReadonlyArray<PushedFigures> }
   | { readonly _tag: "CatalogChanged"; readonly saleId: SaleId | undefined; readonly fencedUpTo: number }
 
@@ -79,6 +96,8 @@ export const unpackMessage = (bytes: Buffer): ViewMessage | undefined => {
   const message = decoded.value
   if (message[0] === 1)
     return { _tag: "CatalogChanged", saleId: message[1] ?? undefined, fencedUpTo: message[2] }
+  if (message[0] === 2)
+    return { _tag: "Settled", saleId: message[1], orderId: message[2], status: message[3] }
   return {
     _tag: "Figures",
     views: message[1].map(

@@ -64,18 +64,11 @@ const drawWithoutWindow = invalidRequest('Invalid payload: allocation "draw" nee
   path: ["entryWindowSeconds"]
 })
 
-// A hold is paid for: a free unit has nothing to collect. A draw's winners are final at the draw.
+// A hold is paid for: a free unit has nothing to collect.
 const holdNeedsPrice = new InvalidRequest({
   error: {
     code: "hold_needs_price",
     message: "Invalid payload: a sale that holds units for payment (holdSeconds > 0) needs priceCents > 0",
-    details: { in: "payload", path: ["holdSeconds"] }
-  }
-})
-const holdNotForDraw = new InvalidRequest({
-  error: {
-    code: "hold_not_for_draw",
-    message: 'Invalid payload: holdSeconds is for allocation "first_come" only',
     details: { in: "payload", path: ["holdSeconds"] }
   }
 })
@@ -163,7 +156,6 @@ const createSale = (
     const draw = yield* newDraw(payload, startsAt, endsAt)
     const { productId, priceCents, stock, powDifficulty, olderAccountsOnly } = payload
     const { holdSeconds, repurchaseAfterLapse } = payload
-    if ((holdSeconds ?? 0) > 0 && draw !== undefined) return yield* holdNotForDraw
     if ((holdSeconds ?? 0) > 0 && priceCents === 0) return yield* holdNeedsPrice
     const saleId = yield* stores.sales
       .create({

@@ -1,7 +1,7 @@
 import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServer, HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
-import { SaleRouter } from "../cluster/SaleRouter.ts"
+import { SaleWatch } from "../cluster/SaleWatch.ts"
 import type { OrderId, SaleId } from "../domain/Ids.ts"
 import type { PaymentEvent } from "../domain/Payments.ts"
 import { PaymentProvider } from "../payments/PaymentProvider.ts"
@@ -101,7 +101,7 @@ export const OrdersHandlers = HttpApiBuilder.group(Api, "orders", (handlers) =>
     const checkout = yield* Checkout
     const provider = yield* PaymentProvider
     const role = yield* AdminRole
-    const router = yield* SaleRouter
+    const watch = yield* SaleWatch
     const { currency } = yield* Settings.paymentSettings
 
     // An order is shown to its buyer and to admins; to anyone else it does not exist.
@@ -144,7 +144,7 @@ export const OrdersHandlers = HttpApiBuilder.group(Api, "orders", (handlers) =>
       if (result._tag === "NotFound") return yield* orderNotFound(orderId)
       if (result._tag === "NotCancellable") return yield* notCancellable(result.order)
       // The stock row has the unit back; the owner, if here, puts it back on sale at once.
-      router.localActor(result.order.saleId)?.settle(orderId, "cancelled")
+      watch.settled(result.order.saleId, orderId, "cancelled")
       return detail(result.order, currency)
     })
 
@@ -192,8 +192,8 @@ export const WebhookRoute = Layer.unwrap(
   Effect.gen(function* () {
     const checkout = yield* Checkout
     const provider = yield* PaymentProvider
-    const router = yield* SaleRouter
-    const settle = (saleId: SaleId, orderId: OrderId) => router.localActor(saleId)?.settle(orderId, "paid")
+    const watch = yield* SaleWatch
+    const settle = (saleId: SaleId, orderId: OrderId) => watch.settled(saleId, orderId, "paid")
     const handle = Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const body = new Uint8Array(yield* request.arrayBuffer)

@@ -35,7 +35,10 @@ export const entryView = (
     const setup = yield* setupOf(records, saleId)
     yield* watched(watch, saleId)
     const entry = yield* records.entryOf(saleId, userId).pipe(Effect.orDie)
-    const status: EntryStatus = entry === undefined ? "none" : statusOf(entry.place, setup)
+    // An entrant with an order won a unit: at the draw, or later from the waiting list when a
+    // winner's hold ended unpaid.
+    const status: EntryStatus =
+      entry === undefined ? "none" : entry.ordered ? "won" : statusOf(entry.place, setup)
     return {
       saleId,
       status,

@@ -261,17 +261,23 @@ export const eventsRoute = (
     if (saleId === undefined || audiences.watching >= limit) return false
     const listing = watch.peek(saleId)
     if (listing === undefined) return false
-    response.writeHead(200, { ...headers(request), ...streamHeaders, "content-type": "text/event-stream" })
     const socket = response.socket
-    socket?.setNoDelay(true)
-    socket?.setTimeout(0)
+    if (socket === null) return false
+    // The stream ends only when the connection does: no chunked framing (the connection is
+    // closed at the end instead), so each event is the same bytes written straight to every
+    // watcher's socket, one write each, past the response's own bookkeeping.
+    response.useChunkedEncodingByDefault = false
+    response.writeHead(200, { ...headers(request), ...streamHeaders, "content-type": "text/event-stream" })
+    response.flushHeaders()
+    socket.setNoDelay(true)
+    socket.setTimeout(0)
     const lastSeen = request.headers["last-event-id"]
     const leave = audiences.join(
       listing.figures,
       {
         write: (bytes) => {
-          if (response.writableLength > maxUnsentBytes) return void response.destroy()
-          response.write(bytes)
+          if (socket.writableLength > maxUnsentBytes) return void socket.destroy()
+          socket.write(bytes)
         }
       },
       typeof lastSeen === "string" ? lastSeen : undefined

@@ -19,6 +19,8 @@ import type { PaymentEvent } from "../domain/Payments.ts"
  * - `refunds` keeps each payment that found its hold ended until the provider took it back:
  *   the webhook that brought it is answered 2xx only once the refund is made, so a failed
  *   refund call is tried again with the provider's next delivery.
+ * - One live (reserved or paid) order per buyer and sale is what the unique index holds now,
+ *   so a buyer whose hold lapsed can buy again where the sale allows it.
  * - `orders.payment_intent` names the intent that paid, so a second delivery of that payment
  *   under another event id changes nothing, and another intent's payment is refunded.
  */
@@ -26,6 +28,12 @@ export const checkoutMigration = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   yield* sql`ALTER TABLE flash_sales ADD COLUMN repurchase_after_lapse boolean NOT NULL DEFAULT false`
   yield* sql`ALTER TABLE orders ADD COLUMN payment_intent text`
+  // One live order per buyer and sale, where it was one order at all: a buyer whose hold
+  // lapsed may buy again in a sale that allows it, and both rows stay.
+  yield* sql`ALTER TABLE orders DROP CONSTRAINT orders_sale_id_user_id_key`
+  yield* sql`
+    CREATE UNIQUE INDEX orders_one_live_per_buyer ON orders (sale_id, user_id)
+    WHERE status IN ('reserved', 'paid')`
   yield* sql`
     CREATE TABLE refunds (
       intent_id text PRIMARY KEY,

@@ -77,10 +77,11 @@ export const readDrawSnapshot = Effect.fnUntraced(function* (
  * in sale_draws switches once. Otherwise it reads every committed entry (entries committing
  * now wait for the stock row and are refused after, see migration 0009), runs the pure draw
  * over the units still available, gives each winner an order (its entry id), records each
- * entrant's place in draw order, and marks the sale drawn.
+ * entrant's place in draw order, and marks the sale drawn. In a sale that holds units for
+ * payment, each winner's order is held from `at` (the owner's clock, as its memory has it).
  */
 export const drawSale = (sql: SqlClient.SqlClient) =>
-  Effect.fn("OrderStore.draw")(function* (saleId: SaleId, epoch: number) {
+  Effect.fn("OrderStore.draw")(function* (saleId: SaleId, epoch: number, at: number = Date.now()) {
     const [stock] = yield* sql<{ epoch: number; available: number }>`
         SELECT owner_epoch AS epoch, available FROM stocks WHERE sale_id = ${saleId} FOR UPDATE`
     if (stock === undefined) return yield* new SaleNotFound({ saleId })
@@ -94,8 +95,11 @@ export const drawSale = (sql: SqlClient.SqlClient) =>
     const winners = result.winners.map((w) => ({ userId: w.userId as UserId, orderId: w.entryId as OrderId }))
     if (winners.length > 0) {
       yield* sql`
-          INSERT INTO orders (id, sale_id, user_id, price_cents, owner_epoch, created_at)
-          SELECT w.id, f.id, w.user_id, f.price_cents, ${epoch}, now()
+          INSERT INTO orders (id, sale_id, user_id, price_cents, owner_epoch, created_at, status, pay_by)
+          SELECT w.id, f.id, w.user_id, f.price_cents, ${epoch}, now(),
+                 CASE WHEN f.hold_seconds > 0 THEN 'reserved' ELSE 'paid' END,
+                 CASE WHEN f.hold_seconds > 0
+                   THEN to_timestamp((${at}::float8 + f.hold_seconds * 1000.0) / 1000.0) END
           FROM unnest(${winners.map((w) => w.orderId)}::uuid[], ${winners.map((w) => w.userId)}::uuid[])
             AS w (id, user_id)
           CROSS JOIN flash_sales f WHERE f.id = ${saleId}`

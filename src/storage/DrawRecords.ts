@@ -19,6 +19,8 @@ export interface BuyerEntry {
   readonly enteredAt: number
   /** Place in draw order (1 = drawn first); null before the draw. */
   readonly place: number | null
+  /** Whether the entry became an order (a win, or a place on the waiting list come up). */
+  readonly ordered: boolean
 }
 
 /** Everything needed to recompute a draw: published only once it is done. */
@@ -69,8 +71,9 @@ export class DrawRecords extends Context.Service<
 
       const entryOf = Effect.fn("DrawRecords.entryOf")(function* (saleId: SaleId, userId: UserId) {
         const rows = yield* sql<BuyerEntry>`
-          SELECT entry_id AS "entryId", entered_at AS "enteredAt", place
-          FROM sale_entries WHERE sale_id = ${saleId} AND user_id = ${userId}`
+          SELECT e.entry_id AS "entryId", e.entered_at AS "enteredAt", e.place,
+                 EXISTS (SELECT 1 FROM orders o WHERE o.id = e.entry_id) AS ordered
+          FROM sale_entries e WHERE e.sale_id = ${saleId} AND e.user_id = ${userId}`
         return rows[0]
       })
 

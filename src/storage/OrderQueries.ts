@@ -32,7 +32,8 @@ export class OrderQueries extends Context.Service<
         (extract(epoch FROM pay_by) * 1000)::float8 AS "payBy"`
       const inSale = Effect.fn("OrderQueries.inSale")(function* (saleId: SaleId, userId: UserId) {
         const rows = yield* sql<OrderRow>`
-          SELECT ${columns} FROM orders WHERE sale_id = ${saleId} AND user_id = ${userId}`
+          SELECT ${columns} FROM orders WHERE sale_id = ${saleId} AND user_id = ${userId}
+          ORDER BY status IN ('reserved', 'paid') DESC, created_at DESC LIMIT 1`
         return rows[0]
       })
       const ofUser = Effect.fn("OrderQueries.ofUser")(function* (userId: UserId) {

@@ -21,9 +21,9 @@ export interface SaleSnapshot {
   /** A draw sale's entries and result; undefined for a first-come sale. */
   readonly draw: DrawSnapshot | undefined
   /**
-   * A first-come sale's hold length, its buyers' orders still held (each in `buyers`) and
-   * buyers whose hold expired or was cancelled. A draw sale's winners are written final by the
-   * draw, so its hold length is not applied: 0.
+   * The sale's hold length (0: purchases are final), its buyers' orders still held (each in
+   * `buyers`), and buyers whose hold expired or was cancelled. A draw sale's winners are held
+   * from the draw, and entrants promoted from its waiting list from their promotion.
    */
   readonly holdMillis?: number | undefined
   readonly pendingHolds?: ReadonlyArray<PendingHold> | undefined
@@ -171,7 +171,8 @@ export class OrderStore extends Context.Service<
      */
     readonly draw: (
       saleId: SaleId,
-      epoch: number
+      epoch: number,
+      at?: number
     ) => Effect.Effect<DrawOutcome, SaleNotFound | StaleEpoch | SqlError.SqlError>
     /**
      * The owner's expiry, fenced (migration 0013's end_holds): the due orders still reserved
@@ -198,10 +199,9 @@ export class OrderStore extends Context.Service<
           endsAt: number
           cancelled: boolean
           holdMillis: number
-          draws: boolean
           repurchaseAfterLapse: boolean
         }>`
-          SELECT s.total, s.available, f.hold_seconds * 1000 AS "holdMillis", f.allocation = 'draw' AS draws,
+          SELECT s.total, s.available, f.hold_seconds * 1000 AS "holdMillis",
                  f.repurchase_after_lapse AS "repurchaseAfterLapse",
                  (extract(epoch FROM f.starts_at) * 1000)::float8 AS "startsAt",
                  (extract(epoch FROM f.ends_at) * 1000)::float8 AS "endsAt",
@@ -210,7 +210,7 @@ export class OrderStore extends Context.Service<
           WHERE f.id = ${saleId}`
         const found = sales[0]
         if (found === undefined) return yield* new SaleNotFound({ saleId })
-        const { draws, ...sale } = found
+        const sale = found
         const rows = yield* sql<{ userId: UserId; orderId: OrderId; status: string; payBy: number | null }>`
           SELECT user_id AS "userId", id AS "orderId", status,
                  (extract(epoch FROM pay_by) * 1000)::float8 AS "payBy"
@@ -225,7 +225,7 @@ export class OrderStore extends Context.Service<
           else if (row.status === "reserved") {
             buyers.set(row.userId, row.orderId)
             pendingHolds.push({ userId: row.userId, orderId: row.orderId, payBy: row.payBy ?? 0 })
-          } else lapsed.set(row.userId, row.orderId)
+          } else if (!sale.repurchaseAfterLapse) lapsed.set(row.userId, row.orderId)
         }
         if (sale.available !== sale.total - buyers.size) {
           return yield* Effect.die(
@@ -235,8 +235,7 @@ export class OrderStore extends Context.Service<
           )
         }
         const draw = yield* readDrawSnapshot(sql, saleId, sale.startsAt)
-        const holdMillis = draws ? 0 : sale.holdMillis
-        return { saleId, ...sale, holdMillis, buyers, draw, pendingHolds, lapsed } satisfies SaleSnapshot
+        return { saleId, ...sale, buyers, draw, pendingHolds, lapsed } satisfies SaleSnapshot
       })
 
       const claim = Effect.fn("OrderStore.claim")(function* (saleId: SaleId) {

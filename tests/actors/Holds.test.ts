@@ -16,6 +16,7 @@ type Step =
   | { readonly kind: "release"; readonly pick: number }
   | { readonly kind: "pay"; readonly pick: number; readonly event: number; readonly stranger: boolean }
   | { readonly kind: "cancelHold"; readonly pick: number }
+  | { readonly kind: "settle"; readonly pick: number; readonly status: "paid" | "cancelled" }
   | { readonly kind: "expire" }
   | { readonly kind: "cancel" }
 
@@ -36,6 +37,15 @@ const stepArb: fc.Arbitrary<{ readonly tick: number; readonly step: Step }> = fc
       })
     },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant("cancelHold" as const), pick: fc.nat() }) },
+    // A payment or a cancellation PostgreSQL applied first, brought into the book afterwards.
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant("settle" as const),
+        pick: fc.nat(),
+        status: fc.constantFrom("paid" as const, "cancelled" as const)
+      })
+    },
     { weight: 3, arbitrary: fc.record({ kind: fc.constant("expire" as const) }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant("cancel" as const) }) }
   )
@@ -128,6 +138,15 @@ class Model {
     if (!target.committed) return { _tag: "NotCancellable", orderId, reason: "not_committed" }
     this.lapse(target, "cancelled")
     return { _tag: "HoldCancelled", orderId }
+  }
+
+  /** A durable payment or cancellation moves a committed held order, once; anything else stays. */
+  settle(target: ModelOrder, status: "paid" | "cancelled"): Holds.Settled {
+    const orderId = target.orderId
+    if (target.status !== "held" || !target.committed) return { _tag: "Settled", orderId, applied: false }
+    if (status === "paid") target.status = "paid"
+    else this.lapse(target, "cancelled")
+    return { _tag: "Settled", orderId, applied: true }
   }
 
   /** Due holds in acceptance order, up to the first one whose commit is still in flight. */
@@ -262,6 +281,18 @@ describe("holds in decide", () => {
                 })
                 state = next
                 expect(decision).toEqual(model.cancelHold(target.userId, target.orderId))
+                break
+              }
+              case "settle": {
+                const target = pick(model.orders, step.pick)
+                if (target === undefined) break
+                const [next, decision] = Sale.decide(state, {
+                  _tag: "Settle",
+                  orderId: target.orderId,
+                  status: step.status
+                })
+                state = next
+                expect(decision).toEqual(model.settle(target, step.status))
                 break
               }
               case "expire": {

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
 import { randomBytes } from "node:crypto"
 import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
 import { Ownership } from "../../src/cluster/Ownership.ts"
@@ -7,6 +8,7 @@ import { SaleRouter } from "../../src/cluster/SaleRouter.ts"
 import { republishMillis, SaleWatch, type PushedFigures } from "../../src/cluster/SaleWatch.ts"
 import type { SaleId } from "../../src/domain/Ids.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
+import { Checkout } from "../../src/storage/Checkout.ts"
 import { Sales } from "../../src/storage/Sales.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
@@ -91,6 +93,41 @@ describe("sale views pushed across nodes", () => {
         // The new owner's version starts again, but its epoch ranks it newer: A keeps it.
         assert.strictEqual((yield* a.watch.figures(saleId)).remaining, 8)
         assert.strictEqual((yield* a.watch.figures(saleId)).epoch, second.figures.epoch)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "a hold cancelled through a node that does not own the sale is back on sale at the owner within the bound",
+    () =>
+      Effect.gen(function* () {
+        const { a, b, storage } = yield* cluster
+        const saleId = yield* makeSale(1, { holdSeconds: 600 }).pipe(Effect.provideContext(storage))
+        const [first, second] = yield* makeUsers(2).pipe(Effect.provideContext(storage))
+        const held = yield* a.router.purchase(saleId, first!)
+        assert.strictEqual(held._tag, "Accepted")
+        if (held._tag !== "Accepted") return
+        assert.isDefined(held.payBy)
+        assert.strictEqual((yield* b.router.purchase(saleId, second!))._tag, "SoldOut")
+        // The buyer cancels through B: the row and the stock row change in PostgreSQL, and B
+        // tells the owner, A, which puts the unit back on sale and publishes it.
+        const back = yield* Effect.forkChild(heard(b.watch, saleId, (f) => f.remaining === 1))
+        const checkout = Context.get(storage, Checkout)
+        const cancelled = yield* checkout.cancel(held.orderId, first!)
+        assert.strictEqual(cancelled._tag, "Cancelled")
+        const cancelledAt = Date.now()
+        b.watch.settled(saleId, held.orderId, "cancelled")
+        const heardBack = yield* Fiber.join(back).pipe(Effect.timeout("5 seconds"))
+        assert.isBelow(heardBack.at - cancelledAt, pushBoundMillis)
+        // Without waiting for the hold's deadline, the unit sells again, once.
+        assert.strictEqual((yield* b.router.purchase(saleId, second!))._tag, "Accepted")
+        const sql = Context.get(storage, SqlClient.SqlClient)
+        const live = yield* sql<{ userId: string }>`
+          SELECT user_id AS "userId" FROM orders WHERE sale_id = ${saleId} AND status IN ('reserved', 'paid')`
+        const [stock] = yield* sql<{
+          available: number
+        }>`SELECT available FROM stocks WHERE sale_id = ${saleId}`
+        assert.deepStrictEqual([live.map((r) => r.userId), stock!.available], [[second], 0])
       }).pipe(Effect.scoped),
     60_000
   )

@@ -1,4 +1,5 @@
 import { Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { SqlClient } from "effect/sql"
 import { createHash } from "node:crypto"
 import { mkdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
@@ -735,4 +736,350 @@ describe("draw sales in Chromium", () => {
     await console_.screenshot({ path: `${screenshots}/admin-draw.png`, fullPage: true })
     await adminContext.close()
   }, 120_000)
+})
+
+/** An order's row as PostgreSQL holds it. */
+const orderRow = (orderId: string) =>
+  Effect.runPromise(
+    Effect.flatMap(
+      SqlClient.SqlClient,
+      (sql) => sql<{ status: string; paidAt: Date | null }>`
+        SELECT status, paid_at AS "paidAt" FROM orders WHERE id = ${orderId}`
+    ).pipe(Effect.provide(Database.server(Redacted.make(databaseUrl), { maxConnections: 1 })), Effect.scoped)
+  ).then((rows) => rows[0])
+
+/** A sale's committed rows against the orders the pages showed as live (reserved or paid). */
+const invariantsOf = async (saleId: string, confirmed: ReadonlyMap<OrderId, UserId>) => {
+  const record = await Effect.runPromise(
+    Effect.flatMap(Audit, (audit) => audit.read(saleId as SaleId)).pipe(
+      Effect.provide(
+        Audit.layer.pipe(Layer.provide(Database.server(Redacted.make(databaseUrl), { maxConnections: 1 })))
+      ),
+      Effect.scoped
+    )
+  )
+  return { record, report: checkInvariants(record, confirmed) }
+}
+
+describe("checkout in Chromium", () => {
+  it("a buyer holds a unit, pays on the provider's page and comes back to “Paid”; others let a hold lapse, cancel one, or pay too late and are refunded, and each unit goes back on sale; the console shows the counts", async () => {
+    const admin = await login(adminEmail)
+    // Whatever has not ended from the tests before is cancelled: the hold sale is the current one.
+    const running = await api<ReadonlyArray<{ saleId: string; status: string }>>("GET", "/api/sales")
+    for (const earlier of running.filter((s) => s.status !== "ended" && s.status !== "cancelled"))
+      await api("POST", `/api/admin/sales/${earlier.saleId}/cancel`, undefined, admin.token)
+    const holdSale = async (name: string, holdSeconds: number, startedAgoMillis: number) => {
+      const { productId } = await api<{ productId: string }>(
+        "POST",
+        "/api/admin/products",
+        { name },
+        admin.token
+      )
+      return api<{ saleId: string; holdSeconds: number }>(
+        "POST",
+        "/api/admin/sales",
+        {
+          productId,
+          priceCents: 8_900,
+          stock: 1,
+          startsAt: new Date(Date.now() - startedAgoMillis).toISOString(),
+          endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+          holdSeconds
+        },
+        admin.token
+      )
+    }
+    const origin = new URL(node.url).origin
+
+    // Paid in time.
+    const grinder = await holdSale("Espresso grinder, held for you", 60, 1_000)
+    assert.strictEqual(grinder.holdSeconds, 60)
+    const buyerContext = await newVisitor(browser)
+    const page = await buyerContext.newPage()
+    await page.goto(node.url + "/")
+    await signIn(page, "quinn@example.com")
+    const card = page.getByTestId("current-sale")
+    await card.getByRole("heading", { name: "Espresso grinder, held for you" }).waitFor({ timeout: wait })
+    await remaining(page, 1)
+    await card.getByRole("button", { name: "Buy for $89.00" }).click()
+    const checkout = card.getByTestId("checkout")
+    await checkout.getByText("Pay within").waitFor({ timeout: wait })
+    assert.match((await checkout.getByRole("timer").textContent()) ?? "", /^(00:[0-5]\d|01:00)$/)
+    await card.getByRole("button", { name: "Reserved" }).waitFor({ timeout: wait })
+    await checkout.getByRole("button", { name: "Cancel my order" }).waitFor({ timeout: wait })
+    // The held unit is off the shelf for everyone while the buyer pays.
+    await remaining(page, 0)
+    const orderId = (await checkout.getAttribute("data-order-id")) ?? ""
+    assert.match(orderId, /^[0-9a-f-]{36}$/)
+    const quinn = await login("quinn@example.com")
+    const held = await api<{ status: string; payBy: string | null }>(
+      "GET",
+      `/api/orders/${orderId}`,
+      undefined,
+      quinn.token
+    )
+    assert.strictEqual(held.status, "reserved")
+    assert.isString(held.payBy)
+    await page.screenshot({ path: `${screenshots}/checkout.png`, fullPage: true, animations: "disabled" })
+
+    // Pay: off to the provider's page, "Pay" there, and back to the shop with ?order=.
+    await checkout.getByRole("button", { name: "Pay", exact: true }).click()
+    await page.waitForURL((url) => url.origin !== origin, { timeout: wait })
+    await page.getByRole("button", { name: "Pay", exact: true }).click()
+    await page.waitForURL((url) => url.origin === origin, { timeout: wait })
+    const paid = page
+      .getByTestId("checkout-status")
+      .filter({ hasText: `Paid — the order is yours. Order id ${orderId}.` })
+    await paid.waitFor({ timeout: wait })
+    assert.notInclude(page.url(), "order=", "the return address is cleaned")
+    await card.getByRole("button", { name: "Purchased" }).waitFor({ timeout: wait })
+    await page
+      .getByTestId("orders")
+      .locator(`[data-order-id="${orderId}"]`)
+      .getByTestId("order-status")
+      .filter({ hasText: /^paid$/ })
+      .waitFor({ timeout: wait })
+    await page.screenshot({
+      path: `${screenshots}/checkout-paid.png`,
+      fullPage: true,
+      animations: "disabled"
+    })
+    const order = await api<{ status: string; paidAt: string | null }>(
+      "GET",
+      `/api/orders/${orderId}`,
+      undefined,
+      quinn.token
+    )
+    assert.strictEqual(order.status, "paid")
+    assert.isString(order.paidAt)
+    const row = await orderRow(orderId)
+    assert.strictEqual(row?.status, "paid")
+    assert.instanceOf(row?.paidAt, Date)
+    await buyerContext.close()
+
+    // Not paid: a three-second hold lapses and the unit goes back on sale. This sale started
+    // earlier than the grinder's, so the storefront shows it as the current one.
+    const kettle = await holdSale("Pour-over kettle, quick hold", 3, 60_000)
+    const lapseContext = await newVisitor(browser)
+    const other = await lapseContext.newPage()
+    await other.goto(node.url + "/")
+    await signIn(other, "rhea@example.com")
+    const kettleCard = other.getByTestId("current-sale")
+    await kettleCard.getByRole("heading", { name: "Pour-over kettle, quick hold" }).waitFor({ timeout: wait })
+    await remaining(other, 1)
+    await kettleCard.getByRole("button", { name: "Buy for $89.00" }).click()
+    await kettleCard.getByTestId("checkout").getByText("Pay within").waitFor({ timeout: wait })
+    const lapsedId = (await kettleCard.getByTestId("checkout").getAttribute("data-order-id")) ?? ""
+    await remaining(other, 0)
+    await other
+      .getByTestId("checkout-status")
+      .filter({
+        hasText: /^Your hold expired at \d\d:\d\d [AP]M before it was paid; the unit went back on sale\.$/
+      })
+      .waitFor({ timeout: wait })
+    // Back on sale: the live figure and the sale's view say so.
+    await remaining(other, 1)
+    assert.strictEqual((await api<{ remaining: number }>("GET", `/api/sales/${kettle.saleId}`)).remaining, 1)
+    const rhea = await login("rhea@example.com")
+    const lapsed = await api<{ status: string }>("GET", `/api/orders/${lapsedId}`, undefined, rhea.token)
+    assert.strictEqual(lapsed.status, "expired")
+    assert.strictEqual((await orderRow(lapsedId))?.status, "expired")
+    await other
+      .getByTestId("orders")
+      .locator(`[data-order-id="${lapsedId}"]`)
+      .getByTestId("order-status")
+      .filter({ hasText: "hold expired" })
+      .waitFor({ timeout: wait })
+    // One order per buyer in this sale: Buy again answers with the lapsed hold.
+    await kettleCard.getByRole("button", { name: "Buy for $89.00" }).click()
+    await other
+      .getByTestId("checkout-status")
+      .filter({ hasText: /One order per buyer in this sale, so it cannot be bought again\.$/ })
+      .waitFor({ timeout: wait })
+    await kettleCard.getByRole("button", { name: "Hold lapsed" }).waitFor({ timeout: wait })
+    await lapseContext.close()
+
+    // Given up: the buyer cancels and the unit goes back on sale.
+    const mill = await holdSale("Hand mill, given up", 60, 120_000)
+    const cancelContext = await newVisitor(browser)
+    const third = await cancelContext.newPage()
+    await third.goto(node.url + "/")
+    await signIn(third, "sami@example.com")
+    const millCard = third.getByTestId("current-sale")
+    await millCard.getByRole("heading", { name: "Hand mill, given up" }).waitFor({ timeout: wait })
+    await millCard.getByRole("button", { name: "Buy for $89.00" }).click()
+    const millHold = millCard.getByTestId("checkout")
+    await millHold.getByText("Pay within").waitFor({ timeout: wait })
+    const cancelledId = (await millHold.getAttribute("data-order-id")) ?? ""
+    await remaining(third, 0)
+    await millHold.getByRole("button", { name: "Cancel my order" }).click()
+    await third
+      .getByTestId("checkout-status")
+      .filter({ hasText: "You cancelled this order; the unit went back on sale." })
+      .waitFor({ timeout: wait })
+    await remaining(third, 1)
+    const sami = await login("sami@example.com")
+    assert.strictEqual(
+      (await api<{ status: string }>("GET", `/api/orders/${cancelledId}`, undefined, sami.token)).status,
+      "cancelled"
+    )
+    // This sale sells once per buyer: Buy again answers with the cancelled order.
+    await millCard.getByRole("button", { name: "Buy for $89.00" }).click()
+    await third
+      .getByTestId("checkout-status")
+      .filter({ hasText: /cancelled this order; .* so it cannot be bought again\.$/ })
+      .waitFor({ timeout: wait })
+    await millCard.getByRole("button", { name: "Hold lapsed" }).waitFor({ timeout: wait })
+    await remaining(third, 1)
+    await cancelContext.close()
+
+    // Paid too late: the buyer is on the provider's page when the hold lapses, pays anyway, and
+    // is told the payment was refunded; the unit stays back on sale.
+    const scale = await holdSale("Coffee scale, paid too late", 4, 180_000)
+    const lateContext = await newVisitor(browser)
+    const late = await lateContext.newPage()
+    await late.goto(node.url + "/")
+    await signIn(late, "tomas@example.com")
+    const scaleCard = late.getByTestId("current-sale")
+    await scaleCard.getByRole("heading", { name: "Coffee scale, paid too late" }).waitFor({ timeout: wait })
+    await scaleCard.getByRole("button", { name: "Buy for $89.00" }).click()
+    const scaleHold = scaleCard.getByTestId("checkout")
+    await scaleHold.getByText("Pay within").waitFor({ timeout: wait })
+    const lateId = (await scaleHold.getAttribute("data-order-id")) ?? ""
+    await scaleHold.getByRole("button", { name: "Pay", exact: true }).click()
+    await late.waitForURL((url) => url.origin !== origin, { timeout: wait })
+    const tomas = await login("tomas@example.com")
+    const orderStatus = async () =>
+      (await api<{ status: string }>("GET", `/api/orders/${lateId}`, undefined, tomas.token)).status
+    const expiredBy = Date.now() + wait
+    while ((await orderStatus()) !== "expired") {
+      assert.isBelow(Date.now(), expiredBy, "the hold expires while the buyer is on the payment page")
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+    await late.getByRole("button", { name: "Pay", exact: true }).click()
+    await late.waitForURL((url) => url.origin === origin, { timeout: wait })
+    await late
+      .getByTestId("checkout-status")
+      .filter({ hasText: "Your payment arrived after the hold ended; it has been refunded." })
+      .waitFor({ timeout: wait })
+    assert.strictEqual(await orderStatus(), "refunded")
+    assert.strictEqual((await orderRow(lateId))?.status, "refunded")
+    await remaining(late, 1)
+    await lateContext.close()
+
+    // PostgreSQL: the grinder's paid order holds its unit; the kettle's unit is back.
+    const grinderCheck = await invariantsOf(
+      grinder.saleId,
+      new Map([[orderId as OrderId, quinn.userId as UserId]])
+    )
+    assert.strictEqual(violations(grinderCheck.report), 0, JSON.stringify(grinderCheck.report))
+    assert.strictEqual(grinderCheck.report.committed, 1)
+    const kettleCheck = await invariantsOf(kettle.saleId, new Map())
+    assert.strictEqual(violations(kettleCheck.report), 0, JSON.stringify(kettleCheck.report))
+    assert.strictEqual(kettleCheck.report.committed, 0)
+    assert.strictEqual(kettleCheck.record.available, 1)
+    const millCheck = await invariantsOf(mill.saleId, new Map())
+    assert.strictEqual(violations(millCheck.report), 0, JSON.stringify(millCheck.report))
+    assert.strictEqual(millCheck.report.committed, 0)
+    assert.strictEqual((await orderRow(cancelledId))?.status, "cancelled")
+    const scaleCheck = await invariantsOf(scale.saleId, new Map())
+    assert.strictEqual(violations(scaleCheck.report), 0, JSON.stringify(scaleCheck.report))
+    assert.strictEqual(scaleCheck.report.committed, 0)
+
+    // The console: a hold on the form, and each sale's orders by status on the live view.
+    const adminContext = await newVisitor(browser, { width: 1200, height: 1000 })
+    const console_ = await adminContext.newPage()
+    await console_.goto(node.url + "/")
+    await signIn(console_, adminEmail)
+    await console_.getByRole("link", { name: "Admin" }).click()
+    await console_.getByTestId("admin-console").waitFor({ timeout: wait })
+    await console_.getByLabel("Product").fill("Held lamp")
+    await console_.getByLabel("Hold for payment (seconds, 0 = final at purchase)").fill("30")
+    await console_.getByLabel("Allow another purchase after a lapsed hold").check()
+    await console_.getByRole("button", { name: "Create sale" }).click()
+    await console_.getByText("Sale of “Held lamp” created.").waitFor({ timeout: wait })
+    const rowOf = (product: string) =>
+      console_.getByTestId("admin-sales").getByRole("row").filter({ hasText: product })
+    await rowOf("Held lamp").getByText("hold 30 s").waitFor({ timeout: wait })
+    const lamp = (
+      await api<ReadonlyArray<{ productName: string; holdSeconds: number }>>("GET", "/api/sales")
+    ).find((s) => s.productName === "Held lamp")
+    assert.strictEqual(lamp?.holdSeconds, 30)
+    const live = console_.getByTestId("live-sale")
+    await rowOf("Espresso grinder, held for you").getByRole("button", { name: "Watch" }).click()
+    await live.getByTestId("live-orders-paid").filter({ hasText: /^1$/ }).waitFor({ timeout: wait })
+    await live
+      .getByTestId("live-paid-conversion")
+      .filter({ hasText: /^100 %$/ })
+      .waitFor({ timeout: wait })
+    await rowOf("Pour-over kettle, quick hold").getByRole("button", { name: "Watch" }).click()
+    await live.getByTestId("live-orders-expired").filter({ hasText: /^1$/ }).waitFor({ timeout: wait })
+    await live.getByTestId("live-paid-conversion").filter({ hasText: /^0 %$/ }).waitFor({ timeout: wait })
+    await console_.screenshot({ path: `${screenshots}/admin-checkout.png`, fullPage: true })
+    await adminContext.close()
+  }, 120_000)
+
+  it("a draw's winner is held for payment: the card counts down, and paying makes the order theirs", async () => {
+    const admin = await login(adminEmail)
+    const running = await api<ReadonlyArray<{ saleId: string; status: string }>>("GET", "/api/sales")
+    for (const earlier of running.filter((s) => s.status !== "ended" && s.status !== "cancelled"))
+      await api("POST", `/api/admin/sales/${earlier.saleId}/cancel`, undefined, admin.token)
+    const { productId } = await api<{ productId: string }>(
+      "POST",
+      "/api/admin/products",
+      { name: "Roaster, drawn and held" },
+      admin.token
+    )
+    const sale = await api<{ saleId: string; holdSeconds: number }>(
+      "POST",
+      "/api/admin/sales",
+      {
+        productId,
+        priceCents: 4_000,
+        stock: 1,
+        startsAt: new Date(Date.now() - 1_000).toISOString(),
+        endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+        allocation: "draw",
+        entryWindowSeconds: 5,
+        holdSeconds: 120
+      },
+      admin.token
+    )
+    assert.strictEqual(sale.holdSeconds, 120)
+    const context = await newVisitor(browser)
+    const page = await context.newPage()
+    await page.goto(node.url + "/")
+    await signIn(page, "uma@example.com")
+    const card = page.getByTestId("current-sale")
+    await card.getByRole("heading", { name: "Roaster, drawn and held" }).waitFor({ timeout: wait })
+    await card.getByRole("button", { name: "Enter the draw ($40.00)" }).click()
+    await card.getByRole("button", { name: "Entered" }).waitFor({ timeout: wait })
+    // The only entrant wins once the window closes, and the win is held for payment.
+    const checkout = card.getByTestId("checkout")
+    await checkout.getByText("Pay within").waitFor({ timeout: 40_000 })
+    await card
+      .getByTestId("draw-result")
+      .filter({ hasText: /^You won!/ })
+      .waitFor({ timeout: wait })
+    await card.getByRole("button", { name: "Reserved" }).waitFor({ timeout: wait })
+    const orderId = (await checkout.getAttribute("data-order-id")) ?? ""
+    await checkout.getByRole("button", { name: "Pay", exact: true }).click()
+    await page.waitForURL((url) => url.origin !== new URL(node.url).origin, { timeout: wait })
+    await page.getByRole("button", { name: "Pay", exact: true }).click()
+    await page
+      .getByTestId("checkout-status")
+      .filter({ hasText: `Paid — the order is yours. Order id ${orderId}.` })
+      .waitFor({ timeout: wait })
+    await card.getByRole("button", { name: "Purchased" }).waitFor({ timeout: wait })
+    const uma = await login("uma@example.com")
+    const order = await api<{ status: string }>("GET", `/api/orders/${orderId}`, undefined, uma.token)
+    assert.strictEqual(order.status, "paid")
+    const row = await orderRow(orderId)
+    assert.strictEqual(row?.status, "paid")
+    assert.instanceOf(row?.paidAt, Date)
+    const { report } = await invariantsOf(sale.saleId, new Map([[orderId as OrderId, uma.userId as UserId]]))
+    assert.strictEqual(violations(report), 0, JSON.stringify(report))
+    assert.strictEqual(report.committed, 1)
+    await context.close()
+  }, 90_000)
 })

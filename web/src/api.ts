@@ -16,6 +16,8 @@ export interface Sale {
   /** Only accounts created before this instant may buy; null: any. */
   readonly accountsCreatedBefore: string | null
   readonly allocation: Allocation
+  /** Seconds a purchase is held for payment; 0: a purchase is final at once. */
+  readonly holdSeconds: number
 }
 
 /** The sale's draw, when it is one. */
@@ -117,6 +119,29 @@ export interface Order {
   readonly saleId: string
   readonly priceCents: number
   readonly createdAt: string
+  readonly status: OrderStatus
+  /** A held order's deadline to pay; null once final (or for a sale without holds). */
+  readonly payBy: string | null
+}
+
+/**
+ * An order's place in checkout: held for payment until `payBy` (reserved), then paid, expired
+ * (not paid in time), cancelled by its buyer, or refunded (paid after the hold ended). An order
+ * of a sale without holds is paid from the start.
+ */
+export type OrderStatus = "reserved" | "paid" | "expired" | "cancelled" | "refunded"
+
+/** One order as its buyer (or an admin) reads it. */
+export interface OrderDetail {
+  readonly orderId: string
+  readonly saleId: string
+  readonly userId: string
+  readonly status: OrderStatus
+  readonly priceCents: number
+  readonly currency: string
+  readonly createdAt: string
+  readonly payBy: string | null
+  readonly paidAt: string | null
 }
 
 export type Purchase =
@@ -125,6 +150,14 @@ export type Purchase =
       readonly saleId: string
       readonly status: "purchased"
       readonly alreadyPurchased: boolean
+    }
+  /** A hold sale: the unit is the buyer's if paid by `payBy` (a repeat may be either kind). */
+  | {
+      readonly orderId: string
+      readonly saleId: string
+      readonly status: "reserved"
+      readonly alreadyPurchased: boolean
+      readonly payBy: string
     }
   /** 202 in a draw sale's window: an entry, committed; the draw decides later. */
   | {
@@ -145,6 +178,10 @@ export interface SaleStats {
   readonly recentPurchasesPerSecond: number
   /** Over the sale's commits so far, whichever node made them; null before the first. */
   readonly commitLatencyMillis: { readonly p50: number; readonly p99: number } | null
+  /** Order rows by checkout status. */
+  readonly orders: Readonly<Record<OrderStatus, number>>
+  /** paid / (paid + expired + cancelled + refunded); null while none of those exist. */
+  readonly paidConversion: number | null
 }
 
 /** An answer other than 2xx: the API's `{ error: { code, message, details? } }`. */
@@ -283,6 +320,16 @@ export const api = {
   entry: (token: string, saleId: string) =>
     get<Entry>(`/api/sales/${encodeURIComponent(saleId)}/entry`, token),
   draw: (saleId: string) => get<DrawRecord>(`/api/sales/${encodeURIComponent(saleId)}/draw`),
+  /** One of the buyer's orders, where it stands in checkout. */
+  order: (token: string, orderId: string) =>
+    get<OrderDetail>(`/api/orders/${encodeURIComponent(orderId)}`, token),
+  /** Starts paying a held order: the provider's page to send the browser to. */
+  payOrder: async (token: string, orderId: string): Promise<{ checkoutUrl: string }> =>
+    (await call<{ checkoutUrl: string }>("POST", `/api/orders/${encodeURIComponent(orderId)}/pay`, { token }))
+      .body,
+  /** Gives a held order up: the unit goes back on sale. */
+  cancelOrder: async (token: string, orderId: string): Promise<OrderDetail> =>
+    (await call<OrderDetail>("POST", `/api/orders/${encodeURIComponent(orderId)}/cancel`, { token })).body,
   myOrders: (token: string, userId: string) =>
     get<ReadonlyArray<Order>>(`/api/purchase/user/${encodeURIComponent(userId)}`, token),
   createProduct: async (token: string, name: string): Promise<{ productId: string }> =>
@@ -299,6 +346,8 @@ export const api = {
       olderAccountsOnly?: boolean
       allocation?: "first_come" | "draw"
       entryWindowSeconds?: number
+      holdSeconds?: number
+      repurchaseAfterLapse?: boolean
     }
   ): Promise<Sale> => (await call<Sale>("POST", "/api/admin/sales", { token, body: sale })).body,
   updateSale: async (

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react"
 import { api, type Sale, type SaleStats, type Session } from "../api.ts"
 import { Chart, type Series } from "./Chart.tsx"
+import { LiveCheckout } from "./LiveCheckout.tsx"
 import { LiveDraw } from "./LiveDraw.tsx"
 import { commitTotals, meanCommitMillis } from "./metrics.ts"
 
@@ -147,6 +148,7 @@ export function LiveSale(props: { readonly session: Session; readonly sale: Sale
           </dd>
         </div>
       </dl>
+      <LiveCheckout sale={props.sale} stats={stats} />
       <LiveDraw sale={props.sale} entries={stats?.byOutcome.entered} />
       <div className="charts">
         <Chart

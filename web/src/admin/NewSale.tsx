@@ -8,8 +8,8 @@ export const suggestedDifficulty = 2_000
 /**
  * Creates a product and puts it on sale: price, stock, start and end, how units are handed out
  * (first come, or a draw after an entry window) and the purchase rules (a proof-of-work
- * difficulty, and whether only accounts older than the sale may buy), all fixed once the sale
- * exists.
+ * difficulty, and whether only accounts older than the sale may buy) and how long a purchase
+ * (or a draw's win) is held for payment, all fixed once the sale exists.
  */
 export function NewSale(props: { readonly session: Session; readonly onCreated: (sale: Sale) => void }) {
   const [name, setName] = useState("")
@@ -25,6 +25,8 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
   const [olderAccountsOnly, setOlderAccountsOnly] = useState(false)
   const [allocation, setAllocation] = useState<"first_come" | "draw">("first_come")
   const [entryWindow, setEntryWindow] = useState("60")
+  const [hold, setHold] = useState("0")
+  const [repurchaseAfterLapse, setRepurchaseAfterLapse] = useState(false)
   const [message, setMessage] = useState<{ ok: boolean; text: string } | undefined>(undefined)
   const [busy, setBusy] = useState(false)
 
@@ -53,6 +55,14 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
       return setMessage({ ok: false, text: "The entry window must be a whole number of seconds ≥ 1." })
     if (allocation === "draw" && Date.parse(start) + entryWindowSeconds * 1_000 > Date.parse(end))
       return setMessage({ ok: false, text: "The entry window must close before the sale ends." })
+    const holdSeconds = Number(hold)
+    if (!Number.isInteger(holdSeconds) || holdSeconds < 0 || holdSeconds > 3_600)
+      return setMessage({
+        ok: false,
+        text: "The hold must be a whole number of seconds from 0 (final at purchase) to 3,600."
+      })
+    if (holdSeconds > 0 && priceCents === 0)
+      return setMessage({ ok: false, text: "A sale that holds units for payment needs a price above 0." })
     setBusy(true)
     setMessage(undefined)
     try {
@@ -65,7 +75,11 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
         endsAt: end,
         ...(powDifficulty > 0 ? { powDifficulty } : {}),
         ...(olderAccountsOnly ? { olderAccountsOnly } : {}),
-        ...(allocation === "draw" ? { allocation, entryWindowSeconds } : {})
+        ...(allocation === "draw" ? { allocation, entryWindowSeconds } : {}),
+        ...(holdSeconds > 0 ? { holdSeconds } : {}),
+        ...(holdSeconds > 0 && allocation === "first_come" && repurchaseAfterLapse
+          ? { repurchaseAfterLapse }
+          : {})
       })
       setMessage({ ok: true, text: `Sale of “${sale.productName}” created.` })
       setName("")
@@ -191,6 +205,37 @@ export function NewSale(props: { readonly session: Session; readonly onCreated: 
             />
           </label>
         ) : null}
+        <label>
+          Hold for payment (seconds, 0 = final at purchase)
+          <input
+            name="holdSeconds"
+            type="number"
+            min="0"
+            max="3600"
+            step="1"
+            required
+            value={hold}
+            aria-describedby="hold-hint"
+            onChange={(e) => setHold(e.target.value)}
+          />
+          <small id="hold-hint">
+            {allocation === "draw"
+              ? "A winner has this long to pay; an unpaid unit then goes to the waiting list."
+              : "A buyer has this long to pay; an unpaid unit then goes back on sale."}
+          </small>
+        </label>
+        {allocation === "draw" ? null : (
+          <label className="check">
+            <input
+              name="repurchaseAfterLapse"
+              type="checkbox"
+              checked={repurchaseAfterLapse}
+              disabled={hold.trim() === "" || Number(hold) === 0}
+              onChange={(e) => setRepurchaseAfterLapse(e.target.checked)}
+            />
+            Allow another purchase after a lapsed hold
+          </label>
+        )}
         <label className="check">
           <input
             name="olderAccountsOnly"

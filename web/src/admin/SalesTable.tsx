@@ -8,6 +8,7 @@ const rulesOf = (sale: Sale): string => {
   const draw = drawOf(sale)
   const rules = [
     ...(draw === undefined ? [] : [`draw after ${draw.entryWindowSeconds.toLocaleString("en-US")} s`]),
+    ...(sale.holdSeconds > 0 ? [`hold ${sale.holdSeconds.toLocaleString("en-US")} s`] : []),
     ...(sale.powDifficulty === null ? [] : [`proof of work ${sale.powDifficulty.toLocaleString("en-US")}`]),
     ...(sale.accountsCreatedBefore === null ? [] : ["older accounts only"])
   ]

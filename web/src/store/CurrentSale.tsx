@@ -1,5 +1,7 @@
-import { useEffect, useRef } from "react"
-import { drawOf, formatPrice, type Sale, type Session } from "../api.ts"
+import { useEffect, useRef, useState } from "react"
+import { drawOf, formatPrice, type OrderDetail, type Sale, type Session } from "../api.ts"
+import { Checkout } from "./Checkout.tsx"
+import { buttonForOrder, followedOrder } from "./checkout.ts"
 import { Countdown } from "./Countdown.tsx"
 import { DrawPanel } from "./DrawPanel.tsx"
 import { PurchaseMessage } from "./PurchaseMessage.tsx"
@@ -17,12 +19,18 @@ const statusWords: Record<Sale["status"], string> = {
   cancelled: "Cancelled"
 }
 
-/** The sale on now (or next): live stock, countdown, and the Buy button. */
+/**
+ * The sale on now (or next): live stock, countdown, and the Buy button; in a sale with holds,
+ * the buyer's held order below it, to pay or give up.
+ */
 export function CurrentSale(props: {
   readonly sale: Sale
   readonly session: Session | undefined
   readonly purchasedOrderId: string | undefined
+  /** The order the buyer came back from the payment page with. */
+  readonly returnedOrderId: string | undefined
   readonly onPurchased: () => void
+  readonly onOrder: (order: OrderDetail) => void
   readonly onScheduleChange: () => void
 }) {
   const { sale, session } = props
@@ -81,6 +89,24 @@ export function CurrentSale(props: {
     props.purchasedOrderId !== undefined ||
     outcome?.kind === "purchased" ||
     outcome?.kind === "already_purchased"
+  // In a sale with holds (or back from paying), the buyer's order decides the button.
+  const followed = followedOrder({
+    outcome,
+    holds: sale.holdSeconds > 0,
+    returnedOrderId: props.returnedOrderId,
+    wonOrderId: entry?.status === "won" ? (entry.orderId ?? undefined) : undefined,
+    purchasedOrderId: props.purchasedOrderId
+  })
+  const [seen, setSeen] = useState<OrderDetail | undefined>(undefined)
+  const orderSays =
+    followed === undefined
+      ? bought
+        ? "Purchased"
+        : undefined
+      : buttonForOrder(
+          seen?.orderId === followed.orderId ? seen.status : undefined,
+          followed.repeated || draw !== undefined
+        )
   const entered = outcome?.kind === "entered" || (entry !== undefined && entry.status !== "none")
   // Once drawn, the draw's panel says what became of the entry; the entry's own message goes.
   const drawnResult = entry?.status === "won" || entry?.status === "not_drawn"
@@ -95,33 +121,34 @@ export function CurrentSale(props: {
   }, [won])
 
   // What the sale says comes first; then whether this visitor can buy.
-  const disabledBecause = bought
-    ? "Purchased"
-    : draw !== undefined && entered
-      ? won
-        ? "Purchased"
-        : entry?.status === "not_drawn"
-          ? "Not picked"
-          : "Entered"
-      : draw !== undefined && now >= drawAt && status === "active"
-        ? "Draw closed"
-        : status === "upcoming"
-          ? "Not started"
-          : status === "sold_out"
-            ? "Sold out"
-            : status === "ended"
-              ? "Ended"
-              : status === "cancelled"
-                ? "Cancelled"
-                : session === undefined
-                  ? "Sign in to buy"
-                  : proving
-                    ? "Checking you're a person…"
-                    : busy
-                      ? draw === undefined
-                        ? "Buying…"
-                        : "Entering…"
-                      : undefined
+  const disabledBecause =
+    orderSays !== undefined
+      ? orderSays
+      : draw !== undefined && entered
+        ? won
+          ? "Purchased"
+          : entry?.status === "not_drawn"
+            ? "Not picked"
+            : "Entered"
+        : draw !== undefined && now >= drawAt && status === "active"
+          ? "Draw closed"
+          : status === "upcoming"
+            ? "Not started"
+            : status === "sold_out"
+              ? "Sold out"
+              : status === "ended"
+                ? "Ended"
+                : status === "cancelled"
+                  ? "Cancelled"
+                  : session === undefined
+                    ? "Sign in to buy"
+                    : proving
+                      ? "Checking you're a person…"
+                      : busy
+                        ? draw === undefined
+                          ? "Buying…"
+                          : "Entering…"
+                        : undefined
 
   return (
     <article className="sale current" aria-labelledby="current-sale-name" data-testid="current-sale">
@@ -167,9 +194,24 @@ export function CurrentSale(props: {
             ? `Buy for ${formatPrice(sale.priceCents)}`
             : `Enter the draw (${formatPrice(sale.priceCents)})`)}
       </button>
+      {followed === undefined || session === undefined ? null : (
+        <Checkout
+          // Learning that the buyer is back from paying for it starts the order's checkout afresh.
+          key={followed.orderId + (followed.returned ? " returned" : "")}
+          token={session.token}
+          orderId={followed.orderId}
+          returned={followed.returned}
+          repeated={followed.repeated}
+          onOrder={(order) => {
+            setSeen(order)
+            props.onOrder(order)
+          }}
+        />
+      )}
       <PurchaseMessage
         outcome={
-          drawnResult
+          // The checkout speaks for the order it follows; the message for the rest (a refusal).
+          drawnResult || (followed !== undefined && (outcome === undefined || "orderId" in outcome))
             ? undefined
             : (outcome ??
               (props.purchasedOrderId === undefined

@@ -1,7 +1,10 @@
 import { describeOutcome, type PurchaseOutcome } from "./outcome.ts"
 
 const tone = (outcome: PurchaseOutcome): "good" | "bad" | "wait" =>
-  outcome.kind === "purchased" || outcome.kind === "already_purchased" || outcome.kind === "entered"
+  outcome.kind === "purchased" ||
+  outcome.kind === "already_purchased" ||
+  outcome.kind === "reserved" ||
+  outcome.kind === "entered"
     ? "good"
     : outcome.kind === "retry"
       ? "wait"

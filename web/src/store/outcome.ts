@@ -4,6 +4,8 @@ import { ApiError, type Purchase } from "../api.ts"
 export type PurchaseOutcome =
   | { readonly kind: "purchased"; readonly orderId: string }
   | { readonly kind: "already_purchased"; readonly orderId: string }
+  /** A hold sale: the unit is held until `payBy`; `again` when the buyer already held it. */
+  | { readonly kind: "reserved"; readonly orderId: string; readonly payBy: string; readonly again: boolean }
   /** A draw sale's entry, committed: the draw at `drawAt` decides. */
   | { readonly kind: "entered"; readonly drawAt: string }
   /** The draw is done and this buyer was not drawn. */
@@ -29,9 +31,16 @@ export const purchaseOutcome = (result: { ok: Purchase } | { error: unknown }): 
   if ("ok" in result)
     return result.ok.status === "entered"
       ? { kind: "entered", drawAt: result.ok.entered.drawAt }
-      : result.ok.alreadyPurchased
-        ? { kind: "already_purchased", orderId: result.ok.orderId }
-        : { kind: "purchased", orderId: result.ok.orderId }
+      : result.ok.status === "reserved"
+        ? {
+            kind: "reserved",
+            orderId: result.ok.orderId,
+            payBy: result.ok.payBy,
+            again: result.ok.alreadyPurchased
+          }
+        : result.ok.alreadyPurchased
+          ? { kind: "already_purchased", orderId: result.ok.orderId }
+          : { kind: "purchased", orderId: result.ok.orderId }
   const error = result.error
   if (!(error instanceof ApiError))
     return { kind: "failed", message: "The shop could not be reached. Check your connection and try again." }
@@ -65,6 +74,8 @@ export const describeOutcome = (outcome: PurchaseOutcome, secondsLeft?: number):
       return `Purchased! Your order id is ${outcome.orderId}.`
     case "already_purchased":
       return `You already bought this one. Your order id is ${outcome.orderId}.`
+    case "reserved":
+      return `${outcome.again ? "You already hold this one" : "Reserved for you"} until ${new Date(outcome.payBy).toLocaleTimeString()}. Pay before then to make it yours. Your order id is ${outcome.orderId}.`
     case "entered":
       return `You're in the draw. Winners are picked at random at ${new Date(outcome.drawAt).toLocaleTimeString()}; the result shows here.`
     case "not_drawn":
@@ -97,6 +108,7 @@ export const describeOutcome = (outcome: PurchaseOutcome, secondsLeft?: number):
 export const isFinal = (outcome: PurchaseOutcome): boolean =>
   outcome.kind === "purchased" ||
   outcome.kind === "already_purchased" ||
+  outcome.kind === "reserved" ||
   outcome.kind === "entered" ||
   outcome.kind === "not_drawn" ||
   outcome.kind === "sold_out" ||

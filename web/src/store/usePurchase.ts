@@ -62,7 +62,8 @@ export const usePurchase = (
     retries.current = 0
     setOutcome(next)
     setBusy(false)
-    if (next.kind === "purchased" || next.kind === "already_purchased") purchased.current()
+    if (next.kind === "purchased" || next.kind === "already_purchased" || next.kind === "reserved")
+      purchased.current()
   }, [token, saleId, powDifficulty])
 
   useEffect(() => {
