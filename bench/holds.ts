@@ -68,7 +68,7 @@ const arrivalSeconds = Number(args.arrivals ?? 4 * holdSeconds)
 const connections = Number(args.connections ?? (quick ? 16 : 32))
 const duration = Number(args.duration ?? (quick ? 5 : 2 * holdSeconds + 2))
 /** Purchases per second no closed loop here outruns: buyers are made for this many per second. */
-const ceilingRate = 6_000
+const ceilingRate = quick ? 6_000 : 10_000
 const closedLoopBuyers = Math.ceil(duration * ceilingRate)
 const warmupSeconds = Math.min(2, duration)
 const holdMillis = holdSeconds * 1_000
