@@ -450,6 +450,8 @@ const program = Effect.gen(function* () {
   const measured: Array<{
     readonly label: string
     readonly all: ReturnType<typeof window>
+    /** Before the first hold can expire, and after. */
+    readonly early: ReturnType<typeof window>
     readonly late: ReturnType<typeof window>
     readonly paid: ReturnType<typeof payments>["answers"]
     readonly expired: number
@@ -493,6 +495,7 @@ const program = Effect.gen(function* () {
     measured.push({
       label: run.label,
       all: window(phase, 0, phase.seconds),
+      early: window(phase, 0, holdSeconds),
       late: window(phase, holdSeconds, phase.seconds),
       paid: paying.answers,
       expired: expired?.n ?? 0,
@@ -507,6 +510,8 @@ const program = Effect.gen(function* () {
     const others = [...run.paid.other].map(([answer, n]) => `${n} x ${answer}`).join(", ")
     console.log(
       `  ${run.label}: ${formatRate(run.all.purchasesPerSecond)} purchases/s over the run (p50 ${ms(run.all.p50)}, p99 ${ms(run.all.p99)}); ` +
+        `before ${holdSeconds} s ${formatRate(run.early.purchasesPerSecond)} purchases/s ` +
+        `(${pct(run.early.purchasesPerSecond / baseline.early.purchasesPerSecond)} of without holds); ` +
         `from ${holdSeconds} s on ${formatRate(run.late.purchasesPerSecond)} purchases/s ` +
         `(${pct(run.late.purchasesPerSecond / baseline.late.purchasesPerSecond)} of without holds; p50 ${ms(run.late.p50)}, p99 ${ms(run.late.p99)}); ` +
         `${run.all.failed} failed; CPU node ${run.cpu.node.toFixed(0)} % (event-loop delay p99 ${ms(run.cpu.loopDelayP99)}), bench ${run.cpu.bench.toFixed(0)} % of a core` +
