@@ -7,8 +7,9 @@
  *   `--duration` seconds against each of three sales with stock for all (none sells out):
  *   without holds; with holds nobody pays (from `--hold` seconds on every unit sold expires,
  *   beside the purchases); with holds `--unpaid` never pay and the others pay within their
- *   hold. Reported: purchases per second over the run and from `--hold` seconds on (while
- *   expiries run), with answer latencies, each against the sale without holds.
+ *   hold. Reported: purchases per second over the run, before `--hold` seconds (no hold can
+ *   have expired yet) and from then on (while expiries run), with answer latencies, each
+ *   against the sale without holds, and the CPU of the node and of this process.
  * - resale: a hold sale of `--stock` units; new buyers arrive at `--rate` per second for
  *   `--arrivals` seconds, each pressing Buy once; `--unpaid` of the winners never pay. Each
  *   unit given back by an expiry is matched to the order that took it next (units come back
