@@ -19,9 +19,9 @@
  *
  * A buyer who pays asks the node for a checkout (`POST /api/orders/:id/pay`: the node creates
  * the intent at the provider) at a random moment in the first 70 % of the hold and presses
- * "Pay" at the development provider, which this process runs (as a real provider runs outside
- * the node) and which sends its signed webhook to the node; the checkout page itself is not
- * fetched, as it is the provider's work, not the node's. The
+ * "Pay" at the development provider, which runs in a process of its own (as a real provider
+ * runs apart from the node and from the load) and sends its signed webhook to the node; the
+ * checkout page itself is not fetched, as it is the provider's work, not the node's. The
  * load comes from this process (node:http, keep-alive). Every sale ends checked against
  * PostgreSQL (src/storage/Audit.ts: every 2xx has its row in some status, live orders within
  * the stock and one per buyer, the stock row equal to units minus live orders, no paid order
@@ -33,6 +33,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
+import { fork, type ChildProcess } from "node:child_process"
 import { Agent, request } from "node:http"
 import { cpus, loadavg, totalmem } from "node:os"
 import { parseArgs } from "node:util"
@@ -69,7 +70,7 @@ const arrivalSeconds = Number(args.arrivals ?? 4 * holdSeconds)
 const connections = Number(args.connections ?? (quick ? 16 : 32))
 const duration = Number(args.duration ?? (quick ? 5 : 2 * holdSeconds + 2))
 /** Purchases per second no closed loop here outruns: buyers are made for this many per second. */
-const ceilingRate = quick ? 6_000 : 10_000
+const ceilingRate = 10_000
 const closedLoopBuyers = Math.ceil(duration * ceilingRate)
 const warmupSeconds = Math.min(2, duration)
 const holdMillis = holdSeconds * 1_000
@@ -78,6 +79,43 @@ const payWithin = 0.7
 
 const webhookSecret = "bench webhook secret, shared with the node the bench starts"
 const providerKey = "bench provider key"
+
+// ---- role: the development provider, in a process of its own --------------------------------
+const providerProcess = Effect.gen(function* () {
+  const provider = Context.get(
+    yield* Layer.build(
+      DevelopmentProvider.layer({
+        key: Redacted.make(providerKey),
+        webhookSecret: Redacted.make(new TextEncoder().encode(webhookSecret)),
+        webhookUrl: process.env.BENCH_HOLDS_WEBHOOK_URL ?? ""
+      })
+    ),
+    DevelopmentProvider
+  )
+  process.send?.({ url: provider.url })
+  return yield* Effect.never
+}).pipe(Effect.scoped)
+
+/** Forks this file as the provider's process; it is killed when the scope closes. */
+const startProvider = (webhookUrl: string) =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly url: string; readonly child: ChildProcess }>((resume) => {
+      const child = fork(new URL(import.meta.url).pathname, [], {
+        env: { ...process.env, BENCH_HOLDS_ROLE: "provider", BENCH_HOLDS_WEBHOOK_URL: webhookUrl },
+        execArgv: ["--experimental-strip-types", "--no-warnings"],
+        stdio: ["ignore", "inherit", "inherit", "ipc"]
+      })
+      let started = false
+      child.once("message", (message: { readonly url: string }) => {
+        started = true
+        resume(Effect.succeed({ url: message.url, child }))
+      })
+      child.once("exit", (code) => {
+        if (!started) resume(Effect.die(new Error(`the provider's process exited with ${code}`)))
+      })
+    }),
+    ({ child }) => Effect.sync(() => child.kill("SIGKILL"))
+  ).pipe(Effect.map(({ url }) => url))
 
 // ---- HTTP, as a load generator: keep-alive sockets, no client-side parsing beyond JSON -----
 const agent = new Agent({ keepAlive: true, maxSockets: 1_024 })
@@ -392,30 +430,21 @@ const program = Effect.gen(function* () {
     taken += count
     return { users: users.slice(from, taken), tokens: tokens.slice(from, taken) }
   }
-  // The provider runs here, as a real one runs elsewhere: the node's port is chosen first so
-  // that the provider knows where to send its webhooks.
+  // The provider runs in a process of its own, as a real one runs apart from the node and
+  // from the load: the node's port is chosen first, so that it knows where to send webhooks.
   const port = yield* Effect.promise(freePort)
-  const provider = Context.get(
-    yield* Layer.build(
-      DevelopmentProvider.layer({
-        key: Redacted.make(providerKey),
-        webhookSecret: Redacted.make(new TextEncoder().encode(webhookSecret)),
-        webhookUrl: `http://127.0.0.1:${port}/api/payments/webhook`
-      })
-    ),
-    DevelopmentProvider
-  )
+  const provider = yield* startProvider(`http://127.0.0.1:${port}/api/payments/webhook`)
   const node = yield* serve("src/main.ts", {
     DATABASE_URL: databaseUrl,
     PORT: String(port),
     JWT_SECRET: benchSecret,
     LOG_LEVEL: "Info",
     RATE_LIMIT_PER_USER: "0",
-    PAYMENT_PROVIDER_URL: provider.url,
+    PAYMENT_PROVIDER_URL: provider,
     PAYMENT_PROVIDER_KEY: providerKey,
     PAYMENT_WEBHOOK_SECRET: webhookSecret
   })
-  const providerAt = { url: provider.url, key: providerKey }
+  const providerAt = { url: provider, key: providerKey }
   const bigStock = closedLoopBuyers
   const newSale = (units: number, hold: number) => inStorage(makeSale(units, { holdSeconds: hold }))
   const audits: Array<{
@@ -601,4 +630,5 @@ const program = Effect.gen(function* () {
   }
 }).pipe(Effect.scoped)
 
-NodeRuntime.runMain(program)
+if (process.env.BENCH_HOLDS_ROLE === "provider") NodeRuntime.runMain(providerProcess)
+else NodeRuntime.runMain(program)
