@@ -2,6 +2,7 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import type { OrderId, SaleId, UserId } from "../domain/Ids.ts"
 import type { PaymentEvent } from "../domain/Payments.ts"
+import { recordEvent } from "./PaymentEvents.ts"
 
 /**
  * Migration "0013_checkout". The order row is the arbiter between a payment and the hold's
@@ -180,13 +181,7 @@ export class Checkout extends Context.Service<
       })
 
       const apply = Effect.fn("Checkout.apply")(function* (event: PaymentEvent) {
-        const recorded = yield* sql`
-            INSERT INTO payment_events (event_id, intent_id, order_id, kind, occurred_at)
-            VALUES (${event.eventId}, ${event.intentId}, ${event.orderId}, ${event.kind},
-                    to_timestamp(${event.at}::float8 / 1000.0))
-            ON CONFLICT (event_id) DO NOTHING
-            RETURNING event_id`
-        if (recorded.length === 0) return { _tag: "Duplicate" } as Applied
+        if (!(yield* recordEvent(sql, event))) return { _tag: "Duplicate" } as Applied
         switch (event.kind) {
           case "succeeded":
             return yield* succeeded(event)

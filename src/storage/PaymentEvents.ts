@@ -23,6 +23,21 @@ export const paymentEventsMigration = Effect.gen(function* () {
   yield* sql`CREATE INDEX payment_events_order ON payment_events (order_id, occurred_at)`
 })
 
+/**
+ * Stores the event unless its id is taken: true the first time. Run in the transaction of the
+ * change the event causes (Checkout.apply), so the event changes state at most once.
+ */
+export const recordEvent = (sql: SqlClient.SqlClient, event: PaymentEvent) =>
+  Effect.map(
+    sql`
+      INSERT INTO payment_events (event_id, intent_id, order_id, kind, occurred_at)
+      VALUES (${event.eventId}, ${event.intentId}, ${event.orderId}, ${event.kind},
+              to_timestamp(${event.at}::float8 / 1000.0))
+      ON CONFLICT (event_id) DO NOTHING
+      RETURNING event_id`,
+    (inserted) => inserted.length === 1
+  )
+
 /** A received event, as recorded. */
 export interface ReceivedEvent {
   readonly eventId: string
@@ -53,13 +68,7 @@ export class PaymentEvents extends Context.Service<
       const sql = yield* SqlClient.SqlClient
 
       const record = Effect.fn("PaymentEvents.record")(function* (event: PaymentEvent) {
-        const inserted = yield* sql`
-          INSERT INTO payment_events (event_id, intent_id, order_id, kind, occurred_at)
-          VALUES (${event.eventId}, ${event.intentId}, ${event.orderId}, ${event.kind},
-                  to_timestamp(${event.at}::float8 / 1000.0))
-          ON CONFLICT (event_id) DO NOTHING
-          RETURNING event_id`
-        return inserted.length === 1
+        return yield* recordEvent(sql, event)
       })
 
       const ofOrder = Effect.fn("PaymentEvents.ofOrder")(function* (orderId: OrderId) {

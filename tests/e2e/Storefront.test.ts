@@ -84,6 +84,17 @@ const signIn = async (page: Page, email: string) => {
   await page.getByTestId("signed-in-as").filter({ hasText: email }).waitFor({ timeout: wait })
 }
 
+/** A new visitor signed in as the admin, on the console. */
+const openConsole = async (browser: Browser, url: string) => {
+  const context = await newVisitor(browser, { width: 1200, height: 1000 })
+  const page = await context.newPage()
+  await page.goto(url + "/")
+  await signIn(page, adminEmail)
+  await page.getByRole("link", { name: "Admin" }).click()
+  await page.getByTestId("admin-console").waitFor({ timeout: wait })
+  return { context, page }
+}
+
 const remaining = (page: Page, units: number) =>
   page
     .getByTestId("remaining")
@@ -553,12 +564,7 @@ describe("purchase rules in Chromium", () => {
 
     // The console's form has the rules' fields.
     await context.close()
-    const adminContext = await newVisitor(browser, { width: 1200, height: 1000 })
-    const console_ = await adminContext.newPage()
-    await console_.goto(node.url + "/")
-    await signIn(console_, adminEmail)
-    await console_.getByRole("link", { name: "Admin" }).click()
-    await console_.getByTestId("admin-console").waitFor({ timeout: wait })
+    const { context: adminContext, page: console_ } = await openConsole(browser, node.url)
     await console_.getByLabel("Product").fill("Rules apply lamp")
     await console_.getByLabel("Proof of work (0: off)").fill("1500")
     await console_.getByLabel("Only accounts created before this sale").check()
@@ -699,12 +705,7 @@ describe("draw sales in Chromium", () => {
     assert.strictEqual(violations(checkInvariants(audit, confirmed)), 0)
 
     // The console creates a draw with its window.
-    const adminContext = await newVisitor(browser, { width: 1200, height: 1000 })
-    const console_ = await adminContext.newPage()
-    await console_.goto(node.url + "/")
-    await signIn(console_, adminEmail)
-    await console_.getByRole("link", { name: "Admin" }).click()
-    await console_.getByTestId("admin-console").waitFor({ timeout: wait })
+    const { context: adminContext, page: console_ } = await openConsole(browser, node.url)
     await console_.getByLabel("Product").fill("Draw lamp")
     await console_.getByLabel("Allocation").selectOption("draw")
     await console_.getByLabel("Entry window (seconds)").fill("120")
@@ -987,12 +988,7 @@ describe("checkout in Chromium", () => {
     assert.strictEqual(scaleCheck.report.committed, 0)
 
     // The console: a hold on the form, and each sale's orders by status on the live view.
-    const adminContext = await newVisitor(browser, { width: 1200, height: 1000 })
-    const console_ = await adminContext.newPage()
-    await console_.goto(node.url + "/")
-    await signIn(console_, adminEmail)
-    await console_.getByRole("link", { name: "Admin" }).click()
-    await console_.getByTestId("admin-console").waitFor({ timeout: wait })
+    const { context: adminContext, page: console_ } = await openConsole(browser, node.url)
     await console_.getByLabel("Product").fill("Held lamp")
     await console_.getByLabel("Hold for payment (seconds, 0 = final at purchase)").fill("30")
     await console_.getByLabel("Allow another purchase after a lapsed hold").check()

@@ -6,7 +6,8 @@ import type { OrderId, SaleId } from "../../src/domain/Ids.ts"
 import { paymentSecrets } from "../../src/payments/PaymentProvider.ts"
 import { sign, signatureHeader } from "../../src/payments/WebhookSignature.ts"
 import * as Settings from "../../src/Settings.ts"
-import { admin, ApiNode, baseUrl, grantAdmin, signedInBuyers, testPassword } from "../support/ApiNode.ts"
+import { adminToken, call, expectError } from "../support/ApiCalls.ts"
+import { ApiNode, signedInBuyers } from "../support/ApiNode.ts"
 
 /**
  * Checkout over real HTTP: a hold sale's orders are reserved until paid through the development
@@ -14,48 +15,6 @@ import { admin, ApiNode, baseUrl, grantAdmin, signedInBuyers, testPassword } fro
  * node), expire at their deadline, can be cancelled, and a payment that comes too late is
  * refunded. Every scenario ends with PostgreSQL's rows held against what the buyers were told.
  */
-
-interface Answer {
-  readonly status: number
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked field by field
-  readonly body: any
-  readonly headers: Headers
-}
-
-const call = (
-  method: string,
-  path: string,
-  options: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}
-) =>
-  Effect.flatMap(baseUrl, (url) =>
-    Effect.promise(async (): Promise<Answer> => {
-      const headers: Record<string, string> = { "content-type": "application/json", ...options.headers }
-      if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
-      const response = await fetch(url + path, {
-        method,
-        headers,
-        body: options.raw ?? (options.body === undefined ? null : JSON.stringify(options.body))
-      })
-      const text = await response.text()
-      return {
-        status: response.status,
-        body: text === "" ? undefined : JSON.parse(text),
-        headers: response.headers
-      }
-    })
-  )
-
-const adminToken = Effect.gen(function* () {
-  const credentials = { email: admin, password: testPassword }
-  yield* call("POST", "/api/auth/signup", { body: credentials })
-  yield* grantAdmin(admin)
-  return (yield* call("POST", "/api/auth/login", { body: credentials })).body.token as string
-})
-
-const expectError = (answer: Answer, status: number, code: string) => {
-  assert.strictEqual(answer.status, status, JSON.stringify(answer.body))
-  assert.strictEqual(answer.body?.error?.code, code, JSON.stringify(answer.body))
-}
 
 const buyers = (count: number) =>
   signedInBuyers(Array.from({ length: count }, () => `buyer-${randomUUID()}@example.test`))

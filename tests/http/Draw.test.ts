@@ -4,40 +4,8 @@ import { createParser } from "eventsource-parser"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
 import { Audit, checkInvariants, violations } from "../../src/storage/Audit.ts"
 import { verifyDraw } from "../../src/VerifyDraw.ts"
-import { admin, ApiNode, baseUrl, grantAdmin, signedInBuyers, testPassword } from "../support/ApiNode.ts"
-
-interface Answer {
-  readonly status: number
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked field by field
-  readonly body: any
-}
-
-const call = (method: string, path: string, options: { token?: string; body?: unknown } = {}) =>
-  Effect.flatMap(baseUrl, (url) =>
-    Effect.promise(async (): Promise<Answer> => {
-      const headers: Record<string, string> = { "content-type": "application/json" }
-      if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
-      const response = await fetch(url + path, {
-        method,
-        headers,
-        body: options.body === undefined ? null : JSON.stringify(options.body)
-      })
-      const text = await response.text()
-      return { status: response.status, body: text === "" ? undefined : JSON.parse(text) }
-    })
-  )
-
-const adminToken = Effect.gen(function* () {
-  const credentials = { email: admin, password: testPassword }
-  yield* call("POST", "/api/auth/signup", { body: credentials })
-  yield* grantAdmin(admin)
-  return (yield* call("POST", "/api/auth/login", { body: credentials })).body.token as string
-})
-
-const expectError = (answer: Answer, status: number, code: string) => {
-  assert.strictEqual(answer.status, status, JSON.stringify(answer.body))
-  assert.strictEqual(answer.body?.error?.code, code, JSON.stringify(answer.body))
-}
+import { adminToken, call, expectError } from "../support/ApiCalls.ts"
+import { ApiNode, baseUrl, signedInBuyers } from "../support/ApiNode.ts"
 
 /** The SSE events of a sale until one satisfies `until`. */
 const eventsUntil = (saleId: SaleId, until: (data: { draw?: { drawn: boolean } }) => boolean) =>
