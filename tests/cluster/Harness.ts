@@ -435,7 +435,7 @@ export const formatReport = (report: InvariantReport & { rowsOfRefused: number }
   (report.lapsed === undefined || report.lapsed === 0
     ? ""
     : `; ${report.lapsed} lapsed holds, ${report.expiredPaid ?? 0} paid then lapsed, ` +
-      `${report.paidAfterLapse ?? 0} late payments not refunded, ${report.paidLate ?? 0} paid past the deadline`)
+      `${report.paidAfterLapse ?? 0} payments kept without their order, ${report.paidLate ?? 0} paid past the deadline`)
 
 /**
  * One development payment provider for a whole test cluster, run in the test's process: every

@@ -374,6 +374,46 @@ describe("a hold sale across three nodes", () => {
       }
       const stranger = await call(survivor, `/api/orders/${holds[0]!.orderId}`, laterBuyers.at(-1)!, "GET")
       assert.deepStrictEqual([stranger.status, stranger.body.error?.code], [404, "order_not_found"])
+      // An admin reads any order, and the sale's figures count the rows by status.
+      const admin = laterBuyers.at(-2)!
+      await c.query((sql) => sql`UPDATE users SET admin = true WHERE id = ${admin.userId} RETURNING id`)
+      const asAdmin = await call(survivor, `/api/orders/${holds[0]!.orderId}`, admin, "GET")
+      assert.deepStrictEqual([asAdmin.status, asAdmin.body.orderId], [200, holds[0]!.orderId])
+      // The rows by status, read just before and after the figures: the same both times, or
+      // a second-wave hold ended in between and the figures are read again.
+      const countRows = async () => {
+        const rows = await c.query(
+          (sql) =>
+            sql<{ status: Status; n: number }>`
+              SELECT status, count(*)::int AS n FROM orders WHERE sale_id = ${saleId} GROUP BY status`
+        )
+        const of = (status: Status) => rows.find((row) => row.status === status)?.n ?? 0
+        return {
+          reserved: of("reserved"),
+          paid: of("paid"),
+          expired: of("expired"),
+          cancelled: of("cancelled"),
+          refunded: of("refunded")
+        }
+      }
+      const figures = await waitFor(
+        "the sale's figures, read while no order changed",
+        async () => {
+          const before = await countRows()
+          const stats = (await (
+            await fetch(`${survivor}/api/admin/sales/${saleId}/stats`, {
+              headers: { authorization: `Bearer ${admin.token}` }
+            })
+          ).json()) as { orders: Record<Status, number>; paidConversion: number | null }
+          const after = await countRows()
+          return JSON.stringify(before) === JSON.stringify(after) ? { stats, rows: after } : undefined
+        },
+        10_000,
+        100
+      )
+      assert.deepStrictEqual(figures.stats.orders, figures.rows)
+      const ended = figures.rows.paid + figures.rows.expired + figures.rows.cancelled + figures.rows.refunded
+      assert.approximately(figures.stats.paidConversion!, figures.rows.paid / ended, 1e-9)
       // A lapsed hold cannot be paid, a paid one not cancelled; its buyer gets the lapsed order back.
       const expiredHold = unpaid[0]!
       const payExpired = await call(survivor, `/api/orders/${expiredHold.orderId}/pay`, expiredHold.buyer)
@@ -416,7 +456,8 @@ describe("a hold sale across three nodes", () => {
           `${cancelled.length} cancelled, ${lapsing.length} expired (${paidLate.length} of them paid too late and refunded); ` +
           `expiry after its deadline, due while ownerless ${spread(dueOwnerless)}, due under the new owner ${spread(dueOwned)} ` +
           `(bound ${leaseTtlMillis + slackMillis} ms, polled every ${pollMillis} ms); ` +
-          `${resold.length} units sold again to ${next} new buyers; webhooks forwarded ${provider.forwarded.length} ` +
+          `${resold.length} units sold again to ${next} new buyers; a lapsed buyer pressing Buy again is answered ` +
+          `${again.status} with status "${again.body.status}"; webhooks forwarded ${provider.forwarded.length} ` +
           `(${provider.forwarded.filter((f) => f.status !== 200).length} not 200); ${formatReport(report)}`
       )
     } finally {
