@@ -393,6 +393,9 @@ const loop = (
       const messages = yield* Queue.takeBetween(d.mailbox, 1, decideChunk)
       const now = yield* Clock.currentTimeMillis
       const chunk: Chunk = { staged: [], refused: noRefusals() }
+      // Holds past due are ended before these purchases are decided, so a unit back is theirs
+      // to take (a new owner's first purchases meet the holds it loaded, expired).
+      if (d.state.holds !== undefined) chunk.staged.push(...(yield* expireIfDue(d, commitHolds, now)))
       for (const message of messages) handle(d, message, now, chunk)
       stageRefusals(chunk, now)
       if (chunk.staged.length > 0) yield* committer.stage(chunk.staged)

@@ -22,6 +22,14 @@ export type HoldCommit = (
 const expiryRetryMillis = 1_000
 
 /**
+ * Holds are expired at most this long after their deadline, together: under a steady flow of
+ * purchases a deadline passes every moment, and one fenced transaction per 100 ms (the decider
+ * holds its mailbox for it) costs the purchases little, where one per passing deadline would
+ * hold them most of the time. A payment is judged by the deadline itself, not by this.
+ */
+export const expiryCoalesceMillis = 100
+
+/**
  * The sale's one timer: armed at the next deadline unless one no later is armed already.
  * Deadlines only grow (acceptance order), so this is one timer at a time, not one per hold.
  * A deadline already past is not armed: its hold waits for its commit, whose report wakes
@@ -29,8 +37,10 @@ const expiryRetryMillis = 1_000
  */
 const arm = (d: Decider, now: number) => {
   const book = d.state.holds
-  const deadline = book === undefined ? undefined : Holds.nextDeadline(book)
-  if (deadline === undefined || deadline <= now) return
+  const next = book === undefined ? undefined : Holds.nextDeadline(book)
+  if (next === undefined) return
+  const deadline = next + expiryCoalesceMillis
+  if (deadline <= now) return
   if (d.holdWakeAt > now && d.holdWakeAt <= deadline) return
   d.holdWakeAt = deadline
   d.wakeAfter(deadline - now + 1)
@@ -130,7 +140,7 @@ export const expireIfDue = (
   const book = d.state.holds
   if (book === undefined || !Phase.decides(d.phase)) return Effect.succeed(none)
   const deadline = Holds.nextDeadline(book)
-  if (deadline === undefined || deadline > now || now < d.expiryRetryAt) {
+  if (deadline === undefined || deadline + expiryCoalesceMillis > now || now < d.expiryRetryAt) {
     arm(d, now)
     return Effect.succeed(none)
   }

@@ -201,6 +201,10 @@ export class Checkout extends Context.Service<
       }, sql.withTransaction)
 
       const cancel = Effect.fn("Checkout.cancel")(function* (orderId: OrderId, userId: UserId) {
+        // The stock row first, as the owner's expiry (end_holds) and batches lock it: two
+        // transactions that both change an order and its stock row take them in one order.
+        yield* sql`
+            SELECT 1 FROM stocks WHERE sale_id = (SELECT sale_id FROM orders WHERE id = ${orderId}) FOR UPDATE`
         const ended = yield* sql<{ saleId: SaleId }>`
             UPDATE orders SET status = 'cancelled'
             WHERE id = ${orderId} AND user_id = ${userId} AND status = 'reserved' AND pay_by > now()
