@@ -6,7 +6,7 @@ import type { Refusal } from "../domain/Reply.ts"
 import type { AttemptRecord, CommitReceipt, EntryToCommit, OrderToCommit } from "../storage/OrderStore.ts"
 import type * as Tracing from "../Tracing.ts"
 import { drawIfDue, type DrawCommit } from "./DrawStep.ts"
-import { expireIfDue, type HoldCommit } from "./ExpiryStep.ts"
+import { expireIfDue, settleExpiry, type ExpiryReport, type HoldCommit } from "./ExpiryStep.ts"
 import type * as GroupCommitter from "./GroupCommitter.ts"
 import type * as Holds from "./Holds.ts"
 import * as Phase from "./Phase.ts"
@@ -52,6 +52,8 @@ export type Message =
   | { readonly _tag: "Wake" }
   /** A payment or a cancellation PostgreSQL has already applied to a held order's row. */
   | Holds.Settle
+  /** An expiry run beside the purchases is back from PostgreSQL. */
+  | ExpiryReport
   | GroupCommitter.CommitterReport
 
 type PurchaseMessage = Extract<Message, { readonly _tag: "Purchase" }>
@@ -100,6 +102,8 @@ export interface Decider {
   holdWakeAt: number
   /** Not before this time is a failed expiry tried again, epoch ms. */
   expiryRetryAt: number
+  /** Whether an expiry's transaction is under way (one at a time). */
+  expiring: boolean
 }
 
 const committedRemaining = (state: Sale.SaleState) => state.remaining + state.reserved
@@ -335,6 +339,9 @@ const handle = (d: Decider, message: Message, now: number, chunk: Chunk) => {
       return message.applied()
     case "Settle":
       ;[d.state] = Sale.decide(d.state, message)
+      return
+    case "ExpiryReport":
+      chunk.staged.push(...settleExpiry(d, message))
       return
     case "Committed":
     case "NotCommitted":

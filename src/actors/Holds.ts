@@ -92,6 +92,13 @@ export interface Expire {
   readonly now: number
 }
 
+/** These holds expired in PostgreSQL (the owner's fenced expiry): they expire here. */
+export interface ExpireOrders {
+  readonly _tag: "ExpireOrders"
+  readonly orders: ReadonlyArray<OrderRef>
+  readonly now: number
+}
+
 export type LateReason =
   "expired" | "cancelled" | "after_deadline" | "already_paid" | "not_committed" | "unknown"
 
@@ -287,24 +294,64 @@ export const nextDeadline = (book: HoldBook): number | undefined => {
   return deadline === undefined ? undefined : (book.orders.get(deadline.orderId)?.payBy ?? 0)
 }
 
+// Ends each order that is still a committed hold as expired.
+const endExpired = (state: SaleState, book: HoldBook, orders: ReadonlyArray<OrderRef>) => {
+  let current = state
+  const expired: Array<OrderRef> = []
+  for (const order of orders) {
+    const ending = current.holds ?? book
+    const held = ending.orders.get(order.orderId)
+    if (held === undefined || held.status !== "held" || !committedHolding(current, order)) continue
+    current = end(current, ending, order, held, "expired")
+    expired.push(order)
+  }
+  return { current, expired }
+}
+
 /** Expires every order `dueAt` names; a drawn sale then gives its free units to its waiting list. */
 export const expire = (state: SaleState, book: HoldBook, now: number): readonly [SaleState, Expiry] => {
   const { due, next: visited } = scan(state, book, now)
-  let current = state
-  for (const order of due) {
-    const ending = current.holds ?? book
-    const held = ending.orders.get(order.orderId)
-    if (held !== undefined) current = end(current, ending, order, held, "expired")
-  }
-  const after = current.holds ?? book
-  let next = visited
-  if (next > compactAfter && next * 2 > after.deadlines.length) {
-    after.deadlines.splice(0, next)
+  const { current } = endExpired(state, book, due)
+  const [promotedState, promoted] = promote(movedTo(current, current.holds ?? book, visited), now)
+  return [promotedState, { expired: due, promoted }]
+}
+
+/** The queue's next index moved to `next`, its visited prefix dropped once it dominates. */
+const movedTo = (state: SaleState, book: HoldBook, next: number): SaleState => {
+  if (next > compactAfter && next * 2 > book.deadlines.length) {
+    book.deadlines.splice(0, next)
     next = 0
   }
-  current = { ...current, holds: { ...after, next } }
-  const [promotedState, promoted] = promote(current, now)
-  return [promotedState, { expired: due, promoted }]
+  return { ...state, holds: { ...book, next } }
+}
+
+/** The index of the first deadline still held from `next` on: everything before it is settled. */
+const firstHeld = (book: HoldBook) => {
+  let next = book.next
+  for (; next < book.deadlines.length; next++) {
+    const deadline = book.deadlines[next] as Deadline
+    const held = book.orders.get(deadline.orderId)
+    if (held !== undefined && held.status === "held" && held.ticket === deadline.ticket) break
+  }
+  return next
+}
+
+/**
+ * Expires exactly these orders (those PostgreSQL expired), each only while it is a committed
+ * hold; a drawn sale then gives its free units to its waiting list. The owner's expiry runs
+ * beside its purchases: by the time its transaction is back, a hold due later may have
+ * committed, and only what the transaction ended may be freed.
+ */
+export const expireOrders = (
+  state: SaleState,
+  book: HoldBook,
+  command: ExpireOrders
+): readonly [SaleState, Expiry] => {
+  const { current, expired } = endExpired(state, book, command.orders)
+  // The queue moves past what has ended, so the next deadline is a hold's still held.
+  const after = current.holds ?? book
+  const [promotedState, promoted] = promote(movedTo(current, after, firstHeld(after)), command.now)
+  return [promotedState, { expired, promoted }]
 }
 
 /**
@@ -373,7 +420,7 @@ export const settle = (state: SaleState, book: HoldBook, command: Settle): reado
   return [{ ...state, holds: { ...book, held: book.held - 1, paid: book.paid + 1 } }, applied]
 }
 
-export type HoldCommand = Pay | CancelHold | Expire | Settle
+export type HoldCommand = Pay | CancelHold | Expire | ExpireOrders | Settle
 export type HoldDecision = PayDecision | CancelDecision | Expiry | Settled
 
 /** A hold command's transition, for `SaleState.decide`. */
@@ -391,6 +438,8 @@ export const decide = (state: SaleState, command: HoldCommand): readonly [SaleSt
         : cancelHold(state, book, command)
     case "Expire":
       return book === undefined ? [state, { expired: [], promoted: [] }] : expire(state, book, command.now)
+    case "ExpireOrders":
+      return book === undefined ? [state, { expired: [], promoted: [] }] : expireOrders(state, book, command)
     case "Settle":
       return book === undefined
         ? [state, { _tag: "Settled", orderId: command.orderId, applied: false }]

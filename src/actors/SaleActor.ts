@@ -111,7 +111,8 @@ const makeDecider = Effect.fnUntraced(function* (
     wakeAfter: (millis) => wakeAt(Date.now() + millis),
     drawRetryAt: 0,
     holdWakeAt: 0,
-    expiryRetryAt: 0
+    expiryRetryAt: 0,
+    expiring: false
   }
   // Unref'd: a sale's timer never keeps the process alive; a Wake to an ended mailbox is dropped.
   function wakeAt(at: number): void {

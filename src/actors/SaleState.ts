@@ -394,6 +394,7 @@ export function decide(
   command: Holds.CancelHold
 ): readonly [SaleState, Holds.CancelDecision]
 export function decide(state: SaleState, command: Holds.Expire): readonly [SaleState, Holds.Expiry]
+export function decide(state: SaleState, command: Holds.ExpireOrders): readonly [SaleState, Holds.Expiry]
 export function decide(state: SaleState, command: Holds.Settle): readonly [SaleState, Holds.Settled]
 export function decide(state: SaleState, command: Exclude<Command, Purchase>): readonly [SaleState, undefined]
 export function decide(
@@ -410,6 +411,7 @@ export function decide(
     case "Pay":
     case "CancelHold":
     case "Expire":
+    case "ExpireOrders":
     case "Settle":
       return Holds.decide(state, command)
     default:

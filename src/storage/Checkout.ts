@@ -46,24 +46,95 @@ export const checkoutMigration = Effect.gen(function* () {
       refunded_at timestamptz
     )`
   yield* sql`CREATE INDEX refunds_order ON refunds (order_id)`
+  // A hold sale's batch (migration 0011's overload, its signature kept): the orders go in as
+  // they are, reserved until their pay_by, in one insert, where 0011 wrote them final through
+  // the inner batch and then changed each row. The inner batch records the attempts, refusals
+  // and entries and fences the stock row; the units are then taken from it here.
+  yield* sql`
+    CREATE OR REPLACE FUNCTION commit_batch(
+      p_batch uuid, p_sale uuid, p_epoch integer,
+      p_order_ids uuid[], p_order_users uuid[], p_order_at float8[],
+      p_attempt_users uuid[], p_attempt_outcomes text[], p_attempt_at float8[],
+      p_refusal_outcomes text[], p_refusal_counts integer[],
+      p_refusal_first float8[], p_refusal_last float8[],
+      p_entry_ids uuid[], p_entry_users uuid[], p_entry_at float8[],
+      p_order_pay_by float8[],
+      p_paid_ids uuid[], p_paid_at float8[],
+      p_ended_ids uuid[], p_ended_status text[]
+    ) RETURNS integer LANGUAGE plpgsql AS $$
+    DECLARE
+      left_over integer;
+      current_epoch integer;
+      freed integer := 0;
+      taken integer := coalesce(cardinality(p_order_ids), 0);
+    BEGIN
+      IF coalesce(cardinality(p_ended_ids), 0) > 0 THEN
+        SELECT owner_epoch INTO current_epoch FROM stocks WHERE sale_id = p_sale FOR UPDATE;
+        IF current_epoch IS DISTINCT FROM p_epoch THEN
+          RAISE EXCEPTION 'sale %: epoch % is stale', p_sale, p_epoch USING ERRCODE = 'MCSTL';
+        END IF;
+        WITH ended AS (
+          UPDATE orders o SET status = e.status
+          FROM unnest(p_ended_ids, p_ended_status) AS e (id, status)
+          WHERE o.id = e.id AND o.sale_id = p_sale AND o.status = 'reserved'
+            AND e.status IN ('expired', 'cancelled')
+          RETURNING o.id)
+        SELECT count(*) INTO freed FROM ended;
+        IF freed > 0 THEN
+          UPDATE stocks SET available = available + freed, updated_at = now() WHERE sale_id = p_sale;
+        END IF;
+      END IF;
+      IF taken > 0 THEN
+        INSERT INTO orders (id, sale_id, user_id, price_cents, owner_epoch, created_at, status, pay_by)
+        SELECT o.id, f.id, o.user_id, f.price_cents, p_epoch, to_timestamp(o.at / 1000.0),
+               CASE WHEN o.pay_by IS NULL THEN 'paid' ELSE 'reserved' END, to_timestamp(o.pay_by / 1000.0)
+        FROM unnest(p_order_ids, p_order_users, p_order_at, p_order_pay_by) AS o (id, user_id, at, pay_by)
+        CROSS JOIN flash_sales f WHERE f.id = p_sale;
+      END IF;
+      left_over := commit_batch(
+        p_batch, p_sale, p_epoch, '{}'::uuid[], '{}'::uuid[], '{}'::float8[],
+        p_attempt_users, p_attempt_outcomes, p_attempt_at,
+        p_refusal_outcomes, p_refusal_counts, p_refusal_first, p_refusal_last,
+        p_entry_ids, p_entry_users, p_entry_at);
+      -- Fenced from here on: the inner call's UPDATE holds the stock row under our epoch.
+      IF taken > 0 THEN
+        UPDATE stocks SET available = available - taken, updated_at = now()
+        WHERE sale_id = p_sale AND owner_epoch = p_epoch AND available >= taken
+        RETURNING available INTO left_over;
+        IF NOT FOUND THEN
+          RAISE EXCEPTION 'sale %: batch of % exceeds the stock', p_sale, taken USING ERRCODE = 'MCOVR';
+        END IF;
+        UPDATE commit_batches SET orders = taken WHERE batch_id = p_batch;
+        IF left_over = 0 THEN
+          UPDATE flash_sales SET sold_out_at = now() WHERE id = p_sale AND sold_out_at IS NULL;
+        END IF;
+      END IF;
+      IF coalesce(cardinality(p_paid_ids), 0) > 0 THEN
+        UPDATE orders o SET status = 'paid', paid_at = to_timestamp(p.at / 1000.0)
+        FROM unnest(p_paid_ids, p_paid_at) AS p (id, at)
+        WHERE o.id = p.id AND o.sale_id = p_sale AND o.status = 'reserved';
+      END IF;
+      RETURN left_over;
+    END
+    $$`
   yield* sql`
     CREATE FUNCTION end_holds(p_sale uuid, p_epoch integer, p_ids uuid[])
     RETURNS TABLE (order_id uuid, order_status text) LANGUAGE plpgsql AS $$
     DECLARE
-      current_epoch integer;
       freed integer;
     BEGIN
-      SELECT owner_epoch INTO current_epoch FROM stocks WHERE sale_id = p_sale FOR UPDATE;
-      IF current_epoch IS DISTINCT FROM p_epoch THEN
-        RAISE EXCEPTION 'sale %: epoch % is stale', p_sale, p_epoch USING ERRCODE = 'MCSTL';
-      END IF;
+      -- The order rows first, the stock row last (as batches and cancellations take them), so
+      -- purchase batches queue for the stock row only for the end of this one; a stale epoch
+      -- found there rolls the expiries back with it.
       WITH ended AS (
         UPDATE orders o SET status = 'expired'
         WHERE o.id = ANY (p_ids) AND o.sale_id = p_sale AND o.status = 'reserved'
         RETURNING o.id)
       SELECT count(*) INTO freed FROM ended;
-      IF freed > 0 THEN
-        UPDATE stocks SET available = available + freed, updated_at = now() WHERE sale_id = p_sale;
+      UPDATE stocks SET available = available + freed, updated_at = now()
+      WHERE sale_id = p_sale AND owner_epoch = p_epoch;
+      IF NOT FOUND THEN
+        RAISE EXCEPTION 'sale %: epoch % is stale', p_sale, p_epoch USING ERRCODE = 'MCSTL';
       END IF;
       RETURN QUERY SELECT o.id, o.status FROM orders o WHERE o.id = ANY (p_ids) AND o.sale_id = p_sale;
     END
@@ -201,10 +272,7 @@ export class Checkout extends Context.Service<
       }, sql.withTransaction)
 
       const cancel = Effect.fn("Checkout.cancel")(function* (orderId: OrderId, userId: UserId) {
-        // The stock row first, as the owner's expiry (end_holds) and batches lock it: two
-        // transactions that both change an order and its stock row take them in one order.
-        yield* sql`
-            SELECT 1 FROM stocks WHERE sale_id = (SELECT sale_id FROM orders WHERE id = ${orderId}) FOR UPDATE`
+        // The order row, then the stock row, as the owner's expiry (end_holds) takes them.
         const ended = yield* sql<{ saleId: SaleId }>`
             UPDATE orders SET status = 'cancelled'
             WHERE id = ${orderId} AND user_id = ${userId} AND status = 'reserved' AND pay_by > now()

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest"
 import fc from "fast-check"
 import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
-import type * as Holds from "../../src/actors/Holds.ts"
+import * as Holds from "../../src/actors/Holds.ts"
 import * as Sale from "../../src/actors/SaleState.ts"
 
 const saleId = "00000000-0000-4000-8000-000000000001" as SaleId
@@ -18,6 +18,7 @@ type Step =
   | { readonly kind: "cancelHold"; readonly pick: number }
   | { readonly kind: "settle"; readonly pick: number; readonly status: "paid" | "cancelled" }
   | { readonly kind: "expire" }
+  | { readonly kind: "expireSome"; readonly pick: number }
   | { readonly kind: "cancel" }
 
 const stepArb: fc.Arbitrary<{ readonly tick: number; readonly step: Step }> = fc.record({
@@ -47,6 +48,8 @@ const stepArb: fc.Arbitrary<{ readonly tick: number; readonly step: Step }> = fc
       })
     },
     { weight: 3, arbitrary: fc.record({ kind: fc.constant("expire" as const) }) },
+    // The owner's expiry as it runs: the holds its transaction ended, some of those due.
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant("expireSome" as const), pick: fc.nat() }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant("cancel" as const) }) }
   )
 })
@@ -147,6 +150,18 @@ class Model {
     if (status === "paid") target.status = "paid"
     else this.lapse(target, "cancelled")
     return { _tag: "Settled", orderId, applied: true }
+  }
+
+  /** Exactly these orders expire, each only while it is a committed hold. */
+  expireOrders(orders: ReadonlyArray<Sale.OrderRef>): Holds.Expiry {
+    const expired: Array<Sale.OrderRef> = []
+    for (const order of orders) {
+      const target = this.orders.find((o) => o.orderId === order.orderId)
+      if (target === undefined || target.status !== "held" || !target.committed) continue
+      this.lapse(target, "expired")
+      expired.push(order)
+    }
+    return { expired, promoted: [] }
   }
 
   /** Due holds in acceptance order, up to the first one whose commit is still in flight. */
@@ -293,6 +308,17 @@ describe("holds in decide", () => {
                 })
                 state = next
                 expect(decision).toEqual(model.settle(target, step.status))
+                break
+              }
+              case "expireSome": {
+                // Some of the due holds, and now and then one not due or already ended.
+                const due = state.holds === undefined ? [] : Holds.dueAt(state, state.holds, now)
+                const some = due.slice(0, step.pick % (due.length + 1))
+                const stray = pick(model.orders, step.pick)
+                const orders = stray !== undefined && step.pick % 5 === 0 ? [...some, stray] : some
+                const [next, expiry] = Sale.decide(state, { _tag: "ExpireOrders", orders, now })
+                state = next
+                expect(expiry).toEqual(model.expireOrders(orders))
                 break
               }
               case "expire": {
