@@ -23,6 +23,8 @@ export interface SaleView {
   readonly endsAt: number
   readonly status: Sale.SaleStatus
   readonly mailboxDepth: number
+  /** Orders held, unpaid: their deadlines are this actor's to keep. */
+  readonly heldOrders: number
   /**
    * When the decider last took an offered purchase (or the actor started), epoch ms: the
    * registry's idle sweep reads it, so every path that offers counts as use.
@@ -152,6 +154,7 @@ const viewOf = (d: Decider.Decider, now: number): SaleView => ({
   endsAt: d.state.endsAt,
   status: Sale.statusAt(d.state, now, d.state.draw?.drawAt),
   mailboxDepth: d.queued,
+  heldOrders: d.state.holds?.held ?? 0,
   lastActiveAt: d.lastActiveAt
 })
 

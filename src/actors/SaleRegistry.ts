@@ -32,6 +32,8 @@ interface Registry {
  * the sale is over and nobody offered to it since the last sweep.
  */
 export const isIdle = (view: SaleActor.SaleView, now: number, options: RegistryOptions): boolean => {
+  // An actor keeps the deadlines of the holds it has: it stays until they are settled.
+  if (view.heldOrders > 0) return false
   const idleFor = view.mailboxDepth === 0 ? now - view.lastActiveAt : 0
   const over = view.status === "ended" || view.status === "cancelled"
   return (over && idleFor >= (options.sweepMillis ?? 5_000)) || idleFor >= options.idleMillis

@@ -1,9 +1,18 @@
 import { Effect, Layer } from "effect"
+import type { SaleId } from "../domain/Ids.ts"
+import { Checkout } from "../storage/Checkout.ts"
 import { OwnedSales } from "./OwnedSales.ts"
 import { SaleWatch } from "./SaleWatch.ts"
 
-/** How often each node looks for draws that are due and not done. */
+/** How often each node looks for draws that are due and not done, and for holds left behind. */
 const checkMillis = 1_000
+
+/**
+ * A hold this long past its deadline and still reserved has no owner expiring it (a live one
+ * does within about 100 ms): its sale's owner died, or its actor stopped, and nobody has
+ * asked for the sale since.
+ */
+const overdueMillis = 1_000
 
 /**
  * Makes sure every due draw has an owner to do it. A sale's owner draws on its own timer, but
@@ -12,18 +21,32 @@ const checkMillis = 1_000
  * (its views, in memory: no query) for draws that are due and not done, and offers to take
  * each over: the lease decides which node does (a live owner keeps it), and the owner's draw
  * itself is fenced and happens once. The owner's push of its figures ends the offers.
+ *
+ * Holds are the same: a hold sale's owner expires its holds on its own timer, but if the
+ * owner died (or its actor stopped) with holds pending, nobody may ask for the sale again
+ * (it shows sold out). A hold overdue by a second in PostgreSQL makes every node offer to
+ * take its sale over; the new owner loads the pending holds and expires them at once.
  */
 export const DrawScheduler = {
   layer: Layer.effectDiscard(
     Effect.gen(function* () {
       const watch = yield* SaleWatch
       const owned = yield* OwnedSales
+      const checkout = yield* Checkout
+      const takeOver = (saleIds: ReadonlyArray<SaleId>) =>
+        Effect.forEach(
+          saleIds.filter((saleId) => owned.actor(saleId) === undefined),
+          (saleId) => Effect.ignore(owned.takeOver(saleId)),
+          { concurrency: 4, discard: true }
+        )
+      // Expiries left behind are found in PostgreSQL (one indexed query a second per node):
+      // the sale views do not carry holds.
       const nudge = Effect.suspend(() => {
         if (owned.leaving()) return Effect.void
-        return Effect.forEach(watch.dueDraws(Date.now()), (saleId) => Effect.ignore(owned.takeOver(saleId)), {
-          concurrency: 4,
-          discard: true
-        })
+        return Effect.andThen(
+          takeOver(watch.dueDraws(Date.now())),
+          checkout.overdue(overdueMillis).pipe(Effect.flatMap(takeOver), Effect.ignore)
+        )
       })
       yield* Effect.forkScoped(nudge.pipe(Effect.delay(checkMillis), Effect.forever))
     })

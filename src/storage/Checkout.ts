@@ -202,6 +202,8 @@ export class Checkout extends Context.Service<
     readonly refundsDue: (orderId: OrderId) => Effect.Effect<ReadonlyArray<RefundDue>, SqlError.SqlError>
     readonly refunded: (intentId: string, refundId: string) => Effect.Effect<void, SqlError.SqlError>
     readonly counts: (saleId: SaleId) => Effect.Effect<StatusCounts, SqlError.SqlError>
+    /** Sales with a hold still reserved this long past its deadline: their owner is gone. */
+    readonly overdue: (graceMillis: number) => Effect.Effect<ReadonlyArray<SaleId>, SqlError.SqlError>
   }
 >()("mincommerce/storage/Checkout") {
   static readonly layer = Layer.effect(
@@ -313,7 +315,16 @@ export class Checkout extends Context.Service<
         }
       })
 
-      return Checkout.of({ order, apply, cancel, refundsDue, refunded, counts })
+      // The partial index of pending holds (migration 0011) holds only reserved rows.
+      const overdue = Effect.fn("Checkout.overdue")(function* (graceMillis: number) {
+        const rows = yield* sql<{ saleId: SaleId }>`
+          SELECT DISTINCT sale_id AS "saleId" FROM orders
+          WHERE status = 'reserved' AND pay_by < now() - make_interval(secs => ${graceMillis / 1_000})
+          LIMIT 100`
+        return rows.map((row) => row.saleId)
+      })
+
+      return Checkout.of({ order, apply, cancel, refundsDue, refunded, counts, overdue })
     })
   )
 }

@@ -103,6 +103,7 @@ describe("isIdle", () => {
     endsAt: 10_000,
     status: "active",
     mailboxDepth: 0,
+    heldOrders: 0,
     lastActiveAt: 1_000,
     ...over
   })
@@ -114,6 +115,11 @@ describe("isIdle", () => {
 
   plain("counts a queued purchase as activity, however old the last decision", () => {
     assert.isFalse(isIdle(view({ mailboxDepth: 3 }), 1_000_000, idle))
+  })
+
+  plain("keeps a sale with orders held for payment, ended or idle: their deadlines are its to keep", () => {
+    assert.isFalse(isIdle(view({ heldOrders: 1 }), 1_000_000, idle))
+    assert.isFalse(isIdle(view({ heldOrders: 2, status: "ended" }), 1_000_000, idle))
   })
 
   plain("stops an ended or cancelled sale after one sweep without offers", () => {

@@ -465,4 +465,68 @@ describe("a hold sale across three nodes", () => {
       await provider.close()
     }
   }, 240_000)
+
+  it("kill -9 of the owner with holds pending and nobody asking for the sale after: the holds still expire, and the units show back", async () => {
+    const units = 5
+    const held = 3
+    const c = await makeCluster({ nodes: 3, saleStocks: [], buyers: units, cluster: { leaseTtlMillis } })
+    try {
+      const saleId = await c.makeHoldSale(units, held)
+      const holds: Array<{ readonly orderId: OrderId; readonly payBy: number }> = []
+      for (const [i, buyer] of c.users.entries()) {
+        const answer = await fetch(`${c.nodes[i % 3]!.url}/api/sales/${saleId}/purchases`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${buyer.token}` }
+        })
+        const body = (await answer.json()) as { orderId: OrderId; payBy: string }
+        assert.strictEqual(answer.status, 201, JSON.stringify(body))
+        holds.push({ orderId: body.orderId, payBy: Date.parse(body.payBy) })
+      }
+      const owner = c.nodeById(await c.leaseHolder(saleId))
+      assert.isDefined(owner)
+      c.signal(owner!, "SIGKILL")
+      const killedAt = Date.now()
+      // No purchase and no read from here on: only the nodes' own look for holds left behind.
+      const expiredAt = new Map<OrderId, number>()
+      while (expiredAt.size < units && Date.now() - killedAt < 30_000) {
+        await sleep(pollMillis * 2)
+        const rows = await c.query(
+          (sql) =>
+            sql<{ id: OrderId; status: Status }>`SELECT id, status FROM orders WHERE sale_id = ${saleId}`
+        )
+        for (const row of rows)
+          if (row.status === "expired" && !expiredAt.has(row.id)) expiredAt.set(row.id, Date.now())
+      }
+      assert.strictEqual(expiredAt.size, units, "every hold expired with nobody asking")
+      // A hold is overdue a second after its deadline and the nodes look once a second; the
+      // dead owner's lease lapses after its TTL.
+      const lags = holds.map((hold) => {
+        const bound = Math.max(hold.payBy + 1_000, killedAt + leaseTtlMillis) + 1_000 + slackMillis
+        const at = expiredAt.get(hold.orderId)!
+        assert.isAtMost(at, bound, `hold ${hold.orderId} expired ${at - hold.payBy} ms after its deadline`)
+        return at - hold.payBy
+      })
+      const survivor = c.nodes.find((n) => n !== owner)!
+      await waitFor(
+        "the units shown back on another node",
+        async () => {
+          const sale = (await (await fetch(`${survivor.url}/api/sales/${saleId}`)).json()) as {
+            remaining: number
+          }
+          return sale.remaining === units ? true : undefined
+        },
+        10_000
+      )
+      const [stockRow] = await c.query(
+        (sql) => sql<{ available: number }>`SELECT available FROM stocks WHERE sale_id = ${saleId}`
+      )
+      assert.strictEqual(stockRow!.available, units)
+      console.log(
+        `hold sale, ${units} units held ${held} s, kill -9 of the owner and no traffic: every hold expired, ` +
+          `${Math.min(...lags)}–${Math.max(...lags)} ms after its deadline (lease TTL ${leaseTtlMillis} ms)`
+      )
+    } finally {
+      await c.close()
+    }
+  }, 120_000)
 })
