@@ -211,7 +211,10 @@ export const WebhookRoute = Layer.unwrap(
       const event: PaymentEvent = verified.success
       const applied = yield* checkout.apply(event)
       if (applied._tag === "Paid") settle(applied.saleId, event.orderId)
-      yield* refundDue(checkout, provider, event.orderId)
+      // A payment applied owes nothing back; a late one does, and a repeat may still (its
+      // refund failed the first time).
+      if (applied._tag === "Late" || applied._tag === "Duplicate")
+        yield* refundDue(checkout, provider, event.orderId)
       return toServerResponse(successAnswer(200, { received: true, applied: appliedName[applied._tag] }))
     }).pipe(
       Effect.catchCause((cause) =>
