@@ -129,7 +129,7 @@ export const designs: ReadonlyArray<Design> = [
     id: "row-lock",
     title: "Row lock",
     description:
-      "`bench/baselines/row-lock.ts`: per purchase one transaction on a pooled `pg` connection: `UPDATE stocks SET available = available - 1 WHERE sale_id = $1 AND available > 0`, then `INSERT` the order (`ON CONFLICT (sale_id, user_id) DO NOTHING`, a conflict rolls the unit back), COMMIT, answer.",
+      "`bench/baselines/row-lock.ts`: per purchase one transaction on a pooled `pg` connection: `UPDATE stocks SET available = available - 1 WHERE sale_id = $1 AND available > 0`, then `INSERT` the order (`ON CONFLICT (sale_id, user_id) WHERE status IN ('reserved', 'paid') DO NOTHING`: one live order per buyer; a conflict rolls the unit back), COMMIT, answer.",
     ours: false,
     checked: true,
     unavailable: () => undefined,

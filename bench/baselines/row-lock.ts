@@ -24,7 +24,7 @@ const purchase: Purchase = async (sale, userId, orderId) => {
     }
     const inserted = await client.query(
       `INSERT INTO orders (id, sale_id, user_id, price_cents, owner_epoch, created_at)
-       VALUES ($1, $2, $3, $4, 0, now()) ON CONFLICT (sale_id, user_id) DO NOTHING`,
+       VALUES ($1, $2, $3, $4, 0, now()) ON CONFLICT (sale_id, user_id) WHERE status IN ('reserved', 'paid') DO NOTHING`,
       [orderId, sale.saleId, userId, sale.priceCents]
     )
     if (inserted.rowCount === 0) {

@@ -25,6 +25,8 @@ export interface SaleView {
   readonly mailboxDepth: number
   /** Orders held, unpaid: their deadlines are this actor's to keep. */
   readonly heldOrders: number
+  /** The next of those deadlines (a lower bound), epoch ms; undefined when none is held. */
+  readonly holdsDueAt: number | undefined
   /**
    * When the decider last took an offered purchase (or the actor started), epoch ms: the
    * registry's idle sweep reads it, so every path that offers counts as use.
@@ -155,6 +157,8 @@ const viewOf = (d: Decider.Decider, now: number): SaleView => ({
   status: Sale.statusAt(d.state, now, d.state.draw?.drawAt),
   mailboxDepth: d.queued,
   heldOrders: d.state.holds?.held ?? 0,
+  holdsDueAt:
+    d.state.holds === undefined || d.state.holds.held === 0 ? undefined : Holds.nextDeadline(d.state.holds),
   lastActiveAt: d.lastActiveAt
 })
 

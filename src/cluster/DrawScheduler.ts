@@ -23,9 +23,12 @@ const overdueMillis = 1_000
  * itself is fenced and happens once. The owner's push of its figures ends the offers.
  *
  * Holds are the same: a hold sale's owner expires its holds on its own timer, but if the
- * owner died (or its actor stopped) with holds pending, nobody may ask for the sale again
- * (it shows sold out). A hold overdue by a second in PostgreSQL makes every node offer to
- * take its sale over; the new owner loads the pending holds and expires them at once.
+ * owner died with holds pending, nobody may ask for the sale again (it shows sold out). Each
+ * owner says its next hold deadline on the views channel with its figures and every second;
+ * a deadline a second overdue and not renewed makes every node that heard it offer to take
+ * the sale over, and the new owner loads the pending holds and expires them at once. A node
+ * just started (or a node alone, whose holds nobody else hears of) looks in PostgreSQL once,
+ * at its start, for holds left overdue: no query while it serves.
  */
 export const DrawScheduler = {
   layer: Layer.effectDiscard(
@@ -39,16 +42,15 @@ export const DrawScheduler = {
           (saleId) => Effect.ignore(owned.takeOver(saleId)),
           { concurrency: 4, discard: true }
         )
-      // Expiries left behind are found in PostgreSQL (one indexed query a second per node):
-      // the sale views do not carry holds.
       const nudge = Effect.suspend(() => {
         if (owned.leaving()) return Effect.void
-        return Effect.andThen(
-          takeOver(watch.dueDraws(Date.now())),
-          checkout.overdue(overdueMillis).pipe(Effect.flatMap(takeOver), Effect.ignore)
-        )
+        const now = Date.now()
+        return takeOver([...watch.dueDraws(now), ...watch.overdueHolds(now, overdueMillis)])
       })
-      yield* Effect.forkScoped(nudge.pipe(Effect.delay(checkMillis), Effect.forever))
+      const leftBehind = checkout.overdue(overdueMillis).pipe(Effect.flatMap(takeOver), Effect.ignore)
+      yield* Effect.forkScoped(
+        leftBehind.pipe(Effect.andThen(nudge.pipe(Effect.delay(checkMillis), Effect.forever)))
+      )
     })
   )
 }

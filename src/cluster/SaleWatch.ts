@@ -16,6 +16,7 @@ import {
   followActor,
   hearOthers,
   makeViewPush,
+  overdueHolds,
   pushOwned
 } from "./ViewPush.ts"
 import type { PushedFigures } from "./ViewWire.ts"
@@ -101,6 +102,11 @@ export class SaleWatch extends Context.Service<
      * catalog, and that sale, again.
      */
     readonly catalogChanged: (saleId?: SaleId) => Effect.Effect<void>
+    /**
+     * Sales whose owner on another node said it holds orders due `overdueMillis` ago and has
+     * said nothing since (it died, or its actor stopped): someone should take them over.
+     */
+    readonly overdueHolds: (now: number, overdueMillis: number) => ReadonlyArray<SaleId>
     /** A held order's row was paid or cancelled: the sale's owner, on any node, hears of it. */
     readonly settled: (saleId: SaleId, orderId: OrderId, status: "paid" | "cancelled") => void
     readonly snapshot: (saleId: SaleId) => Effect.Effect<SaleSnapshot, SaleNotFound>
@@ -148,6 +154,7 @@ export class SaleWatch extends Context.Service<
         follow: (saleId, listener) => follow(views, saleId, listener),
         catalogChanged: (saleId) => Effect.sync(() => announceCatalogChange(push, saleId)),
         settled: (saleId, orderId, status) => announceSettled(push, saleId, orderId, status),
+        overdueHolds: (now, overdueMillis) => overdueHolds(push, now, overdueMillis),
         snapshot: (saleId) => Effect.map(figures(saleId), (f) => snapshotOf(f, Date.now())),
         changes: (saleId) =>
           Stream.unwrap(

@@ -5,7 +5,14 @@ import type { Leases } from "./Leases.ts"
 import type { OwnedSales } from "./OwnedSales.ts"
 import type { RedisConnection } from "./RedisConnection.ts"
 import { allStale, changedHere, heard, republishMillis, type SaleViews } from "./SaleViews.ts"
-import { packCatalogChange, packFigures, packSettled, unpackMessage, type PushedFigures } from "./ViewWire.ts"
+import {
+  packCatalogChange,
+  packFigures,
+  packHolds,
+  packSettled,
+  unpackMessage,
+  type PushedFigures
+} from "./ViewWire.ts"
 
 /** How often the owner looks for actors it has not followed yet (a new owner's first push). */
 const followMillis = 50
@@ -28,11 +35,22 @@ export interface ViewPush {
   /** Figures changed since the last publish, sent on the next turn of the event loop. */
   unpublished: Map<SaleId, PushedFigures>
   flushing: boolean
+  /** Sales of this node that have held orders, or had: their next deadline is published too. */
+  readonly holdSales: Set<SaleId>
+  /** Other owners' next hold deadlines, and when each was last heard, by sale. */
+  readonly heardHolds: Map<SaleId, { readonly dueAt: number; readonly heardAt: number }>
 }
 
 export const makeViewPush = (
   parts: Pick<ViewPush, "views" | "owned" | "registry" | "redis" | "channel" | "runFork">
-): ViewPush => ({ ...parts, followed: new Map(), unpublished: new Map(), flushing: false })
+): ViewPush => ({
+  ...parts,
+  followed: new Map(),
+  unpublished: new Map(),
+  flushing: false,
+  holdSales: new Set(),
+  heardHolds: new Map()
+})
 
 const publish = (push: ViewPush, messages: Buffer) =>
   Option.isSome(push.redis)
@@ -43,7 +61,44 @@ const flush = (push: ViewPush) => {
   push.flushing = false
   const batch = [...push.unpublished.values()]
   push.unpublished = new Map()
-  if (batch.length > 0) publish(push, packFigures(batch))
+  if (batch.length === 0) return
+  publish(push, packFigures(batch))
+  publishHolds(push, batch)
+}
+
+/**
+ * With the figures, each hold sale's next deadline (a sale whose actor holds or held orders):
+ * the other nodes keep it, so if this node dies they see the holds it leaves behind.
+ */
+const publishHolds = (push: ViewPush, sales: Iterable<PushedFigures>) => {
+  const now = Date.now()
+  const holds: Array<readonly [SaleId, number | null]> = []
+  for (const { saleId } of sales) {
+    const view = (push.owned.actor(saleId) ?? push.registry.running(saleId))?.view(now)
+    if (view === undefined) continue
+    if (view.heldOrders > 0) push.holdSales.add(saleId)
+    else if (!push.holdSales.delete(saleId)) continue
+    holds.push([saleId, view.holdsDueAt ?? null])
+  }
+  if (holds.length > 0) publish(push, packHolds(holds))
+}
+
+/** A deadline heard this long ago is dropped: a live owner repeats it every second. */
+const heardHoldsMillis = 30_000
+
+/**
+ * Sales whose owner elsewhere said it holds orders due `overdueMillis` ago, and has not said
+ * otherwise since: what a live owner would have expired. A sale this node owns now is its
+ * own actor's to keep, and what was heard long ago is forgotten.
+ */
+export const overdueHolds = (push: ViewPush, now: number, overdueMillis: number): ReadonlyArray<SaleId> => {
+  const overdue: Array<SaleId> = []
+  for (const [saleId, { dueAt, heardAt }] of push.heardHolds) {
+    if (push.owned.actor(saleId) !== undefined || now - heardAt > heardHoldsMillis)
+      push.heardHolds.delete(saleId)
+    else if (dueAt + overdueMillis <= now) overdue.push(saleId)
+  }
+  return overdue
 }
 
 const published = (push: ViewPush, figures: PushedFigures) => {
@@ -110,7 +165,9 @@ export const pushOwned = (
     // Every followed sale again, so a node that missed a push (or joined late) has it within this.
     yield* Effect.forkScoped(
       Effect.sync(() => {
-        if (push.followed.size > 0) publish(push, packFigures([...push.followed.values()]))
+        if (push.followed.size === 0) return
+        publish(push, packFigures([...push.followed.values()]))
+        publishHolds(push, push.followed.values())
       }).pipe(Effect.repeat(Schedule.spaced(republishMillis)))
     )
   })
@@ -128,6 +185,12 @@ export const hearOthers = (push: ViewPush): Effect.Effect<void, never, Scope.Sco
         return changedHere(push.views, message.saleId, message.fencedUpTo)
       if (message._tag === "Settled")
         return push.owned.actor(message.saleId)?.settle(message.orderId, message.status)
+      if (message._tag === "Holds") {
+        for (const [saleId, dueAt] of message.holds)
+          if (dueAt === null) push.heardHolds.delete(saleId)
+          else push.heardHolds.set(saleId, { dueAt, heardAt: Date.now() })
+        return
+      }
       const now = Date.now()
       for (const figures of message.views) heard(push.views, figures, now)
     }

@@ -19,6 +19,8 @@ export type PushedFigures = SaleFigures
  *                                       its owners up to that epoch
  *   [2, saleId, orderId, status]        a held order's row was paid or cancelled: its owner,
  *                                       wherever it runs, brings its book in line
+ *   [3, [[saleId, dueAt | null], …]]    the owner's next hold deadline per sale (null: none
+ *                                       held), so any node can see holds left behind
  */
 const FiguresTuple = Schema.Tuple([
   Schema.String.pipe(Schema.brand("SaleId")),
@@ -35,6 +37,10 @@ const FiguresTuple = Schema.Tuple([
 const Message = Schema.Union([
   Schema.Tuple([Schema.Literal(0), Schema.Array(FiguresTuple)]),
   Schema.Tuple([Schema.Literal(1), Schema.NullOr(Schema.String.pipe(Schema.brand("SaleId"))), Schema.Number]),
+  Schema.Tuple([
+    Schema.Literal(3),
+    Schema.Array(Schema.Tuple([Schema.String.pipe(Schema.brand("SaleId")), Schema.NullOr(Schema.Number)]))
+  ]),
   Schema.Tuple([
     Schema.Literal(2),
     Schema.String.pipe(Schema.brand("SaleId")),
@@ -73,7 +79,12 @@ export const packCatalogChange = (saleId: SaleId | undefined, fencedUpTo: number
 export const packSettled = (saleId: SaleId, orderId: OrderId, status: "paid" | "cancelled"): Buffer =>
   packr.pack([2, saleId, orderId, status])
 
+/** Each sale's next hold deadline as its owner has it; null when it holds nothing. */
+export const packHolds = (holds: ReadonlyArray<readonly [SaleId, number | null]>): Buffer =>
+  packr.pack([3, holds])
+
 export type ViewMessage =
+  | { readonly _tag: "Holds"; readonly holds: ReadonlyArray<readonly [SaleId, number | null]> }
   | {
       readonly _tag: "Settled"
       readonly saleId: SaleId
@@ -96,6 +107,7 @@ export const unpackMessage = (bytes: Buffer): ViewMessage | undefined => {
   const message = decoded.value
   if (message[0] === 1)
     return { _tag: "CatalogChanged", saleId: message[1] ?? undefined, fencedUpTo: message[2] }
+  if (message[0] === 3) return { _tag: "Holds", holds: message[1] }
   if (message[0] === 2)
     return { _tag: "Settled", saleId: message[1], orderId: message[2], status: message[3] }
   return {

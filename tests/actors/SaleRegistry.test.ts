@@ -104,6 +104,7 @@ describe("isIdle", () => {
     status: "active",
     mailboxDepth: 0,
     heldOrders: 0,
+    holdsDueAt: undefined,
     lastActiveAt: 1_000,
     ...over
   })

@@ -303,6 +303,9 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("checkout over H
       )
       const sale = yield* call("GET", `/api/sales/${saleId}`)
       assert.strictEqual(sale.body.remaining, 1)
+      // One unit per buyer per sale: the buyer who cancelled is told that order again.
+      const again = yield* buy(saleId, first!.token)
+      assert.deepStrictEqual([again.status, again.body.orderId], [200, orderId], JSON.stringify(again.body))
       const resold = yield* buy(saleId, second!.token)
       assert.strictEqual(resold.status, 201, JSON.stringify(resold.body))
       yield* checkSale(saleId)
