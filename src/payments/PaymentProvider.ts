@@ -1,5 +1,5 @@
+import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Effect, Layer, Option, Redacted } from "effect"
-import { FetchHttpClient } from "effect/http"
 import { createHmac } from "node:crypto"
 import type { IntentRequest, PaymentEvent, PaymentIntent, Refund } from "../domain/Payments.ts"
 import { sharedSecret } from "../Secret.ts"
@@ -54,10 +54,13 @@ export class PaymentProvider extends Context.Service<
     ) => Effect.Effect<PaymentEvent, BadSignature | StaleWebhook | MalformedWebhook>
   }
 >()("mincommerce/payments/PaymentProvider") {
-  /** The development provider at `options.url` (DevelopmentProvider, here or elsewhere). */
+  /**
+   * The development provider at `options.url` (DevelopmentProvider, here or elsewhere), called
+   * through undici's pooled client: a checkout's call costs the node less than with `fetch`.
+   */
   static readonly development = (options: DevelopmentClientOptions) =>
     Layer.effect(PaymentProvider, Effect.map(makeDevelopmentClient(options), PaymentProvider.of)).pipe(
-      Layer.provide(FetchHttpClient.layer)
+      Layer.provide(NodeHttpClient.layerUndici)
     )
 
   /**
