@@ -243,7 +243,7 @@ const decide = (d: Decider, message: PurchaseMessage, now: number, chunk: Chunk)
     // One unit per buyer per sale: a buyer whose hold lapsed has had theirs, and is told that
     // order (its status says expired or cancelled) like any buyer who bought.
     case "HoldLapsed":
-      reply({ _tag: "AlreadyPurchased", orderId: decision.orderId })
+      reply({ _tag: "AlreadyPurchased", orderId: decision.orderId, lapsed: true })
       chunk.staged.push(record({ userId, outcome: attemptReason.AlreadyPurchased, at: now }))
       break
     // A repeat of an entrant: the same answer again, nothing more to record.

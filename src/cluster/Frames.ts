@@ -45,7 +45,9 @@ export const Reply = {
   /** value: "entryId enteredAt drawAt" (the times in epoch ms) */
   Entered: 10,
   /** value: the waiting-list place */
-  NotDrawn: 11
+  NotDrawn: 11,
+  /** value: the buyer's order whose hold lapsed unpaid (the sale sells once per buyer) */
+  Lapsed: 12
 } as const
 export type ReplyCode = (typeof Reply)[keyof typeof Reply]
 
@@ -196,6 +198,8 @@ export const outcomeReply = (outcome: Outcome): readonly [ReplyCode, string | nu
   switch (outcome._tag) {
     case "Accepted":
     case "AlreadyPurchased":
+      if (outcome._tag === "AlreadyPurchased" && outcome.lapsed === true)
+        return [Reply.Lapsed, outcome.orderId]
       return [
         outcome._tag === "Accepted" ? Reply.Accepted : Reply.AlreadyPurchased,
         outcome.payBy === undefined ? outcome.orderId : `${outcome.orderId} ${outcome.payBy}`
@@ -270,6 +274,8 @@ export const replyOutcome = (code: ReplyCode, value: ForwardReply[2]): Outcome |
       return orderOutcome("Accepted", value)
     case Reply.AlreadyPurchased:
       return orderOutcome("AlreadyPurchased", value)
+    case Reply.Lapsed:
+      return { _tag: "AlreadyPurchased", orderId: String(value) as OrderId, lapsed: true }
     case Reply.SoldOut:
       return { _tag: "SoldOut" }
     case Reply.NotStarted:

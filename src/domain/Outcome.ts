@@ -10,8 +10,16 @@ import type { OrderId } from "./Ids.ts"
 export type Outcome =
   /** `payBy` (epoch ms): a hold sale's order, reserved until then; absent: final. */
   | { readonly _tag: "Accepted"; readonly orderId: OrderId; readonly payBy?: number }
-  /** `payBy`: the order is still held, unpaid, until then. */
-  | { readonly _tag: "AlreadyPurchased"; readonly orderId: OrderId; readonly payBy?: number }
+  /**
+   * `payBy`: the order is still held, unpaid, until then. `lapsed`: the buyer's hold expired or
+   * was cancelled unpaid, and the sale sells once per buyer: this is that order, no unit.
+   */
+  | {
+      readonly _tag: "AlreadyPurchased"
+      readonly orderId: OrderId
+      readonly payBy?: number
+      readonly lapsed?: true
+    }
   | { readonly _tag: "SoldOut" }
   | { readonly _tag: "NotStarted"; readonly startsAt: number }
   | { readonly _tag: "Ended" }

@@ -113,9 +113,10 @@ export const SaleView = Schema.Struct({
 
 /**
  * A hold sale's order is "reserved" until `payBy` (pay with `POST /api/orders/:orderId/pay`);
- * any other order is "purchased", final.
+ * any other order is "purchased", final. A repeat of a buyer whose hold ended unpaid, in a
+ * sale that sells once per buyer, is told that order as "lapsed": it holds no unit.
  */
-const PurchaseStatus = Schema.Literals(["purchased", "reserved"])
+const PurchaseStatus = Schema.Literals(["purchased", "reserved", "lapsed"])
 
 /** 201: a new order, committed. */
 export const Purchased = Schema.Struct({

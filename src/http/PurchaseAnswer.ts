@@ -23,8 +23,11 @@ export type PurchaseAnswer =
       readonly order: {
         readonly orderId: OrderId
         readonly saleId: SaleId
-        /** "reserved": a hold sale's order, to be paid by `payBy` (ISO); "purchased": final. */
-        readonly status: "purchased" | "reserved"
+        /**
+         * "reserved": a hold sale's order, to be paid by `payBy` (ISO); "purchased": final;
+         * "lapsed": the buyer's hold ended unpaid, and this sale sells once per buyer.
+         */
+        readonly status: "purchased" | "reserved" | "lapsed"
         readonly alreadyPurchased: boolean
         readonly payBy?: string
       }
@@ -62,6 +65,8 @@ export const purchaseAnswer = (saleId: SaleId, reply: RoutedReply): PurchaseAnsw
       const alreadyPurchased = reply._tag === "AlreadyPurchased"
       const status = alreadyPurchased ? 200 : 201
       const orderId = reply.orderId
+      if (reply._tag === "AlreadyPurchased" && reply.lapsed === true)
+        return { status, order: { orderId, saleId, status: "lapsed", alreadyPurchased } }
       return reply.payBy === undefined
         ? { status, order: { orderId, saleId, status: "purchased", alreadyPurchased } }
         : {

@@ -29,6 +29,17 @@ describe("node-to-node frames", () => {
     const outcomes: Array<Outcome> = [
       { _tag: "Accepted", orderId: "7b0c3f3e-9b1a-4d47-8a65-0c1e6f2b9d11" as OrderId },
       { _tag: "AlreadyPurchased", orderId: "0f6f0a4e-2c2d-4f7b-9b1e-3d5c7a9e1b22" as OrderId },
+      {
+        _tag: "Accepted",
+        orderId: "7b0c3f3e-9b1a-4d47-8a65-0c1e6f2b9d12" as OrderId,
+        payBy: 1_790_000_300_000
+      },
+      {
+        _tag: "AlreadyPurchased",
+        orderId: "0f6f0a4e-2c2d-4f7b-9b1e-3d5c7a9e1b23" as OrderId,
+        payBy: 1_790_000_300_000
+      },
+      { _tag: "AlreadyPurchased", orderId: "0f6f0a4e-2c2d-4f7b-9b1e-3d5c7a9e1b24" as OrderId, lapsed: true },
       { _tag: "SoldOut" },
       { _tag: "NotStarted", startsAt: 1_790_000_000_000 },
       { _tag: "Ended" },

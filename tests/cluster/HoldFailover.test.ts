@@ -432,8 +432,8 @@ describe("a hold sale across three nodes", () => {
       )
       const again = await call(survivor, `/api/sales/${saleId}/purchases`, expiredHold.buyer)
       assert.deepStrictEqual(
-        [again.status, again.body.alreadyPurchased, again.body.orderId],
-        [200, true, expiredHold.orderId]
+        [again.status, again.body.alreadyPurchased, again.body.orderId, again.body.status],
+        [200, true, expiredHold.orderId, "lapsed"]
       )
 
       // A new owner took the sale over under a newer epoch: the old one is fenced.

@@ -270,7 +270,10 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("checkout over H
         assert.strictEqual(resold.body.status, "reserved")
         // One unit per buyer per sale: the lapsed buyer is told their order again.
         const lapsed = yield* buy(saleId, first!.token)
-        assert.deepStrictEqual([lapsed.status, lapsed.body.orderId], [200, orderId])
+        assert.deepStrictEqual(
+          [lapsed.status, lapsed.body.orderId, lapsed.body.status, lapsed.body.payBy],
+          [200, orderId, "lapsed", undefined]
+        )
         assert.strictEqual((yield* rowOf(orderId))!.status, "expired")
         const stats = yield* call("GET", `/api/admin/sales/${saleId}/stats`, { token })
         assert.deepStrictEqual(stats.body.orders, {
@@ -305,7 +308,11 @@ layer(ApiNode, { timeout: 120_000, excludeTestServices: true })("checkout over H
       assert.strictEqual(sale.body.remaining, 1)
       // One unit per buyer per sale: the buyer who cancelled is told that order again.
       const again = yield* buy(saleId, first!.token)
-      assert.deepStrictEqual([again.status, again.body.orderId], [200, orderId], JSON.stringify(again.body))
+      assert.deepStrictEqual(
+        [again.status, again.body.orderId, again.body.status],
+        [200, orderId, "lapsed"],
+        JSON.stringify(again.body)
+      )
       const resold = yield* buy(saleId, second!.token)
       assert.strictEqual(resold.status, 201, JSON.stringify(resold.body))
       yield* checkSale(saleId)

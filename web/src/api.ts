@@ -148,7 +148,8 @@ export type Purchase =
   | {
       readonly orderId: string
       readonly saleId: string
-      readonly status: "purchased"
+      /** "lapsed": a repeat of a buyer whose hold ended unpaid; the order holds no unit. */
+      readonly status: "purchased" | "lapsed"
       readonly alreadyPurchased: boolean
     }
   /** A hold sale: the unit is the buyer's if paid by `payBy` (a repeat may be either kind). */
