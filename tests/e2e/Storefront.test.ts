@@ -84,6 +84,17 @@ const signIn = async (page: Page, email: string) => {
   await page.getByTestId("signed-in-as").filter({ hasText: email }).waitFor({ timeout: wait })
 }
 
+/** A new visitor signed in as `email`, on the storefront, whose current sale is `product`'s. */
+const visitSale = async (browser: Browser, url: string, email: string, product: string) => {
+  const context = await newVisitor(browser)
+  const page = await context.newPage()
+  await page.goto(url + "/")
+  await signIn(page, email)
+  const card = page.getByTestId("current-sale")
+  await card.getByRole("heading", { name: product }).waitFor({ timeout: wait })
+  return { context, page, card }
+}
+
 /** A new visitor signed in as the admin, on the console. */
 const openConsole = async (browser: Browser, url: string) => {
   const context = await newVisitor(browser, { width: 1200, height: 1000 })
@@ -211,12 +222,11 @@ describe("storefront in Chromium", () => {
       admin.token
     )
 
-    const buyerContext = await newVisitor(browser)
-    const buyer = await buyerContext.newPage()
-    await buyer.goto(node.url + "/")
-    await signIn(buyer, "ann@example.com")
-    const card = buyer.getByTestId("current-sale")
-    await card.getByRole("heading", { name: "Trail runner, limited" }).waitFor({ timeout: wait })
+    const {
+      context: buyerContext,
+      page: buyer,
+      card: card
+    } = await visitSale(browser, node.url, "ann@example.com", "Trail runner, limited")
     await card.getByText("Starts in").waitFor({ timeout: wait })
     await card.getByRole("button", { name: "Not started" }).waitFor({ timeout: wait })
     assert.isTrue(await card.getByRole("button", { name: "Not started" }).isDisabled())
@@ -518,12 +528,11 @@ describe("purchase rules in Chromium", () => {
     )
     assert.strictEqual(sale.powDifficulty, 2_000)
 
-    const context = await newVisitor(browser)
-    const page = await context.newPage()
-    await page.goto(node.url + "/")
-    await signIn(page, "vera@example.com")
-    const card = page.getByTestId("current-sale")
-    await card.getByRole("heading", { name: "Signed vinyl, numbered" }).waitFor({ timeout: wait })
+    const {
+      context: context,
+      page: page,
+      card: card
+    } = await visitSale(browser, node.url, "vera@example.com", "Signed vinyl, numbered")
     const buy = card.getByRole("button", { name: "Buy for $30.00" })
     await buy.waitFor({ timeout: wait })
     const pressedAt = Date.now()
@@ -624,12 +633,11 @@ describe("draw sales in Chromium", () => {
     )
     assert.strictEqual(sale.allocation.mode, "draw")
 
-    const context = await newVisitor(browser)
-    const page = await context.newPage()
-    await page.goto(node.url + "/")
-    await signIn(page, "wanda@example.com")
-    const card = page.getByTestId("current-sale")
-    await card.getByRole("heading", { name: "Console, first batch" }).waitFor({ timeout: wait })
+    const {
+      context: context,
+      page: page,
+      card: card
+    } = await visitSale(browser, node.url, "wanda@example.com", "Console, first batch")
     await card.getByTestId("draw-panel").getByText("Draw in").waitFor({ timeout: wait })
     assert.strictEqual(await card.getByTestId("draw-commitment").textContent(), sale.allocation.commitment)
     await card.getByRole("button", { name: "Enter the draw ($12.00)" }).click()
@@ -795,12 +803,11 @@ describe("checkout in Chromium", () => {
     // Paid in time.
     const grinder = await holdSale("Espresso grinder, held for you", 60, 1_000)
     assert.strictEqual(grinder.holdSeconds, 60)
-    const buyerContext = await newVisitor(browser)
-    const page = await buyerContext.newPage()
-    await page.goto(node.url + "/")
-    await signIn(page, "quinn@example.com")
-    const card = page.getByTestId("current-sale")
-    await card.getByRole("heading", { name: "Espresso grinder, held for you" }).waitFor({ timeout: wait })
+    const {
+      context: buyerContext,
+      page: page,
+      card: card
+    } = await visitSale(browser, node.url, "quinn@example.com", "Espresso grinder, held for you")
     await remaining(page, 1)
     await card.getByRole("button", { name: "Buy for $89.00" }).click()
     const checkout = card.getByTestId("checkout")
@@ -861,12 +868,11 @@ describe("checkout in Chromium", () => {
     // Not paid: a three-second hold lapses and the unit goes back on sale. This sale started
     // earlier than the grinder's, so the storefront shows it as the current one.
     const kettle = await holdSale("Pour-over kettle, quick hold", 3, 60_000)
-    const lapseContext = await newVisitor(browser)
-    const other = await lapseContext.newPage()
-    await other.goto(node.url + "/")
-    await signIn(other, "rhea@example.com")
-    const kettleCard = other.getByTestId("current-sale")
-    await kettleCard.getByRole("heading", { name: "Pour-over kettle, quick hold" }).waitFor({ timeout: wait })
+    const {
+      context: lapseContext,
+      page: other,
+      card: kettleCard
+    } = await visitSale(browser, node.url, "rhea@example.com", "Pour-over kettle, quick hold")
     await remaining(other, 1)
     await kettleCard.getByRole("button", { name: "Buy for $89.00" }).click()
     await kettleCard.getByTestId("checkout").getByText("Pay within").waitFor({ timeout: wait })
@@ -905,12 +911,11 @@ describe("checkout in Chromium", () => {
 
     // Given up: the buyer cancels and the unit goes back on sale.
     const mill = await holdSale("Hand mill, given up", 60, 120_000)
-    const cancelContext = await newVisitor(browser)
-    const third = await cancelContext.newPage()
-    await third.goto(node.url + "/")
-    await signIn(third, "sami@example.com")
-    const millCard = third.getByTestId("current-sale")
-    await millCard.getByRole("heading", { name: "Hand mill, given up" }).waitFor({ timeout: wait })
+    const {
+      context: cancelContext,
+      page: third,
+      card: millCard
+    } = await visitSale(browser, node.url, "sami@example.com", "Hand mill, given up")
     await millCard.getByRole("button", { name: "Buy for $89.00" }).click()
     const millHold = millCard.getByTestId("checkout")
     await millHold.getByText("Pay within").waitFor({ timeout: wait })
@@ -940,12 +945,11 @@ describe("checkout in Chromium", () => {
     // Paid too late: the buyer is on the provider's page when the hold lapses, pays anyway, and
     // is told the payment was refunded; the unit stays back on sale.
     const scale = await holdSale("Coffee scale, paid too late", 4, 180_000)
-    const lateContext = await newVisitor(browser)
-    const late = await lateContext.newPage()
-    await late.goto(node.url + "/")
-    await signIn(late, "tomas@example.com")
-    const scaleCard = late.getByTestId("current-sale")
-    await scaleCard.getByRole("heading", { name: "Coffee scale, paid too late" }).waitFor({ timeout: wait })
+    const {
+      context: lateContext,
+      page: late,
+      card: scaleCard
+    } = await visitSale(browser, node.url, "tomas@example.com", "Coffee scale, paid too late")
     await scaleCard.getByRole("button", { name: "Buy for $89.00" }).click()
     const scaleHold = scaleCard.getByTestId("checkout")
     await scaleHold.getByText("Pay within").waitFor({ timeout: wait })
@@ -1045,12 +1049,11 @@ describe("checkout in Chromium", () => {
       admin.token
     )
     assert.strictEqual(sale.holdSeconds, 120)
-    const context = await newVisitor(browser)
-    const page = await context.newPage()
-    await page.goto(node.url + "/")
-    await signIn(page, "uma@example.com")
-    const card = page.getByTestId("current-sale")
-    await card.getByRole("heading", { name: "Roaster, drawn and held" }).waitFor({ timeout: wait })
+    const {
+      context: context,
+      page: page,
+      card: card
+    } = await visitSale(browser, node.url, "uma@example.com", "Roaster, drawn and held")
     await card.getByRole("button", { name: "Enter the draw ($40.00)" }).click()
     await card.getByRole("button", { name: "Entered" }).waitFor({ timeout: wait })
     // The only entrant wins once the window closes, and the win is held for payment.
