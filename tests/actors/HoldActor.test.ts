@@ -51,7 +51,11 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         assert.strictEqual(yield* statusOf(heldId), "expired")
         assert.strictEqual(yield* statusOf(resold.orderId), "reserved")
         // One unit per buyer per sale: the lapsed buyer is told their order again.
-        assert.deepStrictEqual(yield* purchase(saleId, first!), { _tag: "AlreadyPurchased", orderId: heldId })
+        assert.deepStrictEqual(yield* purchase(saleId, first!), {
+          _tag: "AlreadyPurchased",
+          orderId: heldId,
+          lapsed: true
+        })
         // A new owner loads the pending hold and resumes its deadline.
         const { snapshot } = yield* (yield* OrderStore)
           .load(saleId)
