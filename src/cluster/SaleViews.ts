@@ -42,6 +42,11 @@ export interface View {
   allocation: Allocation
   /** Seconds a purchase is held for payment; 0: final. Fixed at creation, like the rules. */
   holdSeconds: number
+  /**
+   * Whether the sale's row was read: its catalog fields (name, price, rules, allocation) come
+   * only from it, so a view the owner's push reached first is not served before.
+   */
+  rowRead: boolean
   /** "owner": pushed (or this node's actor); "row": read from PostgreSQL. */
   source: "owner" | "row"
   heardAt: number
@@ -126,6 +131,7 @@ export const viewOf = (state: SaleViews, saleId: SaleId): View => {
     rules: noRules,
     allocation: firstCome,
     holdSeconds: 0,
+    rowRead: false,
     source: "row",
     heardAt: 0,
     fencedUpTo: 0,
@@ -165,6 +171,7 @@ export const fromRow = (state: SaleViews, row: SaleRow, now: number) => {
   view.priceCents = row.priceCents
   view.rules = rulesOf(row)
   view.holdSeconds = row.holdSeconds
+  view.rowRead = true
   view.allocation = row.allocation
   const figures = rowFigures(row)
   const previous = view.figures
@@ -182,6 +189,7 @@ const seedDue = (view: View) =>
   view.figures?.drawn === true && view.allocation.mode === "draw" && view.allocation.seed === null
 
 export const fresh = (view: View, now: number) =>
+  view.rowRead &&
   view.figures !== undefined &&
   now - view.heardAt < (view.source === "owner" ? ownerSilenceMillis : rowMillis) &&
   !seedDue(view)
