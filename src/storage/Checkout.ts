@@ -64,15 +64,12 @@ export const checkoutMigration = Effect.gen(function* () {
     ) RETURNS integer LANGUAGE plpgsql AS $$
     DECLARE
       left_over integer;
-      current_epoch integer;
       freed integer := 0;
       taken integer := coalesce(cardinality(p_order_ids), 0);
     BEGIN
+      -- Ended holds: the order rows first, then the stock row, as end_holds and cancellations
+      -- take them; a stale epoch found there rolls the whole batch back.
       IF coalesce(cardinality(p_ended_ids), 0) > 0 THEN
-        SELECT owner_epoch INTO current_epoch FROM stocks WHERE sale_id = p_sale FOR UPDATE;
-        IF current_epoch IS DISTINCT FROM p_epoch THEN
-          RAISE EXCEPTION 'sale %: epoch % is stale', p_sale, p_epoch USING ERRCODE = 'MCSTL';
-        END IF;
         WITH ended AS (
           UPDATE orders o SET status = e.status
           FROM unnest(p_ended_ids, p_ended_status) AS e (id, status)
@@ -80,8 +77,10 @@ export const checkoutMigration = Effect.gen(function* () {
             AND e.status IN ('expired', 'cancelled')
           RETURNING o.id)
         SELECT count(*) INTO freed FROM ended;
-        IF freed > 0 THEN
-          UPDATE stocks SET available = available + freed, updated_at = now() WHERE sale_id = p_sale;
+        UPDATE stocks SET available = available + freed, updated_at = now()
+        WHERE sale_id = p_sale AND owner_epoch = p_epoch;
+        IF NOT FOUND THEN
+          RAISE EXCEPTION 'sale %: epoch % is stale', p_sale, p_epoch USING ERRCODE = 'MCSTL';
         END IF;
       END IF;
       IF taken > 0 THEN
