@@ -59,6 +59,19 @@ const HttpUrl = Schema.String.check(
   Schema.makeFilter((value: string) => URL.canParse(value) || "must be an http(s) URL")
 )
 
+/**
+ * Live events (SSE): watchers a node serves at most, the socket writes a second its events may
+ * take (a change reaches a large audience as often as that allows; a change of status always
+ * at once), and the period over which each watcher hears one heartbeat.
+ */
+export const liveSettings = Config.all({
+  maxWatchers: positiveInt("MAX_WATCHERS").pipe(Config.withDefault(20_000)),
+  writesPerSecond: positiveInt("LIVE_WRITES_PER_SECOND").pipe(Config.withDefault(5_000)),
+  heartbeatSeconds: positiveInt("SSE_HEARTBEAT_SECONDS").pipe(Config.withDefault(30))
+})
+
+export type LiveSettings = Config.Success<typeof liveSettings>
+
 export const authSettings = Config.all({
   /** Unset: a secret is generated once and kept in DATA_DIR. */
   jwtSecret: Config.option(Config.schema(Secret, "JWT_SECRET").pipe(Config.map(Redacted.make))),
@@ -208,6 +221,8 @@ export const settingNames: ReadonlyArray<string> = [
   "MAX_BODY_BYTES",
   "CORS_ORIGINS",
   "MAX_WATCHERS",
+  "LIVE_WRITES_PER_SECOND",
+  "SSE_HEARTBEAT_SECONDS",
   "JWT_SECRET",
   "TOKEN_TTL_SECONDS",
   "REFRESH_TTL_SECONDS",
@@ -249,6 +264,7 @@ const everySetting: ReadonlyArray<Config.Config<unknown>> = [
   dataDir,
   actorSettings,
   httpSettings,
+  liveSettings,
   authSettings,
   providerSettings,
   signUpOpen,

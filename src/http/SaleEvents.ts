@@ -1,7 +1,9 @@
-import { Config, Effect, Layer, Queue, Schema, Stream } from "effect"
+import { Effect, Layer, Queue, Schema, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { SaleWatch, snapshotOf, type PushedFigures, type SaleSnapshot } from "../cluster/SaleWatch.ts"
 import { SaleId } from "../domain/Ids.ts"
+import { liveSettings, type LiveSettings } from "../Settings.ts"
+import { HeartbeatRing, WriteBudget } from "./LivePacing.ts"
 import type { IncomingMessage, ServerResponse } from "node:http"
 
 const decodeSaleId = Schema.decodeUnknownOption(SaleId)
@@ -9,14 +11,9 @@ const encoder = new TextEncoder()
 
 /** At most ten events a second per sale: a sell-out reaches a storefront as a handful of updates, each the latest. */
 const spacingMillis = 100
-/** An SSE comment this often keeps proxies from closing a quiet connection. */
-const heartbeatMillis = 15_000
 const heartbeat = encoder.encode(":\n\n")
 /** What a browser waits before reconnecting after a drop. */
 const preamble = encoder.encode("retry: 2000\n\n")
-
-/** Watchers this node serves at most (all sales together): beyond it, a 503 with Retry-After. */
-export const watcherLimit = Config.Int("MAX_WATCHERS").pipe(Config.withDefault(20_000))
 
 /** Where a watcher's bytes go: an Effect stream's queue, or a node:http response directly. */
 interface Watcher {
@@ -50,6 +47,10 @@ const eventOf = (figures: PushedFigures, now: number): Event => {
   return { id, snapshot, bytes: encoder.encode(`id: ${id}\nevent: sale\ndata: ${data}\n\n`) }
 }
 
+/** A change a watcher must hear at once: the sale's status, or its draw being made. */
+const statusChanged = (a: SaleSnapshot, b: SaleSnapshot) =>
+  a.status !== b.status || a.draw?.drawn !== b.draw?.drawn
+
 const sameSnapshot = (a: SaleSnapshot, b: SaleSnapshot) =>
   a.status === b.status &&
   a.remaining === b.remaining &&
@@ -65,9 +66,11 @@ class Audience {
   private timer: NodeJS.Timeout | undefined
   private clock: NodeJS.Timeout | undefined
   private readonly unfollow: () => void
+  private readonly budget: WriteBudget
 
-  constructor(watch: SaleWatch["Service"], first: PushedFigures) {
+  constructor(watch: SaleWatch["Service"], first: PushedFigures, budget: WriteBudget) {
     this.latest = first
+    this.budget = budget
     this.sent = eventOf(first, Date.now())
     this.unfollow = watch.follow(first.saleId, (figures) => this.changed(figures))
     this.wakeAtClockChange()
@@ -75,18 +78,32 @@ class Audience {
 
   private changed(figures: PushedFigures): void {
     this.latest = figures
-    if (this.timer !== undefined) return
-    const wait = this.sentAt + spacingMillis - Date.now()
-    if (wait <= 0) return this.send()
-    this.timer = setTimeout(() => this.send(), wait)
+    // A change of status does not wait behind a pending figure: it goes now (send clears the timer).
+    if (this.timer === undefined || statusChanged(snapshotOf(figures, Date.now()), this.sent.snapshot))
+      this.send()
   }
 
+  /**
+   * Sends the latest state now, or sets the timer for when it may go: ten times a second at
+   * most, and as the node's write budget allows; a change of status (sold out, ended, drawn)
+   * does not wait for the budget.
+   */
   private send(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
     const now = Date.now()
     const event = eventOf(this.latest, now)
     this.wakeAtClockChange()
     if (sameSnapshot(event.snapshot, this.sent.snapshot)) return
+    const wait = Math.max(
+      this.sentAt + spacingMillis - now,
+      statusChanged(event.snapshot, this.sent.snapshot) ? 0 : this.budget.wait(this.watchers.size)
+    )
+    if (wait > 0) {
+      this.timer = setTimeout(() => this.send(), wait)
+      return
+    }
+    this.budget.spend(this.watchers.size)
     this.sent = event
     this.sentAt = now
     for (const watcher of this.watchers) watcher.write(event.bytes)
@@ -114,18 +131,22 @@ class Audience {
 /**
  * Every watcher of this node, by sale, whichever route took it (node:http or the framework's):
  * one per sale watch, so both routes count against the same limit and share each sale's
- * serialisation.
+ * serialisation, the node's write budget and its heartbeat ring.
  */
 class Audiences {
   private readonly bySale = new Map<SaleId, Audience>()
   watching = 0
   private readonly watch: SaleWatch["Service"]
-  constructor(watch: SaleWatch["Service"]) {
+  private readonly budget: WriteBudget
+  private readonly heartbeats: HeartbeatRing<Watcher>
+  constructor(watch: SaleWatch["Service"], settings: LiveSettings) {
     this.watch = watch
+    this.budget = new WriteBudget(settings.writesPerSecond)
+    // One slot a second: each watcher hears a heartbeat every `heartbeatSeconds`.
+    this.heartbeats = new HeartbeatRing(settings.heartbeatSeconds)
     setInterval(() => {
-      for (const audience of this.bySale.values())
-        for (const watcher of audience.watchers) watcher.write(heartbeat)
-    }, heartbeatMillis).unref()
+      for (const watcher of this.heartbeats.due()) watcher.write(heartbeat)
+    }, 1_000).unref()
   }
 
   /** Adds the watcher, sends it the preamble and (unless it saw it last) the current state. */
@@ -133,16 +154,18 @@ class Audiences {
     const saleId = first.saleId
     let audience = this.bySale.get(saleId)
     if (audience === undefined) {
-      audience = new Audience(this.watch, first)
+      audience = new Audience(this.watch, first, this.budget)
       this.bySale.set(saleId, audience)
     }
     const joined = audience
     joined.watchers.add(watcher)
+    const quiet = this.heartbeats.add(watcher)
     this.watching++
     watcher.write(preamble)
     if (lastSeen !== joined.sent.id) watcher.write(joined.sent.bytes)
     return () => {
       if (!joined.watchers.delete(watcher)) return
+      quiet()
       this.watching--
       if (joined.watchers.size > 0) return
       joined.close()
@@ -152,10 +175,10 @@ class Audiences {
 }
 
 const audiencesOf = new WeakMap<SaleWatch["Service"], Audiences>()
-const audiencesFor = (watch: SaleWatch["Service"]) => {
+const audiencesFor = (watch: SaleWatch["Service"], settings: LiveSettings) => {
   let audiences = audiencesOf.get(watch)
   if (audiences === undefined) {
-    audiences = new Audiences(watch)
+    audiences = new Audiences(watch, settings)
     audiencesOf.set(watch, audiences)
   }
   return audiences
@@ -194,14 +217,16 @@ const tooManyWatchers = (retryAfterSeconds: number) =>
  * GET /api/sales/:saleId/events: Server-Sent Events of the sale's status and remaining stock.
  * Every watcher of a sale on this node hangs off one audience, fed by the sale's pushed view:
  * a change is serialised once and the same bytes are queued to each watcher, at most ten
- * times a second per sale; one node-wide timer sends the heartbeats. A reconnect whose
+ * times a second per sale and as the node's write budget allows; one node-wide timer sends
+ * the heartbeats, a slice of the watchers each second. A reconnect whose
  * Last-Event-ID names the current state gets only what changes next.
  */
 export const SaleEventsRoute = Layer.unwrap(
   Effect.gen(function* () {
     const watch = yield* SaleWatch
-    const limit = yield* watcherLimit
-    const audiences = audiencesFor(watch)
+    const settings = yield* liveSettings
+    const limit = settings.maxWatchers
+    const audiences = audiencesFor(watch, settings)
     return HttpRouter.add(
       "GET",
       "/api/sales/:saleId/events",
@@ -251,10 +276,11 @@ const maxUnsentBytes = 64 * 1024
  */
 export const eventsRoute = (
   watch: SaleWatch["Service"],
-  limit: number,
+  settings: LiveSettings,
   headers: (request: IncomingMessage) => Readonly<Record<string, string>>
 ) => {
-  const audiences = audiencesFor(watch)
+  const limit = settings.maxWatchers
+  const audiences = audiencesFor(watch, settings)
   return (request: IncomingMessage, response: ServerResponse): boolean => {
     if (request.method !== "GET" || request.headers.origin !== undefined) return false
     const saleId = eventsPath.exec(request.url ?? "")?.[1]?.toLowerCase() as SaleId | undefined

@@ -26,7 +26,7 @@ import * as NodeServer from "./NodeServer.ts"
 import { ProofOfWork } from "./ProofOfWork.ts"
 import { PurchaseEndpoint } from "./PurchaseEndpoint.ts"
 import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
-import { eventsRoute, SaleEventsRoute, watcherLimit } from "./SaleEvents.ts"
+import { eventsRoute, SaleEventsRoute } from "./SaleEvents.ts"
 import { readRoute } from "./SaleReadHandlers.ts"
 import { SaleRules } from "./SaleRules.ts"
 import { StaticAssets } from "./StaticAssets.ts"
@@ -211,7 +211,7 @@ export const HttpServerLive = Layer.unwrap(
       headers,
       counted: (route, status) => countRequest("GET", route, status)
     })
-    const events = eventsRoute(watch, yield* watcherLimit, headers)
+    const events = eventsRoute(watch, yield* Settings.liveSettings, headers)
     const route: NodeServer.RawRoute = (request, response) =>
       reads(request, response) || events(request, response) || endpoint.route(request, response)
     return serveApi({ maxBodyBytes, corsOrigins }).pipe(

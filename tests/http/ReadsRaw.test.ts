@@ -8,6 +8,7 @@ import { Ownership } from "../../src/cluster/Ownership.ts"
 import { SaleRouter } from "../../src/cluster/SaleRouter.ts"
 import { SaleWatch } from "../../src/cluster/SaleWatch.ts"
 import { eventsRoute } from "../../src/http/SaleEvents.ts"
+import type { LiveSettings } from "../../src/Settings.ts"
 import { readRoute } from "../../src/http/SaleReadHandlers.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
@@ -21,37 +22,51 @@ const Node = SaleRouter.make().pipe(
   Layer.provideMerge(TestDatabase.layer)
 )
 
+const defaults: LiveSettings = { maxWatchers: 100, writesPerSecond: 5_000, heartbeatSeconds: 30 }
+
 /** The node:http routes alone; what they decline is answered 599, as the framework would take it. */
-const served = Effect.gen(function* () {
-  const watch = yield* SaleWatch
-  const counted: Array<string> = []
-  const headers = () => ({ "x-request-id": "raw" })
-  const reads = readRoute(watch, { headers, counted: (route, status) => counted.push(`${route} ${status}`) })
-  const events = eventsRoute(watch, 100, headers)
-  const server: Server = yield* Effect.acquireRelease(
-    Effect.promise(
-      () =>
-        new Promise<Server>((resolve) => {
-          const s = createServer((request, response) => {
-            if (reads(request, response) || events(request, response)) return
-            response.writeHead(599)
-            response.end()
-          })
-          s.listen(0, "127.0.0.1", () => resolve(s))
-        })
-    ),
-    (s) =>
+const served = (live: LiveSettings = defaults) =>
+  Effect.gen(function* () {
+    const watch = yield* SaleWatch
+    const counted: Array<string> = []
+    const headers = () => ({ "x-request-id": "raw" })
+    const reads = readRoute(watch, {
+      headers,
+      counted: (route, status) => counted.push(`${route} ${status}`)
+    })
+    const events = eventsRoute(watch, live, headers)
+    const server: Server = yield* Effect.acquireRelease(
       Effect.promise(
         () =>
-          new Promise<void>((resolve) => {
-            s.closeAllConnections()
-            s.close(() => resolve())
+          new Promise<Server>((resolve) => {
+            const s = createServer((request, response) => {
+              if (reads(request, response) || events(request, response)) return
+              response.writeHead(599)
+              response.end()
+            })
+            s.listen(0, "127.0.0.1", () => resolve(s))
           })
-      )
-  )
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  return { url, counted, watch }
-})
+      ),
+      (s) =>
+        Effect.promise(
+          () =>
+            new Promise<void>((resolve) => {
+              s.closeAllConnections()
+              s.close(() => resolve())
+            })
+        )
+    )
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    return { url, counted, watch }
+  })
+
+const waitFor = async (done: () => boolean, millis = 5_000) => {
+  const deadline = Date.now() + millis
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error("timed out")
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
 
 describe("public reads and events from node:http", () => {
   it.live(
@@ -59,7 +74,7 @@ describe("public reads and events from node:http", () => {
     () =>
       Effect.gen(function* () {
         const saleId = yield* makeSale(4, { startsAt: Date.now() - 86_400_000 })
-        const { url, counted, watch } = yield* served
+        const { url, counted, watch } = yield* served()
         const get = (path: string, headers: Record<string, string> = {}) =>
           Effect.promise(async () => {
             const response = await fetch(`${url}${path}`, { headers })
@@ -102,7 +117,7 @@ describe("public reads and events from node:http", () => {
       Effect.gen(function* () {
         const saleId = yield* makeSale(2)
         const [first, second] = yield* makeUsers(2)
-        const { url, watch } = yield* served
+        const { url, watch } = yield* served()
         const router = yield* SaleRouter
         yield* watch.figures(saleId)
         const events: Array<EventSourceMessage> = []
@@ -135,6 +150,91 @@ describe("public reads and events from node:http", () => {
         const states = events.map((e) => JSON.parse(e.data) as { status: string; remaining: number })
         assert.deepStrictEqual(states[0], { saleId, status: "active", total: 2, remaining: 2 } as never)
         assert.deepStrictEqual(states.at(-1), { saleId, status: "sold_out", total: 2, remaining: 0 } as never)
+      }).pipe(Effect.provide(Node)),
+    60_000
+  )
+
+  it.live(
+    "a large audience gets a stream of changes as the write budget allows, a sell-out at once, and its heartbeats spread",
+    () =>
+      Effect.gen(function* () {
+        const saleId = yield* makeSale(8)
+        const users = yield* makeUsers(8)
+        // One write a second for two watchers: after the first change, one event every 2 s.
+        const { url, watch } = yield* served({ maxWatchers: 100, writesPerSecond: 1, heartbeatSeconds: 2 })
+        const router = yield* SaleRouter
+        yield* watch.figures(saleId)
+        const abort = new AbortController()
+        const listen = () =>
+          Effect.promise(async () => {
+            const response = await fetch(`${url}/api/sales/${saleId}/events`, { signal: abort.signal })
+            const heard: Array<{
+              readonly at: number
+              readonly state?: { status: string; remaining: number }
+            }> = []
+            const parser = createParser({
+              onEvent: (event) => heard.push({ at: Date.now(), state: JSON.parse(event.data) }),
+              onComment: () => heard.push({ at: Date.now() })
+            })
+            const reader = response.body!.getReader()
+            const decoder = new TextDecoder()
+            void (async () => {
+              try {
+                while (true) {
+                  const chunk = await reader.read()
+                  if (chunk.done) return
+                  parser.feed(decoder.decode(chunk.value, { stream: true }))
+                }
+              } catch {
+                // aborted
+              }
+            })()
+            return heard
+          })
+        const one = yield* listen()
+        const two = yield* listen()
+        const states = (heard: typeof one) => heard.flatMap((h) => (h.state === undefined ? [] : [h.state]))
+        yield* Effect.promise(() => waitFor(() => states(one).length === 1 && states(two).length === 1))
+        // The first change goes at once; four more, each pushed on its own, wait for the budget.
+        yield* router.purchase(saleId, users[0]!)
+        yield* Effect.promise(() => waitFor(() => states(one).length === 2))
+        for (const user of users.slice(1, 5)) {
+          yield* router.purchase(saleId, user)
+          yield* Effect.sleep("150 millis")
+        }
+        assert.deepStrictEqual(
+          states(one).map((s) => s.remaining),
+          [8, 7],
+          "the later changes wait for the budget"
+        )
+        // The last three sell the sale out: a change of status goes at once, whatever the budget.
+        for (const user of users.slice(5)) yield* router.purchase(saleId, user)
+        const soldAt = Date.now()
+        yield* Effect.promise(() =>
+          waitFor(() => [one, two].every((heard) => states(heard).at(-1)?.status === "sold_out"))
+        )
+        for (const heard of [one, two]) {
+          const last = heard.filter((h) => h.state !== undefined).at(-1)!
+          assert.isBelow(last.at - soldAt, 1_000, "the sell-out did not wait for the budget")
+          assert.deepStrictEqual(states(heard).at(-1), {
+            saleId,
+            status: "sold_out",
+            total: 8,
+            remaining: 0
+          } as never)
+          assert.deepStrictEqual(
+            states(heard).map((s) => s.remaining),
+            [8, 7, 0]
+          )
+        }
+        // Heartbeats: each watcher hears one every two seconds, the two in different seconds.
+        const from = Date.now()
+        yield* Effect.sleep("4500 millis")
+        const beats = (heard: typeof one) => heard.filter((h) => h.state === undefined && h.at >= from)
+        for (const heard of [one, two]) assert.includeMembers([2, 3], [beats(heard).length])
+        const second = (at: number) => Math.floor((at - from) / 1_000) % 2
+        assert.notStrictEqual(second(beats(one)[0]!.at), second(beats(two)[0]!.at), "spread over the period")
+        abort.abort()
       }).pipe(Effect.provide(Node)),
     60_000
   )

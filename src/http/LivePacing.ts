@@ -1,0 +1,76 @@
+/**
+ * What paces a node's live events. Every event and heartbeat is one socket write per watcher,
+ * and on a node holding tens of thousands of watchers those writes, not the purchases, would
+ * take the CPU: so a node's event writes draw on one budget, and its heartbeats are spread
+ * over their period instead of leaving all at once.
+ */
+
+/**
+ * A token bucket of socket writes, one for the node's live events: it refills at
+ * `perSecond`, and holds at most a second's worth or one whole fan-out, whichever is larger,
+ * so a change after a quiet spell goes to every watcher at once while a stream of changes
+ * to a large audience is sent as often as the budget allows (each event carries the whole
+ * state, so a watcher skips nothing it needs).
+ */
+export class WriteBudget {
+  private tokens: number
+  private at: number
+  readonly perSecond: number
+  private readonly now: () => number
+
+  constructor(perSecond: number, now: () => number = Date.now) {
+    this.perSecond = perSecond
+    this.now = now
+    // Full, whatever the first fan-out asks.
+    this.tokens = Number.POSITIVE_INFINITY
+    this.at = now()
+  }
+
+  private refill(writes: number): void {
+    const now = this.now()
+    const capacity = Math.max(this.perSecond, writes)
+    this.tokens = Math.min(capacity, this.tokens + ((now - this.at) * this.perSecond) / 1_000)
+    this.at = now
+  }
+
+  /** Milliseconds until `writes` can be afforded; 0 when they can be now. */
+  wait(writes: number): number {
+    this.refill(writes)
+    return this.tokens >= writes ? 0 : Math.ceil(((writes - this.tokens) * 1_000) / this.perSecond)
+  }
+
+  /** Takes `writes` from the bucket; a change of status is sent whatever the budget, and may leave it owing. */
+  spend(writes: number): void {
+    this.refill(writes)
+    this.tokens -= writes
+  }
+}
+
+/**
+ * Heartbeats spread over their period: each watcher sits in one of `slots` sets (the
+ * smallest when it joins), and one set is written per tick, so each watcher hears one every
+ * `slots` ticks and a tick writes to a `slots`-th of the node's watchers.
+ */
+export class HeartbeatRing<W> {
+  private readonly slots: ReadonlyArray<Set<W>>
+  private tick = 0
+
+  constructor(slots: number) {
+    this.slots = Array.from({ length: Math.max(1, slots) }, () => new Set<W>())
+  }
+
+  /** Adds the watcher to the smallest slot; returns its removal. */
+  add(watcher: W): () => void {
+    let slot = this.slots[0]!
+    for (const candidate of this.slots) if (candidate.size < slot.size) slot = candidate
+    slot.add(watcher)
+    return () => void slot.delete(watcher)
+  }
+
+  /** The watchers due at this tick; the next call gives the next slot's. */
+  due(): ReadonlySet<W> {
+    const slot = this.slots[this.tick]!
+    this.tick = (this.tick + 1) % this.slots.length
+    return slot
+  }
+}

@@ -1,0 +1,56 @@
+import { assert, describe, it } from "@effect/vitest"
+import { HeartbeatRing, WriteBudget } from "../../src/http/LivePacing.ts"
+
+describe("live event pacing", () => {
+  it("the write budget sends a fan-out after a quiet spell at once, and a stream as it refills", () => {
+    let now = 0
+    const budget = new WriteBudget(1_000, () => now)
+    // A quiet node holds a whole fan-out, even one larger than a second's worth.
+    assert.strictEqual(budget.wait(3_000), 0)
+    budget.spend(3_000)
+    // Then 3,000 more writes wait three seconds of refill.
+    assert.strictEqual(budget.wait(3_000), 3_000)
+    now = 1_500
+    assert.strictEqual(budget.wait(3_000), 1_500)
+    now = 3_000
+    assert.strictEqual(budget.wait(3_000), 0)
+    // Small audiences share a second's worth.
+    budget.spend(3_000)
+    now = 4_000
+    assert.strictEqual(budget.wait(500), 0)
+    budget.spend(500)
+    assert.strictEqual(budget.wait(500), 0)
+    budget.spend(500)
+    assert.strictEqual(budget.wait(500), 500)
+    // A change of status may leave it owing, and the next stream waits for that too.
+    budget.spend(2_000)
+    assert.strictEqual(budget.wait(500), 2_500)
+    // It never holds more than the larger of a second's worth and the fan-out asked.
+    now = 100_000
+    assert.strictEqual(budget.wait(1_000), 0)
+    budget.spend(1_000)
+    assert.strictEqual(budget.wait(1), 1)
+  })
+
+  it("each watcher hears one heartbeat per period, and a tick writes to a slice", () => {
+    const ring = new HeartbeatRing<number>(5)
+    const leave = Array.from({ length: 23 }, (_, watcher) => ring.add(watcher))
+    const heard = new Map<number, number>()
+    for (let tick = 0; tick < 10; tick++) {
+      const due = [...ring.due()]
+      assert.isAtMost(due.length, Math.ceil(23 / 5))
+      for (const watcher of due) heard.set(watcher, (heard.get(watcher) ?? 0) + 1)
+    }
+    assert.strictEqual(heard.size, 23)
+    for (const count of heard.values()) assert.strictEqual(count, 2)
+    // A watcher that left hears nothing more; one that joins fills the emptiest slot.
+    leave[0]!()
+    leave[5]!()
+    ring.add(99)
+    const after = new Set<number>()
+    for (let tick = 0; tick < 5; tick++) for (const watcher of ring.due()) after.add(watcher)
+    assert.isFalse(after.has(0))
+    assert.isTrue(after.has(99))
+    assert.strictEqual(after.size, 22)
+  })
+})
