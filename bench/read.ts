@@ -8,12 +8,15 @@
  *    processes (5,000 each: the per-process open-files limit is 20,000); the node's idle CPU
  *    with them connected, its memory per watcher, and the time one stock change takes to
  *    reach 50 / 99 / 100 % of them.
- * 3. Mixed: purchases/s alone, then with the watchers connected and a crowd reading status.
+ * 3. Mixed, in alternating rounds: purchases/s of a sale nobody watches with no readers,
+ *    then of the sale the watchers follow, with a crowd reading its status at a steady rate
+ *    (--crowd-rate, default 1,000 reads/s: 15,000 pages each refreshed every 15 s; 0 reads
+ *    flat out).
  * 4. The same watchers held by the bare node:http server (same run): its memory per watcher,
  *    idle CPU and fan-out time, the floor node:http itself sets on this machine.
  *
  * Options: --quick (fewer watchers, shorter runs), --duration S, --connections N,
- * --watchers N. The same file is the bare server (BENCH_READ_ROLE=bare) and a watcher client
+ * --watchers N, --crowd-rate N, --rounds N (mixed rounds, default 4). Fails when a purchase run breaks an invariant. The same file is the bare server (BENCH_READ_ROLE=bare) and a watcher client
  * (BENCH_READ_ROLE=watchers): one script, several processes.
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -25,9 +28,11 @@ import { Agent, createServer, get, request, type ServerResponse } from "node:htt
 import { cpus, loadavg, totalmem } from "node:os"
 import { parseArgs } from "node:util"
 import pg from "pg"
+import type { SaleId } from "../src/domain/Ids.ts"
+import { Audit, checkInvariants, violations } from "../src/storage/Audit.ts"
 import { makeSale, makeUsers } from "../tests/support/Fixtures.ts"
 import { adminUrl, freshServerStorage } from "../tests/support/TestDatabase.ts"
-import { load } from "./load.ts"
+import { load, type Phase } from "./load.ts"
 import { serve } from "./serve.ts"
 import { formatRate, percentile } from "./stats.ts"
 import { benchSecret, signTokens } from "./tokens.ts"
@@ -139,19 +144,32 @@ const { values: args } = parseArgs({
     quick: { type: "boolean", default: false },
     duration: { type: "string" },
     connections: { type: "string" },
-    watchers: { type: "string" }
+    watchers: { type: "string" },
+    "crowd-rate": { type: "string" },
+    rounds: { type: "string" }
   }
 })
 const quick = args.quick === true
 const duration = Number(args.duration ?? (quick ? 3 : 10))
 const connections = Number(args.connections ?? 128)
 const watcherCount = Number(args.watchers ?? (quick ? 1_000 : 15_000))
+const crowdRate = Number(args["crowd-rate"] ?? 1_000)
+const rounds = Number(args.rounds ?? (quick ? 1 : 4))
+/** Idle CPU is read over one heartbeat period (each watcher hears one in it). */
+const idleMillis = quick ? 5_000 : 30_000
 
-/** `wrk` GET run: requests/s and the count of non-2xx/3xx answers. */
-const wrkGet = (url: string, seconds: number, conns: number) =>
+const pacedScript = new URL("./wrk/paced.lua", import.meta.url).pathname
+
+/** `wrk` GET run (at `rate` requests/s in all when given): requests/s and the count of non-2xx/3xx answers. */
+const wrkGet = (url: string, seconds: number, conns: number, rate?: number) =>
   new Promise<{ readonly perSecond: number; readonly bad: number }>((resolve, reject) => {
-    const child = spawn("wrk", ["-t", "2", "-c", String(conns), "-d", `${seconds}s`, url], {
-      stdio: ["ignore", "pipe", "inherit"]
+    const paced = rate !== undefined && rate > 0 ? ["-s", pacedScript] : []
+    const child = spawn("wrk", ["-t", "2", "-c", String(conns), "-d", `${seconds}s`, ...paced, url], {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: {
+        ...process.env,
+        BENCH_PAUSE_MS: rate === undefined || rate <= 0 ? "0" : String(Math.round((conns * 1_000) / rate))
+      }
     })
     let output = ""
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
@@ -238,17 +256,20 @@ const driver = Effect.gen(function* () {
   )
   const buyers = quick ? 20_000 : 100_000
   const users = yield* makeUsers(buyers).pipe(Effect.provideContext(storage))
-  // PostgreSQL's own autovacuum would count as transactions of this database during the runs.
-  yield* Effect.promise(async () => {
-    const client = new pg.Client({ connectionString: databaseUrl })
-    await client.connect()
-    const { rows } = await client.query<{ name: string }>(
-      "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'"
-    )
-    for (const { name: table } of rows)
-      await client.query(`ALTER TABLE "${table}" SET (autovacuum_enabled = false)`)
-    await client.end()
-  })
+  // PostgreSQL's own autovacuum would count as transactions of this database during the read
+  // runs; it is on again for the purchase runs, whose tables it keeps from bloating.
+  const autovacuum = (enabled: boolean) =>
+    Effect.promise(async () => {
+      const client = new pg.Client({ connectionString: databaseUrl })
+      await client.connect()
+      const { rows } = await client.query<{ name: string }>(
+        "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'"
+      )
+      for (const { name: table } of rows)
+        await client.query(`ALTER TABLE "${table}" SET (autovacuum_enabled = ${enabled})`)
+      await client.end()
+    })
+  yield* autovacuum(false)
   const tokens = signTokens(users)
   // The current sale (started a day ago, so it is the running one), watched and read.
   const watched = yield* makeSale(1_000_000, { startsAt: Date.now() - 86_400_000 }).pipe(
@@ -273,6 +294,7 @@ const driver = Effect.gen(function* () {
   const ours = yield* Effect.promise(() => wrkGet(statusUrl, duration, connections))
   const after = yield* Effect.promise(() => settledCommits(name))
   const bareRun = yield* Effect.promise(() => wrkGet(`${ceiling.url}/`, duration, connections))
+  yield* autovacuum(true)
   console.log(
     `status reads (${connections} connections, ${duration} s): MinCommerce ${formatRate(ours.perSecond)} req/s, ` +
       `bare node:http ${formatRate(bareRun.perSecond)} req/s -> ${((ours.perSecond / bareRun.perSecond) * 100).toFixed(0)} %; ` +
@@ -355,14 +377,16 @@ const driver = Effect.gen(function* () {
   const baseline = rssBytes(node.pid)
   const held = yield* connectWatchers(`${node.url}/api/sales/${watched}/events`)
   const connected = held.connected
-  yield* Effect.sleep("2 seconds")
-  const idle = yield* Effect.promise(() => cpuPercent(node.pid, quick ? 3_000 : 10_000))
+  // The connections' own garbage is collected before the node is called idle.
+  yield* Effect.sleep(quick ? "2 seconds" : "5 seconds")
+  const idle = yield* Effect.promise(() => cpuPercent(node.pid, idleMillis))
   const loaded = rssBytes(node.pid)
   // One stock change: a purchase; the time from its answer to each watcher's event.
   // A first purchase starts the sale's actor (lease, epoch, state from PostgreSQL): the change
   // measured is the next one, a sale already selling.
   yield* Effect.promise(() => post(`${node.url}/api/sales/${watched}/purchases`, tokens[1]!))
-  yield* Effect.sleep("1 second")
+  // The first change spent the node's write budget on the watchers: the one measured finds it full again.
+  yield* Effect.sleep("4 seconds")
   const status = JSON.parse(yield* Effect.promise(async () => (await fetch(statusUrl)).text())) as {
     remaining: number
   }
@@ -382,35 +406,83 @@ const driver = Effect.gen(function* () {
     )
   )
 
-  // 3. Mixed: purchases alone, then with the watchers and a crowd reading status.
-  const purchaseRun = (saleId: string) =>
-    load({
-      urls: [`${node.url}/api/sales/${saleId}/purchases`],
-      connections: 64,
-      seconds: duration,
-      tokens,
-      users,
-      record: true
+  // 3. Mixed, in alternating rounds: purchases of a sale nobody watches with no readers, then
+  // of the watched sale, its 15,000 watchers hearing each change and a crowd reading its
+  // status. Each round's buyers are new to both sales; every answer is held against PostgreSQL.
+  let broken = 0
+  const perRound = Math.floor(buyers / rounds)
+  const purchaseRun = (saleId: SaleId, round: number) =>
+    Effect.gen(function* () {
+      const run = yield* load({
+        urls: [`${node.url}/api/sales/${saleId}/purchases`],
+        connections: 64,
+        seconds: duration,
+        tokens: tokens.slice(round * perRound, (round + 1) * perRound),
+        users: users.slice(round * perRound, (round + 1) * perRound),
+        record: true
+      })
+      const record = yield* Effect.provideContext(
+        Effect.flatMap(Audit, (audit) => audit.read(saleId)),
+        storage
+      )
+      const invariants = checkInvariants(record, run.confirmed)
+      broken += violations(invariants)
+      if (violations(invariants) > 0) console.log(`  invariants VIOLATED: ${JSON.stringify(invariants)}`)
+      return run
     })
-  const alone = yield* purchaseRun(yield* makeSale(buyers).pipe(Effect.provideContext(storage)))
-  const mixedSale = yield* makeSale(buyers).pipe(Effect.provideContext(storage))
-  const [withCrowd, crowd] = yield* Effect.all(
-    [purchaseRun(mixedSale), Effect.promise(() => wrkGet(statusUrl, duration, 64))],
-    { concurrency: 2 }
-  )
+  const alone: Array<number> = []
+  const crowded: Array<number> = []
+  const reads: Array<number> = []
+  const p99s: Array<[number, number]> = []
+  for (let round = 0; round < rounds; round++) {
+    const quietRun = Effect.flatMap(makeSale(buyers).pipe(Effect.provideContext(storage)), (sale) =>
+      purchaseRun(sale, round)
+    )
+    const busyRun = Effect.all(
+      [purchaseRun(watched, round), Effect.promise(() => wrkGet(statusUrl, duration, 64, crowdRate))],
+      { concurrency: 2 }
+    )
+    // Alone first in even rounds, second in odd ones: a drift over the run weighs on both alike.
+    let quiet: Phase
+    let busy: Phase
+    let crowd: { readonly perSecond: number }
+    if (round % 2 === 0) {
+      quiet = yield* quietRun
+      ;[busy, crowd] = yield* busyRun
+    } else {
+      ;[busy, crowd] = yield* busyRun
+      quiet = yield* quietRun
+    }
+    alone.push(quiet.purchasesPerSecond)
+    crowded.push(busy.purchasesPerSecond)
+    reads.push(crowd.perSecond)
+    p99s.push([quiet.p99, busy.p99])
+    console.log(
+      `  mixed round ${round + 1}/${rounds}: ${formatRate(quiet.purchasesPerSecond)}/s alone, ` +
+        `${formatRate(busy.purchasesPerSecond)}/s watched and read (${formatRate(crowd.perSecond)} reads/s); ` +
+        `p99 ${quiet.p99.toFixed(1)} -> ${busy.p99.toFixed(1)} ms`
+    )
+  }
+  const median = (list: ReadonlyArray<number>) =>
+    percentile(
+      [...list].sort((x, y) => x - y),
+      50
+    )
   console.log(
-    `mixed: purchases ${formatRate(alone.purchasesPerSecond)}/s alone, ${formatRate(withCrowd.purchasesPerSecond)}/s with ` +
-      `${connected} watchers connected and ${formatRate(crowd.perSecond)} status reads/s at the same time ` +
-      `(p99 ${alone.p99.toFixed(1)} -> ${withCrowd.p99.toFixed(1)} ms)`
+    `mixed (median of ${rounds}): purchases ${formatRate(median(alone))}/s alone, ${formatRate(median(crowded))}/s with ` +
+      `${connected} watchers of the sale bought and ${formatRate(median(reads))} status reads/s at the same time ` +
+      `-> ${((median(crowded) / median(alone)) * 100).toFixed(0)} % ` +
+      `(p99 ${median(p99s.map(([q]) => q)).toFixed(1)} -> ${median(p99s.map(([, b]) => b)).toFixed(1)} ms); ` +
+      `invariants ${broken === 0 ? "OK" : "VIOLATED"}`
   )
+  yield* Effect.sync(() => held.children.forEach((child) => child.kill("SIGKILL")))
   // 4. The same watchers held by a bare node:http server: what node:http itself costs per
   // held connection and per fan-out, on the same machine in the same run.
-  yield* Effect.sync(() => held.children.forEach((child) => child.kill("SIGKILL")))
   yield* Effect.sleep("2 seconds")
   const bareBaseline = rssBytes(ceiling.pid)
   const bareHeld = yield* connectWatchers(`${ceiling.url}/events`)
-  yield* Effect.sleep("2 seconds")
-  const bareIdle = yield* Effect.promise(() => cpuPercent(ceiling.pid, quick ? 3_000 : 10_000))
+  yield* Effect.sleep(quick ? "2 seconds" : "5 seconds")
+  const bareIdle = yield* Effect.promise(() => cpuPercent(ceiling.pid, idleMillis))
   const bareLoaded = rssBytes(ceiling.pid)
   const bareReached = yield* delivery(bareHeld.children, 7, () =>
     fetch(`${ceiling.url}/fire?remaining=7`, { method: "POST" }).then((r) => r.status)
@@ -427,6 +499,7 @@ const driver = Effect.gen(function* () {
     )
   )
   console.log(`bench:read took ${((Date.now() - started) / 1_000).toFixed(0)} s`)
+  if (broken > 0) return yield* Effect.die(new Error(`${broken} invariant violation(s)`))
 }).pipe(Effect.scoped)
 
 const role = process.env.BENCH_READ_ROLE

@@ -61,15 +61,16 @@ export class HeartbeatRing<W> {
 
   /** Adds the watcher to the smallest slot; returns its removal. */
   add(watcher: W): () => void {
-    let slot = this.slots[0]!
-    for (const candidate of this.slots) if (candidate.size < slot.size) slot = candidate
+    const slot = this.slots.reduce((smallest, candidate) =>
+      candidate.size < smallest.size ? candidate : smallest
+    )
     slot.add(watcher)
     return () => void slot.delete(watcher)
   }
 
   /** The watchers due at this tick; the next call gives the next slot's. */
   due(): ReadonlySet<W> {
-    const slot = this.slots[this.tick]!
+    const slot = this.slots[this.tick] ?? new Set<W>()
     this.tick = (this.tick + 1) % this.slots.length
     return slot
   }

@@ -11,6 +11,8 @@ const encoder = new TextEncoder()
 
 /** At most ten events a second per sale: a sell-out reaches a storefront as a handful of updates, each the latest. */
 const spacingMillis = 100
+/** Watchers written per turn of the event loop in a fan-out. */
+const sliceSize = 500
 const heartbeat = encoder.encode(":\n\n")
 /** What a browser waits before reconnecting after a drop. */
 const preamble = encoder.encode("retry: 2000\n\n")
@@ -67,6 +69,7 @@ class Audience {
   private clock: NodeJS.Timeout | undefined
   private readonly unfollow: () => void
   private readonly budget: WriteBudget
+  private fanOuts = 0
 
   constructor(watch: SaleWatch["Service"], first: PushedFigures, budget: WriteBudget) {
     this.latest = first
@@ -106,7 +109,27 @@ class Audience {
     this.budget.spend(this.watchers.size)
     this.sent = event
     this.sentAt = now
-    for (const watcher of this.watchers) watcher.write(event.bytes)
+    this.writeAll(event.bytes)
+  }
+
+  /**
+   * Writes the event to every watcher, a slice per turn of the event loop, so purchases are
+   * decided between slices rather than behind tens of thousands of writes. A newer event
+   * stops an older one's slices (it reaches every watcher itself), so no watcher hears an
+   * older state after a newer one.
+   */
+  private writeAll(bytes: Uint8Array): void {
+    const round = ++this.fanOuts
+    const watchers = [...this.watchers]
+    let next = 0
+    const slice = () => {
+      if (round !== this.fanOuts) return
+      const end = Math.min(watchers.length, next + sliceSize)
+      for (const watcher of watchers.slice(next, end)) if (this.watchers.has(watcher)) watcher.write(bytes)
+      next = end
+      if (next < watchers.length) setImmediate(slice)
+    }
+    slice()
   }
 
   /** The status changes with the clock alone at the sale's start, a draw's window close and the end: one timer per sale. */
@@ -122,6 +145,7 @@ class Audience {
   }
 
   close(): void {
+    this.fanOuts++
     this.unfollow()
     if (this.timer !== undefined) clearTimeout(this.timer)
     if (this.clock !== undefined) clearTimeout(this.clock)
