@@ -75,3 +75,38 @@ export class HeartbeatRing<W> {
     return slot
   }
 }
+
+/**
+ * One audience's fan-outs: each writes its bytes to every watcher, `sliceSize` watchers per
+ * turn of the event loop, so other work (purchases) runs between slices rather than behind
+ * tens of thousands of writes. A newer fan-out stops an older one's remaining slices (it
+ * reaches every watcher itself), so no watcher hears an older state after a newer one; a
+ * watcher gone from the audience hears nothing more.
+ */
+export class FanOut<W extends { readonly write: (bytes: Uint8Array) => void }> {
+  private round = 0
+  private readonly sliceSize: number
+
+  constructor(sliceSize: number) {
+    this.sliceSize = sliceSize
+  }
+
+  write(audience: ReadonlySet<W>, bytes: Uint8Array): void {
+    const round = ++this.round
+    const watchers = [...audience]
+    let next = 0
+    const slice = () => {
+      if (round !== this.round) return
+      const end = Math.min(watchers.length, next + this.sliceSize)
+      for (const watcher of watchers.slice(next, end)) if (audience.has(watcher)) watcher.write(bytes)
+      next = end
+      if (next < watchers.length) setImmediate(slice)
+    }
+    slice()
+  }
+
+  /** Stops whatever is still being written. */
+  stop(): void {
+    this.round++
+  }
+}

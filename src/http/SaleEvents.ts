@@ -3,7 +3,7 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { SaleWatch, snapshotOf, type PushedFigures, type SaleSnapshot } from "../cluster/SaleWatch.ts"
 import { SaleId } from "../domain/Ids.ts"
 import { liveSettings, type LiveSettings } from "../Settings.ts"
-import { HeartbeatRing, WriteBudget } from "./LivePacing.ts"
+import { FanOut, HeartbeatRing, WriteBudget } from "./LivePacing.ts"
 import type { IncomingMessage, ServerResponse } from "node:http"
 
 const decodeSaleId = Schema.decodeUnknownOption(SaleId)
@@ -69,7 +69,7 @@ class Audience {
   private clock: NodeJS.Timeout | undefined
   private readonly unfollow: () => void
   private readonly budget: WriteBudget
-  private fanOuts = 0
+  private readonly fanOut = new FanOut<Watcher>(sliceSize)
 
   constructor(watch: SaleWatch["Service"], first: PushedFigures, budget: WriteBudget) {
     this.latest = first
@@ -109,27 +109,7 @@ class Audience {
     this.budget.spend(this.watchers.size)
     this.sent = event
     this.sentAt = now
-    this.writeAll(event.bytes)
-  }
-
-  /**
-   * Writes the event to every watcher, a slice per turn of the event loop, so purchases are
-   * decided between slices rather than behind tens of thousands of writes. A newer event
-   * stops an older one's slices (it reaches every watcher itself), so no watcher hears an
-   * older state after a newer one.
-   */
-  private writeAll(bytes: Uint8Array): void {
-    const round = ++this.fanOuts
-    const watchers = [...this.watchers]
-    let next = 0
-    const slice = () => {
-      if (round !== this.fanOuts) return
-      const end = Math.min(watchers.length, next + sliceSize)
-      for (const watcher of watchers.slice(next, end)) if (this.watchers.has(watcher)) watcher.write(bytes)
-      next = end
-      if (next < watchers.length) setImmediate(slice)
-    }
-    slice()
+    this.fanOut.write(this.watchers, event.bytes)
   }
 
   /** The status changes with the clock alone at the sale's start, a draw's window close and the end: one timer per sale. */
@@ -145,7 +125,7 @@ class Audience {
   }
 
   close(): void {
-    this.fanOuts++
+    this.fanOut.stop()
     this.unfollow()
     if (this.timer !== undefined) clearTimeout(this.timer)
     if (this.clock !== undefined) clearTimeout(this.clock)

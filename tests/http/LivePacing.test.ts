@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { HeartbeatRing, WriteBudget } from "../../src/http/LivePacing.ts"
+import { FanOut, HeartbeatRing, WriteBudget } from "../../src/http/LivePacing.ts"
 
 describe("live event pacing", () => {
   it("the write budget sends a fan-out after a quiet spell at once, and a stream as it refills", () => {
@@ -52,5 +52,33 @@ describe("live event pacing", () => {
     assert.isFalse(after.has(0))
     assert.isTrue(after.has(99))
     assert.strictEqual(after.size, 22)
+  })
+
+  it("a fan-out goes a slice per turn; a newer one stops the older, so nobody hears an older state after a newer", async () => {
+    const heard = Array.from({ length: 1_200 }, () => [] as Array<string>)
+    const watchers = new Set(
+      heard.map((log) => ({ write: (bytes: Uint8Array) => void log.push(Buffer.from(bytes).toString()) }))
+    )
+    const fanOut = new FanOut<{ readonly write: (bytes: Uint8Array) => void }>(500)
+    const turn = () => new Promise((resolve) => setImmediate(resolve))
+    fanOut.write(watchers, Buffer.from("a"))
+    // The first slice is written at once, the rest on later turns.
+    assert.strictEqual(heard.filter((log) => log.length > 0).length, 500)
+    await turn()
+    assert.strictEqual(heard.filter((log) => log.length > 0).length, 1_000)
+    // A newer state before the first reached everyone, and a watcher that leaves meanwhile.
+    const gone = [...watchers][1_100]!
+    watchers.delete(gone)
+    fanOut.write(watchers, Buffer.from("b"))
+    for (let i = 0; i < 5; i++) await turn()
+    heard.forEach((log, i) => {
+      if (i === 1_100) return assert.deepStrictEqual(log, [])
+      assert.deepStrictEqual(log, i < 1_000 ? ["a", "b"] : ["b"])
+    })
+    // Stopped: what was still to be written is not.
+    fanOut.write(watchers, Buffer.from("c"))
+    fanOut.stop()
+    for (let i = 0; i < 5; i++) await turn()
+    assert.strictEqual(heard.filter((log) => log.at(-1) === "c").length, 500)
   })
 })
