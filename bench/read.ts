@@ -2,8 +2,8 @@
  * `npm run bench:read`: what a crowd that watches costs the node.
  *
  * 1. Status reads: wrk against `GET /api/flash-sale/status` of a MinCommerce node and, back to
- *    back, a bare node:http server answering the same JSON (the ceiling); PostgreSQL
- *    transactions of the bench's database counted during the node's runs.
+ *    back in each round, a bare node:http server answering the same JSON (the ceiling);
+ *    PostgreSQL transactions of the bench's database counted over the rounds.
  * 2. Watchers: as many SSE connections as asked (default 15,000), spread over client
  *    processes (5,000 each: the per-process open-files limit is 20,000); the node's idle CPU
  *    with them connected, its memory per watcher, and the time one stock change takes to
@@ -16,7 +16,7 @@
  *    idle CPU and fan-out time, the floor node:http itself sets on this machine.
  *
  * Options: --quick (fewer watchers, shorter runs), --duration S, --connections N,
- * --watchers N, --crowd-rate N, --rounds N (mixed rounds, default 4). Fails when a purchase run breaks an invariant. The same file is the bare server (BENCH_READ_ROLE=bare) and a watcher client
+ * --watchers N, --crowd-rate N, --rounds N (status-read and mixed rounds, default 4). Fails when a purchase run breaks an invariant. The same file is the bare server (BENCH_READ_ROLE=bare) and a watcher client
  * (BENCH_READ_ROLE=watchers): one script, several processes.
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -34,7 +34,7 @@ import { makeSale, makeUsers } from "../tests/support/Fixtures.ts"
 import { adminUrl, freshServerStorage } from "../tests/support/TestDatabase.ts"
 import { load, type Phase } from "./load.ts"
 import { serve } from "./serve.ts"
-import { formatRate, percentile } from "./stats.ts"
+import { formatRate, percentile, spread } from "./stats.ts"
 import { benchSecret, signTokens } from "./tokens.ts"
 
 const perClient = 5_000
@@ -287,18 +287,41 @@ const driver = Effect.gen(function* () {
   const body = yield* Effect.promise(async () => (await fetch(statusUrl)).text())
   const ceiling = yield* serve("bench/read.ts", { BENCH_READ_ROLE: "bare", BENCH_READ_BODY: body })
 
-  // 1. Status reads, node and bare back to back.
+  // 1. Status reads, node and bare back to back in each round (which goes first alternates);
+  // PostgreSQL transactions counted from before the first round to after the last.
   yield* Effect.promise(() => wrkGet(statusUrl, 1, 32))
   yield* Effect.promise(() => wrkGet(`${ceiling.url}/`, 1, 32))
   const before = yield* Effect.promise(() => settledCommits(name))
-  const ours = yield* Effect.promise(() => wrkGet(statusUrl, duration, connections))
+  const readRounds: Array<{ readonly ours: number; readonly bare: number }> = []
+  let bad = 0
+  for (let round = 0; round < rounds; round++) {
+    const runOurs = Effect.promise(() => wrkGet(statusUrl, duration, connections))
+    const runBare = Effect.promise(() => wrkGet(`${ceiling.url}/`, duration, connections))
+    let ours: { readonly perSecond: number; readonly bad: number }
+    let bareRun: { readonly perSecond: number }
+    if (round % 2 === 0) {
+      ours = yield* runOurs
+      bareRun = yield* runBare
+    } else {
+      bareRun = yield* runBare
+      ours = yield* runOurs
+    }
+    bad += ours.bad
+    readRounds.push({ ours: ours.perSecond, bare: bareRun.perSecond })
+    console.log(
+      `  status reads round ${round + 1}/${rounds}: MinCommerce ${formatRate(ours.perSecond)} req/s, ` +
+        `bare ${formatRate(bareRun.perSecond)} req/s -> ${((ours.perSecond / bareRun.perSecond) * 100).toFixed(0)} %`
+    )
+  }
   const after = yield* Effect.promise(() => settledCommits(name))
-  const bareRun = yield* Effect.promise(() => wrkGet(`${ceiling.url}/`, duration, connections))
   yield* autovacuum(true)
+  const readRatios = spread(readRounds.map((r) => (r.ours / r.bare) * 100))
   console.log(
-    `status reads (${connections} connections, ${duration} s): MinCommerce ${formatRate(ours.perSecond)} req/s, ` +
-      `bare node:http ${formatRate(bareRun.perSecond)} req/s -> ${((ours.perSecond / bareRun.perSecond) * 100).toFixed(0)} %; ` +
-      `PostgreSQL transactions during the node's run: ${after - before}; non-2xx: ${ours.bad}`
+    `status reads (${connections} connections, ${duration} s, median of ${rounds} (min–max)): ` +
+      `MinCommerce ${formatRate(spread(readRounds.map((r) => r.ours)).median)} req/s, ` +
+      `bare node:http ${formatRate(spread(readRounds.map((r) => r.bare)).median)} req/s -> ` +
+      `${readRatios.median.toFixed(0)} % (${readRatios.min.toFixed(0)}–${readRatios.max.toFixed(0)} %); ` +
+      `PostgreSQL transactions during the runs: ${after - before}; non-2xx: ${bad}`
   )
 
   // 2. Watchers.

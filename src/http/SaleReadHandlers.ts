@@ -139,6 +139,7 @@ interface Rendered {
   readonly allocation: SaleListing["allocation"]
   readonly status: string
   readonly body: string
+  readonly bodyLength: string
   readonly etag: string
 }
 
@@ -151,7 +152,8 @@ interface Rendered {
 export const readRoute = (
   watch: Pick<SaleWatch["Service"], "peek" | "peekCurrent">,
   respond: {
-    readonly headers: (request: IncomingMessage) => Readonly<Record<string, string>>
+    /** The edge's headers for this request, as one flat [name, value, …] list. */
+    readonly headers: (request: IncomingMessage) => Array<string>
     readonly counted: (route: string, status: number) => void
   }
 ) => {
@@ -177,6 +179,7 @@ export const readRoute = (
       allocation: listing.allocation,
       status,
       body,
+      bodyLength: String(Buffer.byteLength(body)),
       etag: etagOf(body)
     }
     // Bounded by the sales asked about; a node serving far more sales starts over.
@@ -204,14 +207,10 @@ export const readRoute = (
     } else return false
     const notModified = matches(request.headers["if-none-match"], answer.etag)
     const status = notModified ? 304 : 200
-    response.writeHead(status, {
-      ...respond.headers(request),
-      etag: answer.etag,
-      "cache-control": readCacheControl,
-      ...(notModified
-        ? {}
-        : { "content-type": "application/json", "content-length": Buffer.byteLength(answer.body) })
-    })
+    const headers = respond.headers(request)
+    headers.push("etag", answer.etag, "cache-control", readCacheControl)
+    if (!notModified) headers.push("content-type", "application/json", "content-length", answer.bodyLength)
+    response.writeHead(status, headers)
     response.end(notModified ? undefined : answer.body)
     respond.counted(route, status)
     return true

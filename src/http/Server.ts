@@ -25,7 +25,7 @@ import { countRequest, MetricsRoute, unmatched } from "./Metrics.ts"
 import * as NodeServer from "./NodeServer.ts"
 import { ProofOfWork } from "./ProofOfWork.ts"
 import { PurchaseEndpoint } from "./PurchaseEndpoint.ts"
-import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
+import { requestIdFor, securityHeaderList, securityHeaders } from "./ResponseHeaders.ts"
 import { eventsRoute, SaleEventsRoute } from "./SaleEvents.ts"
 import { readRoute } from "./SaleReadHandlers.ts"
 import { SaleRules } from "./SaleRules.ts"
@@ -200,15 +200,13 @@ export const HttpServerLive = Layer.unwrap(
     const endpoint = yield* PurchaseEndpoint
     // The public reads and live events from memory meet node:http first too, with the edge's headers.
     const watch = yield* SaleWatch
-    const headers = (request: IncomingMessage) => {
+    const requestId = (request: IncomingMessage) => {
       const incoming = request.headers["x-request-id"]
-      return {
-        ...securityHeaders,
-        "x-request-id": requestIdFor(typeof incoming === "string" ? incoming : undefined)
-      }
+      return requestIdFor(typeof incoming === "string" ? incoming : undefined)
     }
+    const headers = (request: IncomingMessage) => ({ ...securityHeaders, "x-request-id": requestId(request) })
     const reads = readRoute(watch, {
-      headers,
+      headers: (request) => [...securityHeaderList, "x-request-id", requestId(request)],
       counted: (route, status) => countRequest("GET", route, status)
     })
     const events = eventsRoute(watch, yield* Settings.liveSettings, headers)

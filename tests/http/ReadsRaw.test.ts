@@ -31,7 +31,7 @@ const served = (live: LiveSettings = defaults) =>
     const counted: Array<string> = []
     const headers = () => ({ "x-request-id": "raw" })
     const reads = readRoute(watch, {
-      headers,
+      headers: () => ["x-request-id", "raw"],
       counted: (route, status) => counted.push(`${route} ${status}`)
     })
     const events = eventsRoute(watch, live, headers)
