@@ -34,7 +34,7 @@ import { makeSale, makeUsers } from "../tests/support/Fixtures.ts"
 import { adminUrl, freshServerStorage } from "../tests/support/TestDatabase.ts"
 import { load, type Phase } from "./load.ts"
 import { serve } from "./serve.ts"
-import { formatRate, percentile, spread } from "./stats.ts"
+import { formatRate, median, percentile, spread } from "./stats.ts"
 import { benchSecret, signTokens } from "./tokens.ts"
 
 const perClient = 5_000
@@ -486,15 +486,12 @@ const driver = Effect.gen(function* () {
         `p99 ${quiet.p99.toFixed(1)} -> ${busy.p99.toFixed(1)} ms`
     )
   }
-  const median = (list: ReadonlyArray<number>) =>
-    percentile(
-      [...list].sort((x, y) => x - y),
-      50
-    )
   console.log(
     `mixed (median of ${rounds}): purchases ${formatRate(median(alone))}/s alone, ${formatRate(median(crowded))}/s with ` +
       `${connected} watchers of the sale bought and ${formatRate(median(reads))} status reads/s at the same time ` +
-      `-> ${((median(crowded) / median(alone)) * 100).toFixed(0)} % ` +
+      `-> ${((median(crowded) / median(alone)) * 100).toFixed(0)} % (rounds: ${alone
+        .map((quiet, i) => `${(((crowded[i] ?? 0) / quiet) * 100).toFixed(0)} %`)
+        .join(", ")}) ` +
       `(p99 ${median(p99s.map(([q]) => q)).toFixed(1)} -> ${median(p99s.map(([, b]) => b)).toFixed(1)} ms); ` +
       `invariants ${broken === 0 ? "OK" : "VIOLATED"}`
   )
