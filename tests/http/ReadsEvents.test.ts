@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { createParser, type EventSourceMessage } from "eventsource-parser"
 import { SaleRouter } from "../../src/cluster/SaleRouter.ts"
 import { ApiNode, baseUrl } from "../support/ApiNode.ts"
+import { readEvents } from "../support/EventStream.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
 
 // Read when the node's layers are built: three watchers at most on this test's node.
@@ -29,20 +30,8 @@ const watch = (url: string, headers: Record<string, string> = {}): Promise<Watch
       }
     })
     if (response.status === 200 && response.body !== null) {
-      const reader = response.body.getReader()
-      const decoder = new TextDecoder()
-      abort.signal.addEventListener("abort", () => void reader.cancel().catch(() => {}))
-      void (async () => {
-        try {
-          while (true) {
-            const chunk = await reader.read()
-            if (chunk.done) return
-            parser.feed(decoder.decode(chunk.value, { stream: true }))
-          }
-        } catch {
-          // cancelled
-        }
-      })()
+      const cancel = readEvents(response.body, (text) => parser.feed(text))
+      abort.signal.addEventListener("abort", cancel)
     }
     const until = async (wanted: (event: EventSourceMessage) => boolean) => {
       const deadline = Date.now() + 5_000

@@ -12,6 +12,7 @@ import type { LiveSettings } from "../../src/Settings.ts"
 import { readRoute } from "../../src/http/SaleReadHandlers.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
+import { readEvents } from "../support/EventStream.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
 import { TestDatabase } from "../support/TestDatabase.ts"
 
@@ -176,19 +177,7 @@ describe("public reads and events from node:http", () => {
               onEvent: (event) => heard.push({ at: Date.now(), state: JSON.parse(event.data) }),
               onComment: () => heard.push({ at: Date.now() })
             })
-            const reader = response.body!.getReader()
-            const decoder = new TextDecoder()
-            void (async () => {
-              try {
-                while (true) {
-                  const chunk = await reader.read()
-                  if (chunk.done) return
-                  parser.feed(decoder.decode(chunk.value, { stream: true }))
-                }
-              } catch {
-                // aborted
-              }
-            })()
+            readEvents(response.body!, (text) => parser.feed(text))
             return heard
           })
         const one = yield* listen()
