@@ -16,7 +16,9 @@
  *    idle CPU and fan-out time, the floor node:http itself sets on this machine.
  *
  * Options: --quick (fewer watchers, shorter runs), --duration S, --connections N,
- * --watchers N, --crowd-rate N, --rounds N (status-read and mixed rounds, default 4). Fails when a purchase run breaks an invariant. The same file is the bare server (BENCH_READ_ROLE=bare) and a watcher client
+ * --watchers N, --crowd-rate N, --rounds N (status-read and mixed rounds, default 4). Fails
+ * when a purchase run breaks an invariant. The same file is the bare server
+ * (BENCH_READ_ROLE=bare) and a watcher client
  * (BENCH_READ_ROLE=watchers): one script, several processes.
  */
 import { NodeRuntime } from "@effect/platform-node"

@@ -28,9 +28,8 @@ interface Event {
   readonly bytes: Uint8Array
 }
 
-/** One serialisation per change: the bytes every watcher of the sale gets. */
-const eventOf = (figures: PushedFigures, now: number): Event => {
-  const snapshot = snapshotOf(figures, now)
+/** One serialisation per change sent: the bytes every watcher of the sale gets. */
+const eventOf = (figures: PushedFigures, snapshot: SaleSnapshot): Event => {
   const { saleId, status, total, remaining, draw } = snapshot
   // The view's version (and the status the clock gave it), so a reconnect says what it saw last.
   const id = `${figures.epoch}.${figures.version}.${status}`
@@ -74,7 +73,7 @@ class Audience {
   constructor(watch: SaleWatch["Service"], first: PushedFigures, budget: WriteBudget) {
     this.latest = first
     this.budget = budget
-    this.sent = eventOf(first, Date.now())
+    this.sent = eventOf(first, snapshotOf(first, Date.now()))
     this.unfollow = watch.follow(first.saleId, (figures) => this.changed(figures))
     this.wakeAtClockChange()
   }
@@ -95,17 +94,19 @@ class Audience {
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
     const now = Date.now()
-    const event = eventOf(this.latest, now)
+    const snapshot = snapshotOf(this.latest, now)
     this.wakeAtClockChange()
-    if (sameSnapshot(event.snapshot, this.sent.snapshot)) return
+    if (sameSnapshot(snapshot, this.sent.snapshot)) return
     const wait = Math.max(
       this.sentAt + spacingMillis - now,
-      statusChanged(event.snapshot, this.sent.snapshot) ? 0 : this.budget.wait(this.watchers.size)
+      statusChanged(snapshot, this.sent.snapshot) ? 0 : this.budget.wait(this.watchers.size)
     )
     if (wait > 0) {
       this.timer = setTimeout(() => this.send(), wait)
       return
     }
+    // Serialised only once it goes: a change held back for the budget costs no JSON.
+    const event = eventOf(this.latest, snapshot)
     this.budget.spend(this.watchers.size)
     this.sent = event
     this.sentAt = now

@@ -152,7 +152,7 @@ interface Rendered {
 export const readRoute = (
   watch: Pick<SaleWatch["Service"], "peek" | "peekCurrent">,
   respond: {
-    /** The edge's headers for this request, as one flat [name, value, …] list. */
+    /** The edge's headers for this request, as a fresh flat [name, value, …] list the route extends. */
     readonly headers: (request: IncomingMessage) => Array<string>
     readonly counted: (route: string, status: number) => void
   }
