@@ -146,11 +146,10 @@ describe("sale views pushed across nodes", () => {
         assert.deepStrictEqual([row.epoch, row.remaining], [0, 3])
         // The owner's push of an earlier commit (4 left) may still be on its way and ranks above
         // the row: what the bound promises is the owner's figures of its last commit.
-        const pushed = yield* Effect.timeout(
+        yield* Effect.timeout(
           heard(b.watch, saleId, (f) => f.epoch > 0 && f.remaining === 3),
           `${republishMillis * 3} millis`
         )
-        assert.isAbove(pushed.figures.epoch, 0)
         assert.strictEqual((yield* b.watch.figures(saleId)).remaining, 3)
       }).pipe(Effect.scoped),
     60_000
