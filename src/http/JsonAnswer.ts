@@ -1,6 +1,6 @@
 import { HttpServerResponse } from "effect/http"
 import { errorTable, retryAfterSeconds, type ErrorAnswer } from "./ApiErrors.ts"
-import { securityHeaderList } from "./ResponseHeaders.ts"
+import { apiHeaderList } from "./ResponseHeaders.ts"
 
 /**
  * An answer as it goes on the wire: status, body bytes and `Retry-After`. Made once, and
@@ -42,7 +42,7 @@ export const answerHeaders = (answer: JsonAnswer): Readonly<Record<string, strin
  */
 export const headerList = (answer: JsonAnswer): Array<string> => {
   const list = [
-    ...securityHeaderList,
+    ...apiHeaderList,
     "content-type",
     "application/json",
     "content-length",

@@ -6,7 +6,7 @@ import type { Duplex } from "node:stream"
 import { answerForStatus } from "./ApiErrors.ts"
 import { answerHeaders, errorAnswer } from "./JsonAnswer.ts"
 import { countRequest, unmatched } from "./Metrics.ts"
-import { requestIdFor, securityHeaders } from "./ResponseHeaders.ts"
+import { apiHeaders, requestIdFor } from "./ResponseHeaders.ts"
 
 /** A route served straight from node:http: true when it answered, false to pass the request on. */
 export type RawRoute = (request: IncomingMessage, response: ServerResponse) => boolean
@@ -99,7 +99,7 @@ const answerDefect = (request: IncomingMessage, response: ServerResponse): strin
   }
   const answer = errorAnswer(answerForStatus(500, requestId))
   response.writeHead(500, {
-    ...securityHeaders,
+    ...apiHeaders,
     ...answerHeaders(answer),
     "content-length": Buffer.byteLength(answer.body),
     "x-request-id": requestId
@@ -140,7 +140,7 @@ const answerClientError = (error: NodeJS.ErrnoException, socket: Duplex): number
   const status = statusOfParseError(error.code)
   const requestId = requestIdFor(undefined)
   const answer = errorAnswer(answerForStatus(status, requestId))
-  const headers = { ...securityHeaders, ...answerHeaders(answer), "x-request-id": requestId }
+  const headers = { ...apiHeaders, ...answerHeaders(answer), "x-request-id": requestId }
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\n`
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`
   head += `content-length: ${Buffer.byteLength(answer.body)}\r\nconnection: close\r\n\r\n`

@@ -25,7 +25,7 @@ import { countRequest, MetricsRoute, unmatched } from "./Metrics.ts"
 import * as NodeServer from "./NodeServer.ts"
 import { ProofOfWork } from "./ProofOfWork.ts"
 import { PurchaseEndpoint } from "./PurchaseEndpoint.ts"
-import { requestIdFor, securityHeaderList, securityHeaders } from "./ResponseHeaders.ts"
+import { apiHeaderList, apiHeaders, requestIdFor, securityHeadersFor } from "./ResponseHeaders.ts"
 import { eventsRoute, SaleEventsRoute } from "./SaleEvents.ts"
 import { readRoute } from "./SaleReadHandlers.ts"
 import { SaleRules } from "./SaleRules.ts"
@@ -109,11 +109,13 @@ const decodesSanely = (segment: string): boolean => {
   }
 }
 
-const isJson = (response: HttpServerResponse.HttpServerResponse): boolean => {
+const contentTypeOf = (response: HttpServerResponse.HttpServerResponse): string | undefined => {
   const body = response.body
-  const type = ("contentType" in body ? body.contentType : undefined) ?? response.headers["content-type"]
-  return type?.startsWith("application/json") === true
+  return ("contentType" in body ? body.contentType : undefined) ?? response.headers["content-type"]
 }
+
+const isJson = (response: HttpServerResponse.HttpServerResponse): boolean =>
+  contentTypeOf(response)?.startsWith("application/json") === true
 
 const answer = (error: ApiError) => toServerResponse(errorAnswer(error))
 
@@ -159,7 +161,10 @@ const edge = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E,
         response = answer(answerForStatus(response.status, requestId))
     }
     countRequest(request.method, route, response.status)
-    return HttpServerResponse.setHeaders(response, { ...securityHeaders, "x-request-id": requestId })
+    return HttpServerResponse.setHeaders(response, {
+      ...securityHeadersFor(contentTypeOf(response)),
+      "x-request-id": requestId
+    })
   })
 
 /** The edge around every route of the server (see `edge`). */
@@ -204,9 +209,9 @@ export const HttpServerLive = Layer.unwrap(
       const incoming = request.headers["x-request-id"]
       return requestIdFor(typeof incoming === "string" ? incoming : undefined)
     }
-    const headers = (request: IncomingMessage) => ({ ...securityHeaders, "x-request-id": requestId(request) })
+    const headers = (request: IncomingMessage) => ({ ...apiHeaders, "x-request-id": requestId(request) })
     const reads = readRoute(watch, {
-      headers: (request) => [...securityHeaderList, "x-request-id", requestId(request)],
+      headers: (request) => [...apiHeaderList, "x-request-id", requestId(request)],
       counted: (route, status) => countRequest("GET", route, status)
     })
     const events = eventsRoute(watch, yield* Settings.liveSettings, headers)

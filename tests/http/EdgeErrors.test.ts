@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { SignJWT } from "jose"
 import { randomBytes } from "node:crypto"
-import { securityHeaders } from "../../src/http/ResponseHeaders.ts"
+import { apiHeaders } from "../../src/http/ResponseHeaders.ts"
 import { ApiNode, baseUrl, secret } from "../support/ApiNode.ts"
 import { makeSale, makeUsers } from "../support/Fixtures.ts"
 
@@ -40,7 +40,7 @@ interface ErrorBody {
 const assertErrorAnswer = (answer: Answer, status: number, code: string): ErrorBody => {
   assert.strictEqual(answer.status, status, answer.text)
   assert.match(answer.headers.get("content-type") ?? "", /^application\/json/)
-  for (const [name, value] of Object.entries(securityHeaders))
+  for (const [name, value] of Object.entries(apiHeaders))
     assert.strictEqual(answer.headers.get(name), value, name)
   assert.match(answer.headers.get("x-request-id") ?? "", /^[A-Za-z0-9._-]{1,64}$/)
   const body = JSON.parse(answer.text) as ErrorBody

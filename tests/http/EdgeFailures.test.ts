@@ -7,7 +7,7 @@ import { connect } from "node:net"
 import { Api } from "../../src/http/Api.ts"
 import { ApiDocs } from "../../src/http/ApiDocs.ts"
 import * as NodeServer from "../../src/http/NodeServer.ts"
-import { securityHeaders } from "../../src/http/ResponseHeaders.ts"
+import { apiHeaders } from "../../src/http/ResponseHeaders.ts"
 import { Edge } from "../../src/http/Server.ts"
 import { launchBrowser } from "../e2e/support/Browser.ts"
 
@@ -60,7 +60,7 @@ const port = Effect.map(HttpServer.HttpServer, (server) =>
 
 const assertEdgeHeaders = (headers: Headers | Record<string, string>) => {
   const get = (name: string) => (headers instanceof Headers ? headers.get(name) : headers[name])
-  for (const [name, value] of Object.entries(securityHeaders)) assert.strictEqual(get(name), value, name)
+  for (const [name, value] of Object.entries(apiHeaders)) assert.strictEqual(get(name), value, name)
   assert.match(get("x-request-id") ?? "", /^[A-Za-z0-9._-]{1,64}$/)
   assert.match(get("content-type") ?? "", /^application\/json/)
 }
