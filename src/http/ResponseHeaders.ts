@@ -6,8 +6,9 @@ const hsts = "max-age=31536000; includeSubDomains"
  * The headers Helmet sets by default, on every answer but the API's data (pages, scripts,
  * styles), but for the CSP's `upgrade-insecure-requests`: a node reached over plain HTTP by
  * any name but localhost (a LAN address, the compose file's load balancer) would have the
- * browser ask for its scripts over HTTPS, and the storefront would stay blank. Every asset is same-origin, so there is no mixed
- * content to upgrade; behind TLS, Strict-Transport-Security keeps the browser on HTTPS.
+ * browser ask for its scripts over HTTPS, and the storefront would stay blank. Every asset is
+ * same-origin, so there is no mixed content to upgrade; behind TLS, Strict-Transport-Security
+ * keeps the browser on HTTPS.
  */
 export const documentHeaders: Readonly<Record<string, string>> = {
   "content-security-policy":
@@ -27,13 +28,12 @@ export const documentHeaders: Readonly<Record<string, string>> = {
 
 /**
  * The headers of the API's answers (JSON and live events), which a browser never renders as a
- * page: nothing may be framed or run from them, no other origin may embed them,
- * they are never sniffed into another type, and HTTPS stays on. The document headers' other
- * eight govern a rendered page (its scripts, its opener, its referrer) and say nothing here;
- * on a purchase answer they were two thirds of its bytes (637 of about 940), which node:http
- * checks and writes for each answer of a flood.
- * Pages, scripts and styles keep the document headers (a script may run as a worker, whose
- * policy is its own answer's).
+ * page: nothing may be framed or run from them, no other origin may embed them, they are never
+ * sniffed into another type, and HTTPS stays on. The document headers' other eight govern a
+ * rendered page (its scripts, its opener, its referrer) and say nothing here; on a purchase
+ * answer they were two thirds of its bytes (637 of about 940), which node:http checks and
+ * writes for each answer of a flood. Pages, scripts and styles keep the document headers (a
+ * script may run as a worker, whose policy is its own answer's).
  */
 export const apiHeaders: Readonly<Record<string, string>> = {
   "content-security-policy": "default-src 'none';frame-ancestors 'none'",
