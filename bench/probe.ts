@@ -2,9 +2,14 @@
  * Loaded into a server the bench starts (`node --import ./bench/probe.ts`), never into the
  * node itself: the server's event-loop delay and garbage collection over a phase. SIGUSR2
  * writes what was seen since the last SIGUSR2 to BENCH_PROBE_FILE as JSON, then starts over.
+ * When a `<BENCH_PROBE_FILE>.gc` marker is there, it is removed and the heap is collected in
+ * full first, so the resident memory reported is the server's live memory, not whatever
+ * garbage the last phase left (which moved a per-watcher figure by a factor of five).
  */
-import { writeFileSync } from "node:fs"
+import { existsSync, rmSync, writeFileSync } from "node:fs"
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 
 export interface ProbeStats {
   /** Event-loop delay percentiles, milliseconds (sampled every 10 ms). */
@@ -20,6 +25,8 @@ export interface ProbeStats {
    * figure least moved by other work on a shared machine, unlike requests per second.
    */
   readonly cpuMillis: number
+  /** Resident memory when the stats were written, bytes (after a full collection when asked). */
+  readonly rssBytes: number
 }
 
 const file = process.env.BENCH_PROBE_FILE
@@ -35,7 +42,16 @@ if (file !== undefined && file !== "") {
       gc.max = Math.max(gc.max, entry.duration)
     }
   }).observe({ entryTypes: ["gc"] })
+  // The collector, for the probe alone: no flag on the server's command line.
+  setFlagsFromString("--expose-gc")
+  const collect = runInNewContext("gc") as () => void
   process.on("SIGUSR2", () => {
+    if (existsSync(`${file}.gc`)) {
+      rmSync(`${file}.gc`)
+      // Twice: what the first collection's finalizers let go is collected by the second.
+      collect()
+      collect()
+    }
     const stats: ProbeStats = {
       loopDelayP50: delay.percentile(50) / 1e6,
       loopDelayP99: delay.percentile(99) / 1e6,
@@ -46,7 +62,8 @@ if (file !== undefined && file !== "") {
       cpuMillis: (() => {
         const used = process.cpuUsage(cpu)
         return (used.user + used.system) / 1_000
-      })()
+      })(),
+      rssBytes: process.memoryUsage.rss()
     }
     writeFileSync(file, JSON.stringify(stats))
     delay.reset()

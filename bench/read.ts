@@ -6,7 +6,8 @@
  *    PostgreSQL transactions of the bench's database counted over the rounds.
  * 2. Watchers: as many SSE connections as asked (default 15,000), spread over client
  *    processes (5,000 each: the per-process open-files limit is 20,000); the node's idle CPU
- *    with them connected, its memory per watcher, and the time one stock change takes to
+ *    with them connected, its memory per watcher (resident memory after a full collection,
+ *    before and after they connect: bench/probe.ts), and the time one stock change takes to
  *    reach 50 / 99 / 100 % of them.
  * 3. Mixed, in alternating rounds: purchases/s of a sale nobody watches with no readers,
  *    then of the sale the watchers follow, with a crowd reading its status at a steady rate
@@ -208,12 +209,6 @@ const procStat = (pid: number) => {
     .split(" ")
   return Number(fields[11]) + Number(fields[12])
 }
-const rssBytes = (pid: number) => {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8")
-    .split("\n")
-    .find((l) => l.startsWith("VmRSS:"))
-  return Number(/(\d+)/.exec(line ?? "")?.[1] ?? 0) * 1024
-}
 /** Share of one core the process used over `millis`. */
 const cpuPercent = async (pid: number, millis: number) => {
   const before = procStat(pid)
@@ -372,6 +367,8 @@ const driver = Effect.gen(function* () {
       )
       const changedAt = Date.now()
       const answer = yield* Effect.promise(change)
+      // For a purchase: its batch has committed, and the owner publishes after the commit.
+      const answeredMillis = Date.now() - changedAt
       yield* Effect.sleep("3 seconds")
       const arrivals = (yield* Effect.promise(() =>
         Promise.all(
@@ -382,7 +379,7 @@ const driver = Effect.gen(function* () {
       )).flatMap((r) => r.arrivals.map((at) => Math.max(0, at - changedAt)))
       arrivals.sort((a, b) => a - b)
       const reach = (p: number) => (arrivals.length === 0 ? NaN : percentile(arrivals, p))
-      return { answer, arrivals, reach }
+      return { answer, answeredMillis, arrivals, reach }
     })
   const watcherLine = (
     who: string,
@@ -399,13 +396,13 @@ const driver = Effect.gen(function* () {
     `one change (${change}) reached ${reached.arrivals.length}/${w.connected}: 50 % in ${reached.reach(50).toFixed(0)} ms, ` +
     `99 % in ${reached.reach(99).toFixed(0)} ms, 100 % in ${reached.reach(100).toFixed(0)} ms`
 
-  const baseline = rssBytes(node.pid)
+  const baseline = yield* Effect.promise(node.settledRss)
   const held = yield* connectWatchers(`${node.url}/api/sales/${watched}/events`)
   const connected = held.connected
   // The connections' own garbage is collected before the node is called idle.
   yield* Effect.sleep(quick ? "2 seconds" : "5 seconds")
   const idle = yield* Effect.promise(() => cpuPercent(node.pid, idleMillis))
-  const loaded = rssBytes(node.pid)
+  const loaded = yield* Effect.promise(node.settledRss)
   // One stock change: a purchase; the time from its answer to each watcher's event.
   // A first purchase starts the sale's actor (lease, epoch, state from PostgreSQL): the change
   // measured is the next one, a sale already selling.
@@ -427,7 +424,7 @@ const driver = Effect.gen(function* () {
       baseline,
       loaded,
       reached,
-      `a purchase, answered ${reached.answer}`
+      `a purchase, answered ${reached.answer} in ${reached.answeredMillis} ms`
     )
   )
 
@@ -501,11 +498,11 @@ const driver = Effect.gen(function* () {
   // 4. The same watchers held by a bare node:http server: what node:http itself costs per
   // held connection and per fan-out, on the same machine in the same run.
   yield* Effect.sleep("2 seconds")
-  const bareBaseline = rssBytes(ceiling.pid)
+  const bareBaseline = yield* Effect.promise(ceiling.settledRss)
   const bareHeld = yield* connectWatchers(`${ceiling.url}/events`)
   yield* Effect.sleep(quick ? "2 seconds" : "5 seconds")
   const bareIdle = yield* Effect.promise(() => cpuPercent(ceiling.pid, idleMillis))
-  const bareLoaded = rssBytes(ceiling.pid)
+  const bareLoaded = yield* Effect.promise(ceiling.settledRss)
   const bareReached = yield* delivery(bareHeld.children, 7, () =>
     fetch(`${ceiling.url}/fire?remaining=7`, { method: "POST" }).then((r) => r.status)
   )

@@ -1,6 +1,6 @@
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { ProbeStats } from "./probe.ts"
@@ -14,12 +14,18 @@ export interface Served {
    * every server the bench starts): call it before a phase to start afresh, and after it.
    */
   readonly probe: () => Promise<ProbeStats>
+  /**
+   * The server's resident memory after a full garbage collection, bytes (the probe collects):
+   * the same state at both ends of a memory comparison. Starts the probe's phase afresh too.
+   */
+  readonly settledRss: () => Promise<number>
 }
 
 const probeScript = new URL("./probe.ts", import.meta.url).pathname
 
-const readProbe = async (pid: number, file: string): Promise<ProbeStats> => {
+const readProbe = async (pid: number, file: string, collect = false): Promise<ProbeStats> => {
   const before = statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0
+  if (collect) writeFileSync(`${file}.gc`, "")
   process.kill(pid, "SIGUSR2")
   for (let i = 0; i < 200; i++) {
     const written = statSync(file, { throwIfNoEntry: false })
@@ -70,7 +76,17 @@ export const serve = (script: string, env: Record<string, string>) =>
           output = ""
           child.stdout.resume()
           const pid = child.pid ?? 0
-          resume(Effect.succeed({ served: { url, pid, probe: () => readProbe(pid, probeFile) }, stop }))
+          resume(
+            Effect.succeed({
+              served: {
+                url,
+                pid,
+                probe: () => readProbe(pid, probeFile),
+                settledRss: () => readProbe(pid, probeFile, true).then((stats) => stats.rssBytes)
+              },
+              stop
+            })
+          )
         }
       })
       child.on("exit", (code) => {
