@@ -42,12 +42,16 @@ if (file !== undefined && file !== "") {
       gc.max = Math.max(gc.max, entry.duration)
     }
   }).observe({ entryTypes: ["gc"] })
-  // The collector, for the probe alone: no flag on the server's command line.
-  setFlagsFromString("--expose-gc")
-  const collect = runInNewContext("gc") as () => void
+  // The collector, made for the probe alone at the first request (no flag on the server's
+  // command line, and none at all in a run that asks for no collection).
+  let collect: (() => void) | undefined
   process.on("SIGUSR2", () => {
     if (existsSync(`${file}.gc`)) {
       rmSync(`${file}.gc`)
+      if (collect === undefined) {
+        setFlagsFromString("--expose-gc")
+        collect = runInNewContext("gc") as () => void
+      }
       // Twice: what the first collection's finalizers let go is collected by the second.
       collect()
       collect()
