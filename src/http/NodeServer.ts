@@ -17,12 +17,15 @@ const gracefulShutdownMillis = 20_000
 /**
  * The node's HttpServer: a node:http server whose every request meets `route` first, and
  * whose Effect app (the HttpApi and the other routes) gets what the route declines. The
- * server listens with `listen`, after `configure` has set its timeouts.
+ * server listens with `listen`, after `configure` has set its timeouts. When it stops, it
+ * calls `stopping` (to end the answers that would never end by themselves, the live streams)
+ * and lets open requests finish.
  */
 export const layer = (options: {
   readonly route: RawRoute
   readonly listen: NodeHttpServer.Options
   readonly configure?: (server: Server) => void
+  readonly stopping?: () => void
 }) =>
   Layer.effect(
     HttpServer.HttpServer,
@@ -67,11 +70,12 @@ export const layer = (options: {
             }
             if (!served) handler(request, response)
           }
-          // Stops taking connections and lets open requests finish, then lets go of them.
+          // Stops taking connections, ends the live streams and lets open requests finish,
+          // then lets go of them.
           yield* Scope.addFinalizer(
             serveScope,
             Effect.ensuring(
-              stopListening(server).pipe(
+              stopListening(server, options.stopping).pipe(
                 Effect.timeoutOrElse({ duration: gracefulShutdownMillis, orElse: () => Effect.void })
               ),
               Effect.sync(() => server.off("request", onRequest))
@@ -83,10 +87,11 @@ export const layer = (options: {
     })
   ).pipe(Layer.provideMerge(NodeHttpServer.layerHttpServices))
 
-const stopListening = (server: Server) =>
+const stopListening = (server: Server, stopping: (() => void) | undefined) =>
   Effect.callback<void>((resume) => {
     if (!server.listening) return resume(Effect.void)
     server.close(() => resume(Effect.void))
+    stopping?.()
   })
 
 /** The JSON 500 for a defect in a raw route, unless its answer had started; the request id. */

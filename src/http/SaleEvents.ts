@@ -3,6 +3,7 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { SaleWatch, snapshotOf, type PushedFigures, type SaleSnapshot } from "../cluster/SaleWatch.ts"
 import { SaleId } from "../domain/Ids.ts"
 import { liveSettings, type LiveSettings } from "../Settings.ts"
+import { releaseParser } from "./HeldConnection.ts"
 import { FanOut, HeartbeatRing, WriteBudget } from "./LivePacing.ts"
 import type { IncomingMessage, ServerResponse } from "node:http"
 
@@ -20,6 +21,8 @@ const preamble = encoder.encode("retry: 2000\n\n")
 /** Where a watcher's bytes go: an Effect stream's queue, or a node:http response directly. */
 interface Watcher {
   readonly write: (bytes: Uint8Array) => void
+  /** Ends the watcher's stream: the node is stopping, and the watcher reconnects elsewhere. */
+  readonly end: () => void
 }
 
 interface Event {
@@ -177,6 +180,12 @@ class Audiences {
       if (this.bySale.get(saleId) === joined) this.bySale.delete(saleId)
     }
   }
+
+  /** Ends every watcher's stream on this node, whichever route took it. */
+  endAll(): void {
+    for (const audience of [...this.bySale.values()])
+      for (const watcher of [...audience.watchers]) watcher.end()
+  }
 }
 
 const audiencesOf = new WeakMap<SaleWatch["Service"], Audiences>()
@@ -251,7 +260,10 @@ export const SaleEventsRoute = Layer.unwrap(
               Effect.sync(() =>
                 audiences.join(
                   found.value,
-                  { write: (bytes) => void Queue.offerUnsafe(queue, bytes) },
+                  {
+                    write: (bytes) => void Queue.offerUnsafe(queue, bytes),
+                    end: () => void Queue.endUnsafe(queue)
+                  },
                   lastSeen
                 )
               ),
@@ -274,10 +286,11 @@ const maxUnsentBytes = 64 * 1024
 
 /**
  * The same events straight from node:http, for a sale this node has a fresh view of: a
- * watcher is its response in the sale's audience, with no fiber or queue of its own, so
- * tens of thousands cost little memory and a change is one write per watcher. Anything
- * else (no fresh view yet, a CORS origin, over the limit) returns false and takes the route
- * above, which answers it.
+ * watcher is its socket in the sale's audience, with no fiber or queue of its own, and once
+ * its headers are out node:http's parser lets go of the connection, so tens of thousands cost
+ * little memory and a change is one write per watcher. Anything else (no fresh view yet, a
+ * CORS origin, over the limit) `route` declines, for the route above to answer. `endAll`
+ * ends every live stream of the node, of either route, when it stops.
  */
 export const eventsRoute = (
   watch: SaleWatch["Service"],
@@ -286,7 +299,7 @@ export const eventsRoute = (
 ) => {
   const limit = settings.maxWatchers
   const audiences = audiencesFor(watch, settings)
-  return (request: IncomingMessage, response: ServerResponse): boolean => {
+  const route = (request: IncomingMessage, response: ServerResponse): boolean => {
     if (request.method !== "GET" || request.headers.origin !== undefined) return false
     const saleId = eventsPath.exec(request.url ?? "")?.[1]?.toLowerCase() as SaleId | undefined
     if (saleId === undefined || audiences.watching >= limit) return false
@@ -309,11 +322,15 @@ export const eventsRoute = (
         write: (bytes) => {
           if (socket.writableLength > maxUnsentBytes) return void socket.destroy()
           socket.write(bytes)
-        }
+        },
+        end: () => void socket.end()
       },
       typeof lastSeen === "string" ? lastSeen : undefined
     )
     response.on("close", leave)
+    // The parser is still at work on this request here: it is let go on the next turn.
+    setImmediate(releaseParser, request, socket)
     return true
   }
+  return { route, endAll: () => audiences.endAll() }
 }

@@ -216,9 +216,16 @@ export const HttpServerLive = Layer.unwrap(
     })
     const events = eventsRoute(watch, yield* Settings.liveSettings, headers)
     const route: NodeServer.RawRoute = (request, response) =>
-      reads(request, response) || events(request, response) || endpoint.route(request, response)
+      reads(request, response) || events.route(request, response) || endpoint.route(request, response)
     return serveApi({ maxBodyBytes, corsOrigins }).pipe(
-      Layer.provide(NodeServer.layer({ route, listen: { port, host }, configure: limitSlowClients }))
+      Layer.provide(
+        NodeServer.layer({
+          route,
+          listen: { port, host },
+          configure: limitSlowClients,
+          stopping: events.endAll
+        })
+      )
     )
   })
 ).pipe(

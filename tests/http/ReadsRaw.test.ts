@@ -1,12 +1,15 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Exit, Layer, Scope } from "effect"
+import { HttpServer, HttpServerResponse } from "effect/http"
 import { createParser, type EventSourceMessage } from "eventsource-parser"
 import { createServer, type Server } from "node:http"
-import type { AddressInfo } from "node:net"
+import { connect, type AddressInfo, type Socket } from "node:net"
 import { SaleRegistry } from "../../src/actors/SaleRegistry.ts"
 import { Ownership } from "../../src/cluster/Ownership.ts"
 import { SaleRouter } from "../../src/cluster/SaleRouter.ts"
 import { SaleWatch } from "../../src/cluster/SaleWatch.ts"
+import { holdsParser } from "../../src/http/HeldConnection.ts"
+import * as NodeServer from "../../src/http/NodeServer.ts"
 import { eventsRoute } from "../../src/http/SaleEvents.ts"
 import type { LiveSettings } from "../../src/Settings.ts"
 import { readRoute } from "../../src/http/SaleReadHandlers.ts"
@@ -36,15 +39,18 @@ const served = (live: LiveSettings = defaults) =>
       counted: (route, status) => counted.push(`${route} ${status}`)
     })
     const events = eventsRoute(watch, live, headers)
+    // The server's side of every connection, as node:http holds it.
+    const sockets: Array<Socket> = []
     const server: Server = yield* Effect.acquireRelease(
       Effect.promise(
         () =>
           new Promise<Server>((resolve) => {
             const s = createServer((request, response) => {
-              if (reads(request, response) || events(request, response)) return
+              if (reads(request, response) || events.route(request, response)) return
               response.writeHead(599)
               response.end()
             })
+            s.on("connection", (socket: Socket) => sockets.push(socket))
             s.listen(0, "127.0.0.1", () => resolve(s))
           })
       ),
@@ -58,8 +64,28 @@ const served = (live: LiveSettings = defaults) =>
         )
     )
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-    return { url, counted, watch }
+    return { url, counted, watch, sockets }
   })
+
+/** A watcher on a bare TCP connection: every byte it hears, and what it sends after its request. */
+const rawWatcher = (url: string, path: string) =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly heard: () => string; readonly socket: Socket; readonly ended: Promise<void> }>(
+      (resume) => {
+        const { hostname, port } = new URL(url)
+        let heard = ""
+        const socket = connect(Number(port), hostname, () =>
+          resume(Effect.succeed({ heard: () => heard, socket, ended }))
+        )
+        const ended = new Promise<void>((done) => socket.on("end", done))
+        socket.on("data", (chunk: Buffer) => (heard += chunk.toString()))
+        socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: keep-alive\r\n\r\n`)
+      }
+    ),
+    ({ socket }) => Effect.sync(() => socket.destroy())
+  )
+
+const occurrences = (text: string, part: string) => text.split(part).length - 1
 
 const waitFor = async (done: () => boolean, millis = 5_000) => {
   const deadline = Date.now() + millis
@@ -224,6 +250,91 @@ describe("public reads and events from node:http", () => {
         const second = (at: number) => Math.floor((at - from) / 1_000) % 2
         assert.notStrictEqual(second(beats(one)[0]!.at), second(beats(two)[0]!.at), "spread over the period")
         abort.abort()
+      }).pipe(Effect.provide(Node)),
+    60_000
+  )
+
+  it.live(
+    "a watcher's connection lets go of node:http's parser, reads nothing more, and leaves its audience when it ends",
+    () =>
+      Effect.gen(function* () {
+        const saleId = yield* makeSale(3)
+        const [first, second] = yield* makeUsers(2)
+        const { url, watch, sockets } = yield* served({ ...defaults, maxWatchers: 1 })
+        const router = yield* SaleRouter
+        yield* watch.figures(saleId)
+        const path = `/api/sales/${saleId}/events`
+        const watcher = yield* rawWatcher(url, path)
+        yield* Effect.promise(() => waitFor(() => watcher.heard().includes('"remaining":3')))
+        const held = sockets[0]!
+        yield* Effect.promise(() => waitFor(() => !holdsParser(held)))
+        assert.isFalse(held.destroyed)
+
+        // Whatever the watcher sends now is dropped: a pipelined request gets no answer.
+        watcher.socket.write(`GET /api/sales/${saleId} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+        // New connections (one may get the parser the watcher's let go) are answered as ever,
+        // and the node's one watcher place is taken.
+        const reads = yield* Effect.promise(() =>
+          Promise.all(
+            Array.from({ length: 20 }, () => fetch(`${url}/api/sales/${saleId}`).then((r) => r.status))
+          )
+        )
+        assert.deepStrictEqual(
+          reads,
+          Array.from({ length: 20 }, () => 200)
+        )
+        assert.strictEqual((yield* Effect.promise(() => fetch(`${url}${path}`))).status, 599)
+
+        yield* router.purchase(saleId, first!)
+        yield* Effect.promise(() => waitFor(() => watcher.heard().includes('"remaining":2')))
+        assert.strictEqual(occurrences(watcher.heard(), "HTTP/1.1 "), 1, "one answer on the connection")
+
+        // A watcher that ends its side is let go, and its place is free again.
+        watcher.socket.end()
+        yield* Effect.promise(() => waitFor(() => held.destroyed))
+        const again = yield* Effect.promise(async () => {
+          const abort = new AbortController()
+          const response = await fetch(`${url}${path}`, { signal: abort.signal })
+          abort.abort()
+          return response.status
+        })
+        assert.strictEqual(again, 200)
+        yield* router.purchase(saleId, second!)
+      }).pipe(Effect.provide(Node)),
+    60_000
+  )
+
+  it.live(
+    "the node's stop ends every live stream at once, and the server closes without waiting for them",
+    () =>
+      Effect.gen(function* () {
+        const saleId = yield* makeSale(2)
+        const watch = yield* SaleWatch
+        yield* watch.figures(saleId)
+        const events = eventsRoute(watch, defaults, () => ({}))
+        const served = HttpServer.serve(Effect.succeed(HttpServerResponse.empty({ status: 599 }))).pipe(
+          Layer.provideMerge(
+            NodeServer.layer({
+              route: events.route,
+              listen: { port: 0, host: "127.0.0.1" },
+              stopping: events.endAll
+            })
+          )
+        )
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(served, scope)
+        const url = yield* HttpServer.addressFormattedWith(Effect.succeed).pipe(
+          Effect.provideContext(context)
+        )
+        const watchers = yield* Effect.forEach([1, 2, 3], () =>
+          rawWatcher(url, `/api/sales/${saleId}/events`)
+        )
+        yield* Effect.promise(() => waitFor(() => watchers.every((w) => w.heard().includes('"remaining":2'))))
+        const stoppedAt = Date.now()
+        yield* Scope.close(scope, Exit.void)
+        // The graceful wait is 20 s: a stream left open would hold the stop that long.
+        assert.isBelow(Date.now() - stoppedAt, 5_000)
+        yield* Effect.promise(() => Promise.all(watchers.map((w) => w.ended)))
       }).pipe(Effect.provide(Node)),
     60_000
   )
