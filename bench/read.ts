@@ -4,17 +4,17 @@
  * 1. Status reads: wrk against `GET /api/flash-sale/status` of a MinCommerce node and, back to
  *    back in each round, a bare node:http server answering the same JSON (the ceiling);
  *    PostgreSQL transactions of the bench's database counted over the rounds.
- * 2. Watchers: as many SSE connections as asked (default 15,000), spread over client
- *    processes (5,000 each: the per-process open-files limit is 20,000); the node's idle CPU
- *    with them connected, its memory per watcher (resident memory after a full collection,
+ * 2. Watchers, on a node started afresh: as many SSE connections as asked (default 15,000),
+ *    spread over client processes (5,000 each: the per-process open-files limit is 20,000);
+ *    the node's idle CPU with them connected, its memory per watcher (resident memory after a full collection,
  *    before and after they connect: bench/probe.ts), and the time one stock change takes to
  *    reach 50 / 99 / 100 % of them.
  * 3. Mixed, in alternating rounds: purchases/s of a sale nobody watches with no readers,
  *    then of the sale the watchers follow, with a crowd reading its status at a steady rate
  *    (--crowd-rate, default 1,000 reads/s: 15,000 pages each refreshed every 15 s; 0 reads
  *    flat out).
- * 4. The same watchers held by the bare node:http server (same run): its memory per watcher,
- *    idle CPU and fan-out time, the floor node:http itself sets on this machine.
+ * 4. The same watchers held by a bare node:http server started afresh (same run): its memory
+ *    per watcher, idle CPU and fan-out time, the floor node:http itself sets on this machine.
  *
  * Options: --quick (fewer watchers, shorter runs), --duration S, --connections N,
  * --watchers N, --crowd-rate N, --rounds N (status-read and mixed rounds, default 4). Fails
@@ -230,6 +230,13 @@ const post = (url: string, token: string) =>
     req.end()
   })
 
+interface Memory {
+  readonly rssBytes: number
+  readonly heapUsedBytes: number
+}
+const perWatcher = (before: number, after: number, watchers: number) =>
+  ((after - before) / Math.max(1, watchers) / 1024).toFixed(1)
+
 type Reply = Partial<Record<string, unknown>> | undefined
 
 const ask = <A>(child: ChildProcess, message: unknown, wanted: (reply: Reply) => boolean) =>
@@ -272,7 +279,7 @@ const driver = Effect.gen(function* () {
   const watched = yield* makeSale(1_000_000, { startsAt: Date.now() - 86_400_000 }).pipe(
     Effect.provideContext(storage)
   )
-  const node = yield* serve("src/main.ts", {
+  const startNode = serve("src/main.ts", {
     DATABASE_URL: databaseUrl,
     PORT: "0",
     JWT_SECRET: benchSecret,
@@ -280,48 +287,61 @@ const driver = Effect.gen(function* () {
     RATE_LIMIT_PER_USER: "0",
     MAX_WATCHERS: String(watcherCount + 1_000)
   })
-  const statusUrl = `${node.url}/api/flash-sale/status`
-  const body = yield* Effect.promise(async () => (await fetch(statusUrl)).text())
-  const ceiling = yield* serve("bench/read.ts", { BENCH_READ_ROLE: "bare", BENCH_READ_BODY: body })
+  const statusOf = (url: string) =>
+    Effect.promise(async () => (await fetch(`${url}/api/flash-sale/status`)).text())
 
-  // 1. Status reads, node and bare back to back in each round (which goes first alternates);
-  // PostgreSQL transactions counted from before the first round to after the last.
-  yield* Effect.promise(() => wrkGet(statusUrl, 1, 32))
-  yield* Effect.promise(() => wrkGet(`${ceiling.url}/`, 1, 32))
-  const before = yield* Effect.promise(() => settledCommits(name))
-  const readRounds: Array<{ readonly ours: number; readonly bare: number }> = []
-  let bad = 0
-  for (let round = 0; round < rounds; round++) {
-    const runOurs = Effect.promise(() => wrkGet(statusUrl, duration, connections))
-    const runBare = Effect.promise(() => wrkGet(`${ceiling.url}/`, duration, connections))
-    let ours: { readonly perSecond: number; readonly bad: number }
-    let bareRun: { readonly perSecond: number }
-    if (round % 2 === 0) {
-      ours = yield* runOurs
-      bareRun = yield* runBare
-    } else {
-      bareRun = yield* runBare
-      ours = yield* runOurs
-    }
-    bad += ours.bad
-    readRounds.push({ ours: ours.perSecond, bare: bareRun.perSecond })
-    console.log(
-      `  status reads round ${round + 1}/${rounds}: MinCommerce ${formatRate(ours.perSecond)} req/s, ` +
-        `bare ${formatRate(bareRun.perSecond)} req/s -> ${((ours.perSecond / bareRun.perSecond) * 100).toFixed(0)} %`
-    )
-  }
-  const after = yield* Effect.promise(() => settledCommits(name))
-  yield* autovacuum(true)
-  const readRatios = spread(readRounds.map((r) => (r.ours / r.bare) * 100))
-  console.log(
-    `status reads (${connections} connections, ${duration} s, median of ${rounds} (min–max)): ` +
-      `MinCommerce ${formatRate(spread(readRounds.map((r) => r.ours)).median)} req/s, ` +
-      `bare node:http ${formatRate(spread(readRounds.map((r) => r.bare)).median)} req/s -> ` +
-      `${readRatios.median.toFixed(0)} % (${readRatios.min.toFixed(0)}–${readRatios.max.toFixed(0)} %); ` +
-      `PostgreSQL transactions during the runs: ${after - before}; non-2xx: ${bad}`
+  // 1. Status reads, node and bare back to back in each round (which goes first alternates),
+  // from a node and a bare server of their own: the watchers below get fresh ones, so the
+  // memory a watcher costs is not read against what the read runs left behind.
+  const body = yield* Effect.scoped(
+    Effect.gen(function* () {
+      const node = yield* startNode
+      const statusUrl = `${node.url}/api/flash-sale/status`
+      const body = yield* statusOf(node.url)
+      const ceiling = yield* serve("bench/read.ts", { BENCH_READ_ROLE: "bare", BENCH_READ_BODY: body })
+      // PostgreSQL transactions counted from before the first round to after the last.
+      yield* Effect.promise(() => wrkGet(statusUrl, 1, 32))
+      yield* Effect.promise(() => wrkGet(`${ceiling.url}/`, 1, 32))
+      const before = yield* Effect.promise(() => settledCommits(name))
+      const readRounds: Array<{ readonly ours: number; readonly bare: number }> = []
+      let bad = 0
+      for (let round = 0; round < rounds; round++) {
+        const runOurs = Effect.promise(() => wrkGet(statusUrl, duration, connections))
+        const runBare = Effect.promise(() => wrkGet(`${ceiling.url}/`, duration, connections))
+        let ours: { readonly perSecond: number; readonly bad: number }
+        let bareRun: { readonly perSecond: number }
+        if (round % 2 === 0) {
+          ours = yield* runOurs
+          bareRun = yield* runBare
+        } else {
+          bareRun = yield* runBare
+          ours = yield* runOurs
+        }
+        bad += ours.bad
+        readRounds.push({ ours: ours.perSecond, bare: bareRun.perSecond })
+        console.log(
+          `  status reads round ${round + 1}/${rounds}: MinCommerce ${formatRate(ours.perSecond)} req/s, ` +
+            `bare ${formatRate(bareRun.perSecond)} req/s -> ${((ours.perSecond / bareRun.perSecond) * 100).toFixed(0)} %`
+        )
+      }
+      const after = yield* Effect.promise(() => settledCommits(name))
+      yield* autovacuum(true)
+      const readRatios = spread(readRounds.map((r) => (r.ours / r.bare) * 100))
+      console.log(
+        `status reads (${connections} connections, ${duration} s, median of ${rounds} (min–max)): ` +
+          `MinCommerce ${formatRate(spread(readRounds.map((r) => r.ours)).median)} req/s, ` +
+          `bare node:http ${formatRate(spread(readRounds.map((r) => r.bare)).median)} req/s -> ` +
+          `${readRatios.median.toFixed(0)} % (${readRatios.min.toFixed(0)}–${readRatios.max.toFixed(0)} %); ` +
+          `PostgreSQL transactions during the runs: ${after - before}; non-2xx: ${bad}`
+      )
+      return body
+    })
   )
 
-  // 2. Watchers.
+  // 2. Watchers, on a node started afresh (its view of the sale warmed by one read).
+  const node = yield* startNode
+  const statusUrl = `${node.url}/api/flash-sale/status`
+  yield* statusOf(node.url)
   const self = new URL(import.meta.url).pathname
   /** Watcher clients holding `watcherCount` SSE connections to `eventsUrl`, 5,000 per process. */
   const connectWatchers = (eventsUrl: string) =>
@@ -385,27 +405,28 @@ const driver = Effect.gen(function* () {
     who: string,
     w: { clients: number; connected: number; refused: number; connectMillis: number },
     idle: number,
-    baselineBytes: number,
-    loadedBytes: number,
+    baseline: Memory,
+    loaded: Memory,
     reached: { arrivals: ReadonlyArray<number>; reach: (p: number) => number },
     change: string
   ) =>
     `${who}: ${w.connected} watchers connected in ${(w.connectMillis / 1_000).toFixed(1)} s over ${w.clients} client process(es) ` +
-    `(${w.refused} refused); idle CPU ${idle.toFixed(1)} % of a core; memory ${(baselineBytes / 2 ** 20).toFixed(0)} -> ` +
-    `${(loadedBytes / 2 ** 20).toFixed(0)} MB, ${((loadedBytes - baselineBytes) / Math.max(1, w.connected) / 1024).toFixed(1)} KB per watcher; ` +
+    `(${w.refused} refused); idle CPU ${idle.toFixed(1)} % of a core; memory ${(baseline.rssBytes / 2 ** 20).toFixed(0)} -> ` +
+    `${(loaded.rssBytes / 2 ** 20).toFixed(0)} MB, ${perWatcher(baseline.rssBytes, loaded.rssBytes, w.connected)} KB per watcher ` +
+    `(JavaScript heap: ${perWatcher(baseline.heapUsedBytes, loaded.heapUsedBytes, w.connected)} KB of it); ` +
     `one change (${change}) reached ${reached.arrivals.length}/${w.connected}: 50 % in ${reached.reach(50).toFixed(0)} ms, ` +
     `99 % in ${reached.reach(99).toFixed(0)} ms, 100 % in ${reached.reach(100).toFixed(0)} ms`
 
   // Settled at both ends. The collection leaves V8 collecting again as the watchers' memory
   // comes in, which the idle window below sees (13 pauses in one run, none without it): the
   // idle CPU read is, if anything, higher than the watchers' own.
-  const baseline = yield* Effect.promise(node.settledRss)
+  const baseline = yield* Effect.promise(node.settledMemory)
   const held = yield* connectWatchers(`${node.url}/api/sales/${watched}/events`)
   const connected = held.connected
   // The connections' own garbage is collected before the node is called idle.
   yield* Effect.sleep(quick ? "2 seconds" : "5 seconds")
   const idle = yield* Effect.promise(() => cpuPercent(node.pid, idleMillis))
-  const loaded = yield* Effect.promise(node.settledRss)
+  const loaded = yield* Effect.promise(node.settledMemory)
   // One stock change: a purchase; the time from its answer to each watcher's event.
   // A first purchase starts the sale's actor (lease, epoch, state from PostgreSQL): the change
   // measured is the next one, a sale already selling.
@@ -500,12 +521,13 @@ const driver = Effect.gen(function* () {
   yield* Effect.sync(() => held.children.forEach((child) => child.kill("SIGKILL")))
   // 4. The same watchers held by a bare node:http server: what node:http itself costs per
   // held connection and per fan-out, on the same machine in the same run.
+  const ceiling = yield* serve("bench/read.ts", { BENCH_READ_ROLE: "bare", BENCH_READ_BODY: body })
   yield* Effect.sleep("2 seconds")
-  const bareBaseline = yield* Effect.promise(ceiling.settledRss)
+  const bareBaseline = yield* Effect.promise(ceiling.settledMemory)
   const bareHeld = yield* connectWatchers(`${ceiling.url}/events`)
   yield* Effect.sleep(quick ? "2 seconds" : "5 seconds")
   const bareIdle = yield* Effect.promise(() => cpuPercent(ceiling.pid, idleMillis))
-  const bareLoaded = yield* Effect.promise(ceiling.settledRss)
+  const bareLoaded = yield* Effect.promise(ceiling.settledMemory)
   const bareReached = yield* delivery(bareHeld.children, 7, () =>
     fetch(`${ceiling.url}/fire?remaining=7`, { method: "POST" }).then((r) => r.status)
   )

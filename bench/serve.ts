@@ -15,10 +15,11 @@ export interface Served {
    */
   readonly probe: () => Promise<ProbeStats>
   /**
-   * The server's resident memory after a full garbage collection, bytes (the probe collects):
-   * the same state at both ends of a memory comparison. Starts the probe's phase afresh too.
+   * The server's resident memory and JavaScript heap in use after a full garbage collection,
+   * bytes (the probe collects): the same state at both ends of a memory comparison. Starts the
+   * probe's phase afresh too.
    */
-  readonly settledRss: () => Promise<number>
+  readonly settledMemory: () => Promise<{ readonly rssBytes: number; readonly heapUsedBytes: number }>
 }
 
 const probeScript = new URL("./probe.ts", import.meta.url).pathname
@@ -82,7 +83,11 @@ export const serve = (script: string, env: Record<string, string>) =>
                 url,
                 pid,
                 probe: () => readProbe(pid, probeFile),
-                settledRss: () => readProbe(pid, probeFile, true).then((stats) => stats.rssBytes)
+                settledMemory: () =>
+                  readProbe(pid, probeFile, true).then(({ rssBytes, heapUsedBytes }) => ({
+                    rssBytes,
+                    heapUsedBytes
+                  }))
               },
               stop
             })
