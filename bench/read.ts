@@ -6,9 +6,9 @@
  *    PostgreSQL transactions of the bench's database counted over the rounds.
  * 2. Watchers, on a node started afresh: as many SSE connections as asked (default 15,000),
  *    spread over client processes (5,000 each: the per-process open-files limit is 20,000);
- *    the node's idle CPU with them connected, its memory per watcher (resident memory after a full collection,
- *    before and after they connect: bench/probe.ts), and the time one stock change takes to
- *    reach 50 / 99 / 100 % of them.
+ *    the node's idle CPU with them connected, its memory per watcher (resident memory and the
+ *    JavaScript heap in use after V8's last-resort collection, before and after they connect:
+ *    bench/probe.ts), and the time one stock change takes to reach 50 / 99 / 100 % of them.
  * 3. Mixed, in alternating rounds: purchases/s of a sale nobody watches with no readers,
  *    then of the sale the watchers follow, with a crowd reading its status at a steady rate
  *    (--crowd-rate, default 1,000 reads/s: 15,000 pages each refreshed every 15 s; 0 reads

@@ -10,7 +10,7 @@ const hsts = "max-age=31536000; includeSubDomains"
  * same-origin, so there is no mixed content to upgrade; behind TLS, Strict-Transport-Security
  * keeps the browser on HTTPS.
  */
-export const documentHeaders: Readonly<Record<string, string>> = {
+const documentHeaders: Readonly<Record<string, string>> = {
   "content-security-policy":
     "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline'",
   "cross-origin-opener-policy": "same-origin",
