@@ -1,9 +1,9 @@
-import { Context, Duration, Effect, Exit, Layer, Option } from "effect"
+import { Context, Duration, Effect, Layer, Option } from "effect"
 import { IncomingMessage } from "node:http"
 import type { HttpServerRequest } from "effect/http"
-import { RateLimiter } from "effect/persistence"
 import * as Settings from "../Settings.ts"
-import { rateLimited, type RateLimited } from "./ApiErrors.ts"
+import type { RateLimited } from "./ApiErrors.ts"
+import { admit, Buckets } from "./Buckets.ts"
 
 /** The caller's address, the key of its rate limit. */
 export const addressOf = (request: HttpServerRequest.HttpServerRequest): string =>
@@ -22,8 +22,8 @@ export class Limits extends Context.Service<
   {
     /**
      * One request from `address`; `userId` also counts against that user. The answer when
-     * a bucket is empty, else undefined. Synchronous (memory buckets), so the purchase fast
-     * route takes it without a fiber.
+     * a bucket is empty (taking from none), else undefined. Synchronous (memory buckets), so
+     * the purchase fast route takes it without a fiber.
      */
     readonly take: (address: string, userId?: string) => RateLimited | undefined
   }
@@ -32,45 +32,19 @@ export class Limits extends Context.Service<
     readonly perUser: number
     readonly perAddress: number
     readonly window: Duration.Input
-  }) =>
-    Layer.effect(
-      Limits,
-      Effect.gen(function* () {
-        const limiter = yield* RateLimiter.RateLimiter
-        const bucket = (key: string, limit: number) =>
-          limit <= 0
-            ? Effect.void
-            : limiter
-                .consume({
-                  algorithm: "token-bucket",
-                  onExceeded: "fail",
-                  window: options.window,
-                  limit,
-                  key
-                })
-                .pipe(
-                  Effect.asVoid,
-                  Effect.catchTag("RateLimiterError", (error) =>
-                    error.reason._tag === "RateLimitExceeded"
-                      ? Effect.fail(rateLimited(Math.ceil(Duration.toSeconds(error.reason.retryAfter))))
-                      : Effect.void
-                  )
-                )
-        const take = (address: string, userId?: string): RateLimited | undefined => {
-          const buckets =
-            userId === undefined
-              ? bucket(`address:${address}`, options.perAddress)
-              : Effect.andThen(
-                  bucket(`address:${address}`, options.perAddress),
-                  bucket(`user:${userId}`, options.perUser)
-                )
-          // Anything but an empty bucket (a store that cannot answer) lets the request through:
-          // a limit protects the sale, it must not take it down.
-          return Option.getOrUndefined(Exit.findErrorOption(Effect.runSyncExit(buckets)))
-        }
-        return Limits.of({ take })
-      })
-    ).pipe(Layer.provide(RateLimiter.layer.pipe(Layer.provide(RateLimiter.layerStoreMemory))))
+  }) => {
+    const window = Duration.toMillis(Duration.fromInputUnsafe(options.window))
+    const addresses = new Buckets(options.perAddress, window)
+    const users = new Buckets(options.perUser, window)
+    const take = (address: string, userId?: string): RateLimited | undefined =>
+      userId === undefined
+        ? admit([[addresses, address]])
+        : admit([
+            [addresses, address],
+            [users, userId]
+          ])
+    return Layer.succeed(Limits, Limits.of({ take }))
+  }
 
   static readonly layer = Layer.unwrap(
     Effect.map(Settings.limitSettings, (settings) => Limits.make(settings))
