@@ -5,43 +5,66 @@
  * over their period instead of leaving all at once.
  */
 
+/** The event loop's share of work above which the write budget shrinks. */
+export const busyFrom = 0.8
+/** What is left of the write budget when the event loop is saturated. */
+export const busyShare = 0.2
+
 /**
  * A token bucket of socket writes, one for the node's live events: it refills at
  * `perSecond`, and holds at most a second's worth or one whole fan-out, whichever is larger,
  * so a change after a quiet spell goes to every watcher at once while a stream of changes
  * to a large audience is sent as often as the budget allows (each event carries the whole
  * state, so a watcher skips nothing it needs).
+ *
+ * Purchases come first: while the node's event loop is busier than `busyFrom` of its time (a
+ * purchase flood), the refill shrinks in step, to `busyShare` of `perSecond` once it is
+ * saturated, so the writes give the purchases back most of what they would take. The tokens
+ * already held are not taken back.
  */
 export class WriteBudget {
   private tokens: number
   private at: number
   readonly perSecond: number
   private readonly now: () => number
+  private readonly busy: () => number
 
-  constructor(perSecond: number, now: () => number = Date.now) {
+  /**
+   * `busy` is the share of the last second the node's event loop spent working (0 to 1); by
+   * default the budget never shrinks.
+   */
+  constructor(perSecond: number, now: () => number = Date.now, busy: () => number = () => 0) {
     this.perSecond = perSecond
     this.now = now
+    this.busy = busy
     // Full, whatever the first fan-out asks.
     this.tokens = Number.POSITIVE_INFINITY
     this.at = now()
   }
 
-  private refill(writes: number): void {
+  /** Writes a second the budget refills at now: `perSecond`, less while the node is busy. */
+  rate(): number {
+    const over = (this.busy() - busyFrom) / (1 - busyFrom)
+    return over <= 0 ? this.perSecond : this.perSecond * Math.max(busyShare, 1 - over * (1 - busyShare))
+  }
+
+  private refill(writes: number, rate: number): void {
     const now = this.now()
     const capacity = Math.max(this.perSecond, writes)
-    this.tokens = Math.min(capacity, this.tokens + ((now - this.at) * this.perSecond) / 1_000)
+    this.tokens = Math.min(capacity, this.tokens + ((now - this.at) * rate) / 1_000)
     this.at = now
   }
 
-  /** Milliseconds until `writes` can be afforded; 0 when they can be now. */
+  /** Milliseconds until `writes` can be afforded at the current rate; 0 when they can be now. */
   wait(writes: number): number {
-    this.refill(writes)
-    return this.tokens >= writes ? 0 : Math.ceil(((writes - this.tokens) * 1_000) / this.perSecond)
+    const rate = this.rate()
+    this.refill(writes, rate)
+    return this.tokens >= writes ? 0 : Math.ceil(((writes - this.tokens) * 1_000) / rate)
   }
 
   /** Takes `writes` from the bucket; a change of status is sent whatever the budget, and may leave it owing. */
   spend(writes: number): void {
-    this.refill(writes)
+    this.refill(writes, this.rate())
     this.tokens -= writes
   }
 }

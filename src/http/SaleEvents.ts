@@ -6,6 +6,7 @@ import { liveSettings, type LiveSettings } from "../Settings.ts"
 import { releaseParser } from "./HeldConnection.ts"
 import { FanOut, HeartbeatRing, WriteBudget } from "./LivePacing.ts"
 import type { IncomingMessage, ServerResponse } from "node:http"
+import { performance } from "node:perf_hooks"
 
 const decodeSaleId = Schema.decodeUnknownOption(SaleId)
 const encoder = new TextEncoder()
@@ -105,7 +106,8 @@ class Audience {
       statusChanged(snapshot, this.sent.snapshot) ? 0 : this.budget.wait(this.watchers.size)
     )
     if (wait > 0) {
-      this.timer = setTimeout(() => this.send(), wait)
+      // Looked at again within a second: the budget refills faster once a flood is over.
+      this.timer = setTimeout(() => this.send(), Math.min(wait, 1_000))
       return
     }
     // Serialised only once it goes: a change held back for the budget costs no JSON.
@@ -149,10 +151,16 @@ class Audiences {
   private readonly heartbeats: HeartbeatRing<Watcher>
   constructor(watch: SaleWatch["Service"], settings: LiveSettings) {
     this.watch = watch
-    this.budget = new WriteBudget(settings.writesPerSecond)
+    // How busy the event loop was over the last second: a purchase flood shrinks the budget.
+    let busy = 0
+    let sampled = performance.eventLoopUtilization()
+    this.budget = new WriteBudget(settings.writesPerSecond, Date.now, () => busy)
     // One slot a second: each watcher hears a heartbeat every `heartbeatSeconds`.
     this.heartbeats = new HeartbeatRing(settings.heartbeatSeconds)
     setInterval(() => {
+      const now = performance.eventLoopUtilization()
+      busy = performance.eventLoopUtilization(now, sampled).utilization
+      sampled = now
       for (const watcher of this.heartbeats.due()) watcher.write(heartbeat)
     }, 1_000).unref()
   }

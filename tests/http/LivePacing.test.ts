@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { FanOut, HeartbeatRing, WriteBudget } from "../../src/http/LivePacing.ts"
+import { busyFrom, busyShare, FanOut, HeartbeatRing, WriteBudget } from "../../src/http/LivePacing.ts"
 
 describe("live event pacing", () => {
   it("the write budget sends a fan-out after a quiet spell at once, and a stream as it refills", () => {
@@ -30,6 +30,32 @@ describe("live event pacing", () => {
     assert.strictEqual(budget.wait(1_000), 0)
     budget.spend(1_000)
     assert.strictEqual(budget.wait(1), 1)
+  })
+
+  it("the write budget gives way to purchases: it refills slower while the event loop is busy", () => {
+    let now = 0
+    let busy = 0.5
+    const budget = new WriteBudget(
+      1_000,
+      () => now,
+      () => busy
+    )
+    budget.spend(1_000)
+    // Half busy: the whole rate, a second for 1,000 writes.
+    assert.strictEqual(budget.rate(), 1_000)
+    assert.strictEqual(budget.wait(1_000), 1_000)
+    // Past busyFrom the refill shrinks in step, to busyShare once the loop is saturated.
+    busy = busyFrom + (1 - busyFrom) / 2
+    assert.closeTo(budget.rate(), (1_000 * (1 + busyShare)) / 2, 1e-9)
+    busy = 1
+    assert.closeTo(budget.rate(), 1_000 * busyShare, 1e-9)
+    assert.strictEqual(budget.wait(1_000), Math.ceil(1_000 / busyShare))
+    // What refilled while saturated is that share of the time.
+    now = 1_000
+    assert.strictEqual(budget.wait(1_000), Math.ceil((1_000 - 1_000 * busyShare) / busyShare))
+    // Quiet again: the rest comes at the whole rate.
+    busy = 0
+    assert.strictEqual(budget.wait(1_000), Math.ceil(1_000 - 1_000 * busyShare))
   })
 
   it("each watcher hears one heartbeat per period, and a tick writes to a slice", () => {
