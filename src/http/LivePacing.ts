@@ -5,9 +5,9 @@
  * over their period instead of leaving all at once.
  */
 
-/** The event loop's share of work above which the write budget shrinks. */
-export const busyFrom = 0.8
-/** What is left of the write budget when the event loop is saturated. */
+/** Units a second, sold across a node's watched sales, at which its write budget is at its floor. */
+export const sellingFast = 2_000
+/** What is left of the write budget while the node's watched sales sell that fast or faster. */
 export const busyShare = 0.2
 
 /**
@@ -17,10 +17,11 @@ export const busyShare = 0.2
  * to a large audience is sent as often as the budget allows (each event carries the whole
  * state, so a watcher skips nothing it needs).
  *
- * Purchases come first: while the node's event loop is busier than `busyFrom` of its time (a
- * purchase flood), the refill shrinks in step, to `busyShare` of `perSecond` once it is
- * saturated, so the writes give the purchases back most of what they would take. The tokens
- * already held are not taken back.
+ * Purchases come first: the refill shrinks in step with how fast the node's watched sales are
+ * selling, to `busyShare` of `perSecond` from `sellingFast` units a second, so in a flood the
+ * writes give the purchases back most of the CPU they would take (the stream of changes is
+ * what the writes carry, so a quiet sale's watchers lose nothing). The tokens already held are
+ * not taken back.
  */
 export class WriteBudget {
   private tokens: number
@@ -30,8 +31,8 @@ export class WriteBudget {
   private readonly busy: () => number
 
   /**
-   * `busy` is the share of the last second the node's event loop spent working (0 to 1); by
-   * default the budget never shrinks.
+   * `busy` says how fast the node's watched sales sold over the last second, from 0 (not at
+   * all) to 1 (`sellingFast` or faster); by default the budget never shrinks.
    */
   constructor(perSecond: number, now: () => number = Date.now, busy: () => number = () => 0) {
     this.perSecond = perSecond
@@ -42,10 +43,10 @@ export class WriteBudget {
     this.at = now()
   }
 
-  /** Writes a second the budget refills at now: `perSecond`, less while the node is busy. */
+  /** Writes a second the budget refills at now: `perSecond`, less while sales sell fast. */
   rate(): number {
-    const over = (this.busy() - busyFrom) / (1 - busyFrom)
-    return over <= 0 ? this.perSecond : this.perSecond * Math.max(busyShare, 1 - over * (1 - busyShare))
+    const busy = Math.min(1, Math.max(0, this.busy()))
+    return this.perSecond * (busyShare + (1 - busy) * (1 - busyShare))
   }
 
   private refill(writes: number, rate: number): void {

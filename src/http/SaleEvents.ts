@@ -4,9 +4,8 @@ import { SaleWatch, snapshotOf, type PushedFigures, type SaleSnapshot } from "..
 import { SaleId } from "../domain/Ids.ts"
 import { liveSettings, type LiveSettings } from "../Settings.ts"
 import { releaseParser } from "./HeldConnection.ts"
-import { FanOut, HeartbeatRing, WriteBudget } from "./LivePacing.ts"
+import { FanOut, HeartbeatRing, sellingFast, WriteBudget } from "./LivePacing.ts"
 import type { IncomingMessage, ServerResponse } from "node:http"
-import { performance } from "node:perf_hooks"
 
 const decodeSaleId = Schema.decodeUnknownOption(SaleId)
 const encoder = new TextEncoder()
@@ -74,15 +73,24 @@ class Audience {
   private readonly budget: WriteBudget
   private readonly fanOut = new FanOut<Watcher>(sliceSize)
 
-  constructor(watch: SaleWatch["Service"], first: PushedFigures, budget: WriteBudget) {
+  private readonly onSold: (units: number) => void
+
+  constructor(
+    watch: SaleWatch["Service"],
+    first: PushedFigures,
+    budget: WriteBudget,
+    onSold: (units: number) => void
+  ) {
     this.latest = first
     this.budget = budget
+    this.onSold = onSold
     this.sent = eventOf(first, snapshotOf(first, Date.now()))
     this.unfollow = watch.follow(first.saleId, (figures) => this.changed(figures))
     this.wakeAtClockChange()
   }
 
   private changed(figures: PushedFigures): void {
+    if (figures.remaining < this.latest.remaining) this.onSold(this.latest.remaining - figures.remaining)
     this.latest = figures
     // A change of status does not wait behind a pending figure: it goes now (send clears the timer).
     if (this.timer === undefined || statusChanged(snapshotOf(figures, Date.now()), this.sent.snapshot))
@@ -146,21 +154,21 @@ class Audience {
 class Audiences {
   private readonly bySale = new Map<SaleId, Audience>()
   watching = 0
+  /** Units the watched sales sold since the last tick (their committed `remaining` fell by). */
+  sold = 0
   private readonly watch: SaleWatch["Service"]
   private readonly budget: WriteBudget
   private readonly heartbeats: HeartbeatRing<Watcher>
   constructor(watch: SaleWatch["Service"], settings: LiveSettings) {
     this.watch = watch
-    // How busy the event loop was over the last second: a purchase flood shrinks the budget.
+    // How fast the watched sales sold over the last second: a flood shrinks the budget.
     let busy = 0
-    let sampled = performance.eventLoopUtilization()
     this.budget = new WriteBudget(settings.writesPerSecond, Date.now, () => busy)
     // One slot a second: each watcher hears a heartbeat every `heartbeatSeconds`.
     this.heartbeats = new HeartbeatRing(settings.heartbeatSeconds)
     setInterval(() => {
-      const now = performance.eventLoopUtilization()
-      busy = performance.eventLoopUtilization(now, sampled).utilization
-      sampled = now
+      busy = this.sold / sellingFast
+      this.sold = 0
       for (const watcher of this.heartbeats.due()) watcher.write(heartbeat)
     }, 1_000).unref()
   }
@@ -170,7 +178,7 @@ class Audiences {
     const saleId = first.saleId
     let audience = this.bySale.get(saleId)
     if (audience === undefined) {
-      audience = new Audience(this.watch, first, this.budget)
+      audience = new Audience(this.watch, first, this.budget, (units) => void (this.sold += units))
       this.bySale.set(saleId, audience)
     }
     const joined = audience

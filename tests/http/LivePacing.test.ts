@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { busyFrom, busyShare, FanOut, HeartbeatRing, WriteBudget } from "../../src/http/LivePacing.ts"
+import { busyShare, FanOut, HeartbeatRing, WriteBudget } from "../../src/http/LivePacing.ts"
 
 describe("live event pacing", () => {
   it("the write budget sends a fan-out after a quiet spell at once, and a stream as it refills", () => {
@@ -32,25 +32,25 @@ describe("live event pacing", () => {
     assert.strictEqual(budget.wait(1), 1)
   })
 
-  it("the write budget gives way to purchases: it refills slower while the event loop is busy", () => {
+  it("the write budget gives way to purchases: it refills slower while the watched sales sell fast", () => {
     let now = 0
-    let busy = 0.5
+    let busy = 0
     const budget = new WriteBudget(
       1_000,
       () => now,
       () => busy
     )
     budget.spend(1_000)
-    // Half busy: the whole rate, a second for 1,000 writes.
+    // Nothing selling: the whole rate, a second for 1,000 writes.
     assert.strictEqual(budget.rate(), 1_000)
     assert.strictEqual(budget.wait(1_000), 1_000)
-    // Past busyFrom the refill shrinks in step, to busyShare once the loop is saturated.
-    busy = busyFrom + (1 - busyFrom) / 2
-    assert.closeTo(budget.rate(), (1_000 * (1 + busyShare)) / 2, 1e-9)
-    busy = 1
+    // Selling at half of sellingFast: the refill shrinks in step; from sellingFast on, to busyShare.
+    busy = 0.5
+    assert.closeTo(budget.rate(), 1_000 * (1 - 0.5 * (1 - busyShare)), 1e-9)
+    busy = 3
     assert.closeTo(budget.rate(), 1_000 * busyShare, 1e-9)
     assert.strictEqual(budget.wait(1_000), Math.ceil(1_000 / busyShare))
-    // What refilled while saturated is that share of the time.
+    // What refilled during a flood is that share of the time.
     now = 1_000
     assert.strictEqual(budget.wait(1_000), Math.ceil((1_000 - 1_000 * busyShare) / busyShare))
     // Quiet again: the rest comes at the whole rate.
