@@ -155,7 +155,7 @@ class Audiences {
   private readonly bySale = new Map<SaleId, Audience>()
   watching = 0
   /** Units the watched sales sold since the last tick (their committed `remaining` fell by). */
-  sold = 0
+  private sold = 0
   private readonly watch: SaleWatch["Service"]
   private readonly budget: WriteBudget
   private readonly heartbeats: HeartbeatRing<Watcher>
