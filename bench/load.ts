@@ -69,7 +69,9 @@ const runWrk = (args: ReadonlyArray<string>, env: Record<string, string>) =>
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
     child.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString()))
     child.on("error", reject)
-    child.on("exit", (code) => {
+    // "close", not "exit": a thread's line can be long (every order it confirmed), and "exit"
+    // may come before the pipe has given the last of it.
+    child.on("close", (code) => {
       const lines = output.split("\n")
       const tagged = (tag: string) =>
         lines

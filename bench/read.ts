@@ -177,7 +177,7 @@ const wrkGet = (url: string, seconds: number, conns: number, rate?: number) =>
     let output = ""
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
     child.on("error", reject)
-    child.on("exit", () => {
+    child.on("close", () => {
       const perSecond = Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1] ?? 0)
       const bad = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(output)?.[1] ?? 0)
       resolve({ perSecond, bad })
