@@ -377,7 +377,11 @@ const finished = (c: Committer) =>
   })
 
 // A batch is taken only when a slot is free, so batches keep growing while all are busy.
-const writer = (c: Committer, scope: Scope.Scope) =>
+// Each commit is the writer's child, not a fiber of the actor's scope: the actor drains while
+// that scope closes, and a fiber forked into a closing scope never starts, so its buyers were
+// never answered and the drain waited for its slot for ever. The writer outlives its commits
+// (its drain takes every slot back first).
+const writer = (c: Committer) =>
   Effect.gen(function* () {
     while (true) {
       yield* Semaphore.take(c.slots, 1)
@@ -386,7 +390,7 @@ const writer = (c: Committer, scope: Scope.Scope) =>
         Effect.onError(() => Semaphore.release(c.slots, 1))
       )
       c.committing++
-      yield* Effect.forkIn(commitOrHalt(c, batch).pipe(Effect.ensuring(finished(c))), scope)
+      yield* Effect.forkChild(commitOrHalt(c, batch).pipe(Effect.ensuring(finished(c))))
     }
   })
 
@@ -427,7 +431,7 @@ export const make = Effect.fnUntraced(function* (
     committing: 0
   }
   yield* Effect.forkIn(
-    writer(c, yield* Effect.scope).pipe(Effect.catchIf(Cause.isDone, () => drain(c))),
+    writer(c).pipe(Effect.catchIf(Cause.isDone, () => drain(c))),
     yield* Effect.scope
   )
   const wakeIfFull = Effect.sync(() => {

@@ -3,8 +3,8 @@ import { Effect, Fiber, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SaleView } from "../../src/actors/SaleActor.ts"
 import { isIdle, SaleRegistry, type RegistryOptions } from "../../src/actors/SaleRegistry.ts"
-import type { SaleId, UserId } from "../../src/domain/Ids.ts"
-import { awaitReply, type Refusal } from "../../src/domain/Reply.ts"
+import type { OrderId, SaleId, UserId } from "../../src/domain/Ids.ts"
+import { awaitReply, type Refusal, type Reply } from "../../src/domain/Reply.ts"
 import { Audit } from "../../src/storage/Audit.ts"
 import { Catalog } from "../../src/storage/Catalog.ts"
 import { OrderStore } from "../../src/storage/OrderStore.ts"
@@ -89,6 +89,52 @@ layer(Storage, { timeout: 60_000, excludeTestServices: true })(
         assert.strictEqual(yield* ownerEpoch(saleId), again?.epoch)
         assert.isAbove(again?.epoch ?? 0, actor?.epoch ?? 0)
       }).pipe(Effect.provide(SaleRegistry.make(idle)))
+    )
+
+    it.effect(
+      "closing with purchases and repeats still queued answers each one, stores each accepted order, and ends",
+      () =>
+        Effect.gen(function* () {
+          const users = yield* makeUsers(150)
+          const saleId = yield* makeSale(100)
+          const answers: Array<{ readonly userId: UserId; readonly reply: Reply }> = []
+          // Every buyer twice, then the registry's scope closes at once: the actor drains while
+          // it closes, with its first batches staged and not yet taken by a commit.
+          const closing = yield* Effect.gen(function* () {
+            const actor = yield* (yield* SaleRegistry).actor(saleId)
+            for (const userId of [...users, ...users])
+              actor.offer(userId, (reply) => answers.push({ userId, reply }))
+          }).pipe(Effect.provide(SaleRegistry.make(idle)), Effect.forkDetach)
+          // An actor that never stops holds the close for ever, and a close cannot be
+          // interrupted: it is awaited from outside, with a bound.
+          const closed = yield* Effect.timeoutOption(Fiber.await(closing), "10 seconds")
+          assert.isTrue(
+            closed._tag === "Some" && closed.value._tag === "Success",
+            "the registry did not close"
+          )
+          assert.strictEqual(answers.length, 2 * users.length, "every purchase is answered")
+          const stored = new Map(
+            (yield* (yield* SqlClient.SqlClient)<{ orderId: OrderId; userId: UserId }>`
+            SELECT id AS "orderId", user_id AS "userId" FROM orders WHERE sale_id = ${saleId}`).map((row) => [
+              row.orderId,
+              row.userId
+            ])
+          )
+          const purchased = answers.flatMap(({ userId, reply }) =>
+            reply._tag === "Accepted" || reply._tag === "AlreadyPurchased"
+              ? [{ userId, orderId: reply.orderId }]
+              : []
+          )
+          assert.isAbove(purchased.length, 0)
+          for (const { userId, orderId } of purchased)
+            assert.strictEqual(stored.get(orderId), userId, "a purchased answer without its row")
+          assert.strictEqual(
+            new Set(purchased.map((p) => p.orderId)).size,
+            stored.size,
+            "a row nobody was told"
+          )
+          assert.isAtMost(stored.size, 100)
+        })
     )
   }
 )
