@@ -53,7 +53,9 @@ export const layer = (options: {
           const serveScope = yield* Effect.scope
           const requests = Scope.forkUnsafe(serveScope, "parallel")
           const handler = yield* NodeHttpServer.makeHandler(app, { middleware, scope: requests })
+          let closing = false
           const onRequest = (request: IncomingMessage, response: ServerResponse) => {
+            if (closing) response.setHeader("connection", "close")
             let served: boolean
             try {
               served = options.route(request, response)
@@ -75,7 +77,10 @@ export const layer = (options: {
           yield* Scope.addFinalizer(
             serveScope,
             Effect.ensuring(
-              stopListening(server, options.stopping).pipe(
+              stopListening(server, () => {
+                closing = true
+                options.stopping?.()
+              }).pipe(
                 Effect.timeoutOrElse({ duration: gracefulShutdownMillis, orElse: () => Effect.void })
               ),
               Effect.sync(() => server.off("request", onRequest))
@@ -87,11 +92,25 @@ export const layer = (options: {
     })
   ).pipe(Layer.provideMerge(NodeHttpServer.layerHttpServices))
 
-const stopListening = (server: Server, stopping: (() => void) | undefined) =>
+// How often a closing server closes the keep-alive connections that have gone idle.
+const idleCloseMillis = 50
+
+/**
+ * Closes the server and resumes once its last connection is gone. node:http closes the idle
+ * keep-alive connections at `close()` but keeps one busy then for as long as its client keeps
+ * sending on it (a load balancer or a buyer's browser): `stopping` makes every later answer
+ * say `Connection: close`, and the connections that go idle meanwhile are closed as they do.
+ */
+const stopListening = (server: Server, stopping: () => void) =>
   Effect.callback<void>((resume) => {
     if (!server.listening) return resume(Effect.void)
-    server.close(() => resume(Effect.void))
-    stopping?.()
+    const idle = setInterval(() => server.closeIdleConnections(), idleCloseMillis)
+    server.close(() => {
+      clearInterval(idle)
+      resume(Effect.void)
+    })
+    stopping()
+    return Effect.sync(() => clearInterval(idle))
   })
 
 /** The JSON 500 for a defect in a raw route, unless its answer had started; the request id. */
