@@ -430,10 +430,7 @@ export const make = Effect.fnUntraced(function* (
     halted: undefined,
     committing: 0
   }
-  yield* Effect.forkIn(
-    writer(c).pipe(Effect.catchIf(Cause.isDone, () => drain(c))),
-    yield* Effect.scope
-  )
+  yield* Effect.forkIn(writer(c).pipe(Effect.catchIf(Cause.isDone, () => drain(c))), yield* Effect.scope)
   const wakeIfFull = Effect.sync(() => {
     if (Queue.sizeUnsafe(c.staging) >= options.maxBatchSize) c.overlapChanged.openUnsafe()
   })

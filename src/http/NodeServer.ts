@@ -80,9 +80,7 @@ export const layer = (options: {
               stopListening(server, () => {
                 closing = true
                 options.stopping?.()
-              }).pipe(
-                Effect.timeoutOrElse({ duration: gracefulShutdownMillis, orElse: () => Effect.void })
-              ),
+              }).pipe(Effect.timeoutOrElse({ duration: gracefulShutdownMillis, orElse: () => Effect.void })),
               Effect.sync(() => server.off("request", onRequest))
             )
           )
